@@ -1,0 +1,1 @@
+"""vidzoo: video transformers by name."""
