@@ -1,0 +1,112 @@
+"""Build a model from its spec and overrides, attach its pretrained cfg, load its weights."""
+from __future__ import annotations
+
+import inspect
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from ._pretrained import PretrainedCfg
+from ._registry import get_pretrained_cfg
+from .models.video_transformer import VideoTransformer, get_attention
+
+# Arguments of the composed model that an entry point's spec may set and a user may override.
+_BASE_ARGS = tuple(p for p in inspect.signature(VideoTransformer.__init__).parameters
+                   if p not in ("self", "block_kwargs", "variant_kwargs"))
+
+
+def model_arg_names(attention: str) -> tuple[str, ...]:
+    """Every override accepted by a model of attention variant ``attention``."""
+    return ("attention",) + _BASE_ARGS + get_attention(attention).variant_args
+
+
+def merge_model_args(spec: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """Apply user overrides to an entry point's spec.
+
+    Switching tokenizer or attention variant resets the spec's arguments that only meant
+    something for the old one (``tubelet_size``; ``temporal_depth``, ``attention_order``; a
+    position-embedding layout or class token the new variant does not support) unless the user
+    set them too; anything the user set explicitly is passed on and checked by the model.
+    """
+    args = dict(spec)
+    if "tokenizer" in overrides and overrides["tokenizer"] != spec.get("tokenizer") and "tubelet_size" not in overrides:
+        args.pop("tubelet_size", None)
+    new_attn = overrides.get("attention", spec["attention"])
+    if new_attn != spec["attention"]:
+        old, new = get_attention(spec["attention"]), get_attention(new_attn)
+        for k in old.variant_args:
+            if k not in new.variant_args:
+                args.pop(k, None)
+        if args.get("pos_embed") not in new.pos_embed_types:
+            args.pop("pos_embed", None)
+        if not new.supports_class_token:
+            args.pop("class_token", None)
+            if args.get("global_pool") == "token":
+                args.pop("global_pool")
+    args.update(overrides)
+    accepted = model_arg_names(args["attention"])
+    unknown = sorted(set(args) - set(accepted))
+    if unknown:
+        raise TypeError(f"Unexpected model argument(s) {unknown} for attention '{args['attention']}'. "
+                        f"Accepted: {', '.join(accepted)}.")
+    return args
+
+
+def resolve_pretrained_cfg(variant: str, pretrained_cfg: str | PretrainedCfg | dict | None = None,
+                           pretrained_cfg_overlay: dict[str, Any] | None = None) -> PretrainedCfg:
+    """The cfg of ``variant`` (its default tag, a named tag, or a given cfg), with an overlay applied."""
+    if isinstance(pretrained_cfg, PretrainedCfg):
+        cfg = pretrained_cfg
+    elif isinstance(pretrained_cfg, dict):
+        cfg = PretrainedCfg(**pretrained_cfg)
+    else:
+        cfg = get_pretrained_cfg(f"{variant}.{pretrained_cfg}" if pretrained_cfg else variant)
+    if pretrained_cfg_overlay:
+        cfg = cfg.replace(**pretrained_cfg_overlay)
+    return cfg
+
+
+def _feed_cfg(cfg: PretrainedCfg, model: VideoTransformer) -> dict[str, Any]:
+    """The cfg as the model's ``pretrained_cfg`` dict, with the input it was actually built for."""
+    c, t = model.patch_embed.in_chans, model.num_frames
+    label_names = cfg.label_names if cfg.label_names and len(cfg.label_names) == model.num_classes else None
+    mean, std = cfg.mean, cfg.std
+    if len(mean) != c:  # e.g. one-channel volumes: keep per-channel stats consistent with in_chans
+        mean, std = (sum(mean) / len(mean),) * c, (sum(std) / len(std),) * c
+    return cfg.replace(num_frames=t, input_size=(c, t, *model.img_size), num_classes=model.num_classes,
+                       label_names=label_names, mean=tuple(mean), std=tuple(std)).to_dict()
+
+
+def build_model_with_cfg(
+    variant: str,
+    pretrained: bool,
+    spec: dict[str, Any],
+    pretrained_filter_fn: Callable[[dict[str, torch.Tensor], nn.Module], dict[str, torch.Tensor]] | None = None,
+    pretrained_cfg: str | PretrainedCfg | dict | None = None,
+    pretrained_cfg_overlay: dict[str, Any] | None = None,
+    **kwargs: Any,
+) -> VideoTransformer:
+    """Build ``variant`` from its ``spec`` with user ``kwargs`` and (optionally) load its weights.
+
+    Args:
+        variant: Architecture name (``arch`` without tag).
+        pretrained: Load the weights of the resolved pretrained cfg.
+        spec: The entry point's architecture arguments (including ``attention``).
+        pretrained_filter_fn: Converts a source state dict to this model's keys and shapes.
+        pretrained_cfg: Tag name, cfg or dict; default is the architecture's default tag.
+        pretrained_cfg_overlay: Fields replaced in the cfg, e.g. ``dict(file=PATH)``.
+        **kwargs: Model overrides (see :func:`model_arg_names`).
+    """
+    cfg = resolve_pretrained_cfg(variant, pretrained_cfg, pretrained_cfg_overlay)
+    args = merge_model_args(spec, kwargs)
+    args.setdefault("num_classes", cfg.num_classes)
+    model_cls = get_attention(args["attention"])
+    model = model_cls(**{k: v for k, v in args.items() if k != "attention"})
+    model.model_args = args
+    model.architecture = variant
+    model.pretrained_cfg = _feed_cfg(cfg, model)
+    if pretrained:
+        from ._weights import load_pretrained  # weights I/O only when asked for
+        load_pretrained(model, cfg, filter_fn=pretrained_filter_fn)
+    return model

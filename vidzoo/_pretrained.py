@@ -1,0 +1,109 @@
+"""Pretrained configurations: where a tag's weights live and how to feed the model."""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+IMAGENET_DEFAULT_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_DEFAULT_STD = (0.229, 0.224, 0.225)
+INCEPTION_MEAN = (0.5, 0.5, 0.5)  # ViViT / augreg ViT: inputs scaled to [-1, 1]
+INCEPTION_STD = (0.5, 0.5, 0.5)
+KINETICS_MEAN = (0.45, 0.45, 0.45)  # official TimeSformer / SlowFast
+KINETICS_STD = (0.225, 0.225, 0.225)
+
+
+@dataclass
+class PretrainedCfg:
+    """One ``arch.tag``: the source of its weights and the data the model expects.
+
+    Weight source, first present wins: ``state_dict`` > ``file`` > ``hf_hub_id``.
+    """
+
+    tag: str = ""
+    architecture: str = ""
+    # weights
+    state_dict: dict[str, Any] | None = None
+    file: str | None = None
+    hf_hub_id: str | None = None
+    hf_hub_filename: str | None = None
+    hf_hub_revision: str | None = None
+    source_format: str | None = None  # 'vidzoo', 'hf_vivit', 'hf_timesformer', 'timesformer', 'timm_vit'
+    inflation: str = "central_frame"  # tubelet init from 2-D kernels
+    # input
+    num_frames: int = 8
+    input_size: tuple[int, int, int, int] = (3, 8, 224, 224)  # (C, T, H, W)
+    mean: tuple[float, ...] = IMAGENET_DEFAULT_MEAN
+    std: tuple[float, ...] = IMAGENET_DEFAULT_STD
+    interpolation: str = "bilinear"
+    crop_pct: float = 1.0
+    frame_sample_rate: int | None = None  # stride between sampled frames (dense sampling)
+    sampling: str = "dense"  # 'dense' clips at frame_sample_rate, or 'uniform' segments
+    test_num_clips: int = 1
+    test_num_crops: int = 1
+    # classifier
+    num_classes: int = 400
+    label_names: list[str] | None = None
+    classifier: str = "head"
+    # provenance
+    license: str | None = None
+    paper_ids: str | None = None
+    paper_name: str | None = None
+    origin_url: str | None = None
+    notes: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def has_weights(self) -> bool:
+        """Whether this cfg names a weight source."""
+        return bool(self.state_dict is not None or self.file or self.hf_hub_id)
+
+    def replace(self, **kwargs: Any) -> "PretrainedCfg":
+        """A copy with fields replaced (unknown field names raise)."""
+        names = {f.name for f in dataclasses.fields(self)}
+        unknown = set(kwargs) - names
+        if unknown:
+            raise ValueError(f"Unknown pretrained_cfg fields {sorted(unknown)}; known: {sorted(names)}.")
+        return dataclasses.replace(self, **kwargs)
+
+    def to_dict(self, remove_source: bool = False) -> dict[str, Any]:
+        """Plain dict (``state_dict`` always left out: it is not data about the model)."""
+        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "state_dict"}
+        if remove_source:
+            for k in ("file", "hf_hub_id", "hf_hub_filename", "hf_hub_revision"):
+                d.pop(k)
+        return d
+
+
+@dataclass
+class DefaultCfg:
+    """The tags of one architecture; the first tag is the default."""
+
+    tags: list[str] = field(default_factory=list)
+    cfgs: dict[str, PretrainedCfg] = field(default_factory=dict)
+
+    @property
+    def default(self) -> PretrainedCfg:
+        return self.cfgs[self.tags[0]]
+
+
+def generate_default_cfgs(cfgs: dict[str, PretrainedCfg]) -> dict[str, DefaultCfg]:
+    """Group ``{'arch.tag': cfg}`` into ``{'arch': DefaultCfg}`` keeping the order of tags.
+
+    A key without a tag gives the architecture an untagged default (random init).
+    """
+    out: dict[str, DefaultCfg] = {}
+    for key, cfg in cfgs.items():
+        arch, _, tag = key.partition(".")
+        dc = out.setdefault(arch, DefaultCfg())
+        if tag in dc.cfgs:
+            raise ValueError(f"Duplicate pretrained cfg {key!r}.")
+        cfg = cfg.replace(tag=tag, architecture=arch)
+        # Tags with weights come before the untagged random-init default.
+        if cfg.has_weights and "" in dc.cfgs:
+            first_untagged = dc.tags.index("")
+            dc.tags.insert(first_untagged, tag)
+        else:
+            dc.tags.append(tag)
+        dc.cfgs[tag] = cfg
+    return out

@@ -1,0 +1,6 @@
+"""Building blocks shared by tokenizers and models (no model imports here)."""
+from .attention import Attention, attend, set_fused_attn, use_fused_attn
+from .pos_embed import resample_pos_embed_3d, resample_time_embed
+
+__all__ = ["Attention", "attend", "set_fused_attn", "use_fused_attn", "resample_pos_embed_3d",
+           "resample_time_embed"]

@@ -1,0 +1,75 @@
+"""Multi-head self-attention over token sequences, fused (SDPA) or eager.
+
+All vidzoo attention goes through :func:`attend`. The fused path is
+``torch.nn.functional.scaled_dot_product_attention``; the eager path exists for parity tests
+and export, and is switched globally at run time with :func:`set_fused_attn`.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+_USE_FUSED_ATTN = True
+
+
+def set_fused_attn(enable: bool = True) -> None:
+    """Use ``F.scaled_dot_product_attention`` (True, default) or the eager math path (False).
+
+    Unlike ``timm.layers.set_fused_attn`` this takes effect for models already built: every
+    attention call reads the switch when it runs.
+    """
+    global _USE_FUSED_ATTN
+    _USE_FUSED_ATTN = bool(enable)
+
+
+def use_fused_attn() -> bool:
+    """Whether attention currently runs through SDPA."""
+    return _USE_FUSED_ATTN
+
+
+def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dropout_p: float = 0.0) -> torch.Tensor:
+    """Scaled dot-product attention on ``(..., L, head_dim)`` tensors."""
+    if _USE_FUSED_ATTN:
+        return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p)
+    attn = (q * q.shape[-1] ** -0.5) @ k.transpose(-2, -1)
+    attn = attn.softmax(dim=-1)
+    if dropout_p > 0.0:
+        attn = F.dropout(attn, p=dropout_p)
+    return attn @ v
+
+
+class Attention(nn.Module):
+    """Multi-head self-attention with timm's parameter names (``qkv``, ``proj``).
+
+    Args:
+        dim: Token width.
+        num_heads: Number of heads; must divide ``dim``.
+        qkv_bias: Bias on the fused qkv projection.
+        attn_drop: Dropout on attention weights (training only).
+        proj_drop: Dropout after the output projection.
+    """
+
+    def __init__(self, dim: int, num_heads: int = 8, qkv_bias: bool = True,
+                 attn_drop: float = 0.0, proj_drop: float = 0.0) -> None:
+        super().__init__()
+        if dim % num_heads:
+            raise ValueError(f"embed_dim ({dim}) must be divisible by num_heads ({num_heads}).")
+        self.num_heads = num_heads
+        self.head_dim = dim // num_heads
+        self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
+        self.attn_drop = attn_drop
+        self.proj = nn.Linear(dim, dim)
+        self.proj_drop = nn.Dropout(proj_drop)
+
+    def _qkv(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        B, L, _ = x.shape
+        qkv = self.qkv(x).reshape(B, L, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        return qkv.unbind(0)  # each (B, heads, L, head_dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        B, L, D = x.shape
+        q, k, v = self._qkv(x)
+        x = attend(q, k, v, self.attn_drop if self.training else 0.0)
+        x = x.transpose(1, 2).reshape(B, L, D)
+        return self.proj_drop(self.proj(x))

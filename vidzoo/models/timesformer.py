@@ -1,0 +1,131 @@
+"""TimeSformer: Is Space-Time Attention All You Need for Video Understanding?
+(Bertasius et al., ICML 2021, arXiv:2102.05095).
+
+Uniform frame tokenizer (16 px patches), a spatial ``pos_embed`` with class token plus a
+``time_embed``; divided space-time (``divided``), joint space-time (``joint``) and space-only
+(``space``) attention. TimeSformer: 8 frames at 224; TimeSformer-HR: 16 frames at 448;
+TimeSformer-L: 96 frames at 224.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from .._builder import build_model_with_cfg
+from .._pretrained import KINETICS_MEAN, KINETICS_STD, PretrainedCfg, generate_default_cfgs
+from .._registry import register_model, register_model_alias
+from .video_transformer import VideoTransformer
+from .vivit import SIZES
+
+ATTENTION = {"divided": "divided", "joint": "joint", "space": "space_only"}
+
+
+def _spec(attn: str, size: str, **kwargs: Any) -> dict[str, Any]:
+    dim, depth, heads = SIZES[size]
+    spec = dict(attention=ATTENTION[attn], tokenizer="uniform", img_size=224, num_frames=8, patch_size=16,
+                embed_dim=dim, depth=depth, num_heads=heads, act_layer="gelu")
+    if attn != "space":
+        spec["pos_embed"] = "separable"
+    spec.update(kwargs)
+    return spec
+
+
+def checkpoint_filter_fn(state_dict: dict[str, torch.Tensor], model: VideoTransformer) -> dict[str, torch.Tensor]:
+    """Map a checkpoint onto a TimeSformer model (vidzoo's own keys pass through)."""
+    from .._convert import convert_state_dict
+    return convert_state_dict(state_dict, model)
+
+
+def _create_timesformer(variant: str, pretrained: bool, spec: dict[str, Any], **kwargs: Any) -> VideoTransformer:
+    return build_model_with_cfg(variant, pretrained, spec, pretrained_filter_fn=checkpoint_filter_fn, **kwargs)
+
+
+def _cfg(num_frames: int = 8, img_size: int = 224, frame_sample_rate: int = 32 // 8, **kwargs: Any) -> PretrainedCfg:
+    return PretrainedCfg(num_frames=num_frames, input_size=(3, num_frames, img_size, img_size),
+                         mean=KINETICS_MEAN, std=KINETICS_STD, frame_sample_rate=frame_sample_rate, sampling="dense",
+                         test_num_clips=1, test_num_crops=3, paper_ids="arXiv:2102.05095",
+                         paper_name="Is Space-Time Attention All You Need for Video Understanding?",
+                         license="cc-by-nc-4.0", **kwargs)
+
+
+default_cfgs = generate_default_cfgs({
+    **{f"timesformer_{a}_{s}_patch16_224": _cfg() for a in ATTENTION for s in ("tiny", "small", "base")},
+    "timesformer_divided_base_patch16_448": _cfg(num_frames=16, img_size=448),
+    "timesformer_divided_base_patch16_224_f96": _cfg(num_frames=96, frame_sample_rate=4),
+})
+
+
+# ------------------------------------------------------------------------------ TimeSformer-B
+@register_model
+def timesformer_divided_base_patch16_224(pretrained: bool = False, **kwargs: Any) -> VideoTransformer:
+    """TimeSformer (divided space-time), ViT-B/16, 8x224, 121.4M params at 400 classes."""
+    return _create_timesformer("timesformer_divided_base_patch16_224", pretrained, _spec("divided", "base"), **kwargs)
+
+
+@register_model
+def timesformer_joint_base_patch16_224(pretrained: bool = False, **kwargs: Any) -> VideoTransformer:
+    """TimeSformer joint space-time attention, ViT-B/16, 8x224, 85.9M params."""
+    return _create_timesformer("timesformer_joint_base_patch16_224", pretrained, _spec("joint", "base"), **kwargs)
+
+
+@register_model
+def timesformer_space_base_patch16_224(pretrained: bool = False, **kwargs: Any) -> VideoTransformer:
+    """TimeSformer space-only attention (frames encoded separately, averaged), ViT-B/16, 8x224."""
+    return _create_timesformer("timesformer_space_base_patch16_224", pretrained, _spec("space", "base"), **kwargs)
+
+
+@register_model
+def timesformer_divided_base_patch16_448(pretrained: bool = False, **kwargs: Any) -> VideoTransformer:
+    """TimeSformer-HR: divided space-time, ViT-B/16, 16 frames at 448 px."""
+    spec = _spec("divided", "base", num_frames=16, img_size=448)
+    return _create_timesformer("timesformer_divided_base_patch16_448", pretrained, spec, **kwargs)
+
+
+@register_model
+def timesformer_divided_base_patch16_224_f96(pretrained: bool = False, **kwargs: Any) -> VideoTransformer:
+    """TimeSformer-L: divided space-time, ViT-B/16, 96 frames at 224 px (long-range)."""
+    spec = _spec("divided", "base", num_frames=96)
+    return _create_timesformer("timesformer_divided_base_patch16_224_f96", pretrained, spec, **kwargs)
+
+
+# ----------------------------------------------------------------------- small and tiny (CPU)
+@register_model
+def timesformer_divided_small_patch16_224(pretrained: bool = False, **kwargs: Any) -> VideoTransformer:
+    """TimeSformer divided space-time, ViT-S/16 width."""
+    return _create_timesformer("timesformer_divided_small_patch16_224", pretrained, _spec("divided", "small"), **kwargs)
+
+
+@register_model
+def timesformer_joint_small_patch16_224(pretrained: bool = False, **kwargs: Any) -> VideoTransformer:
+    """TimeSformer joint space-time, ViT-S/16 width."""
+    return _create_timesformer("timesformer_joint_small_patch16_224", pretrained, _spec("joint", "small"), **kwargs)
+
+
+@register_model
+def timesformer_space_small_patch16_224(pretrained: bool = False, **kwargs: Any) -> VideoTransformer:
+    """TimeSformer space-only, ViT-S/16 width."""
+    return _create_timesformer("timesformer_space_small_patch16_224", pretrained, _spec("space", "small"), **kwargs)
+
+
+@register_model
+def timesformer_divided_tiny_patch16_224(pretrained: bool = False, **kwargs: Any) -> VideoTransformer:
+    """TimeSformer divided space-time, ViT-Ti/16 width."""
+    return _create_timesformer("timesformer_divided_tiny_patch16_224", pretrained, _spec("divided", "tiny"), **kwargs)
+
+
+@register_model
+def timesformer_joint_tiny_patch16_224(pretrained: bool = False, **kwargs: Any) -> VideoTransformer:
+    """TimeSformer joint space-time, ViT-Ti/16 width."""
+    return _create_timesformer("timesformer_joint_tiny_patch16_224", pretrained, _spec("joint", "tiny"), **kwargs)
+
+
+@register_model
+def timesformer_space_tiny_patch16_224(pretrained: bool = False, **kwargs: Any) -> VideoTransformer:
+    """TimeSformer space-only, ViT-Ti/16 width."""
+    return _create_timesformer("timesformer_space_tiny_patch16_224", pretrained, _spec("space", "tiny"), **kwargs)
+
+
+register_model_alias("timesformer", "timesformer_divided_base_patch16_224")
+register_model_alias("timesformer_hr", "timesformer_divided_base_patch16_448")
+register_model_alias("timesformer_l", "timesformer_divided_base_patch16_224_f96")

@@ -1,0 +1,412 @@
+"""The composed video transformer: tokenizer -> position embeddings -> attention-variant blocks -> head.
+
+One :class:`VideoTransformer` subclass per attention variant, registered by name
+(``list_attention()``). A subclass only says which block it stacks, which position-embedding
+layouts and pooling it supports, and, where the variant is not a plain stack of blocks over the
+clip (``space_only``, ``factorised_encoder``), how ``forward_features`` folds the clip.
+"""
+from __future__ import annotations
+
+from functools import partial
+from typing import Any, Callable, ClassVar
+
+import torch
+from einops import rearrange, reduce
+from timm.layers import get_act_layer, trunc_normal_
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+
+from .._utils import unknown_name_error
+from ..tokenizers import VideoTokenizer, get_tokenizer
+from .blocks import (Block, DividedSpaceTimeBlock, FactorisedDotProductBlock, FactorisedSelfAttentionBlock,
+                     Grid)
+
+POS_EMBED_TYPES = ("joint", "separable", "space")
+GLOBAL_POOLS = ("token", "avg")
+
+_ATTENTION: dict[str, type["VideoTransformer"]] = {}
+
+
+def register_attention(name: str) -> Callable[[type["VideoTransformer"]], type["VideoTransformer"]]:
+    """Class decorator registering a :class:`VideoTransformer` subclass as attention variant ``name``."""
+    def wrap(cls: type[VideoTransformer]) -> type[VideoTransformer]:
+        cls.attention = name
+        _ATTENTION[name] = cls
+        return cls
+    return wrap
+
+
+def list_attention() -> list[str]:
+    """Names of the registered attention variants."""
+    return sorted(_ATTENTION)
+
+
+def get_attention(name: str) -> type["VideoTransformer"]:
+    """Model class of attention variant ``name`` (ValueError listing close names if unknown)."""
+    if name not in _ATTENTION:
+        raise unknown_name_error("attention variant", name, _ATTENTION)
+    return _ATTENTION[name]
+
+
+def _act(act_layer: str | Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+    if isinstance(act_layer, str):
+        if act_layer not in ("gelu", "gelu_tanh"):
+            raise ValueError(f"act_layer must be 'gelu' or 'gelu_tanh' (or a module class), got {act_layer!r}.")
+        return get_act_layer(act_layer)
+    return act_layer
+
+
+class VideoTransformer(nn.Module):
+    """Video classifier built from a tokenizer and an attention variant.
+
+    Input ``(B, C, T, H, W)`` normalised with ``pretrained_cfg`` mean/std; output logits
+    ``(B, num_classes)``. The input must match ``num_frames`` / ``img_size`` / ``in_chans``
+    exactly (a ValueError names the mismatch); to run at another size, create the model at that
+    size — pretrained position and time embeddings are resampled when the weights are loaded.
+
+    Args:
+        img_size: Frame size, int or (H, W).
+        num_frames: Frames per clip T.
+        patch_size: Spatial patch side.
+        tubelet_size: Temporal extent of a token (``tubelet`` tokenizer; 1 for ``uniform``).
+        in_chans: Input channels.
+        num_classes: Classifier outputs; 0 gives an identity head (features).
+        tokenizer: Registered tokenizer name (``uniform`` or ``tubelet``).
+        embed_dim: Token width.
+        depth: Number of blocks (spatial blocks for ``factorised_encoder``).
+        num_heads: Attention heads.
+        mlp_ratio: MLP hidden width / embed_dim.
+        qkv_bias: Bias on qkv projections.
+        class_token: Prepend a learnt class token (default: when ``global_pool == 'token'``).
+        global_pool: ``'token'`` (class token) or ``'avg'`` (mean of the video tokens).
+        pos_embed: ``'joint'`` one table over all T'xN tokens (ViViT), ``'separable'`` a spatial
+            table plus a ``time_embed`` (TimeSformer), ``'space'`` spatial only; default per variant.
+        pad_mode: Tokenizer padding: ``'error'`` or ``'pad'`` (zero-pad to a patch multiple).
+        drop_rate: Dropout before the head.
+        pos_drop_rate: Dropout after adding position embeddings.
+        proj_drop_rate: Dropout after attention projections and in the MLP.
+        attn_drop_rate: Dropout on attention weights.
+        drop_path_rate: Stochastic depth, linearly increasing over blocks.
+        act_layer: ``'gelu'`` or ``'gelu_tanh'`` (the official ViViT JAX code).
+        norm_eps: LayerNorm epsilon.
+    """
+
+    attention: ClassVar[str] = ""
+    block_fn: ClassVar[type[nn.Module]] = Block
+    pos_embed_types: ClassVar[tuple[str, ...]] = ("joint", "separable")  # first is the default
+    default_global_pool: ClassVar[str] = "token"
+    supports_class_token: ClassVar[bool] = True
+    variant_args: ClassVar[tuple[str, ...]] = ()  # extra constructor args of this variant
+
+    def __init__(
+        self,
+        img_size: int | tuple[int, int] = 224,
+        num_frames: int = 8,
+        patch_size: int = 16,
+        tubelet_size: int | None = None,
+        in_chans: int = 3,
+        num_classes: int = 400,
+        tokenizer: str = "uniform",
+        embed_dim: int = 768,
+        depth: int = 12,
+        num_heads: int = 12,
+        mlp_ratio: float = 4.0,
+        qkv_bias: bool = True,
+        class_token: bool | None = None,
+        global_pool: str | None = None,
+        pos_embed: str | None = None,
+        pad_mode: str = "error",
+        drop_rate: float = 0.0,
+        pos_drop_rate: float = 0.0,
+        proj_drop_rate: float = 0.0,
+        attn_drop_rate: float = 0.0,
+        drop_path_rate: float = 0.0,
+        act_layer: str | Callable[..., nn.Module] = "gelu",
+        norm_eps: float = 1e-6,
+        block_kwargs: dict[str, Any] | None = None,
+        **variant_kwargs: Any,
+    ) -> None:
+        super().__init__()
+        global_pool = global_pool or self.default_global_pool
+        if global_pool not in GLOBAL_POOLS:
+            raise ValueError(f"global_pool must be one of {GLOBAL_POOLS}, got {global_pool!r}.")
+        class_token = (global_pool == "token") if class_token is None else bool(class_token)
+        if global_pool == "token" and not class_token:
+            raise ValueError("global_pool='token' needs class_token=True.")
+        if class_token and not self.supports_class_token:
+            raise ValueError(f"The '{self.attention}' attention variant has no class token; it pools by "
+                             f"global average (global_pool='avg').")
+        pos_embed = pos_embed or self.pos_embed_types[0]
+        if pos_embed not in self.pos_embed_types:
+            raise ValueError(f"pos_embed={pos_embed!r} is not supported by '{self.attention}'; expected one of "
+                             f"{self.pos_embed_types}.")
+        self.num_classes = num_classes
+        self.global_pool = global_pool
+        self.pos_embed_type = pos_embed
+        self.num_features = self.embed_dim = embed_dim
+        self.num_prefix_tokens = 1 if class_token else 0
+        self.grad_checkpointing = False
+        norm_layer = partial(nn.LayerNorm, eps=norm_eps)
+        act = _act(act_layer)
+
+        tok_cls = get_tokenizer(tokenizer)
+        tok_kwargs = {} if tubelet_size is None else {"tubelet_size": tubelet_size}
+        self.patch_embed: VideoTokenizer = tok_cls(img_size=img_size, num_frames=num_frames, patch_size=patch_size,
+                                                   in_chans=in_chans, embed_dim=embed_dim, pad_mode=pad_mode,
+                                                   **tok_kwargs)
+        T, H, W = self.patch_embed.grid_size
+        N = H * W
+        P = self.num_prefix_tokens
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim)) if class_token else None
+        pos_len = P + T * N if pos_embed == "joint" else P + N
+        self.pos_embed = nn.Parameter(torch.zeros(1, pos_len, embed_dim))
+        self.time_embed = nn.Parameter(torch.zeros(1, T, embed_dim)) if pos_embed == "separable" else None
+        self.pos_drop = nn.Dropout(pos_drop_rate)
+
+        self._drop_path_rate = drop_path_rate
+        dpr = torch.linspace(0, drop_path_rate, depth).tolist()
+        block_args = dict(dim=embed_dim, num_heads=num_heads, mlp_ratio=mlp_ratio, qkv_bias=qkv_bias,
+                          proj_drop=proj_drop_rate, attn_drop=attn_drop_rate, act_layer=act, norm_layer=norm_layer)
+        self._block_args = block_args
+        self.blocks = nn.ModuleList([self.block_fn(drop_path=dpr[i], **block_args, **(block_kwargs or {}))
+                                     for i in range(depth)])
+        self.norm = norm_layer(embed_dim)
+        self.head_drop = nn.Dropout(drop_rate)
+        self.head = nn.Linear(embed_dim, num_classes) if num_classes > 0 else nn.Identity()
+        self._init_variant(**variant_kwargs)
+        self.init_weights()
+
+    # ----------------------------------------------------------------------------------- init
+    def _init_variant(self) -> None:
+        """Hook for modules a variant adds beside ``blocks`` (takes the variant's extra args)."""
+
+    def init_weights(self) -> None:
+        """timm ViT initialisation (truncated normal 0.02 on linears and position tables)."""
+        for p in (self.pos_embed, self.cls_token):
+            if p is not None:
+                trunc_normal_(p, std=0.02)
+        self.apply(_init_linear)
+
+    # ----------------------------------------------------------------------------------- API
+    @property
+    def grid_size(self) -> tuple[int, int, int]:
+        """Token grid ``(T', H', W')`` of the tokenizer."""
+        return self.patch_embed.grid_size
+
+    @property
+    def num_frames(self) -> int:
+        return self.patch_embed.num_frames
+
+    @property
+    def img_size(self) -> tuple[int, int]:
+        return self.patch_embed.img_size
+
+    @property
+    def default_cfg(self) -> dict[str, Any]:
+        """Alias of ``pretrained_cfg`` (timm compatibility)."""
+        return self.pretrained_cfg
+
+    @torch.jit.ignore
+    def no_weight_decay(self) -> set[str]:
+        """Parameters usually excluded from weight decay."""
+        names = {"pos_embed", "cls_token", "time_embed", "temporal_pos_embed", "temporal_cls_token"}
+        return {n for n, _ in self.named_parameters() if n in names}
+
+    @torch.jit.ignore
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """Recompute block activations in backward to save memory."""
+        self.grad_checkpointing = enable
+
+    def get_classifier(self) -> nn.Module:
+        return self.head
+
+    def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
+        """Replace the head with a fresh ``num_classes`` one (0: identity); optionally change pooling."""
+        if global_pool is not None:
+            if global_pool not in GLOBAL_POOLS:
+                raise ValueError(f"global_pool must be one of {GLOBAL_POOLS}, got {global_pool!r}.")
+            if global_pool == "token" and self.cls_token is None:
+                raise ValueError("global_pool='token' needs a model built with a class token.")
+            self.global_pool = global_pool
+        self.num_classes = num_classes
+        self.head = nn.Linear(self.embed_dim, num_classes) if num_classes > 0 else nn.Identity()
+        if num_classes > 0:
+            _init_linear(self.head)
+
+    # ------------------------------------------------------------------------------- forward
+    def _run_blocks(self, blocks: nn.ModuleList, x: torch.Tensor, grid: Grid) -> torch.Tensor:
+        for blk in blocks:
+            if self.grad_checkpointing and torch.is_grad_enabled() and not torch.jit.is_scripting():
+                x = checkpoint(blk, x, grid, use_reentrant=False)
+            else:
+                x = blk(x, grid)
+        return x
+
+    def _prefix(self, batch: int) -> torch.Tensor | None:
+        """Class token with its position embedding, expanded to ``batch``; None without one."""
+        if self.cls_token is None:
+            return None
+        cls = self.cls_token if self.pos_embed_type == "joint" else self.cls_token + self.pos_embed[:, :1]
+        return cls.expand(batch, -1, -1)
+
+    def _pos_embed(self, x: torch.Tensor) -> torch.Tensor:
+        """Add position (and time) embeddings to grid tokens ``(B, T, N, D)``; return the sequence
+        ``(B, P + T*N, D)`` with the class token first."""
+        B = x.shape[0]
+        cls = self._prefix(B)
+        if self.pos_embed_type == "joint":
+            x = rearrange(x, "b t n d -> b (t n) d")
+            if cls is not None:
+                x = torch.cat([cls, x], dim=1)
+            x = x + self.pos_embed
+        else:
+            x = x + self.pos_embed[:, self.num_prefix_tokens:].unsqueeze(1)
+            if self.time_embed is not None:
+                x = x + self.time_embed.unsqueeze(2)
+            x = rearrange(x, "b t n d -> b (t n) d")
+            if cls is not None:
+                x = torch.cat([cls, x], dim=1)
+        return self.pos_drop(x)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """Clip ``(B, C, T, H, W)`` -> normalised tokens ``(B, P + T'*N, D)``."""
+        x = self._pos_embed(self.patch_embed(x))
+        T, H, W = self.grid_size
+        x = self._run_blocks(self.blocks, x, (T, H * W))
+        return self.norm(x)
+
+    def pool(self, x: torch.Tensor) -> torch.Tensor:
+        """Pool ``forward_features`` tokens to ``(B, D)``."""
+        if self.global_pool == "token":
+            return x[:, 0]
+        return x[:, self.num_prefix_tokens:].mean(dim=1)
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        """Tokens -> logits (or the pooled features with ``pre_logits=True``)."""
+        x = self.head_drop(self.pool(x))
+        return x if pre_logits else self.head(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
+
+
+def _init_linear(m: nn.Module) -> None:
+    if isinstance(m, nn.Linear):
+        trunc_normal_(m.weight, std=0.02)
+        if m.bias is not None:
+            nn.init.zeros_(m.bias)
+
+
+@register_attention("joint")
+class JointSpaceTimeTransformer(VideoTransformer):
+    """ViViT model 1 / TimeSformer ``joint``: every token attends to every token of the clip."""
+
+
+@register_attention("factorised_dot_product")
+class FactorisedDotProductTransformer(VideoTransformer):
+    """ViViT model 4: half the heads attend over space, half over time, in one block."""
+
+    block_fn = FactorisedDotProductBlock
+    default_global_pool = "avg"
+    supports_class_token = False
+
+
+@register_attention("factorised_self_attention")
+class FactorisedSelfAttentionTransformer(VideoTransformer):
+    """ViViT model 3: spatial then temporal self-attention in each block (``attention_order``)."""
+
+    block_fn = FactorisedSelfAttentionBlock
+    default_global_pool = "avg"
+    supports_class_token = False
+    variant_args = ("attention_order",)
+
+    def __init__(self, *args: Any, attention_order: tuple[str, str] = ("space", "time"), **kwargs: Any) -> None:
+        block_kwargs = dict(kwargs.pop("block_kwargs", None) or {}, attention_order=tuple(attention_order))
+        super().__init__(*args, block_kwargs=block_kwargs, **kwargs)
+
+
+@register_attention("divided")
+class DividedSpaceTimeTransformer(VideoTransformer):
+    """TimeSformer divided space-time attention (temporal, then spatial, then MLP)."""
+
+    block_fn = DividedSpaceTimeBlock
+    pos_embed_types = ("separable", "joint")
+
+    def init_weights(self) -> None:
+        super().init_weights()
+        # Official TimeSformer: temporal_fc starts at zero in every block but the first, so
+        # the model begins close to the image model it is usually initialised from.
+        for i, blk in enumerate(self.blocks):
+            if i > 0:
+                nn.init.zeros_(blk.temporal_fc.weight)
+                nn.init.zeros_(blk.temporal_fc.bias)
+
+
+@register_attention("space_only")
+class SpaceOnlyTransformer(VideoTransformer):
+    """TimeSformer space-only: each frame is encoded on its own (with its own class token), the
+    per-frame representations are averaged over time before the final norm."""
+
+    pos_embed_types = ("space",)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.patch_embed(x)
+        B, T = x.shape[:2]
+        x = x + self.pos_embed[:, self.num_prefix_tokens:].unsqueeze(1)
+        x = rearrange(x, "b t n d -> (b t) n d")
+        cls = self._prefix(B * T)
+        if cls is not None:
+            x = torch.cat([cls, x], dim=1)
+        x = self._run_blocks(self.blocks, self.pos_drop(x), (1, x.shape[1] - self.num_prefix_tokens))
+        x = reduce(x, "(b t) l d -> b l d", "mean", t=T)
+        return self.norm(x)
+
+
+@register_attention("factorised_encoder")
+class FactorisedEncoderTransformer(VideoTransformer):
+    """ViViT model 2: a spatial transformer per time index (spatial class token, ``blocks`` and
+    ``norm``) then a temporal transformer over the per-frame representations
+    (``temporal_cls_token``, ``temporal_pos_embed``, ``temporal_blocks``, ``temporal_norm``).
+
+    Extra args:
+        temporal_depth: Number of temporal blocks (4 for ViViT-B).
+    """
+
+    pos_embed_types = ("space",)
+    variant_args = ("temporal_depth",)
+
+    def _init_variant(self, temporal_depth: int = 4) -> None:
+        D, T = self.embed_dim, self.grid_size[0]
+        args_ = dict(self._block_args)
+        norm_layer = args_["norm_layer"]
+        dpr = torch.linspace(0, self._drop_path_rate, temporal_depth).tolist()
+        self.temporal_cls_token = nn.Parameter(torch.zeros(1, 1, D)) if self.cls_token is not None else None
+        self.temporal_pos_embed = nn.Parameter(torch.zeros(1, self.num_prefix_tokens + T, D))
+        self.temporal_blocks = nn.ModuleList([Block(drop_path=dpr[i], **args_) for i in range(temporal_depth)])
+        self.temporal_norm = norm_layer(D)
+
+    def init_weights(self) -> None:
+        super().init_weights()
+        for p in (self.temporal_pos_embed, self.temporal_cls_token):
+            if p is not None:
+                trunc_normal_(p, std=0.02)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.patch_embed(x)
+        B, T = x.shape[:2]
+        P = self.num_prefix_tokens
+        # Spatial encoder: frames (or tubelet time steps) are independent sequences.
+        x = x + self.pos_embed[:, P:].unsqueeze(1)
+        x = rearrange(x, "b t n d -> (b t) n d")
+        cls = self._prefix(B * T)
+        if cls is not None:
+            x = torch.cat([cls, x], dim=1)
+        x = self._run_blocks(self.blocks, self.pos_drop(x), (1, x.shape[1] - P))
+        x = self.pool(self.norm(x))  # per-frame representation (B*T, D)
+        # Temporal encoder over the T frame representations.
+        x = rearrange(x, "(b t) d -> b t d", b=B)
+        if self.temporal_cls_token is not None:
+            x = torch.cat([self.temporal_cls_token.expand(B, -1, -1), x], dim=1)
+        x = self.pos_drop(x + self.temporal_pos_embed)
+        x = self._run_blocks(self.temporal_blocks, x, (T, 1))
+        return self.temporal_norm(x)
