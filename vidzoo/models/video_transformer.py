@@ -164,7 +164,7 @@ class VideoTransformer(nn.Module):
         self.pos_drop = nn.Dropout(pos_drop_rate)
 
         self._drop_path_rate = drop_path_rate
-        dpr = torch.linspace(0, drop_path_rate, depth).tolist()
+        dpr = _linspace(drop_path_rate, depth)
         block_args = dict(dim=embed_dim, num_heads=num_heads, mlp_ratio=mlp_ratio, qkv_bias=qkv_bias,
                           proj_drop=proj_drop_rate, attn_drop=attn_drop_rate, act_layer=act, norm_layer=norm_layer)
         self._block_args = block_args
@@ -290,6 +290,11 @@ class VideoTransformer(nn.Module):
         return self.forward_head(self.forward_features(x))
 
 
+def _linspace(end: float, n: int) -> list[float]:
+    """Stochastic-depth rates 0..end over n blocks (plain Python: works under a meta device)."""
+    return [end * i / (n - 1) if n > 1 else 0.0 for i in range(n)]
+
+
 def _init_linear(m: nn.Module) -> None:
     if isinstance(m, nn.Linear):
         trunc_normal_(m.weight, std=0.02)
@@ -379,7 +384,7 @@ class FactorisedEncoderTransformer(VideoTransformer):
         D, T = self.embed_dim, self.grid_size[0]
         args_ = dict(self._block_args)
         norm_layer = args_["norm_layer"]
-        dpr = torch.linspace(0, self._drop_path_rate, temporal_depth).tolist()
+        dpr = _linspace(self._drop_path_rate, temporal_depth)
         self.temporal_cls_token = nn.Parameter(torch.zeros(1, 1, D)) if self.cls_token is not None else None
         self.temporal_pos_embed = nn.Parameter(torch.zeros(1, self.num_prefix_tokens + T, D))
         self.temporal_blocks = nn.ModuleList([Block(drop_path=dpr[i], **args_) for i in range(temporal_depth)])

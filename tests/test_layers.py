@@ -1,0 +1,124 @@
+"""Tokenizers, filter inflation, attention switch and position-embedding resampling."""
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+
+import vidzoo
+from vidzoo.layers import attend, resample_pos_embed_3d, resample_time_embed
+from vidzoo.tokenizers import TubeletTokenizer, UniformFrameTokenizer, get_tokenizer, inflate_patch_kernel
+
+
+def test_tubelet_tokens_equal_explicit_patch_projection():
+    """Conv3d tokens == flattening each t x p x p tubelet and applying the kernel as a matrix, in (t, h, w) order."""
+    tok = TubeletTokenizer(img_size=(16, 24), num_frames=6, patch_size=8, tubelet_size=3, in_chans=2, embed_dim=5)
+    x = torch.randn(2, 2, 6, 16, 24)
+    out = tok(x)
+    assert tok.grid_size == (2, 2, 3) and out.shape == (2, 2, 6, 5)
+    patches = rearrange(x, "b c (t pt) (h ph) (w pw) -> b t (h w) (c pt ph pw)", pt=3, ph=8, pw=8)
+    ref = patches @ tok.proj.weight.reshape(5, -1).T + tok.proj.bias
+    assert torch.allclose(out, ref, atol=1e-5)
+
+
+def test_uniform_tokens_are_per_frame_vit_patches():
+    tok = UniformFrameTokenizer(img_size=16, num_frames=3, patch_size=8, in_chans=3, embed_dim=4)
+    x = torch.randn(2, 3, 3, 16, 16)
+    out = tok(x)
+    assert tok.grid_size == (3, 2, 2) and tok.tubelet_size == 1
+    for t in range(3):
+        ref = rearrange(tok.proj(x[:, :, t]), "b d h w -> b (h w) d")
+        assert torch.allclose(out[:, t], ref, atol=1e-6)
+
+
+def test_inflation_average_reproduces_image_embedding_on_static_clip():
+    w2d, b = torch.randn(6, 3, 4, 4), torch.randn(6)
+    tok = TubeletTokenizer(img_size=8, num_frames=4, patch_size=4, tubelet_size=4, embed_dim=6)
+    tok.init_from_2d(w2d, b, mode="average")
+    frame = torch.randn(1, 3, 8, 8)
+    static = frame.unsqueeze(2).repeat(1, 1, 4, 1, 1)
+    ref = rearrange(F.conv2d(frame, w2d, b, stride=4), "b d h w -> b (h w) d")
+    assert torch.allclose(tok(static)[:, 0], ref, atol=1e-5)
+
+
+def test_inflation_central_frame_only_sees_the_middle_frame():
+    w2d = torch.randn(6, 3, 4, 4)
+    w3d = inflate_patch_kernel(w2d, 3, "central_frame")
+    assert w3d.shape == (6, 3, 3, 4, 4)
+    assert torch.equal(w3d[:, :, 1], w2d) and w3d[:, :, [0, 2]].abs().sum() == 0
+    w_even = inflate_patch_kernel(w2d, 2, "central_frame")  # t // 2: the second of two frames
+    assert torch.equal(w_even[:, :, 1], w2d) and w_even[:, :, 0].abs().sum() == 0
+    assert torch.allclose(inflate_patch_kernel(w2d, 2, "average").sum(2), w2d, atol=1e-6)
+    with pytest.raises(ValueError, match="Unknown inflation mode 'nearest'"):
+        inflate_patch_kernel(w2d, 2, "nearest")
+    with pytest.raises(ValueError, match="Expected a 2-D patch kernel"):
+        inflate_patch_kernel(torch.randn(6, 3, 4), 2)
+
+
+def test_pad_mode_zero_pads_instead_of_dropping():
+    tok_pad = TubeletTokenizer(img_size=10, num_frames=3, patch_size=4, tubelet_size=2, embed_dim=4, pad_mode="pad")
+    tok_ref = TubeletTokenizer(img_size=12, num_frames=4, patch_size=4, tubelet_size=2, embed_dim=4)
+    tok_ref.load_state_dict(tok_pad.state_dict())
+    x = torch.randn(1, 3, 3, 10, 10)
+    assert tok_pad.grid_size == (2, 3, 3)
+    assert torch.allclose(tok_pad(x), tok_ref(F.pad(x, (0, 2, 0, 2, 0, 1))), atol=1e-6)
+    with pytest.raises(ValueError, match=r"img_size\[0\]=10 is not a multiple of patch_size=4.*pad_mode='pad'"):
+        TubeletTokenizer(img_size=10, num_frames=4, patch_size=4, tubelet_size=2)
+    with pytest.raises(ValueError, match="pad_mode must be one of"):
+        TubeletTokenizer(pad_mode="crop")
+
+
+def test_tokenizer_registry():
+    assert get_tokenizer("tubelet") is TubeletTokenizer
+    with pytest.raises(ValueError, match=r"Unknown tokenizer 'uniformly'.*uniform"):
+        get_tokenizer("uniformly")
+
+
+def test_fused_and_eager_attention_agree_and_switch_is_global():
+    q, k, v = torch.randn(3, 2, 4, 7, 8).unbind(0)
+    assert vidzoo.use_fused_attn()
+    fused = attend(q, k, v)
+    vidzoo.set_fused_attn(False)
+    try:
+        assert not vidzoo.use_fused_attn()
+        eager = attend(q, k, v)
+    finally:
+        vidzoo.set_fused_attn(True)
+    ref = torch.softmax(q @ k.transpose(-1, -2) / 8 ** 0.5, -1) @ v
+    assert torch.allclose(fused, ref, atol=1e-5) and torch.allclose(eager, ref, atol=1e-5)
+
+
+def test_resample_pos_embed_identity_and_prefix():
+    pe = torch.randn(1, 1 + 2 * 3 * 3, 8)
+    assert resample_pos_embed_3d(pe, (2, 3, 3), (2, 3, 3), 1) is pe
+    out = resample_pos_embed_3d(pe, (2, 3, 3), (4, 6, 6), 1)
+    assert out.shape == (1, 1 + 4 * 36, 8) and torch.equal(out[:, :1], pe[:, :1])
+    with pytest.raises(ValueError, match=r"does not fit grid \(2, 4, 4\)"):
+        resample_pos_embed_3d(pe, (2, 4, 4), (2, 3, 3), 1)
+
+
+def test_resample_pos_embed_axes_are_independent():
+    T, H, W, D = 2, 3, 3, 4
+    pe = torch.randn(1, T * H * W, D)
+    grid = rearrange(pe, "1 (t h w) d -> t h w d", t=T, h=H)
+    # Time only, nearest x2: each frame's spatial table repeated, untouched.
+    out = rearrange(resample_pos_embed_3d(pe, (T, H, W), (4, H, W), 0, temporal_mode="nearest"),
+                    "1 (t h w) d -> t h w d", t=4, h=H)
+    assert torch.equal(out[0], grid[0]) and torch.equal(out[1], grid[0]) and torch.equal(out[3], grid[1])
+    # Time only, linear: frames in between are blends; the spatial pattern of each is unchanged per location.
+    lin = rearrange(resample_pos_embed_3d(pe, (T, H, W), (3, H, W), 0), "1 (t h w) d -> t h w d", t=3, h=H)
+    ref = F.interpolate(rearrange(grid, "t h w d -> 1 (h w d) t"), size=3, mode="linear", align_corners=False)
+    assert torch.allclose(lin, rearrange(ref, "1 (h w d) t -> t h w d", h=H, w=W), atol=1e-6)
+    # Space only, nearest x2: every value replicated in a 2x2 block, per frame.
+    sp = rearrange(resample_pos_embed_3d(pe, (T, H, W), (T, 6, 6), 0, spatial_mode="nearest"),
+                   "1 (t h w) d -> t h w d", t=T, h=6)
+    assert torch.equal(sp[:, ::2, ::2], grid) and torch.equal(sp[:, 1::2, 1::2], grid)
+
+
+def test_resample_time_embed():
+    te = torch.randn(1, 4, 6)
+    assert resample_time_embed(te, 4) is te
+    near = resample_time_embed(te, 8, mode="nearest")
+    assert torch.equal(near[:, ::2], te) and torch.equal(near[:, 1::2], te)
+    assert resample_time_embed(te, 2).shape == (1, 2, 6)
