@@ -1,0 +1,27 @@
+"""vidzoo.data: decoding (PyAV), temporal sampling, clip transforms, datasets, synthetic videos.
+
+Clips are ``(C, T, H, W)`` tensors: ``uint8`` straight from the decoder, float after
+``Normalize`` (datasets always return float). Multi-view samples are ``(V, C, T, H, W)``.
+"""
+from .decode import (
+    IMAGE_EXTENSIONS,
+    VideoDecodeError,
+    VideoInfo,
+    is_frame_folder,
+    list_frame_files,
+    read_video,
+    read_video_clips,
+    video_info,
+)
+from .sampling import FrameSampler, dense_clip_indices, multi_clip_indices, uniform_segment_indices
+from .synthetic import MOTION_DIRECTIONS, default_codec, make_motion_dataset, write_video
+
+__all__ = [
+    # decode
+    "VideoDecodeError", "VideoInfo", "IMAGE_EXTENSIONS", "video_info", "read_video", "read_video_clips",
+    "list_frame_files", "is_frame_folder",
+    # sampling
+    "uniform_segment_indices", "dense_clip_indices", "multi_clip_indices", "FrameSampler",
+    # synthetic
+    "MOTION_DIRECTIONS", "default_codec", "write_video", "make_motion_dataset",
+]
