@@ -15,6 +15,23 @@ from .decode import (
 )
 from .sampling import FrameSampler, dense_clip_indices, multi_clip_indices, uniform_segment_indices
 from .synthetic import MOTION_DIRECTIONS, default_codec, make_motion_dataset, write_video
+from .transforms import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    CenterCrop,
+    Compose,
+    Normalize,
+    RandomHorizontalFlip,
+    RandomResizedCrop,
+    Resize,
+    ShortSideResize,
+    ThreeCrop,
+    ToFloat,
+    eval_transforms,
+    resize_clip,
+    resolve_data_config,
+    train_transforms,
+)
 
 __all__ = [
     # decode
@@ -22,6 +39,10 @@ __all__ = [
     "list_frame_files", "is_frame_folder",
     # sampling
     "uniform_segment_indices", "dense_clip_indices", "multi_clip_indices", "FrameSampler",
+    # transforms
+    "IMAGENET_MEAN", "IMAGENET_STD", "Compose", "ShortSideResize", "Resize", "RandomResizedCrop",
+    "CenterCrop", "ThreeCrop", "RandomHorizontalFlip", "ToFloat", "Normalize", "resize_clip",
+    "resolve_data_config", "train_transforms", "eval_transforms",
     # synthetic
     "MOTION_DIRECTIONS", "default_codec", "write_video", "make_motion_dataset",
 ]
