@@ -3,6 +3,15 @@
 Clips are ``(C, T, H, W)`` tensors: ``uint8`` straight from the decoder, float after
 ``Normalize`` (datasets always return float). Multi-view samples are ``(V, C, T, H, W)``.
 """
+from .datasets import (
+    VIDEO_EXTENSIONS,
+    ClipDataset,
+    NpzVolumeDataset,
+    VideoFolder,
+    VideoListDataset,
+    split_indices,
+    train_val_split,
+)
 from .decode import (
     IMAGE_EXTENSIONS,
     VideoDecodeError,
@@ -43,6 +52,9 @@ __all__ = [
     "IMAGENET_MEAN", "IMAGENET_STD", "Compose", "ShortSideResize", "Resize", "RandomResizedCrop",
     "CenterCrop", "ThreeCrop", "RandomHorizontalFlip", "ToFloat", "Normalize", "resize_clip",
     "resolve_data_config", "train_transforms", "eval_transforms",
+    # datasets
+    "VIDEO_EXTENSIONS", "ClipDataset", "VideoFolder", "VideoListDataset", "NpzVolumeDataset",
+    "split_indices", "train_val_split",
     # synthetic
     "MOTION_DIRECTIONS", "default_codec", "write_video", "make_motion_dataset",
 ]
