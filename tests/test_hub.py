@@ -120,8 +120,8 @@ def _handler(hub: FakeHub):
                     return self._error(404, "RepoNotFound", f"Repository {repo_id} not found")
                 if action == "preupload":
                     files = json.loads(body)["files"]
-                    return self._json(200, {"files": [{"path": f["path"], "uploadMode": "regular", "shouldIgnore": False,
-                                                       "oid": None} for f in files]})
+                    return self._json(200, {"files": [{"path": f["path"], "uploadMode": "regular",
+                                                       "shouldIgnore": False, "oid": None} for f in files]})
                 if action == "commit":
                     files = {}
                     for line in body.splitlines():
@@ -188,7 +188,8 @@ def seeded(hub, tmp_path_factory):
     weights, config = buf.getvalue(), (tmp / "hf" / "config.json").read_bytes()
     hub.put("facebook/timesformer-base-finetuned-k400", {"pytorch_model.bin": weights, "config.json": config})
     hub.put("facebook/timesformer-base-finetuned-k600", {"pytorch_model.bin": weights})  # no config.json
-    hub.put("facebook/timesformer-hr-finetuned-k400", {"pytorch_model.bin": b"PK\x03\x04 truncated", "config.json": config})
+    hub.put("facebook/timesformer-hr-finetuned-k400",
+            {"pytorch_model.bin": b"PK\x03\x04 truncated", "config.json": config})
     vit = _randomize(timm.create_model("vit_base_patch16_224", pretrained=False, img_size=32, num_classes=21,
                                        embed_dim=64, depth=2, num_heads=4))
     save_file(vit.state_dict(), str(tmp / "vit.safetensors"))
@@ -220,7 +221,7 @@ except vidzoo.CorruptCheckpointError as e:
     out["corrupt"] = str(e)
 info = vidzoo.push_to_hub(m, "me/tiny-timesformer", token="hf_fake_token", commit_message="Add tiny TimeSformer")
 out["commit"] = info.oid
-back = vidzoo.create_model("hf-hub:me/tiny-timesformer", pretrained=True).eval()
+back = vidzoo.create_model("hf-hub:me/tiny-timesformer").eval()
 with torch.no_grad():
     out["hub_bitwise"] = torch.equal(back(clip), y)
 out["hub_labels"] = back.pretrained_cfg["label_names"]
