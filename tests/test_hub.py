@@ -210,6 +210,12 @@ with torch.no_grad():
     y = m(clip)
 torch.save(y, r"{{tmp}}/k400_logits.pt")
 out["labels"] = m.pretrained_cfg["label_names"]
+from vidzoo.convert import convert_checkpoint
+convert_checkpoint("hf-hub:facebook/timesformer-base-finetuned-k400", r"{{tmp}}/converted")
+conv = vidzoo.create_model(r"local-dir:{{tmp}}/converted").eval()
+with torch.no_grad():
+    out["converted_bitwise"] = torch.equal(conv(clip), y)
+out["converted_labels"] = conv.pretrained_cfg["label_names"]
 k600 = vidzoo.create_model("timesformer_divided_base_patch16_224.k600", pretrained=True, {TINY})
 out["k600_same_weights"] = torch.equal(k600.blocks[1].attn.qkv.weight, m.blocks[1].attn.qkv.weight)
 out["k600_labels"] = k600.pretrained_cfg["label_names"]
@@ -262,6 +268,8 @@ def test_hub_download_push_and_offline_cache(hub, seeded):
     got = torch.load(tmp / "k400_logits.pt")
     assert (want - got).abs().max().item() <= 1e-4
     assert res["labels"] == seeded["labels"]
+    # vidzoo convert hf-hub:... DST gives the same model as the tag.
+    assert res["converted_bitwise"] and res["converted_labels"] == seeded["labels"]
     served = [p for m, p, _ in hub.requests if m == "GET"]
     assert "/facebook/timesformer-base-finetuned-k400/resolve/main/pytorch_model.bin" in served
     assert "/facebook/timesformer-base-finetuned-k400/resolve/main/config.json" in served

@@ -122,13 +122,13 @@ def label_names_from_config(config: Mapping[str, Any] | None) -> list[str] | Non
     id2label = (config or {}).get("id2label")
     if not isinstance(id2label, Mapping) or not id2label:
         return None
-    try:
-        names = [str(id2label.get(str(i), id2label.get(i))) for i in range(len(id2label))]  # type: ignore
-    except Exception:  # noqa: BLE001
-        return None
-    if "None" in names or all(n == _GENERIC_LABEL.format(i) for i, n in enumerate(names)):
-        return None
-    return names
+    names = []
+    for i in range(len(id2label)):  # JSON keys are strings; a dict made in Python may have ints
+        name = id2label.get(str(i), id2label.get(i))  # type: ignore[call-overload]
+        if name is None:
+            return None
+        names.append(str(name))
+    return None if all(n == _GENERIC_LABEL.format(i) for i, n in enumerate(names)) else names
 
 
 # ----------------------------------------------------------------------------------- loading

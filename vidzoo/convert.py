@@ -106,7 +106,7 @@ def convert_checkpoint(src: str, dst: str | os.PathLike, model_name: str | None 
         **overrides: Model arguments on top of those read from the config.
 
     Returns:
-        The converted model (its folder can be loaded with ``create_model("local-dir:DST", pretrained=True)``).
+        The converted model (``create_model("local-dir:DST")`` loads the folder).
     """
     from ._factory import create_model
     from ._hub import save_pretrained
