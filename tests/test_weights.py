@@ -317,6 +317,10 @@ def test_save_pretrained_local_dir_roundtrip(tmp_path, name):
     ft = vidzoo.create_model(f"local-dir:{tmp_path / 'm'}", pretrained=True, num_classes=3)
     assert ft.head.weight.shape[0] == 3 and ft.pretrained_cfg["label_names"] is None
     assert torch.equal(ft.blocks[1].mlp.fc1.weight, model.blocks[1].mlp.fc1.weight)
+    # pretrained=False: the saved architecture (and its cfg) with fresh weights, as timm does.
+    arch = vidzoo.create_model(f"local-dir:{tmp_path / 'm'}", pretrained=False)
+    assert arch.model_args == loaded.model_args and arch.pretrained_cfg["label_names"] == labels
+    assert not torch.equal(arch.blocks[1].mlp.fc1.weight, model.blocks[1].mlp.fc1.weight)
 
 
 def test_local_dir_errors(tmp_path):

@@ -235,10 +235,8 @@ def load_model_from_hub_or_dir(scheme: str, rest: str, pretrained: bool = True, 
     Args:
         scheme: ``'hf-hub'`` (``rest`` = ``org/repo`` or ``org/repo@revision``) or ``'local-dir'``
             (``rest`` = folder).
-        pretrained: Unused: these names denote a saved model, whose weights are always loaded
-            (``create_model("local-dir:DIR")`` restores it exactly; ``create_model`` passes its
-            default ``pretrained=False`` here). For the architecture alone, create the
-            ``architecture`` of its config.json with its ``model_args``.
+        pretrained: Load the saved weights (``create_model`` passes True unless the caller said
+            ``pretrained=False``, which gives the saved architecture with fresh weights).
         **kwargs: Model overrides on top of the saved ``model_args``; a changed ``num_classes``
             drops the saved head, another ``num_frames`` / ``img_size`` resamples embeddings.
     """
@@ -272,5 +270,6 @@ def load_model_from_hub_or_dir(scheme: str, rest: str, pretrained: bool = True, 
     model_args = dict(config.get("model_args") or {})
     model_args.setdefault("num_classes", config.get("num_classes", cfg.num_classes))
     model = create_model(config["architecture"], pretrained=False, pretrained_cfg=cfg, **{**model_args, **kwargs})
-    load_pretrained(model, cfg)
+    if pretrained:
+        load_pretrained(model, cfg)
     return model
