@@ -133,7 +133,8 @@ def _as_index_tensor(indices: IndexLike) -> torch.Tensor:
 
 def _as_clip_list(result) -> list[torch.Tensor]:
     """Normalise a sampler result (one index sequence or a list of them) to a list of index tensors."""
-    if isinstance(result, (list, tuple)) and len(result) > 0 and not isinstance(result[0], (int, np.integer)):
+    # A list of sequences is several clips; a list of scalars (ints, 0-d tensors) is one clip.
+    if isinstance(result, (list, tuple)) and len(result) > 0 and np.ndim(result[0]) > 0:
         return [_as_index_tensor(r) for r in result]
     return [_as_index_tensor(result)]
 

@@ -14,7 +14,7 @@ import math
 import os
 import zlib
 from pathlib import Path
-from typing import Sequence, Union
+from typing import Union
 
 import av
 import numpy as np
