@@ -82,8 +82,10 @@ def test_npz_volumes(npz_path):
     small = InputSpec(1, 8, (16, 16), (0.5,), (0.5,), sampling="uniform")
     configure_dataset(s.val, small, train=False, views=(2, 1))
     assert s.val[0][0].shape == (2, 1, 8, 16, 16)  # depth resampled, slices resized, 2 depth clips
-    with pytest.raises(UserError, match=r"takes clips .* \(3, 28, 28, 28\) but --data gives \(1, 28, 28, 28\)"):
+    with pytest.raises(UserError, match="takes 3-channel clips but --data has 1 channels"):
         check_input_fits(s.train, InputSpec(3, 28, (28, 28), (0.5,) * 3, (0.5,) * 3))
+    with pytest.raises(UserError, match=r"takes clips .* \(1, 16, 28, 28\) but --data gives \(1, 28, 28, 28\)"):
+        check_input_fits(s.train, InputSpec(1, 16, (28, 28), (0.0,), (1.0,)))  # dataset configured for 28
 
 
 def test_frame_cache_gives_the_same_clips(motion):

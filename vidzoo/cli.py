@@ -7,7 +7,6 @@ the data...) are printed as one line ``vidzoo: error: ...`` with exit status 2; 
 from __future__ import annotations
 
 import argparse
-import fnmatch
 import json
 import os
 import sys

@@ -22,6 +22,13 @@ from .errors import UserError
 PathLike = str | os.PathLike
 
 
+def _file_mode() -> int:
+    """Permissions of a newly created file under the current umask (``mkstemp`` makes 0600 files)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def _atomic_replace(write_fn, path: PathLike) -> Path:
     """Write through ``write_fn(tmp_path)`` into a temporary file beside ``path``, then rename it
     over ``path``: readers see the old file or the new one, never half of one."""
@@ -31,6 +38,7 @@ def _atomic_replace(write_fn, path: PathLike) -> Path:
     os.close(fd)
     try:
         write_fn(tmp)
+        os.chmod(tmp, _file_mode())
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

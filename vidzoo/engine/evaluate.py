@@ -135,7 +135,7 @@ def evaluate(model: nn.Module, loader: DataLoader, device: torch.device | str, n
     visuals: list[tuple[torch.Tensor, int, int, float]] = []
     n_total = len(loader.dataset)  # type: ignore[arg-type]
     want = _visual_indices(n_total, num_visuals, get_rank(), get_world_size())
-    for batch in tqdm(loader, desc=desc, disable=not progress, leave=False, dynamic_ncols=True):
+    for batch in tqdm(loader, desc=desc, disable=None if progress else True, leave=False, dynamic_ncols=True):
         x, y = batch[0].to(device, non_blocking=True), batch[1].to(device, non_blocking=True)
         index = batch[2].tolist() if len(batch) > 2 else [None] * len(y)
         probs = predict_probs(model, x, amp_dtype)
@@ -162,11 +162,11 @@ def evaluate(model: nn.Module, loader: DataLoader, device: torch.device | str, n
 
 
 def make_eval_loader(dataset: Dataset, batch_size: int, workers: int = 0, pin_memory: bool = False,
-                     with_index: bool = False) -> DataLoader:
+                     with_index: bool = False, persistent_workers: bool = False) -> DataLoader:
     """A sharded (under DDP), ordered loader for evaluation."""
     ds = IndexedDataset(dataset) if with_index else dataset
     return DataLoader(ds, batch_size=batch_size, sampler=ShardedEvalSampler(ds), num_workers=workers,
-                      pin_memory=pin_memory, persistent_workers=False)
+                      pin_memory=pin_memory, persistent_workers=persistent_workers and workers > 0)
 
 
 # -------------------------------------------------------------------------------------- outputs

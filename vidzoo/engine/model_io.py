@@ -55,12 +55,13 @@ def build_model(name: str, num_classes: int | None = None, pretrained: bool = Fa
     """
     if num_classes is not None:
         overrides["num_classes"] = num_classes
+    from .._convert import CheckpointError
     try:
         return create_model(name, pretrained=pretrained, **overrides)
     except (ValueError, TypeError) as e:
         raise UserError(f"cannot build model '{name}': {str(e).splitlines()[0]}") from e
-    except ImportError as e:
-        raise UserError(f"cannot build model '{name}': this vidzoo build cannot load weights ({e})") from e
+    except (OSError, CheckpointError) as e:  # weights not downloadable / not found / not fitting
+        raise UserError(f"cannot load the weights of '{name}': {str(e).splitlines()[0]}") from e
 
 
 def model_from_checkpoint(ckpt: dict[str, Any]) -> nn.Module:

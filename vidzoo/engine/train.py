@@ -26,7 +26,6 @@ import csv
 import dataclasses
 import io
 import math
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -91,7 +90,8 @@ class TrainConfig:
         crop_scale: Area range of the training random-resized crop.
         workers: DataLoader worker processes per rank.
         cache_videos: Decode each video once and keep its frames in memory (small datasets of
-            short clips; each worker process holds its own cache).
+            short clips; with workers, each persistent worker holds its own cache and resume is
+            exact only with ``workers=0``).
         device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
         resume: True: continue from ``output/checkpoints/last.pth``; a path: from that checkpoint.
         overwrite: Start afresh in an output folder that already holds a run.
@@ -233,7 +233,7 @@ def train_one_epoch(model: nn.Module, loader: DataLoader, optimizer: torch.optim
     meter = ClassificationMeter(num_classes, device)
     n = len(loader)
     optimizer.zero_grad(set_to_none=True)
-    bar = tqdm(loader, desc=desc, disable=not progress, leave=False, dynamic_ncols=True)
+    bar = tqdm(loader, desc=desc, disable=None if progress else True, leave=False, dynamic_ncols=True)
     for i, (x, y) in enumerate(bar):
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         group_start = i - i % accum_steps
@@ -404,13 +404,16 @@ class Trainer:
         self.train_sampler = DistributedSampler(self.train_dataset, num_replicas=d.world_size, rank=d.rank,
                                                 shuffle=True, seed=cfg.seed, drop_last=False)
         self.loader_generator = torch.Generator()
+        # Workers are re-created (and re-seeded from (seed, epoch, rank)) every epoch, except with the
+        # frame cache, which lives in the workers.
+        persistent = cfg.cache_videos and cfg.workers > 0
         self.train_loader = DataLoader(self.train_dataset, batch_size=cfg.batch_size, sampler=self.train_sampler,
                                        num_workers=cfg.workers, pin_memory=pin, drop_last=False,
-                                       generator=self.loader_generator)
+                                       generator=self.loader_generator, persistent_workers=persistent)
         self.val_loader = None
         if self.val_dataset is not None:
             self.val_loader = make_eval_loader(self.val_dataset, cfg.val_batch_size or cfg.batch_size, cfg.workers,
-                                               pin_memory=pin)
+                                               pin_memory=pin, persistent_workers=persistent)
         self.updates_per_epoch = math.ceil(len(self.train_loader) / cfg.accum_steps)
         self.optimizer = build_optimizer(self.model, cfg)
         self.scheduler = build_scheduler(self.optimizer, cfg, self.updates_per_epoch)
