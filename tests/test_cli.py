@@ -59,6 +59,7 @@ def test_train_resume_eval_predict(motion, tmp_path):
     r = vidzoo_cli(*train_args(motion, out, epochs=3), "--resume")  # continue to a 3rd epoch
     assert r.returncode == 0, r.stderr
     assert "resumed from" in r.stdout and "epoch   3" in r.stdout and "epoch   1 " not in r.stdout
+    assert "re-planned for 3 epochs" in r.stdout
     assert [m["epoch"] for m in json.loads((out / "metrics.json").read_text())] == [1, 2, 3]
 
     r = vidzoo_cli("eval", "--model", out, "--data", motion / "val", "--views", "2x3", "--no-progress")

@@ -430,6 +430,7 @@ class Trainer:
             "scaler": self.scaler.state_dict() if self.scaler is not None else None,
             "epoch": epoch,
             "num_updates": self.num_updates,
+            "updates_per_epoch": self.updates_per_epoch,
             "history": self.history,
             "best_epoch": self.best_epoch,
             "best_top1": self.best_top1,
@@ -455,7 +456,13 @@ class Trainer:
             raise UserError(f"--resume: checkpoint '{path}' does not fit model '{self.cfg.model}' with these "
                             f"options: {str(e).splitlines()[0]}") from e
         self.optimizer.load_state_dict(ckpt["optimizer"])
-        self.scheduler.load_state_dict(ckpt["scheduler"])
+        old = ckpt.get("config") or {}
+        if (old.get("epochs"), ckpt.get("updates_per_epoch")) == (self.cfg.epochs, self.updates_per_epoch):
+            self.scheduler.load_state_dict(ckpt["scheduler"])
+        else:  # more epochs (or another batch size) than planned: the schedule follows the new plan
+            self.log(f"note: the learning-rate schedule is re-planned for {self.cfg.epochs} epochs x "
+                     f"{self.updates_per_epoch} updates")
+        self.scheduler.step_update(int(ckpt["num_updates"]))
         if self.scaler is not None and ckpt.get("scaler") is not None:
             self.scaler.load_state_dict(ckpt["scaler"])
         self.start_epoch = int(ckpt["epoch"])
