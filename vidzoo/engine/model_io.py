@@ -41,13 +41,15 @@ def parse_overrides(items: Sequence[str] | None) -> dict[str, Any]:
     return out
 
 
-def build_model(name: str, num_classes: int | None = None, pretrained: bool = False, **overrides: Any) -> nn.Module:
+def build_model(name: str, num_classes: int | None = None, pretrained: bool | None = None,
+                **overrides: Any) -> nn.Module:
     """``create_model`` with user-facing errors: unknown names and arguments, sizes that do not fit.
 
     Args:
         name: Registered name, alias, ``arch.tag``, ``hf-hub:`` or ``local-dir:``.
         num_classes: Classifier outputs (the pretrained head is dropped when it differs).
-        pretrained: Load the tag's weights.
+        pretrained: Load the tag's weights; None keeps ``create_model``'s default (random init
+            for registry names, the saved weights for ``hf-hub:`` / ``local-dir:`` models).
         **overrides: Model overrides (``num_frames``, ``img_size``, ``depth``, ...).
 
     Raises:
@@ -55,9 +57,11 @@ def build_model(name: str, num_classes: int | None = None, pretrained: bool = Fa
     """
     if num_classes is not None:
         overrides["num_classes"] = num_classes
+    if pretrained is not None:
+        overrides["pretrained"] = pretrained
     from .._convert import CheckpointError
     try:
-        return create_model(name, pretrained=pretrained, **overrides)
+        return create_model(name, **overrides)
     except (ValueError, TypeError) as e:
         raise UserError(f"cannot build model '{name}': {str(e).splitlines()[0]}") from e
     except (OSError, CheckpointError) as e:  # weights not downloadable / not found / not fitting
@@ -106,7 +110,7 @@ def load_model(name_or_path: str, pretrained: bool = False, **overrides: Any) ->
     elif any(c in name_or_path for c in "/\\") and ":" not in name_or_path:
         raise UserError(f"--model '{name_or_path}' does not exist (and is not a registered model name)")
     else:
-        model = build_model(name_or_path, pretrained=pretrained, **overrides)
+        model = build_model(name_or_path, pretrained=pretrained or None, **overrides)
     return model.eval()
 
 

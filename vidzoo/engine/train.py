@@ -376,7 +376,7 @@ class Trainer:
         if self.data_channels is not None and "in_chans" not in overrides:
             overrides["in_chans"] = self.data_channels
         seed_everything(cfg.seed)
-        model = build_model(cfg.model, num_classes=len(self.classes), pretrained=cfg.pretrained, **overrides)
+        model = build_model(cfg.model, num_classes=len(self.classes), pretrained=cfg.pretrained or None, **overrides)
         seed_everything(cfg.seed + self.dist.rank)
         from .data_setup import InputSpec, check_input_fits, configure_dataset
         spec = InputSpec.from_model(model, cfg.sampling, cfg.frame_stride)
