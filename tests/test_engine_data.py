@@ -158,3 +158,17 @@ def test_npz_recipe_trains_with_adam(npz_path, tmp_path):
     assert "adam lr 0.0001" in (tmp_path / "organ" / "train.log").read_text()
     run = run_evaluation(res.model, npz_path, progress=False)  # the npz's test split
     assert run.split is None and run.result.num_samples == 6
+
+
+def test_fine_tune_a_saved_model_folder(trained, motion, tmp_path):
+    """--model DIR starts from the saved weights; a dataset with other classes gets a new head."""
+    res, out, _ = trained
+    other = tmp_path / "four"
+    make_motion_dataset(other, num_classes=4, videos_per_class=1, num_frames=8, size=(16, 16))
+    cfg = TrainConfig(model=str(out / "model"), data=str(other), output=str(tmp_path / "ft"), epochs=1, batch_size=4,
+                      lr=1e-9, warmup_epochs=0, min_lr=1e-9, progress=False)
+    ft = train(cfg)
+    assert ft.model.num_classes == 4 and ft.model.pretrained_cfg["label_names"] == ["down", "left", "right", "up"]
+    before, after = res.model.state_dict(), ft.model.state_dict()
+    assert torch.allclose(before["blocks.0.attn.qkv.weight"], after["blocks.0.attn.qkv.weight"], atol=1e-6)
+    assert after["head.weight"].shape == (4, 32)

@@ -270,7 +270,9 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Train a model. --data: a folder root/<class>/<video> (or root/{train,val}/...),"
                                    " a .csv/.tsv/.txt list of 'path,label', or an .npz of volumes "
                                    "({train,val,test}_images/_labels, e.g. OrganMNIST3D).")
-    p.add_argument("--model", required=True, help="registry name or alias (vidzoo list)")
+    p.add_argument("--model", required=True,
+                   help="registry name or alias (vidzoo list), or a saved model folder / local-dir:DIR / "
+                        "hf-hub:org/repo to fine-tune")
     p.add_argument("--data", required=True, help="training data: folder, list file or npz")
     v = p.add_mutually_exclusive_group()
     v.add_argument("--val-data", help="validation data (an npz means its val split)")

@@ -58,7 +58,8 @@ class TrainConfig:
     """Everything a training run needs; stored in ``config.json`` and in every checkpoint.
 
     Attributes:
-        model: Registry name or alias (``vidzoo list``).
+        model: Registry name or alias (``vidzoo list``), or a saved model (folder,
+            ``local-dir:DIR``, ``hf-hub:org/repo``) to fine-tune.
         data: Training data (folder, list file or npz; see :mod:`vidzoo.engine.data_setup`).
         val_data: Validation data (an npz means its ``val`` split).
         val_split: Fraction of ``data`` held out for validation (stratified, from ``seed``).
@@ -375,8 +376,11 @@ class Trainer:
             overrides["img_size"] = cfg.img_size
         if self.data_channels is not None and "in_chans" not in overrides:
             overrides["in_chans"] = self.data_channels
+        name = cfg.model
+        if Path(name).is_dir() and (Path(name) / "config.json").is_file():
+            name = f"local-dir:{name}"  # fine-tune a saved model (its head is replaced if classes differ)
         seed_everything(cfg.seed)
-        model = build_model(cfg.model, num_classes=len(self.classes), pretrained=cfg.pretrained or None, **overrides)
+        model = build_model(name, num_classes=len(self.classes), pretrained=cfg.pretrained or None, **overrides)
         seed_everything(cfg.seed + self.dist.rank)
         from .data_setup import InputSpec, check_input_fits, configure_dataset
         spec = InputSpec.from_model(model, cfg.sampling, cfg.frame_stride)
