@@ -19,7 +19,7 @@ MODEL = "vivit_joint_tiny_patch16x2_224"
 
 
 def vidzoo_cli(*args, timeout=300):
-    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""), OMP_NUM_THREADS="1")
     return subprocess.run([sys.executable, "-m", "vidzoo", *map(str, args)], capture_output=True, text=True,
                           env=env, timeout=timeout, cwd=REPO)
 

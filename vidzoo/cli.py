@@ -195,7 +195,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from .engine.demo import DemoConfig, run_demo
     cfg = DemoConfig(output=args.output, epochs=args.epochs, num_classes=args.classes,
                      videos_per_class=args.videos_per_class, val_videos_per_class=args.val_videos_per_class,
-                     device=args.device, seed=args.seed, workers=args.workers, progress=not args.no_progress)
+                     device=args.device, seed=args.seed, workers=args.workers, threads=args.threads,
+                     progress=not args.no_progress)
     run_demo(cfg)
     return 0
 
@@ -340,6 +341,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=0)
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch CPU threads (default 1: fastest for the tiny demo model; 0 = torch's default)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_demo)
 
