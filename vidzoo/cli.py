@@ -113,7 +113,8 @@ def _train_config(args: argparse.Namespace):
         grad_checkpointing=args.grad_checkpointing, seed=args.seed, deterministic=args.deterministic,
         pretrained=args.pretrained, num_frames=args.num_frames, img_size=args.img_size,
         model_overrides=parse_overrides(args.set), sampling=args.sampling, frame_stride=args.frame_stride,
-        hflip=args.hflip, workers=args.workers, cache_videos=args.cache_videos, device=args.device, resume=args.resume, overwrite=args.overwrite,
+        hflip=args.hflip, workers=args.workers, cache_videos=args.cache_videos, on_error=args.on_error,
+        device=args.device, resume=args.resume, overwrite=args.overwrite,
         val_batch_size=args.val_batch_size, progress=not args.no_progress)
 
 
@@ -146,6 +147,12 @@ def _load(args: argparse.Namespace):
     return load_model(args.model, pretrained=getattr(args, "pretrained", False), **overrides)
 
 
+def _on_error_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--on-error", choices=("skip", "raise"), default="skip",
+                   help="unreadable videos: skip them with a warning naming each (counted per epoch; default) "
+                        "or stop at the first with an error naming it")
+
+
 def _default_eval_output(model: str) -> Path:
     p = Path(model)
     if p.is_dir() and ((p / "checkpoints").is_dir() or (p / "model").is_dir()):
@@ -161,7 +168,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     run = run_evaluation(model, args.data, views=args.views, batch_size=args.batch_size, workers=args.workers,
                          device=args.device, output=output, split=args.split, amp=args.amp,
                          num_visuals=args.num_samples, progress=not args.no_progress, sampling=args.sampling,
-                         frame_stride=args.frame_stride)
+                         frame_stride=args.frame_stride, on_error=args.on_error)
     if is_main_process():
         r = run.result
         k5 = min(5, len(run.class_names))
@@ -285,6 +292,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="start afresh in an --output that holds a run")
     _model_options(p)
     _sampling_options(p)
+    _on_error_option(p)
     p.add_argument("--cache-videos", action="store_true",
                    help="decode each video once and keep its frames in memory (small datasets of short clips)")
     p.add_argument("--hflip", type=float, default=0.5,
@@ -312,6 +320,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, help="folder, list file or npz (its test split)")
     p.add_argument("--views", help="temporal clips x spatial crops, e.g. 1x1, 4x3 (default: the model's)")
     p.add_argument("--split", choices=("train", "val", "test"), help="npz split or split sub-folder")
+    _on_error_option(p)
     p.add_argument("--output", help="report folder (default: MODEL/eval for a training folder, else ./vidzoo-eval)")
     p.add_argument("--num-samples", type=int, default=8, help="clips in the captioned sample picture")
     _model_options(p)
@@ -369,10 +378,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     Returns:
         Exit status: 0 on success, 2 on a user error (one line on stderr), 130 on Ctrl-C.
     """
+    from .data import VideoDecodeError
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except UserError as e:
+    except (UserError, VideoDecodeError) as e:  # a bad video under --on-error raise is the user's to fix
         if os.environ.get("VIDZOO_DEBUG"):
             raise
         from .engine.distributed import get_rank

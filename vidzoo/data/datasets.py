@@ -106,6 +106,10 @@ class ClipDataset(Dataset):
         """Number of distinct unreadable samples met so far (in this process)."""
         return len(self.skipped)
 
+    def is_skipped(self, index: int) -> bool:
+        """Whether sample ``index`` was found unreadable (in this process) and substituted."""
+        return str(self.samples[index][0]) in self._skipped_set
+
     def __len__(self) -> int:
         return len(self.samples)
 

@@ -163,7 +163,7 @@ class CachedVideoListDataset(_FrameCache, VideoListDataset):
 
 
 def open_dataset(path: PathLike, split: str | None = None, classes: Sequence[str] | None = None,
-                 flag: str = "--data", cache: bool = False) -> tuple[ClipDataset, list[str]]:
+                 flag: str = "--data", cache: bool = False, on_error: str = "skip") -> tuple[ClipDataset, list[str]]:
     """Open ``path`` as an (unconfigured) dataset.
 
     Args:
@@ -174,6 +174,8 @@ def open_dataset(path: PathLike, split: str | None = None, classes: Sequence[str
             validation list that must use the training classes).
         flag: The option name, for messages.
         cache: Decode each video once and keep its frames in memory (small datasets).
+        on_error: Unreadable videos: ``"skip"`` (warn naming the file, substitute the next
+            sample, count it) or ``"raise"`` (stop with an error naming the file).
 
     Returns:
         ``(dataset, class_names)``.
@@ -191,7 +193,7 @@ def open_dataset(path: PathLike, split: str | None = None, classes: Sequence[str
                             f"but only {len(names)} classes are known ({', '.join(names[:8])})")
     elif kind == "list":
         cls = CachedVideoListDataset if cache else VideoListDataset
-        ds = _user_errors(f"{flag} '{path}'", lambda: cls(path, classes=classes))
+        ds = _user_errors(f"{flag} '{path}'", lambda: cls(path, classes=classes, on_error=on_error))
     else:
         parts = split_subfolders(path)
         if parts:
@@ -200,7 +202,7 @@ def open_dataset(path: PathLike, split: str | None = None, classes: Sequence[str
                 raise UserError(f"{flag} '{path}' has no '{split}' sub-folder (found {', '.join(parts)})")
             path = parts[split]
         cls = CachedVideoFolder if cache else VideoFolder
-        ds = _user_errors(f"{flag} '{path}'", lambda: cls(path))
+        ds = _user_errors(f"{flag} '{path}'", lambda: cls(path, on_error=on_error))
     if len(ds) == 0:
         raise UserError(f"{flag} '{path}'{f' split {split!r}' if kind == 'npz' else ''} holds no samples")
     return ds, list(ds.classes)
@@ -248,7 +250,7 @@ class DataSplits:
 
 
 def open_train_val(data: PathLike, val_data: PathLike | None = None, val_split: float | None = None,
-                   seed: int = 0, cache: bool = False) -> DataSplits:
+                   seed: int = 0, cache: bool = False, on_error: str = "skip") -> DataSplits:
     """Open the training data and its validation data.
 
     Validation comes from, in order: ``val_data``; a stratified ``val_split`` fraction of
@@ -262,7 +264,7 @@ def open_train_val(data: PathLike, val_data: PathLike | None = None, val_split: 
         raise UserError("pass either --val-data or --val-split, not both")
     if val_split is not None and not 0.0 <= val_split < 1.0:
         raise UserError(f"--val-split must be in [0, 1), got {val_split}")
-    train_ds, classes = open_dataset(data, cache=cache)
+    train_ds, classes = open_dataset(data, cache=cache, on_error=on_error)
     if len(classes) < 2:
         raise UserError(f"--data '{data}' has {len(classes)} class ({', '.join(classes)}); training a "
                         f"classifier needs at least 2")
@@ -274,11 +276,11 @@ def open_train_val(data: PathLike, val_data: PathLike | None = None, val_split: 
         vkind = data_kind(val_data, "--val-data")
         split = "val" if vkind == "npz" or (vkind == "folder" and split_subfolders(val_data)) else None
         mapped = classes if vkind in ("list", "npz") else None
-        val_ds, val_classes = open_dataset(val_data, split=split, classes=mapped, flag="--val-data", cache=cache)
+        val_ds, val_classes = open_dataset(val_data, split=split, classes=mapped, flag="--val-data", cache=cache, on_error=on_error)
         check_same_classes(classes, val_classes)
         source = f"{val_data}" + (f" [{split}]" if split else "")
     elif val_split:
-        other, _ = open_dataset(data, classes=classes if kind in ("list", "npz") else None, cache=cache)
+        other, _ = open_dataset(data, classes=classes if kind in ("list", "npz") else None, cache=cache, on_error=on_error)
         train_idx, val_idx = split_indices(train_ds.targets, val_split, seed=seed)
         if not train_idx or not val_idx:
             raise UserError(f"--val-split {val_split} of {len(train_ds)} samples leaves an empty split")
@@ -286,14 +288,14 @@ def open_train_val(data: PathLike, val_data: PathLike | None = None, val_split: 
         source = f"{val_split:.0%} of {data} ({len(val_idx)} samples, stratified, seed {seed})"
     elif "val" in splits:
         val_ds, val_classes = open_dataset(data, split="val", flag="--data [val]",
-                                           classes=classes if kind == "npz" else None, cache=cache)
+                                           classes=classes if kind == "npz" else None, cache=cache, on_error=on_error)
         check_same_classes(classes, val_classes, "--data [train]", "--data [val]")
         source = f"{data} [val]"
     return DataSplits(train_ds, val_ds, classes, data_channels(train_ds), source)
 
 
-def open_eval(data: PathLike, split: str | None = None, classes: Sequence[str] | None = None
-              ) -> tuple[Dataset, list[str]]:
+def open_eval(data: PathLike, split: str | None = None, classes: Sequence[str] | None = None,
+              on_error: str = "skip") -> tuple[Dataset, list[str]]:
     """Open evaluation data: an npz's ``test`` split (or ``split``), a split folder's ``test``
     (else ``val``) sub-folder, or the whole folder / list file.
 
@@ -311,7 +313,32 @@ def open_eval(data: PathLike, split: str | None = None, classes: Sequence[str] |
             parts = split_subfolders(data)
             split = ("test" if "test" in parts else "val") if parts else None
     mapped = classes if kind in ("list", "npz") else None
-    return open_dataset(data, split=split, classes=mapped)
+    return open_dataset(data, split=split, classes=mapped, on_error=on_error)
+
+
+class FlagUnreadable(Dataset):
+    """Adds to each ``(clip, label)`` a 0/1 flag: was the drawn sample unreadable (and substituted)?
+
+    The flag travels with the batch, so the count is right with DataLoader workers (whose copies
+    of the dataset record the skips) and under DDP (summed over ranks by the training loop).
+    """
+
+    def __init__(self, dataset: Dataset) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)  # type: ignore[arg-type]
+
+    def __getitem__(self, index: int) -> tuple[Any, ...]:
+        item = self.dataset[index]
+        return (*item, int(sample_unreadable(self.dataset, index)))
+
+
+def sample_unreadable(ds: Dataset, index: int) -> bool:
+    """Whether sample ``index`` of ``ds`` (through any Subsets) was found unreadable."""
+    while isinstance(ds, Subset):
+        ds, index = ds.dataset, ds.indices[index]
+    return bool(getattr(ds, "is_skipped", lambda i: False)(index))
 
 
 # --------------------------------------------------------------------------------- configuring

@@ -67,7 +67,8 @@ class EvalRun:
 def run_evaluation(model: nn.Module, data: PathLike, views: str | tuple[int, int] | None = None,
                    batch_size: int = 8, workers: int = 0, device: str = "auto", output: PathLike | None = None,
                    split: str | None = None, amp: str = "auto", num_visuals: int = 8, progress: bool = True,
-                   sampling: str | None = None, frame_stride: int | None = None) -> EvalRun:
+                   sampling: str | None = None, frame_stride: int | None = None,
+                   on_error: str = "skip") -> EvalRun:
     """Evaluate ``model`` on the data at ``data`` with multi-view testing and write the report.
 
     Args:
@@ -85,6 +86,7 @@ def run_evaluation(model: nn.Module, data: PathLike, views: str | tuple[int, int
         progress: tqdm bar.
         sampling: Override the model's temporal sampling.
         frame_stride: Override the model's dense sampling stride.
+        on_error: Unreadable videos: ``skip`` (warn naming each) or ``raise``.
 
     Raises:
         UserError: Missing/empty data, classes the model does not know, clips of the wrong shape.
@@ -93,7 +95,7 @@ def run_evaluation(model: nn.Module, data: PathLike, views: str | tuple[int, int
     model = model.to(dinfo.device).eval()
     label_names = model.pretrained_cfg.get("label_names")
     views = parse_views(views, model)
-    ds, data_classes = open_eval(data, split, classes=label_names)
+    ds, data_classes = open_eval(data, split, classes=label_names, on_error=on_error)
     spec = InputSpec.from_model(model, sampling, frame_stride)
     configure_dataset(ds, spec, train=False, views=views)
     check_input_fits(ds, spec, "the model")

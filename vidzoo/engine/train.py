@@ -41,7 +41,9 @@ from tqdm.auto import tqdm
 
 from .checkpoint import (atomic_copy, atomic_write_json, atomic_write_text, capture_rng_state, load_checkpoint,
                          restore_rng_state, save_checkpoint, seed_everything)
-from .distributed import DistInfo, all_gather_object, barrier, cleanup_distributed, init_distributed, is_distributed
+from .data_setup import FlagUnreadable
+from .distributed import (DistInfo, all_gather_object, all_reduce_sum, barrier, cleanup_distributed, init_distributed,
+                          is_distributed)
 from .errors import UserError
 from .evaluate import EvalResult, autocast_context, evaluate, make_eval_loader
 from .metrics import ClassificationMeter
@@ -93,6 +95,8 @@ class TrainConfig:
         cache_videos: Decode each video once and keep its frames in memory (small datasets of
             short clips; with workers, each persistent worker holds its own cache and resume is
             exact only with ``workers=0``).
+        on_error: Unreadable videos: ``skip`` (warn naming the file, substitute another sample,
+            count them in the epoch summary) or ``raise`` (stop at the first, naming it).
         device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
         resume: True: continue from ``output/checkpoints/last.pth``; a path: from that checkpoint.
         overwrite: Start afresh in an output folder that already holds a run.
@@ -130,6 +134,7 @@ class TrainConfig:
     crop_scale: tuple[float, float] = (0.25, 1.0)
     workers: int = 0
     cache_videos: bool = False
+    on_error: str = "skip"
     device: str = "auto"
     resume: bool | str = False
     overwrite: bool = False
@@ -227,15 +232,20 @@ def train_one_epoch(model: nn.Module, loader: DataLoader, optimizer: torch.optim
     all-reduced on the last micro-batch of each accumulation group.
 
     Returns:
-        ``(metrics, num_updates)``: loss/top-1/top-5/num_samples summed over ranks, and the
-        optimizer-update counter after this epoch (drives the per-update LR schedule).
+        ``(metrics, num_updates)``: loss/top-1/top-5/num_samples summed over ranks, ``unreadable``
+        (samples found unreadable and substituted, summed over ranks; batches from
+        :class:`FlagUnreadable` carry the flags), and the optimizer-update counter after this
+        epoch (drives the per-update LR schedule).
     """
     model.train()
     meter = ClassificationMeter(num_classes, device)
+    unreadable = torch.zeros(1, dtype=torch.int64, device=device)
     n = len(loader)
     optimizer.zero_grad(set_to_none=True)
     bar = tqdm(loader, desc=desc, disable=None if progress else True, leave=False, dynamic_ncols=True)
-    for i, (x, y) in enumerate(bar):
+    for i, (x, y, *flags) in enumerate(bar):
+        if flags:
+            unreadable += flags[0].sum().to(device)
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         group_start = i - i % accum_steps
         group_size = min(accum_steps, n - group_start)
@@ -267,7 +277,9 @@ def train_one_epoch(model: nn.Module, loader: DataLoader, optimizer: torch.optim
                 scheduler.step_update(num_updates)
         meter.update(logits.float(), y, loss.item())
         bar.set_postfix(loss=f"{loss.item():.3f}", lr=f"{current_lr(optimizer):.2e}")
-    return meter.compute(), num_updates
+    metrics = meter.compute()
+    metrics["unreadable"] = int(all_reduce_sum(unreadable).item())
+    return metrics, num_updates
 
 
 def _csv_text(history: Sequence[dict[str, Any]]) -> str:
@@ -357,7 +369,8 @@ class Trainer:
             if cfg.data is None:
                 raise UserError("no training data: pass --data")
             from .data_setup import open_train_val
-            splits = open_train_val(cfg.data, cfg.val_data, cfg.val_split, cfg.seed, cache=cfg.cache_videos)
+            splits = open_train_val(cfg.data, cfg.val_data, cfg.val_split, cfg.seed, cache=cfg.cache_videos,
+                                    on_error=cfg.on_error)
             train_dataset, val_dataset, classes = splits.train, splits.val, splits.classes
             self.data_channels, self.val_source = splits.in_chans, splits.val_source
         classes = list(classes) if classes is not None else getattr(train_dataset, "classes", None)
@@ -411,7 +424,8 @@ class Trainer:
         # Workers are re-created (and re-seeded from (seed, epoch, rank)) every epoch, except with the
         # frame cache, which lives in the workers.
         persistent = cfg.cache_videos and cfg.workers > 0
-        self.train_loader = DataLoader(self.train_dataset, batch_size=cfg.batch_size, sampler=self.train_sampler,
+        self.train_loader = DataLoader(FlagUnreadable(self.train_dataset), batch_size=cfg.batch_size,
+                                       sampler=self.train_sampler,
                                        num_workers=cfg.workers, pin_memory=pin, drop_last=False,
                                        generator=self.loader_generator, persistent_workers=persistent)
         self.val_loader = None
@@ -575,6 +589,8 @@ def _epoch_line(r: dict[str, Any], best: bool) -> str:
             f" top5 {r['train_top5']:5.1f}%")
     if "val_loss" in r:
         line += f" | val loss {r['val_loss']:.4f} top1 {r['val_top1']:5.1f}% top5 {r['val_top5']:5.1f}%"
+    if r.get("train_unreadable"):
+        line += f"  [{r['train_unreadable']} unreadable training sample(s) skipped, see warnings]"
     return line + f"  ({r['time_s']:.1f}s){'  *best' if best else ''}"
 
 
