@@ -114,19 +114,11 @@ def load_model(name_or_path: str, pretrained: bool = False, **overrides: Any) ->
     return model.eval()
 
 
-def save_model_folder(model: nn.Module, path: PathLike) -> Path | None:
+def save_model_folder(model: nn.Module, path: PathLike) -> Path:
     """Save ``model`` in vidzoo's safetensors folder format (``config.json`` + ``model.safetensors``)
-    through :func:`vidzoo.save_pretrained`.
-
-    Returns:
-        The folder, or None when this build has no ``vidzoo.save_pretrained`` (weights I/O).
-    """
-    import vidzoo
-    save = getattr(vidzoo, "save_pretrained", None)
-    if save is None:
-        return None
-    save(model, path)
-    return Path(path)
+    through :func:`vidzoo.save_pretrained`; returns the folder."""
+    from .._hub import save_pretrained
+    return Path(save_pretrained(model, path))
 
 
 # ---------------------------------------------------------------------------------- complexity

@@ -574,11 +574,7 @@ class Trainer:
             model_dir = save_model_folder(self.model, self.out / "model")
             which = f"epoch {self.best_epoch}" + (f", val top-1 {self.best_top1:.2f}%" if self.best_top1 is not None
                                                   else "")
-            if model_dir is not None:
-                self.log(f"final model ({which}) saved to {model_dir}")
-            else:
-                self.log(f"final model ({which}) is in {best}; this build has no vidzoo.save_pretrained to "
-                         f"write the safetensors folder")
+            self.log(f"final model ({which}) saved to {model_dir}")
         barrier()
         return TrainResult(self.model, self.history, self.best_epoch, self.best_top1, self.out, model_dir,
                            self.classes)
