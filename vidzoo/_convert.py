@@ -1,14 +1,405 @@
 """Convert checkpoints of other formats to vidzoo state dicts.
 
-Only vidzoo's own format is handled here so far; upstream converters (HF transformers ViViT and
-TimeSformer, official TimeSformer, timm 2-D ViT) are added by the weights work.
+One entry point, :func:`convert_state_dict`, maps a checkpoint onto a built model:
+
+1. unwrap: ``model_state`` / ``state_dict`` / ``model`` / ``module`` containers, ``module.`` and
+   ``model.`` key prefixes (official TimeSformer ``.pyth`` files, DDP checkpoints);
+2. detect the format from the keys (:func:`detect_format`): HF transformers ViViT
+   (``vivit.*``, old ``encoder.layer.N.attention.attention.query`` and new
+   ``layers.N.attention.q_proj`` names), HF transformers TimeSformer (``timesformer.*``),
+   vidzoo / official TimeSformer names (``blocks.N.attn.qkv``, ``time_embed``, ...) and
+   timm 2-D ViT state dicts;
+3. rename to vidzoo keys (HF ViViT's separate query/key/value are concatenated into ``qkv``);
+4. adapt to the model: inflate 2-D patch kernels for tubelet tokenizers, resample position and
+   time embeddings to the model's token grid (or tile a 2-D table over time for the joint
+   layout), initialise the temporal parts an image checkpoint does not have, and drop a head
+   whose number of classes differs.
+
+The result is checked and loaded by :mod:`vidzoo._weights`; nothing here touches the model's
+parameters.
 """
 from __future__ import annotations
 
+import logging
+import math
+import re
+from typing import Any, Mapping
+
 import torch
+from einops import rearrange
 from torch import nn
 
+from .layers import resample_pos_embed_3d, resample_time_embed
+from .tokenizers import inflate_patch_kernel
 
-def convert_state_dict(state_dict: dict[str, torch.Tensor], model: nn.Module) -> dict[str, torch.Tensor]:
-    """Return ``state_dict`` mapped onto ``model``'s parameter names and shapes."""
-    return dict(state_dict)
+_logger = logging.getLogger(__name__)
+
+FORMATS = ("vidzoo", "hf_vivit", "hf_timesformer", "timesformer", "timm_vit")
+# Container keys of training checkpoints, tried in this order.
+_WRAPPER_KEYS = ("model_state", "state_dict", "model", "module", "model_ema", "state_dict_ema")
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint could not be read, recognised or converted."""
+
+
+class CheckpointMismatchError(CheckpointError):
+    """A (converted) checkpoint does not fit the model: missing / unexpected keys, shape mismatches."""
+
+    def __init__(self, message: str, missing: list[str] | None = None, unexpected: list[str] | None = None,
+                 mismatched: list[tuple[str, tuple, tuple]] | None = None) -> None:
+        super().__init__(message)
+        self.missing = list(missing or [])
+        self.unexpected = list(unexpected or [])
+        self.mismatched = list(mismatched or [])
+
+
+# --------------------------------------------------------------------------------- unwrapping
+def _is_tensor_dict(d: Any) -> bool:
+    return isinstance(d, Mapping) and len(d) > 0 and all(isinstance(v, torch.Tensor) for v in d.values())
+
+
+def unwrap_state_dict(checkpoint: Mapping[str, Any]) -> dict[str, torch.Tensor]:
+    """Return the tensors of a checkpoint: the state dict inside a training-checkpoint container,
+    with a ``module.`` / ``model.`` prefix shared by every key removed."""
+    sd: Any = checkpoint
+    for _ in range(3):  # nested containers, e.g. {'model': {'state_dict': ...}}
+        if _is_tensor_dict(sd):
+            break
+        inner = next((sd[k] for k in _WRAPPER_KEYS if isinstance(sd, Mapping) and isinstance(sd.get(k), Mapping)),
+                     None)
+        if inner is None:
+            break
+        sd = inner
+    if not isinstance(sd, Mapping):
+        raise CheckpointError(f"Expected a state dict (a mapping of names to tensors); got {type(sd).__name__}.")
+    tensors = {k: v for k, v in sd.items() if isinstance(v, torch.Tensor)}
+    if not tensors:
+        keys = ", ".join(list(map(str, sd))[:10])
+        raise CheckpointError(f"No tensors found in the checkpoint (top-level keys: {keys}).")
+    for prefix in ("module.", "model."):
+        if all(k.startswith(prefix) for k in tensors):
+            tensors = {k[len(prefix):]: v for k, v in tensors.items()}
+    return tensors
+
+
+# ---------------------------------------------------------------------------------- detection
+def _has_video_markers(sd: Mapping[str, torch.Tensor]) -> bool:
+    w = sd.get("patch_embed.proj.weight")
+    return ("time_embed" in sd or any(k.startswith("temporal_") or ".temporal_" in k for k in sd)
+            or (w is not None and w.ndim == 5))
+
+
+def detect_format(state_dict: Mapping[str, torch.Tensor], hint: str | None = None) -> str:
+    """Recognise the layout of an (unwrapped) state dict from its keys.
+
+    Returns one of ``'hf_vivit'``, ``'hf_timesformer'``, ``'vidzoo'`` (vidzoo / official
+    TimeSformer names of a video model) or ``'timm_vit'`` (a 2-D ViT). ``hint`` (a tag's
+    ``source_format``) only decides between the last two when the keys cannot: a vidzoo model
+    without temporal parameters (space-only attention) has the same keys as a timm ViT.
+    """
+    keys = list(state_dict)
+    if any(k.startswith("vivit.") for k in keys):
+        return "hf_vivit"
+    if any(k.startswith("timesformer.") for k in keys):
+        return "hf_timesformer"
+    if "embeddings.position_embeddings" in state_dict:  # a bare VivitModel / TimesformerModel
+        hf_ts = "embeddings.time_embeddings" in state_dict or any(".qkv." in k for k in keys)
+        return "hf_timesformer" if hf_ts else "hf_vivit"
+    if "pos_embed" in state_dict or "patch_embed.proj.weight" in state_dict or any(k.startswith("blocks.") for k in keys):
+        if _has_video_markers(state_dict):
+            return "vidzoo"
+        if hint in ("vidzoo", "timesformer"):
+            return "vidzoo"
+        return "timm_vit"
+    sample = ", ".join(keys[:8])
+    raise CheckpointError(f"Unrecognised checkpoint format (first keys: {sample}). Supported: HF transformers ViViT "
+                          "and TimeSformer, official TimeSformer, timm ViT and vidzoo state dicts.")
+
+
+# ------------------------------------------------------------------------------ key renaming
+_HF_TIMESFORMER_LAYER = (  # prefixes of the key after 'encoder.layer.N.', longest first
+    ("temporal_attention.attention.qkv.", "temporal_attn.qkv."),
+    ("temporal_attention.output.dense.", "temporal_attn.proj."),
+    ("attention.attention.qkv.", "attn.qkv."),
+    ("attention.output.dense.", "attn.proj."),
+    ("temporal_layernorm.", "temporal_norm1."),
+    ("temporal_dense.", "temporal_fc."),
+    ("layernorm_before.", "norm1."),
+    ("layernorm_after.", "norm2."),
+    ("intermediate.dense.", "mlp.fc1."),
+    ("output.dense.", "mlp.fc2."),
+)
+_HF_VIVIT_LAYER = (  # both the names on the Hub (transformers 4) and those of transformers 5 modules
+    ("attention.output.dense.", "attn.proj."),
+    ("attention.o_proj.", "attn.proj."),
+    ("layernorm_before.", "norm1."),
+    ("layernorm_after.", "norm2."),
+    ("intermediate.dense.", "mlp.fc1."),
+    ("output.dense.", "mlp.fc2."),
+    ("mlp.fc1.", "mlp.fc1."),
+    ("mlp.fc2.", "mlp.fc2."),
+)
+_HF_VIVIT_QKV = re.compile(r"attention\.(?:attention\.(query|key|value)|(q|k|v)_proj)\.(weight|bias)$")
+_HF_EMBED = {
+    "embeddings.cls_token": "cls_token",
+    "embeddings.position_embeddings": "pos_embed",
+    "embeddings.time_embeddings": "time_embed",
+    "embeddings.patch_embeddings.projection.weight": "patch_embed.proj.weight",
+    "embeddings.patch_embeddings.projection.bias": "patch_embed.proj.bias",
+    "layernorm.weight": "norm.weight",
+    "layernorm.bias": "norm.bias",
+}
+_LAYER = re.compile(r"^(?:encoder\.layer|layers)\.(\d+)\.(.+)$")
+
+
+def _rename_layer_key(rest: str, table: tuple[tuple[str, str], ...]) -> str | None:
+    for src, dst in table:
+        if rest.startswith(src):
+            return dst + rest[len(src):]
+    return None
+
+
+def _from_hf(sd: Mapping[str, torch.Tensor], prefix: str, table: tuple[tuple[str, str], ...]) -> dict[str, torch.Tensor]:
+    """HF transformers ViViT / TimeSformer keys -> vidzoo keys (qkv of ViViT concatenated)."""
+    out: dict[str, torch.Tensor] = {}
+    qkv: dict[tuple[int, str], dict[str, torch.Tensor]] = {}
+    dropped = []
+    for key, v in sd.items():
+        k = key[len(prefix) + 1:] if key.startswith(prefix + ".") else key
+        if k.startswith("classifier."):
+            out["head." + k[len("classifier."):]] = v
+        elif k in _HF_EMBED:
+            out[_HF_EMBED[k]] = v
+        elif k.startswith("pooler."):  # VivitModel's pooler is not used by the classifier
+            dropped.append(key)
+        elif m := _LAYER.match(k):
+            i, rest = int(m.group(1)), m.group(2)
+            if q := _HF_VIVIT_QKV.match(rest):
+                which = {"query": "q", "key": "k", "value": "v"}.get(q.group(1), q.group(2))
+                qkv.setdefault((i, q.group(3)), {})[which] = v
+                continue
+            new = _rename_layer_key(rest, table)
+            out[f"blocks.{i}.{new}" if new else key] = v  # unknown keys are reported as unexpected
+        else:
+            out[key] = v
+    for (i, kind), parts in qkv.items():
+        if set(parts) != {"q", "k", "v"}:
+            raise CheckpointError(f"Layer {i} of the ViViT checkpoint has {kind}s for {sorted(parts)} only; "
+                                  "expected query, key and value.")
+        out[f"blocks.{i}.attn.qkv.{kind}"] = torch.cat([parts["q"], parts["k"], parts["v"]], dim=0)
+    if dropped:
+        _logger.info("Dropped %d checkpoint tensors vidzoo does not use: %s", len(dropped), ", ".join(dropped))
+    return out
+
+
+# ----------------------------------------------------------------------------- token grids
+def _isqrt_exact(n: int) -> int | None:
+    s = math.isqrt(n)
+    return s if s * s == n else None
+
+
+def _spatial_grid(n: int, model_hw: tuple[int, int], hint: tuple[int, int, int] | None) -> tuple[int, int]:
+    if hint and hint[1] * hint[2] == n:
+        return hint[1], hint[2]
+    if model_hw[0] * model_hw[1] == n:
+        return model_hw
+    s = _isqrt_exact(n)
+    if s is None:
+        raise CheckpointError(f"Cannot infer the spatial grid of a position table with {n} entries (not a square); "
+                              "pass pretrained_cfg_overlay=dict(extra={'source_grid': (T, H, W)}).")
+    return s, s
+
+
+def _joint_grid(n: int, model_grid: tuple[int, int, int], hint: tuple[int, int, int] | None) -> tuple[int, int, int]:
+    if hint and math.prod(hint) == n:
+        return tuple(hint)  # type: ignore[return-value]
+    T, H, W = model_grid
+    if n % (H * W) == 0:
+        return n // (H * W), H, W
+    if n % T == 0 and (s := _isqrt_exact(n // T)):
+        return T, s, s
+    raise CheckpointError(f"Cannot infer the token grid (T, H, W) of a joint position table with {n} entries for a "
+                          f"model with grid {model_grid}; pass pretrained_cfg_overlay=dict(extra={{'source_grid': "
+                          "(T, H, W)}) or load through a folder with the checkpoint's config.json.")
+
+
+# ------------------------------------------------------------------------------- adaptation
+def _adapt_patch_embed(sd: dict[str, torch.Tensor], target: Mapping[str, torch.Tensor], inflation: str,
+                       notes: list[str]) -> None:
+    w, tw = sd.get("patch_embed.proj.weight"), target.get("patch_embed.proj.weight")
+    if w is None or tw is None:
+        return
+    if w.shape[1] != tw.shape[1]:  # input channels (e.g. RGB weights for a one-channel model), as timm
+        from timm.models._manipulate import adapt_input_conv
+        if w.ndim == 5:
+            w = torch.stack([adapt_input_conv(tw.shape[1], w[:, :, i]) for i in range(w.shape[2])], dim=2)
+        else:
+            w = adapt_input_conv(tw.shape[1], w)
+        notes.append(f"patch kernel adapted from {sd['patch_embed.proj.weight'].shape[1]} to {tw.shape[1]} input channels")
+    if tw.ndim == 5 and (w.ndim == 4 or (w.ndim == 5 and w.shape[2] == 1 and tw.shape[2] != 1)):
+        w = inflate_patch_kernel(w, tw.shape[2], inflation)
+        notes.append(f"2-D patch kernel inflated to {tw.shape[2]} frames ({inflation})")
+    elif tw.ndim == 4 and w.ndim == 5 and w.shape[2] == 1:
+        w = w[:, :, 0]
+    sd["patch_embed.proj.weight"] = w
+
+
+def _adapt_pos_embed(sd: dict[str, torch.Tensor], model: nn.Module, target: Mapping[str, torch.Tensor],
+                     fmt: str, source_grid: tuple[int, int, int] | None, notes: list[str]) -> None:
+    """Bring ``pos_embed`` (and ``time_embed``) to the model's layout and grid."""
+    pos = sd.get("pos_embed")
+    if pos is None or "pos_embed" not in target:
+        return
+    T, H, W = model.grid_size
+    P_model = model.num_prefix_tokens
+    P_src = 1 if "cls_token" in sd else 0
+    time = sd.pop("time_embed", None)
+    separable_src = time is not None
+    # Upstream TimeSformer (official and HF) resize its tables with nearest interpolation at run
+    # time; matching it keeps a model loaded at another size equal to the upstream one.
+    smode, tmode = ("nearest", "nearest") if separable_src else ("bicubic", "linear")
+    n = pos.shape[1] - P_src
+    # A spatial table (one frame) or a joint table over the clip? HF ViViT and vidzoo models with
+    # the joint layout have the latter; everything else a spatial one.
+    spatial_src = (separable_src or fmt in ("timm_vit", "hf_timesformer") or "temporal_pos_embed" in sd
+                   or (fmt == "vidzoo" and model.pos_embed_type != "joint"))
+    if not spatial_src and n == target["pos_embed"].shape[1] - P_model and model.pos_embed_type == "joint":
+        grid_src = (T, H, W)  # same joint layout and size
+    elif spatial_src:
+        grid_src = (1, *_spatial_grid(n, (H, W), source_grid))
+    else:
+        grid_src = _joint_grid(n, (T, H, W), source_grid)
+    prefix, table = pos[:, :P_src], pos[:, P_src:]
+    if P_model and not P_src:
+        prefix = target["pos_embed"][:, :P_model]
+        notes.append("class-token position embedding initialised (the checkpoint has no class token)")
+    elif P_src and not P_model:
+        prefix = pos[:, :0]
+        sd.pop("cls_token", None)
+        notes.append("class token dropped (the model pools by average)")
+
+    if model.pos_embed_type == "joint":
+        if spatial_src:  # tiled over time; pos[n] + time[t] is exactly the joint table of a separable model
+            space = resample_pos_embed_3d(table, grid_src, (1, H, W), spatial_mode=smode)
+            te = resample_time_embed(time, T, mode=tmode) if separable_src else space.new_zeros(1, T, space.shape[-1])
+            table = rearrange(space.unsqueeze(1) + te.unsqueeze(2), "1 t n d -> 1 (t n) d")
+            notes.append("separable position + time embeddings summed into one joint table" if separable_src
+                         else f"spatial position table tiled over {T} time steps (joint layout)")
+        else:
+            table = resample_pos_embed_3d(table, grid_src, (T, H, W), spatial_mode=smode, temporal_mode=tmode)
+    else:  # 'separable' or 'space': a spatial table (+ time_embed)
+        if not spatial_src:
+            raise CheckpointError(f"The checkpoint has a joint space-time position table (grid {grid_src}); the model "
+                                  f"uses the '{model.pos_embed_type}' layout, which cannot represent it. Create the "
+                                  "model with pos_embed='joint'.")
+        table = resample_pos_embed_3d(table, grid_src, (1, H, W), spatial_mode=smode)
+        if "time_embed" in target:
+            if separable_src:
+                sd["time_embed"] = resample_time_embed(time, T, mode=tmode)
+            else:
+                sd["time_embed"] = torch.zeros_like(target["time_embed"])
+                notes.append("time embedding initialised to zero")
+        elif separable_src:
+            sd["time_embed"] = time  # reported as unexpected: the model has no time embedding
+    if tuple(grid_src[1:]) != (H, W) or (not spatial_src and grid_src[0] != T):
+        notes.append(f"position embeddings resampled from grid {tuple(grid_src)} to {(T, H, W)} ({smode})")
+    if separable_src and time.shape[1] != T:
+        notes.append(f"time embedding resampled from {time.shape[1]} to {T} frames ({tmode})")
+    sd["pos_embed"] = torch.cat([prefix.to(table.dtype), table], dim=1)
+
+
+def _init_temporal_from_image(sd: dict[str, torch.Tensor], model: nn.Module, target: Mapping[str, torch.Tensor],
+                              notes: list[str]) -> None:
+    """Temporal parameters a 2-D ViT does not have.
+
+    * ``divided`` (TimeSformer): ``temporal_attn`` and ``temporal_norm1`` copied from the spatial
+      ``attn`` / ``norm1`` of the same block, as the official code does; ``temporal_fc`` keeps the
+      model's init (zero except in the first block).
+    * ``factorised_self_attention`` (ViViT model 3): ``temporal_attn`` copied from ``attn`` and
+      ``temporal_norm1`` left at its init, as Scenic's ``init_encoderblock`` does by default (the
+      paper's text describes a zero-initialised temporal MSA; Scenic's code copies).
+    * ``factorised_encoder`` (ViViT model 2): the spatial encoder comes from the ViT; the temporal
+      encoder (``temporal_*``) keeps its random init, as in Scenic when starting from an image model.
+    """
+    copy_norm = getattr(model, "attention", "") == "divided"
+    copied = 0
+    for i in range(len(getattr(model, "blocks", []))):
+        b = f"blocks.{i}."
+        if f"{b}temporal_attn.qkv.weight" in target and f"{b}temporal_attn.qkv.weight" not in sd:
+            names = ("attn.", "norm1.") if copy_norm else ("attn.",)
+            for k in [k for k in sd if k[len(b):].startswith(names) and k.startswith(b)]:
+                sd[b + "temporal_" + k[len(b):]] = sd[k].clone()
+            copied += 1
+    if copied:
+        what = "attention and norm" if copy_norm else "attention"
+        notes.append(f"temporal {what} of {copied} blocks copied from the spatial ones")
+    fresh = [k for k in target if k not in sd and "temporal_" in k]
+    for k in fresh:
+        sd[k] = target[k]
+    if fresh:
+        groups = sorted({re.sub(r"^blocks\.\d+\.", "blocks.*.", k).rsplit(".", 1)[0] for k in fresh})
+        notes.append(f"{len(fresh)} temporal tensors keep the model's initialisation ({', '.join(groups)})")
+
+
+def _adapt_head(sd: dict[str, torch.Tensor], model: nn.Module, target: Mapping[str, torch.Tensor],
+                report: dict[str, Any]) -> None:
+    w = sd.get("head.weight")
+    if w is None:
+        return
+    tw = target.get("head.weight")
+    if tw is not None and tw.shape == w.shape:
+        return
+    sd.pop("head.weight", None)
+    sd.pop("head.bias", None)
+    if tw is not None:
+        sd["head.weight"], sd["head.bias"] = target["head.weight"], target["head.bias"]
+    report["head_dropped"] = True
+    _logger.info("Checkpoint head has %d classes, the model %d: the head is not loaded (a fresh one is "
+                 "initialised), as timm does.", w.shape[0], getattr(model, "num_classes", 0))
+
+
+def convert_state_dict(state_dict: Mapping[str, Any], model: nn.Module, *, inflation: str = "central_frame",
+                       source_format: str | None = None, source_grid: tuple[int, int, int] | None = None,
+                       report: dict[str, Any] | None = None) -> dict[str, torch.Tensor]:
+    """Return ``state_dict`` mapped onto ``model``'s parameter names and shapes.
+
+    Args:
+        state_dict: A checkpoint in any supported format (containers and prefixes are removed).
+        model: The vidzoo model the weights are for (read only: its grid, layout and initial
+            values of parameters an image checkpoint lacks).
+        inflation: ``'central_frame'`` or ``'average'``: how 2-D patch kernels become tubelets.
+        source_format: The tag's declared format; used only where the keys are ambiguous.
+        source_grid: Token grid ``(T, H, W)`` of the checkpoint where known (from its
+            config.json); otherwise inferred from the table sizes.
+        report: Optional dict filled with ``format``, ``head_dropped`` and ``notes``.
+
+    Raises:
+        CheckpointError: The format is not recognised or a table cannot be converted.
+    """
+    report = {} if report is None else report
+    sd = unwrap_state_dict(state_dict)
+    fmt = detect_format(sd, source_format)
+    target = model.state_dict()
+    notes: list[str] = []
+    report.update(format=fmt, head_dropped=False, notes=notes)
+    if fmt == "vidzoo" and sd.keys() == target.keys() and all(sd[k].shape == target[k].shape for k in sd):
+        return dict(sd)  # already exact
+    if fmt == "hf_vivit":
+        sd = _from_hf(sd, "vivit", _HF_VIVIT_LAYER)
+    elif fmt == "hf_timesformer":
+        sd = _from_hf(sd, "timesformer", _HF_TIMESFORMER_LAYER)
+    else:
+        sd = dict(sd)
+    image = fmt == "timm_vit"
+    if image:
+        for k in [k for k in sd if k.startswith("pre_logits.")]:
+            del sd[k]
+    _adapt_patch_embed(sd, target, inflation, notes)
+    _adapt_pos_embed(sd, model, target, fmt, tuple(source_grid) if source_grid else None, notes)
+    if image:
+        _init_temporal_from_image(sd, model, target, notes)
+    _adapt_head(sd, model, target, report)
+    if notes:
+        _logger.info("Converted %s checkpoint: %s.", fmt, "; ".join(notes))
+    return sd

@@ -32,10 +32,14 @@ def _spec(attn: str, size: str, **kwargs: Any) -> dict[str, Any]:
     return spec
 
 
-def checkpoint_filter_fn(state_dict: dict[str, torch.Tensor], model: VideoTransformer) -> dict[str, torch.Tensor]:
-    """Map a checkpoint onto a ViViT model (vidzoo's own keys pass through)."""
+def checkpoint_filter_fn(state_dict: dict[str, torch.Tensor], model: VideoTransformer,
+                         **kwargs: Any) -> dict[str, torch.Tensor]:
+    """Map a checkpoint onto a ViViT model: HF transformers ViViT (``google/vivit-*``), timm 2-D
+    ViT (tubelet kernels inflated, the spatial position table tiled over time) or vidzoo keys.
+    ``kwargs`` (``inflation``, ``source_format``, ``source_grid``, ``report``) go to
+    :func:`vidzoo._convert.convert_state_dict`."""
     from .._convert import convert_state_dict
-    return convert_state_dict(state_dict, model)
+    return convert_state_dict(state_dict, model, **kwargs)
 
 
 def _create_vivit(variant: str, pretrained: bool, spec: dict[str, Any], **kwargs: Any) -> VideoTransformer:
@@ -43,13 +47,30 @@ def _create_vivit(variant: str, pretrained: bool, spec: dict[str, Any], **kwargs
 
 
 def _cfg(num_frames: int = 32, img_size: int = 224, in_chans: int = 3, **kwargs: Any) -> PretrainedCfg:
-    kwargs = dict(dict(mean=INCEPTION_MEAN, std=INCEPTION_STD, frame_sample_rate=2, sampling="dense"), **kwargs)
+    kwargs = dict(dict(mean=INCEPTION_MEAN, std=INCEPTION_STD, frame_sample_rate=2, sampling="dense",
+                       license="apache-2.0"), **kwargs)
     return PretrainedCfg(num_frames=num_frames, input_size=(in_chans, num_frames, img_size, img_size),
-                         paper_ids="arXiv:2103.15691", paper_name="ViViT: A Video Vision Transformer",
-                         license="apache-2.0", **kwargs)
+                         paper_ids="arXiv:2103.15691", paper_name="ViViT: A Video Vision Transformer", **kwargs)
+
+
+def _in21k(num_frames: int = 32, **kwargs: Any) -> PretrainedCfg:
+    """Initialised from timm's ImageNet-21k ViT-B/16 (augreg): kernels inflated, positions tiled or
+    copied, temporal parts as Scenic; the 21843-class head is dropped for a fresh one."""
+    return _cfg(num_frames, hf_hub_id="timm/vit_base_patch16_224.augreg_in21k", hf_hub_filename="model.safetensors",
+                source_format="timm_vit", origin_url="https://huggingface.co/timm/vit_base_patch16_224.augreg_in21k",
+                extra=dict(dataset="ImageNet-21k (image initialisation)"),
+                notes="Video model initialised from an ImageNet-21k image model; the head and any temporal "
+                      "parameters are untrained (fine-tune before use).", **kwargs)
 
 
 default_cfgs = generate_default_cfgs({
+    # Scenic's ViViT-B/16x2 K400 (model 1), converted by HF transformers; inputs scaled to [-1, 1].
+    "vivit_joint_base_patch16x2_224.k400": _cfg(
+        hf_hub_id="google/vivit-b-16x2-kinetics400", hf_hub_filename="pytorch_model.bin", source_format="hf_vivit",
+        num_classes=400, license="mit", test_num_clips=4, test_num_crops=3, extra=dict(dataset="Kinetics-400"),
+        origin_url="https://huggingface.co/google/vivit-b-16x2-kinetics400"),
+    **{f"vivit_{a}_base_patch16x2_224.in21k": _in21k() for a in ATTENTION},
+    "vivit_joint_base_patch16_224.in21k": _in21k(16),
     **{f"vivit_{a}_{s}_patch16x2_224": _cfg() for a in ATTENTION for s in ("tiny", "small", "base")},
     "vivit_joint_large_patch16x2_224": _cfg(),
     "vivit_fenc_large_patch16x2_224": _cfg(),

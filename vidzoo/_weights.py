@@ -1,0 +1,253 @@
+"""Pretrained weights: read a checkpoint (state dict, file or Hub), convert it, load it all-or-nothing.
+
+``create_model(..., pretrained=True)`` ends in :func:`load_pretrained`. The source is the first
+present of ``pretrained_cfg.state_dict``, ``.file`` and ``.hf_hub_id``; a file in an upstream
+format goes through exactly the conversion a Hub download does (and reads the ``config.json``
+beside it, as the Hub path reads the repo's). Safetensors files are read with safetensors,
+anything else with ``torch.load(weights_only=True)`` only.
+
+The converted state dict is checked against the model before any parameter is written, so a
+checkpoint that does not fit raises :class:`CheckpointMismatchError` and leaves the model as it was.
+"""
+from __future__ import annotations
+
+import inspect
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import torch
+from torch import nn
+
+from ._convert import CheckpointError, CheckpointMismatchError, convert_state_dict
+from ._pretrained import PretrainedCfg
+
+_logger = logging.getLogger(__name__)
+
+WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+_GENERIC_LABEL = "LABEL_{}"
+
+
+class CorruptCheckpointError(CheckpointError, OSError):
+    """A checkpoint file exists but cannot be read (truncated, corrupt, unsafe pickle, not a checkpoint)."""
+
+
+# ----------------------------------------------------------------------------------- reading
+def _resolve_file(path: str | os.PathLike) -> Path:
+    p = Path(path).expanduser()
+    if p.is_dir():
+        for name in WEIGHT_FILES:
+            if (p / name).is_file():
+                return p / name
+        raise FileNotFoundError(f"No checkpoint in folder '{p}': expected one of {', '.join(WEIGHT_FILES)}.")
+    if not p.is_file():
+        raise FileNotFoundError(f"Checkpoint file '{p}' does not exist.")
+    return p
+
+
+def load_state_dict_from_file(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a checkpoint file (or a folder holding ``model.safetensors`` / ``pytorch_model.bin``).
+
+    ``.safetensors`` files are read with safetensors; ``.bin`` / ``.pth`` / ``.pt`` / ``.pyth`` and
+    other files with ``torch.load(weights_only=True)`` (never an unrestricted pickle).
+
+    Raises:
+        FileNotFoundError: Nothing at ``path``.
+        CorruptCheckpointError: The file cannot be read; the message names it.
+    """
+    p = _resolve_file(path)
+    try:
+        if p.suffix == ".safetensors":
+            from safetensors.torch import load_file
+            sd = load_file(str(p), device="cpu")
+        else:
+            sd = torch.load(str(p), map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - every reader error means the same to the caller
+        raise CorruptCheckpointError(
+            f"Could not read checkpoint file '{p}': {type(e).__name__}: {e}. The file is truncated, corrupt, not a "
+            "checkpoint, or a pickle that is not safe to load with weights_only=True. If it came from the Hugging "
+            "Face cache, delete it there (or pass force_download) and load again.") from e
+    if not isinstance(sd, Mapping):
+        raise CorruptCheckpointError(f"Checkpoint file '{p}' holds a {type(sd).__name__}, not a state dict.")
+    return dict(sd)
+
+
+def _read_json(path: str | os.PathLike) -> dict[str, Any] | None:
+    try:
+        with open(path, encoding="utf-8") as f:
+            d = json.load(f)
+        return d if isinstance(d, dict) else None
+    except (OSError, ValueError):
+        return None
+
+
+def _sibling_hf_config(path: str | os.PathLike) -> dict[str, Any] | None:
+    """The HF transformers ``config.json`` next to a checkpoint file, if there is one."""
+    p = Path(path)
+    cfg = _read_json((p if p.is_dir() else p.parent) / "config.json")
+    return cfg if cfg and cfg.get("model_type") in ("vivit", "timesformer") else None
+
+
+def hf_source_grid(config: Mapping[str, Any] | None) -> tuple[int, int, int] | None:
+    """Token grid ``(T, H, W)`` of an HF transformers ViViT / TimeSformer checkpoint from its config."""
+    if not config:
+        return None
+    size = config.get("image_size", 224)
+    h, w = (size, size) if isinstance(size, int) else tuple(size)
+    frames = config.get("num_frames", 8)
+    if config.get("model_type") == "vivit":
+        t, ph, pw = config.get("tubelet_size", (2, 16, 16))
+    elif config.get("model_type") == "timesformer":
+        t = 1
+        ph = pw = config.get("patch_size", 16)
+    else:
+        return None
+    return frames // t, h // ph, w // pw
+
+
+def label_names_from_config(config: Mapping[str, Any] | None) -> list[str] | None:
+    """Class names from an HF ``config.json``'s ``id2label`` (None when absent or the generic ``LABEL_i``)."""
+    id2label = (config or {}).get("id2label")
+    if not isinstance(id2label, Mapping) or not id2label:
+        return None
+    try:
+        names = [str(id2label.get(str(i), id2label.get(i))) for i in range(len(id2label))]  # type: ignore[call-overload]
+    except Exception:  # noqa: BLE001
+        return None
+    if "None" in names or all(n == _GENERIC_LABEL.format(i) for i, n in enumerate(names)):
+        return None
+    return names
+
+
+# ----------------------------------------------------------------------------------- loading
+def _call_filter(filter_fn: Callable, state_dict: Mapping[str, Any], model: nn.Module, **kwargs: Any) -> dict:
+    """Call a checkpoint filter with the keyword arguments it accepts (user filters may take only two)."""
+    params = inspect.signature(filter_fn).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return filter_fn(state_dict, model, **kwargs)
+    return filter_fn(state_dict, model, **{k: v for k, v in kwargs.items() if k in params})
+
+
+def _describe(keys: list[str], limit: int = 12) -> str:
+    more = f", ... ({len(keys) - limit} more)" if len(keys) > limit else ""
+    return ", ".join(keys[:limit]) + more
+
+
+def apply_state_dict(model: nn.Module, state_dict: Mapping[str, torch.Tensor], source: str = "checkpoint",
+                     strict: bool = True) -> None:
+    """Load ``state_dict`` into ``model`` only if it fits: every key and shape is checked first.
+
+    Raises:
+        CheckpointMismatchError: Listing missing and unexpected keys and shape mismatches; the
+            model is left unchanged.
+    """
+    target = model.state_dict()
+    missing = [k for k in target if k not in state_dict]
+    unexpected = [k for k in state_dict if k not in target]
+    mismatched = [(k, tuple(state_dict[k].shape), tuple(target[k].shape)) for k in state_dict
+                  if k in target and state_dict[k].shape != target[k].shape]
+    if mismatched or (strict and (missing or unexpected)):
+        name = getattr(model, "architecture", type(model).__name__)
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} missing key(s): {_describe(missing)}")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected key(s): {_describe(unexpected)}")
+        if mismatched:
+            parts.append(f"{len(mismatched)} shape mismatch(es): " + _describe(
+                [f"{k} checkpoint {s} vs model {t}" for k, s, t in mismatched], limit=8))
+        raise CheckpointMismatchError(
+            f"{source} does not fit {name}: " + "; ".join(parts) + ". Nothing was loaded; the model is unchanged. "
+            "Create the model with the checkpoint's architecture arguments (embed_dim, depth, num_heads, "
+            "attention, tokenizer, ...).", missing, unexpected, mismatched)
+    with torch.no_grad():
+        model.load_state_dict(state_dict, strict=strict)
+
+
+def load_checkpoint(model: nn.Module, checkpoint_path: str | os.PathLike, *, strict: bool = True,
+                    filter_fn: Callable | None = None, inflation: str = "central_frame",
+                    source_format: str | None = None) -> dict[str, Any]:
+    """Load a checkpoint file of any supported format into an existing vidzoo model.
+
+    The file is converted as a pretrained tag's download is (HF transformers ViViT / TimeSformer,
+    official TimeSformer, timm ViT or vidzoo), using the ``config.json`` beside it when there is one.
+
+    Returns:
+        The conversion report: ``format``, ``head_dropped``, ``notes``.
+    """
+    sd = load_state_dict_from_file(checkpoint_path)
+    hf_cfg = _sibling_hf_config(checkpoint_path)
+    report: dict[str, Any] = {}
+    sd = _call_filter(filter_fn or convert_state_dict, sd, model, inflation=inflation, source_format=source_format,
+                      source_grid=hf_source_grid(hf_cfg), report=report)
+    apply_state_dict(model, sd, source=f"Checkpoint '{checkpoint_path}'", strict=strict)
+    _attach_labels(model, hf_cfg, report)
+    return report
+
+
+def _attach_labels(model: nn.Module, hf_config: Mapping[str, Any] | None, report: Mapping[str, Any]) -> None:
+    cfg = getattr(model, "pretrained_cfg", None)
+    if not isinstance(cfg, dict) or report.get("head_dropped") or hf_config is None:
+        return
+    names = label_names_from_config(hf_config)
+    if names is not None and len(names) == getattr(model, "num_classes", -1):
+        cfg["label_names"] = names
+
+
+def _cfg_grid_hint(cfg: PretrainedCfg, model: nn.Module) -> tuple[int, int, int] | None:
+    """The token grid of a tag's own weights (its native num_frames / input size) for this model's patches."""
+    tok = getattr(model, "patch_embed", None)
+    if tok is None or not cfg.input_size or len(cfg.input_size) != 4:
+        return None
+    t = getattr(tok, "tubelet_size", 1)
+    ph, pw = tok.patch_size
+    return cfg.num_frames // t, cfg.input_size[2] // ph, cfg.input_size[3] // pw
+
+
+def load_pretrained(model: nn.Module, pretrained_cfg: PretrainedCfg | Mapping[str, Any] | None = None,
+                    filter_fn: Callable | None = None, strict: bool = True) -> None:
+    """Load the weights named by ``pretrained_cfg`` into ``model`` (state_dict > file > Hub).
+
+    The Hub path downloads ``hf_hub_filename`` of ``hf_hub_id`` at ``hf_hub_revision`` through
+    huggingface_hub (its cache, token and offline mode apply). For HF transformers checkpoints the
+    repo's ``config.json`` is read too, for the checkpoint's grid and ``id2label`` (attached as
+    ``model.pretrained_cfg['label_names']``); if it cannot be fetched the weights still load.
+
+    Raises:
+        ValueError: The cfg names no weights.
+        vidzoo._hub.HubDownloadError: Not cached and the Hub cannot be reached (or repo/file unknown).
+        CorruptCheckpointError: A file cannot be read.
+        CheckpointMismatchError: The converted checkpoint does not fit; the model is unchanged.
+    """
+    if pretrained_cfg is None:
+        pretrained_cfg = getattr(model, "pretrained_cfg", None) or {}
+    cfg = pretrained_cfg if isinstance(pretrained_cfg, PretrainedCfg) else PretrainedCfg(
+        **{k: v for k, v in dict(pretrained_cfg).items() if k in PretrainedCfg.__dataclass_fields__})
+    name = f"{cfg.architecture}.{cfg.tag}" if cfg.tag else (cfg.architecture or type(model).__name__)
+    hf_cfg: dict[str, Any] | None = None
+    if cfg.state_dict is not None:
+        sd, source = cfg.state_dict, "pretrained_cfg.state_dict"
+    elif cfg.file:
+        sd, source = load_state_dict_from_file(cfg.file), f"Checkpoint file '{cfg.file}'"
+        hf_cfg = _sibling_hf_config(cfg.file)
+    elif cfg.hf_hub_id:
+        from ._hub import download_file, download_weights
+        path = download_weights(cfg.hf_hub_id, cfg.hf_hub_filename, revision=cfg.hf_hub_revision)
+        sd, source = load_state_dict_from_file(path), f"Checkpoint '{cfg.hf_hub_id}/{Path(path).name}'"
+        if (cfg.source_format or "").startswith("hf_"):
+            try:
+                hf_cfg = _read_json(download_file(cfg.hf_hub_id, "config.json", revision=cfg.hf_hub_revision))
+            except Exception as e:  # noqa: BLE001 - labels are optional, the weights are not
+                _logger.info("config.json of %s could not be fetched (%s): label names stay unset.", cfg.hf_hub_id, e)
+    else:
+        raise ValueError(f"No pretrained weights for '{name}': its cfg has no state_dict, file or hf_hub_id. "
+                         f"Tags with weights: vidzoo.list_pretrained('{cfg.architecture or '*'}*').")
+    grid = cfg.extra.get("source_grid") or hf_source_grid(hf_cfg) or _cfg_grid_hint(cfg, model)
+    report: dict[str, Any] = {}
+    sd = _call_filter(filter_fn or convert_state_dict, sd, model, inflation=cfg.inflation,
+                      source_format=cfg.source_format, source_grid=grid, report=report)
+    apply_state_dict(model, sd, source=source, strict=strict)
+    _attach_labels(model, hf_cfg, report)
+    _logger.info("Loaded pretrained weights for %s from %s (%s format).", name, source, report.get("format", "?"))

@@ -1,0 +1,140 @@
+"""Convert an upstream checkpoint into a vidzoo model folder (what ``vidzoo convert SRC DST`` runs).
+
+``SRC`` may be a checkpoint file, a folder holding an HF transformers ``config.json`` and its
+weights, or ``hf-hub:org/repo[@revision]`` of such a repo. Where an HF config is present the vidzoo
+architecture and its arguments are read from it (frames, image size, patch/tubelet, width, depth,
+heads, MLP width, norm eps, activation, classes and ``id2label``); otherwise ``model_name`` names
+the architecture and ``overrides`` give its arguments.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from ._pretrained import PretrainedCfg
+from ._registry import get_pretrained_cfg, split_model_name_tag
+from ._weights import WEIGHT_FILES, label_names_from_config
+
+_HF_ACT = {"gelu": "gelu", "gelu_fast": "gelu_tanh", "gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh"}
+_TIMESFORMER_ATTN = {"divided_space_time": "divided", "joint_space_time": "joint", "space_only": "space"}
+
+
+def _hf_common_args(cfg: dict[str, Any]) -> dict[str, Any]:
+    size = cfg.get("image_size", 224)
+    hidden = cfg.get("hidden_size", 768)
+    act = cfg.get("hidden_act", "gelu")
+    if act not in _HF_ACT:
+        raise ValueError(f"Unsupported hidden_act {act!r} in config.json; vidzoo supports {sorted(_HF_ACT)}.")
+    args = dict(img_size=size if isinstance(size, int) else tuple(size), num_frames=cfg.get("num_frames", 8),
+                in_chans=cfg.get("num_channels", 3), embed_dim=hidden, depth=cfg.get("num_hidden_layers", 12),
+                num_heads=cfg.get("num_attention_heads", 12), mlp_ratio=cfg.get("intermediate_size", 4 * hidden) / hidden,
+                qkv_bias=cfg.get("qkv_bias", True), norm_eps=cfg.get("layer_norm_eps", 1e-6), act_layer=_HF_ACT[act])
+    if "id2label" in cfg:
+        args["num_classes"] = len(cfg["id2label"])
+    return args
+
+
+def model_args_from_hf_config(cfg: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """``(architecture, overrides)`` of the vidzoo model matching an HF transformers ViViT / TimeSformer config."""
+    kind = cfg.get("model_type")
+    args = _hf_common_args(cfg)
+    if kind == "vivit":
+        t, ph, pw = cfg.get("tubelet_size", (2, 16, 16))
+        if ph != pw:
+            raise ValueError(f"Non-square tubelet {cfg.get('tubelet_size')} is not supported.")
+        args.update(patch_size=ph, tubelet_size=t)
+        return "vivit_joint_base_patch16x2_224", args
+    if kind == "timesformer":
+        attn = _TIMESFORMER_ATTN.get(cfg.get("attention_type", "divided_space_time"))
+        if attn is None:
+            raise ValueError(f"Unknown TimeSformer attention_type {cfg.get('attention_type')!r}.")
+        args["patch_size"] = cfg.get("patch_size", 16)
+        arch = f"timesformer_{attn}_base_patch16_224"
+        if attn == "divided" and args["img_size"] == 448:
+            arch = "timesformer_divided_base_patch16_448"
+        elif attn == "divided" and args["num_frames"] == 96:
+            arch = "timesformer_divided_base_patch16_224_f96"
+        return arch, args
+    raise ValueError(f"config.json has model_type {kind!r}; convert_checkpoint reads HF 'vivit' and 'timesformer' "
+                     "configs (pass model_name= for other checkpoints).")
+
+
+def _read_json(path: str | os.PathLike) -> dict[str, Any]:
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def _locate(src: str) -> tuple[str, dict[str, Any] | None, dict[str, Any] | None, str]:
+    """``(weights path, HF config, HF preprocessor config, origin)`` of ``src``."""
+    if src.startswith("hf-hub:"):
+        from ._hub import HubDownloadError, download_file, download_weights
+        repo_id, _, revision = src[len("hf-hub:"):].partition("@")
+        revision = revision or None
+        weights = download_weights(repo_id, None, revision)
+        config = _read_json(download_file(repo_id, "config.json", revision))
+        try:
+            pre = _read_json(download_file(repo_id, "preprocessor_config.json", revision))
+        except HubDownloadError:
+            pre = None
+        return weights, config, pre, f"https://huggingface.co/{repo_id}"
+    p = Path(src).expanduser()
+    if p.is_dir():
+        weights = next((p / n for n in WEIGHT_FILES if (p / n).is_file()), None)
+        if weights is None:
+            raise FileNotFoundError(f"No weights in '{p}': expected one of {', '.join(WEIGHT_FILES)}.")
+        folder = p
+    elif p.is_file():
+        weights, folder = p, p.parent
+    else:
+        raise FileNotFoundError(f"'{src}' is neither a checkpoint file, a folder nor an hf-hub: id.")
+    config = _read_json(folder / "config.json") if (folder / "config.json").is_file() else None
+    if config is not None and "model_type" not in config:
+        config = None  # e.g. a vidzoo or timm config: not an HF transformers one
+    pre = _read_json(folder / "preprocessor_config.json") if (folder / "preprocessor_config.json").is_file() else None
+    return str(weights), config, pre, str(p)
+
+
+def convert_checkpoint(src: str, dst: str | os.PathLike, model_name: str | None = None,
+                       inflation: str = "central_frame", **overrides: Any) -> nn.Module:
+    """Read an upstream checkpoint and write it as a vidzoo folder (config.json + model.safetensors).
+
+    Args:
+        src: Checkpoint file, HF transformers folder, or ``hf-hub:org/repo[@revision]``.
+        dst: Output folder (created).
+        model_name: vidzoo architecture (``arch`` or ``arch.tag``, whose cfg gives mean/std and
+            sampling); required when ``src`` has no HF ``config.json``.
+        inflation: 2-D -> tubelet kernel inflation for image checkpoints.
+        **overrides: Model arguments on top of those read from the config.
+
+    Returns:
+        The converted model (its folder can be loaded with ``create_model("local-dir:DST", pretrained=True)``).
+    """
+    from ._factory import create_model
+    from ._hub import save_pretrained
+    from ._weights import load_checkpoint
+    weights, hf_cfg, pre, origin = _locate(str(src))
+    args: dict[str, Any] = {}
+    arch = None
+    if hf_cfg is not None:
+        arch, args = model_args_from_hf_config(hf_cfg)
+    if model_name:
+        arch = model_name
+    if arch is None:
+        raise ValueError(f"'{src}' has no HF transformers config.json: pass model_name= (a vidzoo architecture) "
+                         "and the architecture's overrides.")
+    args.update(overrides)
+    base, tag = split_model_name_tag(arch)
+    cfg: PretrainedCfg = get_pretrained_cfg(arch)
+    source_format = cfg.source_format if tag else None
+    cfg = cfg.replace(file=None, hf_hub_id=None, hf_hub_filename=None, hf_hub_revision=None, origin_url=origin,
+                      label_names=label_names_from_config(hf_cfg) or cfg.label_names, source_format="vidzoo")
+    if pre and pre.get("image_mean") and pre.get("image_std"):
+        cfg = cfg.replace(mean=tuple(pre["image_mean"]), std=tuple(pre["image_std"]))
+    model = create_model(base, pretrained=False, pretrained_cfg=cfg, **args)
+    load_checkpoint(model, weights, inflation=inflation, source_format=source_format)
+    save_pretrained(model, dst)
+    return model
