@@ -1,0 +1,60 @@
+"""vidzoo.data: decoding (PyAV), temporal sampling, clip transforms, datasets, synthetic videos.
+
+Clips are ``(C, T, H, W)`` tensors: ``uint8`` straight from the decoder, float after
+``Normalize`` (datasets always return float). Multi-view samples are ``(V, C, T, H, W)``.
+"""
+from .datasets import (
+    VIDEO_EXTENSIONS,
+    ClipDataset,
+    NpzVolumeDataset,
+    VideoFolder,
+    VideoListDataset,
+    split_indices,
+    train_val_split,
+)
+from .decode import (
+    IMAGE_EXTENSIONS,
+    VideoDecodeError,
+    VideoInfo,
+    is_frame_folder,
+    list_frame_files,
+    read_video,
+    read_video_clips,
+    video_info,
+)
+from .sampling import FrameSampler, dense_clip_indices, multi_clip_indices, uniform_segment_indices
+from .synthetic import MOTION_DIRECTIONS, default_codec, make_motion_dataset, write_video
+from .transforms import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    CenterCrop,
+    Compose,
+    Normalize,
+    RandomHorizontalFlip,
+    RandomResizedCrop,
+    Resize,
+    ShortSideResize,
+    ThreeCrop,
+    ToFloat,
+    eval_transforms,
+    resize_clip,
+    resolve_data_config,
+    train_transforms,
+)
+
+__all__ = [
+    # decode
+    "VideoDecodeError", "VideoInfo", "IMAGE_EXTENSIONS", "video_info", "read_video", "read_video_clips",
+    "list_frame_files", "is_frame_folder",
+    # sampling
+    "uniform_segment_indices", "dense_clip_indices", "multi_clip_indices", "FrameSampler",
+    # transforms
+    "IMAGENET_MEAN", "IMAGENET_STD", "Compose", "ShortSideResize", "Resize", "RandomResizedCrop",
+    "CenterCrop", "ThreeCrop", "RandomHorizontalFlip", "ToFloat", "Normalize", "resize_clip",
+    "resolve_data_config", "train_transforms", "eval_transforms",
+    # datasets
+    "VIDEO_EXTENSIONS", "ClipDataset", "VideoFolder", "VideoListDataset", "NpzVolumeDataset",
+    "split_indices", "train_val_split",
+    # synthetic
+    "MOTION_DIRECTIONS", "default_codec", "write_video", "make_motion_dataset",
+]

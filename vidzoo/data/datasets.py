@@ -1,0 +1,461 @@
+"""Datasets of video clips: class folders, list files, and ``.npz`` volumes.
+
+Every dataset returns ``(clip, label)`` with ``clip`` a float tensor ``(C, T, H, W)``; with several
+views (``FrameSampler(num_clips=K)`` at evaluation and/or a multi-crop transform such as
+``ThreeCrop``) the views are stacked as ``(V, C, T, H, W)``, ``V = clips x crops``, clip-major.
+
+Unreadable videos: with ``on_error="skip"`` (default) a file that fails to decode is reported once
+with a ``RuntimeWarning`` naming it, recorded in ``dataset.skipped`` (``dataset.num_skipped``), and
+the next readable sample is returned instead, so an epoch neither crashes nor hides the problem.
+With ``DataLoader(num_workers > 0)`` each worker holds its own copy of these counters.
+With ``on_error="raise"`` the :class:`~vidzoo.data.VideoDecodeError` (or ``FileNotFoundError``)
+propagates, naming the file.
+"""
+from __future__ import annotations
+
+import errno
+import os
+import warnings
+from pathlib import Path
+from typing import Any, Callable, Literal, Sequence, Union
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, Subset
+
+from .decode import VideoDecodeError, _natural_key, is_frame_folder, read_video_clips
+from .sampling import FrameSampler
+from .transforms import ToFloat
+
+__all__ = [
+    "VIDEO_EXTENSIONS",
+    "ClipDataset",
+    "VideoFolder",
+    "VideoListDataset",
+    "NpzVolumeDataset",
+    "split_indices",
+    "train_val_split",
+]
+
+PathLike = Union[str, os.PathLike]
+Transform = Callable[[torch.Tensor], torch.Tensor]
+OnError = Literal["skip", "raise"]
+
+VIDEO_EXTENSIONS: tuple[str, ...] = (".mp4", ".avi", ".mkv", ".webm", ".mov")
+
+
+def _check_on_error(on_error: str) -> None:
+    if on_error not in ("skip", "raise"):
+        raise ValueError(f"on_error must be 'skip' or 'raise', got {on_error!r}")
+
+
+class ClipDataset(Dataset):
+    """Base class: sampling, transforms, multi-view stacking and unreadable-sample handling.
+
+    Subclasses fill ``self.samples`` (``(source, label)`` pairs) and implement
+    :meth:`read_clips`.
+
+    Args:
+        sampler: temporal sampler called as ``sampler(num_frames, train, generator)`` and
+            returning a list of index tensors (a :class:`FrameSampler`); ``None`` takes every frame.
+        transform: applied to each clip (``uint8`` ``(C, T, H, W)`` for videos); may return
+            ``(C, T, H, W)`` or stacked crops ``(V, C, T, H, W)``. Output is made float in 0..1
+            when still ``uint8``.
+        train: random temporal sampling (one clip) instead of deterministic (``num_clips`` clips).
+        on_error: ``"skip"`` or ``"raise"`` for unreadable samples.
+        generator: random source for temporal sampling (torch's global RNG when None).
+    """
+
+    def __init__(self, sampler: FrameSampler | Callable | None = None, transform: Transform | None = None,
+                 train: bool = False, on_error: OnError = "skip",
+                 generator: torch.Generator | None = None) -> None:
+        _check_on_error(on_error)
+        self.sampler = sampler
+        self.transform = transform
+        self.train = train
+        self.on_error = on_error
+        self.generator = generator
+        self.samples: list[tuple[Any, int]] = []
+        self.classes: list[str] = []
+        self.skipped: list[str] = []
+        self._skipped_set: set[str] = set()
+
+    # -- to implement --------------------------------------------------------------------------
+    def read_clips(self, index: int) -> list[torch.Tensor]:
+        """The raw clips (before transform) of sample ``index``."""
+        raise NotImplementedError
+
+    # -- common --------------------------------------------------------------------------------
+    @property
+    def class_to_idx(self) -> dict[str, int]:
+        """Class name -> label index."""
+        return {c: i for i, c in enumerate(self.classes)}
+
+    @property
+    def num_classes(self) -> int:
+        """Number of classes."""
+        return len(self.classes)
+
+    @property
+    def targets(self) -> list[int]:
+        """Label of every sample, in order (used for stratified splits)."""
+        return [label for _, label in self.samples]
+
+    @property
+    def num_skipped(self) -> int:
+        """Number of distinct unreadable samples met so far (in this process)."""
+        return len(self.skipped)
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def _indices_fn(self) -> Callable[[int], list[torch.Tensor]] | None:
+        if self.sampler is None:
+            return None
+        return lambda n: self.sampler(n, self.train, self.generator)
+
+    def _to_output(self, clips: list[torch.Tensor]) -> torch.Tensor:
+        views: list[torch.Tensor] = []
+        multi = len(clips) > 1
+        for clip in clips:
+            out = self.transform(clip) if self.transform is not None else clip
+            out = ToFloat()(out)
+            if out.ndim == 5:  # a multi-crop transform: (crops, C, T, H, W)
+                views.extend(out.unbind(0))
+                multi = True
+            elif out.ndim == 4:
+                views.append(out)
+            else:
+                raise ValueError(f"transform must return (C, T, H, W) or (V, C, T, H, W), got {tuple(out.shape)}")
+        return torch.stack(views) if multi else views[0]
+
+    def _record_skip(self, source: str, err: Exception) -> None:
+        if source in self._skipped_set:
+            return
+        self._skipped_set.add(source)
+        self.skipped.append(source)
+        warnings.warn(f"skipping unreadable sample '{source}' ({err}); substituting the next readable one",
+                      RuntimeWarning, stacklevel=3)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        n = len(self)
+        if not -n <= index < n:
+            raise IndexError(f"index {index} out of range for dataset of size {n}")
+        index %= n
+        for step in range(n):
+            i = (index + step) % n
+            source, label = self.samples[i]
+            if str(source) in self._skipped_set:
+                continue  # known bad: do not decode it again
+            try:
+                clips = self.read_clips(i)
+            except (VideoDecodeError, FileNotFoundError) as e:
+                if self.on_error == "raise":
+                    raise
+                self._record_skip(str(source), e)
+                continue
+            return self._to_output(clips), int(label)
+        raise RuntimeError(f"no readable sample left in {type(self).__name__} "
+                           f"({self.num_skipped} of {n} unreadable, e.g. '{self.skipped[0]}')")
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}(num_samples={len(self)}, num_classes={self.num_classes}, "
+                f"train={self.train}, sampler={self.sampler!r}, transform={self.transform!r})")
+
+
+class _VideoSourceDataset(ClipDataset):
+    """Samples are paths to video files or frame folders."""
+
+    seek_threshold: int = 32
+
+    def read_clips(self, index: int) -> list[torch.Tensor]:
+        path = self.samples[index][0]
+        return read_video_clips(path, self._indices_fn(), seek_threshold=self.seek_threshold)
+
+
+class VideoFolder(_VideoSourceDataset):
+    """Videos arranged as ``root/<class>/<video file or frame folder>``.
+
+    Classes are the sub-folder names, sorted; samples are sorted naturally within each class. A
+    frame folder is any directory holding jpg/png images.
+
+    Args:
+        root: dataset root.
+        sampler: see :class:`ClipDataset`.
+        transform: see :class:`ClipDataset`.
+        extensions: video file extensions to accept (case-insensitive).
+        on_error: ``"skip"`` or ``"raise"``.
+        train: see :class:`ClipDataset`.
+        generator: see :class:`ClipDataset`.
+
+    Attributes:
+        classes: class names; ``class_to_idx`` maps them to labels.
+        samples: ``(path, label)`` pairs.
+
+    Raises:
+        FileNotFoundError: ``root`` does not exist.
+        ValueError: ``root`` holds no class folders or no videos.
+    """
+
+    def __init__(self, root: PathLike, sampler: FrameSampler | Callable | None = None,
+                 transform: Transform | None = None, extensions: Sequence[str] = VIDEO_EXTENSIONS,
+                 on_error: OnError = "skip", train: bool = False,
+                 generator: torch.Generator | None = None) -> None:
+        super().__init__(sampler, transform, train, on_error, generator)
+        self.root = Path(root)
+        if not self.root.exists():
+            raise FileNotFoundError(errno.ENOENT, "dataset root not found", str(self.root))
+        if not self.root.is_dir():
+            raise NotADirectoryError(errno.ENOTDIR, "dataset root is not a folder", str(self.root))
+        exts = tuple(e.lower() if e.startswith(".") else "." + e.lower() for e in extensions)
+        self.extensions = exts
+        class_dirs = sorted((d for d in self.root.iterdir() if d.is_dir() and not d.name.startswith(".")),
+                            key=lambda d: d.name)
+        if not class_dirs:
+            raise ValueError(f"no class folders in '{self.root}': expected root/<class>/<video file or frame folder>")
+        self.classes = [d.name for d in class_dirs]
+        for label, d in enumerate(class_dirs):
+            for entry in sorted(d.iterdir(), key=lambda p: _natural_key(p.name)):
+                if entry.name.startswith("."):
+                    continue
+                if (entry.is_file() and entry.suffix.lower() in exts) or is_frame_folder(entry):
+                    self.samples.append((str(entry), label))
+        if not self.samples:
+            raise ValueError(f"no videos in '{self.root}': expected root/<class>/<file with extension "
+                             f"{'/'.join(exts)} or folder of jpg/png frames>")
+
+
+_HEADER_LABELS = {"label", "labels", "class", "class_name", "classname", "category", "target", "y"}
+_HEADER_PATHS = {"path", "paths", "video", "video_path", "filename", "file", "name"}
+
+
+class VideoListDataset(_VideoSourceDataset):
+    """Videos listed in a text file, one ``path<sep>label`` per line.
+
+    The separator is a tab, a comma, or whitespace, detected per line (the label is the last field,
+    so paths may contain the separator). A header line (``path,label``, ``video,class`` ...) is
+    skipped, as are blank lines and ``#`` comments. Labels are all integers, or all class names
+    (mapped through ``classes`` when given, else sorted names). Relative paths are resolved against
+    ``root``, or the list file's folder when ``root`` is None. Missing files are not checked up front
+    (large lists); they are handled by ``on_error`` when read.
+
+    Args:
+        list_file: the CSV/TSV/space-separated list.
+        root: base folder of relative paths.
+        sampler: see :class:`ClipDataset`.
+        transform: see :class:`ClipDataset`.
+        classes: class names in label order (optional).
+        on_error: ``"skip"`` or ``"raise"``.
+        train: see :class:`ClipDataset`.
+        generator: see :class:`ClipDataset`.
+
+    Raises:
+        FileNotFoundError: ``list_file`` does not exist.
+        ValueError: a malformed line (named by file and line number), or an empty list.
+    """
+
+    def __init__(self, list_file: PathLike, root: PathLike | None = None,
+                 sampler: FrameSampler | Callable | None = None, transform: Transform | None = None,
+                 classes: Sequence[str] | None = None, on_error: OnError = "skip", train: bool = False,
+                 generator: torch.Generator | None = None) -> None:
+        super().__init__(sampler, transform, train, on_error, generator)
+        self.list_file = Path(list_file)
+        if not self.list_file.is_file():
+            raise FileNotFoundError(errno.ENOENT, "video list file not found", str(self.list_file))
+        self.root = Path(root) if root is not None else self.list_file.parent
+        rows = self._parse(self.list_file)
+        if not rows:
+            raise ValueError(f"no samples in '{self.list_file}': expected lines 'path,label'")
+        labels = [lab for _, lab, _ in rows]
+        is_int = all(_is_int(lab) for lab in labels)
+        if is_int:
+            ints = [int(lab) for lab in labels]
+            bad = [(ln, v) for (_, _, ln), v in zip(rows, ints) if v < 0 or (classes is not None and v >= len(classes))]
+            if bad:
+                ln, v = bad[0]
+                raise ValueError(f"{self.list_file}:{ln}: label {v} out of range "
+                                 f"[0, {len(classes) if classes is not None else 'inf'})")
+            self.classes = list(classes) if classes is not None else [str(i) for i in range(max(ints) + 1)]
+        else:
+            self.classes = list(classes) if classes is not None else sorted(set(labels))
+            lookup = {c: i for i, c in enumerate(self.classes)}
+            ints = []
+            for _, lab, ln in rows:
+                if lab not in lookup:
+                    raise ValueError(f"{self.list_file}:{ln}: unknown class {lab!r} (classes: {self.classes})")
+                ints.append(lookup[lab])
+        for (rel, _, _), label in zip(rows, ints):
+            p = Path(rel).expanduser()
+            self.samples.append((str(p if p.is_absolute() else self.root / p), label))
+
+    @staticmethod
+    def _parse(list_file: Path) -> list[tuple[str, str, int]]:
+        rows: list[tuple[str, str, int]] = []
+        with open(list_file, encoding="utf-8") as f:
+            for ln, line in enumerate(f, start=1):
+                line = line.strip()
+                if not line or line.startswith("#"):
+                    continue
+                sep = "\t" if "\t" in line else ("," if "," in line else None)
+                parts = line.rsplit(sep, 1)
+                if len(parts) != 2 or not parts[0].strip() or not parts[1].strip():
+                    raise ValueError(f"{list_file}:{ln}: expected 'path,label' (comma, tab or space "
+                                     f"separated), got {line!r}")
+                path, label = parts[0].strip(), parts[1].strip()
+                if not rows and (label.lower() in _HEADER_LABELS or path.lower() in _HEADER_PATHS) \
+                        and not _is_int(label):
+                    continue  # header line
+                rows.append((path, label, ln))
+        return rows
+
+
+def _is_int(s: str) -> bool:
+    try:
+        int(s)
+        return True
+    except ValueError:
+        return False
+
+
+class NpzVolumeDataset(ClipDataset):
+    """3-D volumes from a MedMNIST-style ``.npz`` (e.g. OrganMNIST3D) as one-channel clips.
+
+    The file holds ``{split}_images`` shaped ``(N, D, H, W)`` (``uint8`` 0..255 or float 0..1) and
+    ``{split}_labels`` shaped ``(N,)`` or ``(N, 1)`` for ``split`` in train/val/test. Depth plays
+    the role of time: a sample is ``(1, D, H, W)`` (or ``(1, T, H, W)`` with a ``sampler`` over
+    depth).
+
+    Args:
+        path: the ``.npz`` file.
+        split: ``"train"``, ``"val"`` or ``"test"``.
+        transform: applied to the ``(1, D, H, W)`` tensor (``uint8`` or float as stored).
+        sampler: optional sampler over the depth axis.
+        label_names: class names in label order (default: ``"0"``, ``"1"``, ...).
+        train: random depth sampling; defaults to ``split == "train"``.
+        generator: see :class:`ClipDataset`.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        ValueError: not an npz, missing keys, or wrong shapes (naming the file and what was expected).
+    """
+
+    SPLITS = ("train", "val", "test")
+
+    def __init__(self, path: PathLike, split: str = "train", transform: Transform | None = None,
+                 sampler: FrameSampler | Callable | None = None, label_names: Sequence[str] | None = None,
+                 train: bool | None = None, generator: torch.Generator | None = None) -> None:
+        super().__init__(sampler, transform, split == "train" if train is None else train, "raise", generator)
+        if split not in self.SPLITS:
+            raise ValueError(f"split must be one of {self.SPLITS}, got {split!r}")
+        self.path = Path(path)
+        self.split = split
+        if not self.path.is_file():
+            raise FileNotFoundError(errno.ENOENT, "npz file not found", str(self.path))
+        ikey, lkey = f"{split}_images", f"{split}_labels"
+        try:
+            data = np.load(self.path, allow_pickle=False)
+        except Exception as e:  # zipfile.BadZipFile, OSError, pickle refusal...
+            raise ValueError(f"'{self.path}' is not a readable .npz file ({e})") from e
+        if not isinstance(data, np.lib.npyio.NpzFile):
+            raise ValueError(f"'{self.path}' holds a single array, expected an .npz archive with keys "
+                             f"{{train,val,test}}_images and _labels")
+        with data:
+            keys = set(data.files)
+            if ikey not in keys or lkey not in keys:
+                raise ValueError(f"'{self.path}' lacks keys {sorted({ikey, lkey} - keys)} for split "
+                                 f"{split!r}: expected {{train,val,test}}_images and _labels, "
+                                 f"found {sorted(keys)}")
+            try:
+                images, labels = data[ikey], data[lkey]
+            except Exception as e:
+                raise ValueError(f"'{self.path}': cannot read {ikey}/{lkey} ({e})") from e
+        if images.ndim != 4:
+            raise ValueError(f"'{self.path}': {ikey} must be (N, D, H, W), got shape {images.shape}")
+        if labels.ndim == 2 and labels.shape[1] == 1:
+            labels = labels[:, 0]
+        if labels.ndim != 1 or len(labels) != len(images):
+            raise ValueError(f"'{self.path}': {lkey} must be (N,) or (N, 1) with N = {len(images)}, "
+                             f"got shape {labels.shape}")
+        if not (np.issubdtype(images.dtype, np.integer) or np.issubdtype(images.dtype, np.floating)):
+            raise ValueError(f"'{self.path}': {ikey} must be uint8 or float, got {images.dtype}")
+        if images.dtype != np.uint8 and not np.issubdtype(images.dtype, np.floating):
+            images = images.astype(np.float32) / 255.0  # other integer types: assume 0..255
+        self.images = images
+        self.labels = labels.astype(np.int64)
+        num_classes = int(self.labels.max()) + 1 if len(self.labels) else 0
+        self.classes = list(label_names) if label_names is not None else [str(i) for i in range(num_classes)]
+        self.samples = [(f"{self.path}[{ikey}][{i}]", int(lab)) for i, lab in enumerate(self.labels)]
+
+    def read_clips(self, index: int) -> list[torch.Tensor]:
+        vol = torch.from_numpy(self.images[index]).unsqueeze(0)  # (1, D, H, W)
+        if vol.is_floating_point():
+            vol = vol.float()
+        fn = self._indices_fn()
+        if fn is None:
+            return [vol]
+        return [vol[:, idx] for idx in fn(vol.shape[1])]
+
+
+# --------------------------------------------------------------------------------------------------
+# splitting
+
+
+def split_indices(labels: Sequence[int] | int, val_fraction: float = 0.2, seed: int = 0,
+                  stratify: bool = True) -> tuple[list[int], list[int]]:
+    """Reproducible train/val index split, stratified by label.
+
+    Args:
+        labels: per-sample labels, or a sample count (no stratification).
+        val_fraction: fraction of each class (or of all samples) put in val.
+        seed: random seed; the same inputs give the same split.
+        stratify: split each class separately. A class with at least two samples keeps at least
+            one in each part when ``0 < val_fraction < 1``.
+
+    Returns:
+        ``(train_indices, val_indices)``, each sorted.
+    """
+    if not 0.0 <= val_fraction <= 1.0:
+        raise ValueError(f"val_fraction must be in [0, 1], got {val_fraction}")
+    g = torch.Generator().manual_seed(seed)
+    if isinstance(labels, int):
+        labels, stratify = [0] * labels, False
+    labels = [int(x) for x in labels]
+    groups = {}
+    if stratify:
+        for i, lab in enumerate(labels):
+            groups.setdefault(lab, []).append(i)
+    else:
+        groups[0] = list(range(len(labels)))
+    train, val = [], []
+    for key in sorted(groups):
+        idx = groups[key]
+        n = len(idx)
+        n_val = int(round(n * val_fraction))
+        if n >= 2 and 0 < val_fraction < 1:
+            n_val = min(max(n_val, 1), n - 1)
+        perm = torch.randperm(n, generator=g).tolist()
+        val += [idx[p] for p in perm[:n_val]]
+        train += [idx[p] for p in perm[n_val:]]
+    return sorted(train), sorted(val)
+
+
+def train_val_split(dataset: Dataset, val_fraction: float = 0.2, seed: int = 0,
+                    stratify: bool = True) -> tuple[Subset, Subset]:
+    """Split a dataset into train/val :class:`~torch.utils.data.Subset` s, reproducibly.
+
+    Both subsets share ``dataset`` (and its transform). For different train/eval transforms, build
+    two datasets and apply the same :func:`split_indices` to each.
+
+    Args:
+        dataset: any dataset; stratified when it has ``targets``.
+        val_fraction: see :func:`split_indices`.
+        seed: see :func:`split_indices`.
+        stratify: see :func:`split_indices`.
+
+    Returns:
+        ``(train_subset, val_subset)``.
+    """
+    targets = getattr(dataset, "targets", None)
+    labels = list(targets) if (stratify and targets is not None) else len(dataset)
+    train_idx, val_idx = split_indices(labels, val_fraction, seed, stratify and targets is not None)
+    return Subset(dataset, train_idx), Subset(dataset, val_idx)
