@@ -130,10 +130,17 @@ def _flop_counter_mapping() -> dict:
     aten = torch.ops.aten
     fwd = getattr(aten, "_scaled_dot_product_flash_attention_for_cpu", None)
     bwd = getattr(aten, "_scaled_dot_product_flash_attention_for_cpu_backward", None)
-    if fwd is not None and fwd.default not in fcm.flop_registry:
-        mapping[fwd.default] = fcm.sdpa_flop
-    if bwd is not None and bwd.default not in fcm.flop_registry:
-        mapping[bwd.default] = fcm.sdpa_backward_flop
+    def raw(formula):  # torch's formulas are already shape-wrapped: pass them the raw call
+        def f(*args, **kwargs):
+            return formula(*args, **kwargs)
+        f._get_raw = True
+        return f
+
+    # Keys are op packets (FlopCounterMode looks up ``func._overloadpacket``).
+    if fwd is not None and fwd not in fcm.flop_registry:
+        mapping[fwd] = raw(fcm.sdpa_flop)
+    if bwd is not None and bwd not in fcm.flop_registry:
+        mapping[bwd] = raw(fcm.sdpa_backward_flop)
     return mapping
 
 
