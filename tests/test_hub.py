@@ -120,8 +120,8 @@ def _handler(hub: FakeHub):
                     return self._error(404, "RepoNotFound", f"Repository {repo_id} not found")
                 if action == "preupload":
                     files = json.loads(body)["files"]
-                    return self._json(200, {"files": [{"path": f["path"], "uploadMode": "regular", "shouldIgnore": False,
-                                                       "oid": None} for f in files]})
+                    return self._json(200, {"files": [{"path": f["path"], "uploadMode": "regular",
+                                                       "shouldIgnore": False, "oid": None} for f in files]})
                 if action == "commit":
                     files = {}
                     for line in body.splitlines():
@@ -188,7 +188,8 @@ def seeded(hub, tmp_path_factory):
     weights, config = buf.getvalue(), (tmp / "hf" / "config.json").read_bytes()
     hub.put("facebook/timesformer-base-finetuned-k400", {"pytorch_model.bin": weights, "config.json": config})
     hub.put("facebook/timesformer-base-finetuned-k600", {"pytorch_model.bin": weights})  # no config.json
-    hub.put("facebook/timesformer-hr-finetuned-k400", {"pytorch_model.bin": b"PK\x03\x04 truncated", "config.json": config})
+    hub.put("facebook/timesformer-hr-finetuned-k400",
+            {"pytorch_model.bin": b"PK\x03\x04 truncated", "config.json": config})
     vit = _randomize(timm.create_model("vit_base_patch16_224", pretrained=False, img_size=32, num_classes=21,
                                        embed_dim=64, depth=2, num_heads=4))
     save_file(vit.state_dict(), str(tmp / "vit.safetensors"))
@@ -209,6 +210,12 @@ with torch.no_grad():
     y = m(clip)
 torch.save(y, r"{{tmp}}/k400_logits.pt")
 out["labels"] = m.pretrained_cfg["label_names"]
+from vidzoo.convert import convert_checkpoint
+convert_checkpoint("hf-hub:facebook/timesformer-base-finetuned-k400", r"{{tmp}}/converted")
+conv = vidzoo.create_model(r"local-dir:{{tmp}}/converted").eval()
+with torch.no_grad():
+    out["converted_bitwise"] = torch.equal(conv(clip), y)
+out["converted_labels"] = conv.pretrained_cfg["label_names"]
 k600 = vidzoo.create_model("timesformer_divided_base_patch16_224.k600", pretrained=True, {TINY})
 out["k600_same_weights"] = torch.equal(k600.blocks[1].attn.qkv.weight, m.blocks[1].attn.qkv.weight)
 out["k600_labels"] = k600.pretrained_cfg["label_names"]
@@ -220,7 +227,7 @@ except vidzoo.CorruptCheckpointError as e:
     out["corrupt"] = str(e)
 info = vidzoo.push_to_hub(m, "me/tiny-timesformer", token="hf_fake_token", commit_message="Add tiny TimeSformer")
 out["commit"] = info.oid
-back = vidzoo.create_model("hf-hub:me/tiny-timesformer", pretrained=True).eval()
+back = vidzoo.create_model("hf-hub:me/tiny-timesformer").eval()
 with torch.no_grad():
     out["hub_bitwise"] = torch.equal(back(clip), y)
 out["hub_labels"] = back.pretrained_cfg["label_names"]
@@ -261,6 +268,8 @@ def test_hub_download_push_and_offline_cache(hub, seeded):
     got = torch.load(tmp / "k400_logits.pt")
     assert (want - got).abs().max().item() <= 1e-4
     assert res["labels"] == seeded["labels"]
+    # vidzoo convert hf-hub:... DST gives the same model as the tag.
+    assert res["converted_bitwise"] and res["converted_labels"] == seeded["labels"]
     served = [p for m, p, _ in hub.requests if m == "GET"]
     assert "/facebook/timesformer-base-finetuned-k400/resolve/main/pytorch_model.bin" in served
     assert "/facebook/timesformer-base-finetuned-k400/resolve/main/config.json" in served

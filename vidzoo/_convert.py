@@ -106,7 +106,8 @@ def detect_format(state_dict: Mapping[str, torch.Tensor], hint: str | None = Non
     if "embeddings.position_embeddings" in state_dict:  # a bare VivitModel / TimesformerModel
         hf_ts = "embeddings.time_embeddings" in state_dict or any(".qkv." in k for k in keys)
         return "hf_timesformer" if hf_ts else "hf_vivit"
-    if "pos_embed" in state_dict or "patch_embed.proj.weight" in state_dict or any(k.startswith("blocks.") for k in keys):
+    if "pos_embed" in state_dict or "patch_embed.proj.weight" in state_dict or any(k.startswith("blocks.")
+                                                                                     for k in keys):
         if _has_video_markers(state_dict):
             return "vidzoo"
         if hint in ("vidzoo", "timesformer"):
@@ -160,7 +161,8 @@ def _rename_layer_key(rest: str, table: tuple[tuple[str, str], ...]) -> str | No
     return None
 
 
-def _from_hf(sd: Mapping[str, torch.Tensor], prefix: str, table: tuple[tuple[str, str], ...]) -> dict[str, torch.Tensor]:
+def _from_hf(sd: Mapping[str, torch.Tensor], prefix: str,
+             table: tuple[tuple[str, str], ...]) -> dict[str, torch.Tensor]:
     """HF transformers ViViT / TimeSformer keys -> vidzoo keys (qkv of ViViT concatenated)."""
     out: dict[str, torch.Tensor] = {}
     qkv: dict[tuple[int, str], dict[str, torch.Tensor]] = {}
@@ -236,7 +238,8 @@ def _adapt_patch_embed(sd: dict[str, torch.Tensor], target: Mapping[str, torch.T
             w = torch.stack([adapt_input_conv(tw.shape[1], w[:, :, i]) for i in range(w.shape[2])], dim=2)
         else:
             w = adapt_input_conv(tw.shape[1], w)
-        notes.append(f"patch kernel adapted from {sd['patch_embed.proj.weight'].shape[1]} to {tw.shape[1]} input channels")
+        notes.append(f"patch kernel adapted from {sd['patch_embed.proj.weight'].shape[1]} to {tw.shape[1]} "
+                     "input channels")
     if tw.ndim == 5 and (w.ndim == 4 or (w.ndim == 5 and w.shape[2] == 1 and tw.shape[2] != 1)):
         w = inflate_patch_kernel(w, tw.shape[2], inflation)
         notes.append(f"2-D patch kernel inflated to {tw.shape[2]} frames ({inflation})")

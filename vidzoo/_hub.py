@@ -2,8 +2,8 @@
 
 A saved model is a folder with ``config.json`` (architecture, num_classes, model_args,
 pretrained_cfg with label_names) and ``model.safetensors``; :func:`push_to_hub` adds a generated
-``README.md`` model card. ``create_model("local-dir:DIR", pretrained=True)`` and
-``create_model("hf-hub:org/repo[@revision]", pretrained=True)`` restore it.
+``README.md`` model card. ``create_model("local-dir:DIR")`` and
+``create_model("hf-hub:org/repo[@revision]")`` restore it, weights included.
 
 Every transfer goes through huggingface_hub, so its cache (``HF_HUB_CACHE`` / ``HF_HOME``),
 endpoint (``HF_ENDPOINT``), token (``HF_TOKEN`` / ``hf auth login``) and offline mode
@@ -12,24 +12,18 @@ endpoint (``HF_ENDPOINT``), token (``HF_TOKEN`` / ``hf auth login``) and offline
 from __future__ import annotations
 
 import json
-import logging
 import os
 import tempfile
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import nn
-
-_logger = logging.getLogger(__name__)
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 MODEL_CARD_NAME = "README.md"
 FORMAT_VERSION = 1
 _SOURCE_FIELDS = ("state_dict", "file", "hf_hub_id", "hf_hub_filename", "hf_hub_revision")
-_DATASETS = {"k400": "Kinetics-400", "k600": "Kinetics-600", "ssv2": "Something-Something v2",
-             "in21k": "ImageNet-21k (image initialisation)"}
 
 
 class HubDownloadError(OSError):
@@ -37,8 +31,9 @@ class HubDownloadError(OSError):
 
 
 # -------------------------------------------------------------------------------- downloading
-def download_file(repo_id: str, filename: str, revision: str | None = None, *, cache_dir: str | os.PathLike | None = None,
-                  token: str | bool | None = None, local_files_only: bool = False) -> str:
+def download_file(repo_id: str, filename: str, revision: str | None = None, *,
+                  cache_dir: str | os.PathLike | None = None, token: str | bool | None = None,
+                  local_files_only: bool = False) -> str:
     """``huggingface_hub.hf_hub_download`` with errors that say what to do.
 
     Returns:
@@ -145,7 +140,8 @@ def generate_model_card(model: nn.Module, repo_id: str | None = None) -> str:
     cfg = model_config(model)
     args, pcfg = cfg["model_args"], cfg["pretrained_cfg"]
     arch, tag = cfg["architecture"], pcfg.get("tag") or ""
-    family = "ViViT" if arch.startswith("vivit") else "TimeSformer" if arch.startswith("timesformer") else "video transformer"
+    family = ("ViViT" if arch.startswith("vivit") else "TimeSformer" if arch.startswith("timesformer")
+              else "video transformer")
     license_ = pcfg.get("license") or "other"
     C, T, H, W = pcfg.get("input_size") or (args.get("in_chans", 3), model.num_frames, *model.img_size)
     tok = args.get("tokenizer", "uniform")
@@ -153,7 +149,7 @@ def generate_model_card(model: nn.Module, repo_id: str | None = None) -> str:
     tok_desc = (f"`{tok}`: {args.get('tubelet_size', 2)}x{patch}x{patch} tubelets (time x height x width)"
                 if tok == "tubelet" else f"`{tok}`: every frame cut into {patch}x{patch} patches")
     T_, H_, W_ = model.grid_size
-    dataset = (pcfg.get("extra") or {}).get("dataset") or _DATASETS.get(tag.split("_")[0], None)
+    dataset = (pcfg.get("extra") or {}).get("dataset")  # set by the tags, e.g. 'Kinetics-400'
     labels = pcfg.get("label_names")
     n = cfg["num_classes"]
     label_desc = f"{dataset}, {n} classes" if dataset and not dataset.startswith("ImageNet") else f"{n} classes"
@@ -210,9 +206,9 @@ def prepare_hub_folder(model: nn.Module, folder: str | os.PathLike, repo_id: str
     return sorted(p.name for p in out.iterdir())
 
 
-def push_to_hub(model: nn.Module, repo_id: str, *, commit_message: str = "Add vidzoo model", private: bool | None = None,
-                token: str | bool | None = None, revision: str | None = None, create_pr: bool = False,
-                model_card: str | None = None) -> Any:
+def push_to_hub(model: nn.Module, repo_id: str, *, commit_message: str = "Add vidzoo model",
+                private: bool | None = None, token: str | bool | None = None, revision: str | None = None,
+                create_pr: bool = False, model_card: str | None = None) -> Any:
     """Publish ``model`` to the Hub repo ``repo_id`` (created if needed) with ``huggingface_hub.HfApi``.
 
     Uploads ``config.json``, ``model.safetensors`` and a generated ``README.md`` model card (or
@@ -233,28 +229,21 @@ def push_to_hub(model: nn.Module, repo_id: str, *, commit_message: str = "Add vi
 
 
 # ------------------------------------------------------------------------------------- loading
-def _cfg_from_dict(d: dict[str, Any]):
-    from ._pretrained import PretrainedCfg
-    d = {k: v for k, v in d.items() if k in PretrainedCfg.__dataclass_fields__ and k not in _SOURCE_FIELDS}
-    for k in ("mean", "std", "input_size"):
-        if isinstance(d.get(k), list):
-            d[k] = tuple(d[k])
-    return PretrainedCfg(**d)
-
-
 def load_model_from_hub_or_dir(scheme: str, rest: str, pretrained: bool = True, **kwargs: Any) -> nn.Module:
-    """Create a model saved by :func:`save_pretrained` / :func:`push_to_hub`.
+    """Create a model saved by :func:`save_pretrained` / :func:`push_to_hub`, weights included.
 
     Args:
         scheme: ``'hf-hub'`` (``rest`` = ``org/repo`` or ``org/repo@revision``) or ``'local-dir'``
             (``rest`` = folder).
-        pretrained: Load the saved weights (as timm: without it only the architecture and its
-            cfg are restored, with random weights).
+        pretrained: Unused: these names denote a saved model, whose weights are always loaded
+            (``create_model("local-dir:DIR")`` restores it exactly; ``create_model`` passes its
+            default ``pretrained=False`` here). For the architecture alone, create the
+            ``architecture`` of its config.json with its ``model_args``.
         **kwargs: Model overrides on top of the saved ``model_args``; a changed ``num_classes``
             drops the saved head, another ``num_frames`` / ``img_size`` resamples embeddings.
     """
     from ._factory import create_model
-    from ._weights import load_pretrained
+    from ._weights import load_pretrained, pretrained_cfg_from_dict
     revision = None
     if scheme == "hf-hub":
         repo_id, _, revision = rest.partition("@")
@@ -273,17 +262,15 @@ def load_model_from_hub_or_dir(scheme: str, rest: str, pretrained: bool = True, 
     if "architecture" not in config:
         raise ValueError(f"{source}: {CONFIG_NAME} has no 'architecture'; it is not a vidzoo model "
                          "(for an HF transformers checkpoint use vidzoo.convert.convert_checkpoint).")
-    cfg = _cfg_from_dict(config.get("pretrained_cfg") or {})
+    saved = {k: v for k, v in (config.get("pretrained_cfg") or {}).items() if k not in _SOURCE_FIELDS}
+    cfg = pretrained_cfg_from_dict(saved)
     if scheme == "hf-hub":
-        cfg = cfg.replace(hf_hub_id=repo_id, hf_hub_filename=WEIGHTS_NAME, hf_hub_revision=revision, source_format="vidzoo")
+        cfg = cfg.replace(hf_hub_id=repo_id, hf_hub_filename=WEIGHTS_NAME, hf_hub_revision=revision,
+                          source_format="vidzoo")
     else:
         cfg = cfg.replace(file=str(Path(rest).expanduser() / WEIGHTS_NAME), source_format="vidzoo")
     model_args = dict(config.get("model_args") or {})
     model_args.setdefault("num_classes", config.get("num_classes", cfg.num_classes))
     model = create_model(config["architecture"], pretrained=False, pretrained_cfg=cfg, **{**model_args, **kwargs})
-    if not pretrained:
-        _logger.warning("%s: built the architecture only (random weights); pass pretrained=True to load its "
-                        "weights.", source)
-        return model
     load_pretrained(model, cfg)
     return model

@@ -74,6 +74,16 @@ def load_state_dict_from_file(path: str | os.PathLike) -> dict[str, Any]:
     return dict(sd)
 
 
+def pretrained_cfg_from_dict(d: Mapping[str, Any]) -> PretrainedCfg:
+    """A :class:`PretrainedCfg` from a dict (e.g. read from JSON): unknown keys ignored, lists of
+    ``mean`` / ``std`` / ``input_size`` made tuples again."""
+    d = {k: v for k, v in d.items() if k in PretrainedCfg.__dataclass_fields__}
+    for k in ("mean", "std", "input_size"):
+        if isinstance(d.get(k), list):
+            d[k] = tuple(d[k])
+    return PretrainedCfg(**d)
+
+
 def _read_json(path: str | os.PathLike) -> dict[str, Any] | None:
     try:
         with open(path, encoding="utf-8") as f:
@@ -112,13 +122,13 @@ def label_names_from_config(config: Mapping[str, Any] | None) -> list[str] | Non
     id2label = (config or {}).get("id2label")
     if not isinstance(id2label, Mapping) or not id2label:
         return None
-    try:
-        names = [str(id2label.get(str(i), id2label.get(i))) for i in range(len(id2label))]  # type: ignore[call-overload]
-    except Exception:  # noqa: BLE001
-        return None
-    if "None" in names or all(n == _GENERIC_LABEL.format(i) for i, n in enumerate(names)):
-        return None
-    return names
+    names = []
+    for i in range(len(id2label)):  # JSON keys are strings; a dict made in Python may have ints
+        name = id2label.get(str(i), id2label.get(i))  # type: ignore[call-overload]
+        if name is None:
+            return None
+        names.append(str(name))
+    return None if all(n == _GENERIC_LABEL.format(i) for i, n in enumerate(names)) else names
 
 
 # ----------------------------------------------------------------------------------- loading
@@ -177,23 +187,24 @@ def load_checkpoint(model: nn.Module, checkpoint_path: str | os.PathLike, *, str
     Returns:
         The conversion report: ``format``, ``head_dropped``, ``notes``.
     """
-    sd = load_state_dict_from_file(checkpoint_path)
     hf_cfg = _sibling_hf_config(checkpoint_path)
+    return _convert_and_apply(model, load_state_dict_from_file(checkpoint_path), f"Checkpoint '{checkpoint_path}'",
+                              hf_cfg, filter_fn, strict, inflation=inflation, source_format=source_format,
+                              source_grid=hf_source_grid(hf_cfg))
+
+
+def _convert_and_apply(model: nn.Module, state_dict: Mapping[str, Any], source: str,
+                       hf_config: Mapping[str, Any] | None, filter_fn: Callable | None, strict: bool,
+                       **convert_kwargs: Any) -> dict[str, Any]:
+    """Convert with the filter, load all-or-nothing, attach the HF config's label names."""
     report: dict[str, Any] = {}
-    sd = _call_filter(filter_fn or convert_state_dict, sd, model, inflation=inflation, source_format=source_format,
-                      source_grid=hf_source_grid(hf_cfg), report=report)
-    apply_state_dict(model, sd, source=f"Checkpoint '{checkpoint_path}'", strict=strict)
-    _attach_labels(model, hf_cfg, report)
-    return report
-
-
-def _attach_labels(model: nn.Module, hf_config: Mapping[str, Any] | None, report: Mapping[str, Any]) -> None:
+    sd = _call_filter(filter_fn or convert_state_dict, state_dict, model, report=report, **convert_kwargs)
+    apply_state_dict(model, sd, source=source, strict=strict)
     cfg = getattr(model, "pretrained_cfg", None)
-    if not isinstance(cfg, dict) or report.get("head_dropped") or hf_config is None:
-        return
     names = label_names_from_config(hf_config)
-    if names is not None and len(names) == getattr(model, "num_classes", -1):
+    if isinstance(cfg, dict) and not report.get("head_dropped") and names and len(names) == model.num_classes:
         cfg["label_names"] = names
+    return report
 
 
 def _cfg_grid_hint(cfg: PretrainedCfg, model: nn.Module) -> tuple[int, int, int] | None:
@@ -223,8 +234,7 @@ def load_pretrained(model: nn.Module, pretrained_cfg: PretrainedCfg | Mapping[st
     """
     if pretrained_cfg is None:
         pretrained_cfg = getattr(model, "pretrained_cfg", None) or {}
-    cfg = pretrained_cfg if isinstance(pretrained_cfg, PretrainedCfg) else PretrainedCfg(
-        **{k: v for k, v in dict(pretrained_cfg).items() if k in PretrainedCfg.__dataclass_fields__})
+    cfg = pretrained_cfg if isinstance(pretrained_cfg, PretrainedCfg) else pretrained_cfg_from_dict(pretrained_cfg)
     name = f"{cfg.architecture}.{cfg.tag}" if cfg.tag else (cfg.architecture or type(model).__name__)
     hf_cfg: dict[str, Any] | None = None
     if cfg.state_dict is not None:
@@ -245,9 +255,6 @@ def load_pretrained(model: nn.Module, pretrained_cfg: PretrainedCfg | Mapping[st
         raise ValueError(f"No pretrained weights for '{name}': its cfg has no state_dict, file or hf_hub_id. "
                          f"Tags with weights: vidzoo.list_pretrained('{cfg.architecture or '*'}*').")
     grid = cfg.extra.get("source_grid") or hf_source_grid(hf_cfg) or _cfg_grid_hint(cfg, model)
-    report: dict[str, Any] = {}
-    sd = _call_filter(filter_fn or convert_state_dict, sd, model, inflation=cfg.inflation,
-                      source_format=cfg.source_format, source_grid=grid, report=report)
-    apply_state_dict(model, sd, source=source, strict=strict)
-    _attach_labels(model, hf_cfg, report)
+    report = _convert_and_apply(model, sd, source, hf_cfg, filter_fn, strict, inflation=cfg.inflation,
+                                source_format=cfg.source_format, source_grid=grid)
     _logger.info("Loaded pretrained weights for %s from %s (%s format).", name, source, report.get("format", "?"))

@@ -8,7 +8,6 @@ the architecture and ``overrides`` give its arguments.
 """
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ from torch import nn
 
 from ._pretrained import PretrainedCfg
 from ._registry import get_pretrained_cfg, split_model_name_tag
-from ._weights import WEIGHT_FILES, label_names_from_config
+from ._weights import WEIGHT_FILES, _read_json, label_names_from_config
 
 _HF_ACT = {"gelu": "gelu", "gelu_fast": "gelu_tanh", "gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh"}
 _TIMESFORMER_ATTN = {"divided_space_time": "divided", "joint_space_time": "joint", "space_only": "space"}
@@ -31,7 +30,8 @@ def _hf_common_args(cfg: dict[str, Any]) -> dict[str, Any]:
         raise ValueError(f"Unsupported hidden_act {act!r} in config.json; vidzoo supports {sorted(_HF_ACT)}.")
     args = dict(img_size=size if isinstance(size, int) else tuple(size), num_frames=cfg.get("num_frames", 8),
                 in_chans=cfg.get("num_channels", 3), embed_dim=hidden, depth=cfg.get("num_hidden_layers", 12),
-                num_heads=cfg.get("num_attention_heads", 12), mlp_ratio=cfg.get("intermediate_size", 4 * hidden) / hidden,
+                num_heads=cfg.get("num_attention_heads", 12),
+                mlp_ratio=cfg.get("intermediate_size", 4 * hidden) / hidden,
                 qkv_bias=cfg.get("qkv_bias", True), norm_eps=cfg.get("layer_norm_eps", 1e-6), act_layer=_HF_ACT[act])
     if "id2label" in cfg:
         args["num_classes"] = len(cfg["id2label"])
@@ -63,11 +63,6 @@ def model_args_from_hf_config(cfg: dict[str, Any]) -> tuple[str, dict[str, Any]]
                      "configs (pass model_name= for other checkpoints).")
 
 
-def _read_json(path: str | os.PathLike) -> dict[str, Any]:
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
-
-
 def _locate(src: str) -> tuple[str, dict[str, Any] | None, dict[str, Any] | None, str]:
     """``(weights path, HF config, HF preprocessor config, origin)`` of ``src``."""
     if src.startswith("hf-hub:"):
@@ -75,7 +70,7 @@ def _locate(src: str) -> tuple[str, dict[str, Any] | None, dict[str, Any] | None
         repo_id, _, revision = src[len("hf-hub:"):].partition("@")
         revision = revision or None
         weights = download_weights(repo_id, None, revision)
-        config = _read_json(download_file(repo_id, "config.json", revision))
+        config = _read_json(download_file(repo_id, "config.json", revision))  # None if not JSON
         try:
             pre = _read_json(download_file(repo_id, "preprocessor_config.json", revision))
         except HubDownloadError:
@@ -91,10 +86,10 @@ def _locate(src: str) -> tuple[str, dict[str, Any] | None, dict[str, Any] | None
         weights, folder = p, p.parent
     else:
         raise FileNotFoundError(f"'{src}' is neither a checkpoint file, a folder nor an hf-hub: id.")
-    config = _read_json(folder / "config.json") if (folder / "config.json").is_file() else None
+    config = _read_json(folder / "config.json")
     if config is not None and "model_type" not in config:
         config = None  # e.g. a vidzoo or timm config: not an HF transformers one
-    pre = _read_json(folder / "preprocessor_config.json") if (folder / "preprocessor_config.json").is_file() else None
+    pre = _read_json(folder / "preprocessor_config.json")
     return str(weights), config, pre, str(p)
 
 
@@ -111,7 +106,7 @@ def convert_checkpoint(src: str, dst: str | os.PathLike, model_name: str | None 
         **overrides: Model arguments on top of those read from the config.
 
     Returns:
-        The converted model (its folder can be loaded with ``create_model("local-dir:DST", pretrained=True)``).
+        The converted model (``create_model("local-dir:DST")`` loads the folder).
     """
     from ._factory import create_model
     from ._hub import save_pretrained

@@ -1,0 +1,146 @@
+"""Engine building blocks: metrics, checkpoints and RNG state, option parsing, complexity, pictures."""
+import json
+import random
+
+import numpy as np
+import pytest
+import torch
+
+import vidzoo
+from vidzoo.engine.checkpoint import (atomic_save, atomic_write_json, capture_rng_state, load_checkpoint,
+                                      restore_rng_state)
+from vidzoo.engine.errors import UserError
+from vidzoo.engine.evaluate import EvalResult, evaluate, predict_probs, write_eval_outputs
+from vidzoo.engine.inference import parse_views
+from vidzoo.engine.metrics import ClassificationMeter, topk_correct
+from vidzoo.engine.model_io import model_complexity, parse_overrides
+from vidzoo.engine.plots import plot_training_curves
+
+
+def test_topk_correct_caps_k_at_num_classes():
+    scores = torch.tensor([[0.1, 0.7, 0.2], [0.5, 0.3, 0.2], [0.2, 0.3, 0.5]])
+    target = torch.tensor([1, 2, 0])
+    assert topk_correct(scores, target, (1, 2, 5)) == [1, 1, 3]
+
+
+def test_meter_loss_accuracy_confusion_per_class():
+    m = ClassificationMeter(3)
+    m.update(torch.tensor([[5.0, 0, 0], [0, 5.0, 0]]), torch.tensor([0, 0]), loss=1.0)
+    m.update(torch.tensor([[0, 0, 5.0]]), torch.tensor([2]), loss=4.0)
+    out = m.compute()
+    assert out["num_samples"] == 3 and out["samples_per_rank"] == [3]
+    assert out["loss"] == pytest.approx((1.0 * 2 + 4.0) / 3)
+    assert out["top1"] == pytest.approx(200 / 3)
+    assert m.confusion.tolist() == [[1, 1, 0], [0, 0, 0], [0, 0, 1]]
+    assert m.per_class_accuracy() == [50.0, None, 100.0]
+
+
+def test_rng_state_round_trip_and_weights_only_checkpoint(tmp_path):
+    random.seed(1), np.random.seed(1), torch.manual_seed(1)
+    state = capture_rng_state()
+    a = (random.random(), float(np.random.rand()), torch.rand(3))
+    atomic_save({"model": {}, "model_name": "x", "rng": [state]}, tmp_path / "c.pth")
+    assert [p.name for p in tmp_path.iterdir()] == ["c.pth"]  # no temporary file left behind
+    ckpt = load_checkpoint(tmp_path / "c.pth")  # weights_only=True
+    restore_rng_state(ckpt["rng"][0])
+    b = (random.random(), float(np.random.rand()), torch.rand(3))
+    assert a[0] == b[0] and a[1] == b[1] and torch.equal(a[2], b[2])
+
+
+def test_load_checkpoint_errors(tmp_path):
+    with pytest.raises(UserError, match="does not exist"):
+        load_checkpoint(tmp_path / "nope.pth")
+    (tmp_path / "junk.pth").write_bytes(b"not a checkpoint")
+    with pytest.raises(UserError, match="cannot read checkpoint"):
+        load_checkpoint(tmp_path / "junk.pth")
+    torch.save({"a": 1}, tmp_path / "other.pth")
+    with pytest.raises(UserError, match="not a vidzoo training checkpoint"):
+        load_checkpoint(tmp_path / "other.pth")
+
+
+def test_atomic_json_writes_nan_as_null(tmp_path):
+    atomic_write_json({"x": float("nan"), "y": (1, 2)}, tmp_path / "m.json")
+    assert json.loads((tmp_path / "m.json").read_text()) == {"x": None, "y": [1, 2]}
+
+
+def test_parse_overrides_and_views():
+    assert parse_overrides(["depth=2", "img_size=(32, 48)", "act_layer=gelu", "drop-path-rate=0.1",
+                            "class_token=False"]) == {"depth": 2, "img_size": (32, 48), "act_layer": "gelu",
+                                                      "drop_path_rate": 0.1, "class_token": False}
+    with pytest.raises(UserError, match="key=value"):
+        parse_overrides(["depth"])
+    assert parse_views("4x3") == (4, 3) and parse_views("2") == (2, 1) and parse_views((1, 1)) == (1, 1)
+    for bad in ("axb", "2x2", "0x1"):
+        with pytest.raises(UserError):
+            parse_views(bad)
+
+
+def test_model_complexity_on_meta_device():
+    """Multiply-adds of the paper models, counted without allocating them (ViViT-B/16x2 FE: 284
+    GFLOPs in the paper, TimeSformer: 196 per view)."""
+    fe = model_complexity("vivit_fenc_base_patch16x2_224")
+    assert fe["params"] == pytest.approx(115.1e6, rel=0.01)
+    assert fe["gmacs"] == pytest.approx(284, rel=0.01)
+    ts = model_complexity("timesformer")
+    assert ts["gmacs"] == pytest.approx(196, rel=0.01) and ts["input_size"] == (3, 8, 224, 224)
+    assert next(ts["model"].parameters()).device.type == "meta"
+
+
+class _FixedLogits(torch.nn.Module):
+    """Logits = first K values of the flattened clip (so a test controls them through the input)."""
+
+    num_classes = 3
+
+    def forward(self, x):
+        return x.flatten(1)[:, :3]
+
+
+def test_multi_view_scores_are_averaged_softmax():
+    x = torch.zeros(2, 2, 1, 1, 1, 3)  # (B, V, C, T, H, W): logits are the last axis
+    x[0, 0, 0, 0, 0] = torch.tensor([4.0, 0, 0])
+    x[0, 1, 0, 0, 0] = torch.tensor([0, 4.0, 0])
+    x[1, :, 0, 0, 0] = torch.tensor([0, 0, 2.0])
+    p = predict_probs(_FixedLogits(), x)
+    expect0 = (torch.tensor([4.0, 0, 0]).softmax(0) + torch.tensor([0, 4.0, 0]).softmax(0)) / 2
+    assert torch.allclose(p[0], expect0) and torch.allclose(p[1], torch.tensor([0, 0, 2.0]).softmax(0))
+    assert torch.allclose(p.sum(1), torch.ones(2))
+
+
+def test_evaluate_and_report_files(tmp_path):
+    g = torch.Generator().manual_seed(0)
+    n, k = 12, 3
+    labels = torch.arange(n) % k
+    clips = torch.rand(n, 2, 3, 4, 8, 8, generator=g) * 0.2  # two views per sample
+    for i in range(n):  # logits from the first three values: right for all but two samples
+        clips[i, :, 0, 0, 0, :3] = 0
+        clips[i, :, 0, 0, 0, (labels[i] + (i < 2)) % k] = 5.0
+    ds = torch.utils.data.TensorDataset(clips, labels, torch.arange(n))
+    loader = torch.utils.data.DataLoader(ds, batch_size=5)
+    res = evaluate(_FixedLogits(), loader, "cpu", k, collect_predictions=True, num_visuals=4, progress=False)
+    assert isinstance(res, EvalResult) and res.num_samples == n
+    assert res.top1 == pytest.approx(100 * 10 / 12) and res.top5 == 100.0
+    assert int(res.confusion.sum()) == n and int(res.confusion.trace()) == 10
+    assert [p["index"] for p in res.predictions] == list(range(n)) and len(res.visuals) == 4
+    files = write_eval_outputs(res, tmp_path, ["a", "b", "c"], (0.5,) * 3, (0.5,) * 3,
+                               sample_names=[f"v{i}.mp4" for i in range(n)], extra={"views": "2x1"})
+    assert set(files) == {"metrics", "per_class", "confusion_csv", "confusion_png", "predictions", "samples_png",
+                          "samples_gif"}
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["views"] == "2x1" and set(metrics["per_class_accuracy"]) == {"a", "b", "c"}
+    rows = (tmp_path / "confusion_matrix.csv").read_text().splitlines()
+    assert rows[0] == "true\\pred,a,b,c" and len(rows) == 4
+    assert (tmp_path / "predictions.csv").read_text().splitlines()[1].startswith("0,v0.mp4,a,b,")
+    from PIL import Image
+    with Image.open(tmp_path / "samples.gif") as gif:
+        assert gif.n_frames == 4  # T frames of the clips
+
+
+def test_training_curves_png(tmp_path):
+    hist = [{"epoch": e, "lr": 1e-3 / e, "train_loss": 1 / e, "train_top1": 10 * e, "train_top5": 20 * e,
+             "val_loss": 1.1 / e, "val_top1": 9 * e, "val_top5": 19 * e} for e in (1, 2, 3)]
+    path = plot_training_curves(hist, tmp_path / "curves.png")
+    assert path.stat().st_size > 1000
+
+
+def test_vidzoo_exports_save_pretrained():
+    assert callable(vidzoo.save_pretrained)

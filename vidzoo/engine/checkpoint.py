@@ -1,0 +1,146 @@
+"""Training checkpoints: atomic writes, RNG state capture, loading with ``weights_only=True``.
+
+A checkpoint is a plain dict of tensors and Python primitives (model, optimizer, scheduler and
+grad-scaler state, epoch, history, per-rank RNG states, the run's config), so it loads with
+``torch.load(..., weights_only=True)``: opening one never runs pickled code.
+"""
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .errors import UserError
+
+PathLike = str | os.PathLike
+
+
+def _file_mode() -> int:
+    """Permissions of a newly created file under the current umask (``mkstemp`` makes 0600 files)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+def _atomic_replace(write_fn, path: PathLike) -> Path:
+    """Write through ``write_fn(tmp_path)`` into a temporary file beside ``path``, then rename it
+    over ``path``: readers see the old file or the new one, never half of one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write_fn(tmp)
+        os.chmod(tmp, _file_mode())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def atomic_save(obj: Any, path: PathLike) -> Path:
+    """``torch.save`` that is atomic on one filesystem."""
+    return _atomic_replace(lambda tmp: torch.save(obj, tmp), path)
+
+
+def atomic_write_text(text: str, path: PathLike) -> Path:
+    """Write a text file atomically."""
+    def write(tmp: str) -> None:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+    return _atomic_replace(write, path)
+
+
+def atomic_write_json(obj: Any, path: PathLike) -> Path:
+    """Write ``obj`` as indented JSON atomically (NaN written as ``null``)."""
+    return atomic_write_text(json.dumps(_json_safe(obj), indent=2) + "\n", path)
+
+
+def atomic_copy(src: PathLike, dst: PathLike) -> Path:
+    """Copy a file atomically."""
+    return _atomic_replace(lambda tmp: shutil.copyfile(src, tmp), dst)
+
+
+def _json_safe(obj: Any) -> Any:
+    if isinstance(obj, float) and obj != obj:  # NaN
+        return None
+    if isinstance(obj, dict):
+        return {str(k): _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_safe(v) for v in obj]
+    if isinstance(obj, torch.Tensor):
+        return _json_safe(obj.tolist())
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
+# ------------------------------------------------------------------------------------------ RNG
+def capture_rng_state() -> dict[str, Any]:
+    """Python, NumPy, torch CPU (and CUDA) RNG states as weights-only-loadable data."""
+    py = random.getstate()
+    np_state = np.random.get_state(legacy=False)
+    state: dict[str, Any] = {
+        "python": [py[0], list(py[1]), py[2]],
+        "numpy": {"bit_generator": np_state["bit_generator"],
+                  "key": torch.from_numpy(np.asarray(np_state["state"]["key"]).astype(np.int64)),
+                  "pos": int(np_state["state"]["pos"]), "has_gauss": int(np_state["has_gauss"]),
+                  "gauss": float(np_state["gauss"])},
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng_state(state: dict[str, Any]) -> None:
+    """Inverse of :func:`capture_rng_state`."""
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    n = state["numpy"]
+    np.random.set_state({"bit_generator": n["bit_generator"],
+                         "state": {"key": n["key"].numpy().astype(np.uint32), "pos": n["pos"]},
+                         "has_gauss": n["has_gauss"], "gauss": n["gauss"]})
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (all devices)."""
+    random.seed(seed)
+    np.random.seed(seed % 2 ** 32)
+    torch.manual_seed(seed)
+
+
+# ----------------------------------------------------------------------------------- checkpoints
+def save_checkpoint(state: dict[str, Any], path: PathLike) -> Path:
+    """Write a training checkpoint atomically."""
+    return atomic_save(state, path)
+
+
+def load_checkpoint(path: PathLike) -> dict[str, Any]:
+    """Load a training checkpoint written by :func:`save_checkpoint` (on CPU, weights only).
+
+    Raises:
+        UserError: The file does not exist or is not a vidzoo training checkpoint.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"checkpoint '{path}' does not exist")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # truncated file, not a torch file, foreign pickled objects
+        raise UserError(f"cannot read checkpoint '{path}': {type(e).__name__}: {str(e).splitlines()[0]}") from e
+    if not isinstance(ckpt, dict) or "model" not in ckpt or "model_name" not in ckpt:
+        raise UserError(f"'{path}' is not a vidzoo training checkpoint (expected keys 'model', 'model_name')")
+    return ckpt

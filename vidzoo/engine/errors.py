@@ -1,0 +1,11 @@
+"""Errors that are the user's to fix (a path, a dataset, an argument), not bugs in vidzoo."""
+from __future__ import annotations
+
+
+class UserError(Exception):
+    """A problem with what the user asked for; the CLI prints it as one line and exits with 2.
+
+    Raise it with a message that says what was expected and what was found, e.g.
+    ``UserError("--data 'clips/' does not exist")``. Anything else that escapes is a bug and is
+    shown with its traceback.
+    """

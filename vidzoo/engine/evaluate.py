@@ -1,0 +1,248 @@
+"""Evaluation and prediction: top-1/top-5, per-class accuracy, confusion matrix, multi-view testing
+(clip/crop scores averaged), and captioned sample clips.
+
+Batches may hold one view per sample ``(B, C, T, H, W)`` or several ``(B, V, C, T, H, W)``
+(``V = clips x crops``, as :mod:`vidzoo.data` datasets stack them); the softmax scores of the views
+are averaged. The reported loss is the negative log of the averaged probability of the true class
+(plain cross-entropy for one view).
+"""
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
+
+from .checkpoint import atomic_write_json, atomic_write_text
+from .distributed import ShardedEvalSampler, all_gather_object, get_rank, get_world_size
+from .metrics import ClassificationMeter
+from .plots import denormalize, plot_confusion_matrix, save_clip_grid
+
+PathLike = str | os.PathLike
+
+
+class IndexedDataset(Dataset):
+    """Wraps a dataset so samples come with their index: ``(x, y, index)``."""
+
+    def __init__(self, dataset: Dataset) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)  # type: ignore[arg-type]
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int, int]:
+        x, y = self.dataset[index][:2]
+        return x, y, index
+
+
+def autocast_context(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:
+    """``torch.autocast`` for ``dtype`` on ``device``, or a no-op for full precision."""
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=dtype)
+
+
+def predict_probs(model: nn.Module, x: torch.Tensor, amp_dtype: torch.dtype | None = None) -> torch.Tensor:
+    """Class probabilities ``(B, K)`` of a batch, averaging the softmax over views when
+    ``x`` is ``(B, V, C, T, H, W)``."""
+    multi = x.ndim == 6
+    b = x.shape[0]
+    with autocast_context(x.device, amp_dtype):
+        logits = model(x.flatten(0, 1) if multi else x)
+    probs = logits.float().softmax(dim=-1)
+    return probs.view(b, -1, probs.shape[-1]).mean(dim=1) if multi else probs
+
+
+@dataclass
+class EvalResult:
+    """Metrics of one evaluation pass (already summed over ranks).
+
+    Attributes:
+        loss: Mean negative log-likelihood of the (view-averaged) probabilities.
+        top1: Top-1 accuracy, percent.
+        top5: Top-5 accuracy, percent (top-K when there are K < 5 classes).
+        num_samples: Samples evaluated, over all ranks.
+        confusion: ``(K, K)`` counts, rows true class, columns predicted class.
+        per_class_accuracy: Top-1 per true class (None for a class without samples).
+        predictions: Per sample ``{'index', 'label', 'pred', 'prob', 'topk'}``, sorted by index
+            (only when asked for).
+        visuals: ``(clip, label, pred, prob)`` of a few samples spread over the data (rank 0's).
+        samples_per_rank: Samples evaluated by each rank.
+    """
+
+    loss: float
+    top1: float
+    top5: float
+    num_samples: int
+    confusion: torch.Tensor
+    per_class_accuracy: list[float | None]
+    predictions: list[dict[str, Any]] | None = None
+    visuals: list[tuple[torch.Tensor, int, int, float]] = field(default_factory=list)
+    samples_per_rank: list[int] = field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        """``{'loss', 'top1', 'top5', 'num_samples', 'samples_per_rank'}``."""
+        return {"loss": self.loss, "top1": self.top1, "top5": self.top5, "num_samples": self.num_samples,
+                "samples_per_rank": self.samples_per_rank}
+
+
+def _visual_indices(n: int, k: int, rank: int, world: int) -> set[int]:
+    """Up to ``k`` dataset indices spread over ``[0, n)`` that belong to this rank's shard."""
+    mine = list(range(rank, n, world))
+    if not mine or k <= 0:
+        return set()
+    pick = np.linspace(0, len(mine) - 1, min(k, len(mine))).round().astype(int)
+    return {mine[i] for i in pick}
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, loader: DataLoader, device: torch.device | str, num_classes: int,
+             amp_dtype: torch.dtype | None = None, collect_predictions: bool = False, num_visuals: int = 0,
+             top_k: int = 5, progress: bool = True, desc: str = "eval") -> EvalResult:
+    """Evaluate ``model`` on ``loader`` (``(x, y)`` or ``(x, y, index)`` batches).
+
+    Under ``torch.distributed`` each rank evaluates its shard (use :class:`ShardedEvalSampler`
+    so no sample is counted twice) and the metrics are summed over ranks; pass the model without
+    its DDP wrapper (no collective runs per batch, so uneven shards are fine).
+
+    Args:
+        model: The classifier (put in eval mode here).
+        loader: Batches of clips, one or several views per sample.
+        device: Compute device.
+        num_classes: ``K``.
+        amp_dtype: Autocast dtype (``torch.bfloat16`` / ``torch.float16``) or None.
+        collect_predictions: Keep every sample's prediction (gathered onto every rank); needs
+            ``(x, y, index)`` batches (:class:`IndexedDataset`).
+        num_visuals: Keep this many clips (first view) for a picture.
+        top_k: Classes kept per prediction.
+        progress: tqdm bar.
+        desc: Bar label.
+    """
+    device = torch.device(device)
+    model.eval()
+    meter = ClassificationMeter(num_classes, device)
+    preds: list[dict[str, Any]] = []
+    visuals: list[tuple[torch.Tensor, int, int, float]] = []
+    n_total = len(loader.dataset)  # type: ignore[arg-type]
+    want = _visual_indices(n_total, num_visuals, get_rank(), get_world_size())
+    for batch in tqdm(loader, desc=desc, disable=None if progress else True, leave=False, dynamic_ncols=True):
+        x, y = batch[0].to(device, non_blocking=True), batch[1].to(device, non_blocking=True)
+        index = batch[2].tolist() if len(batch) > 2 else [None] * len(y)
+        probs = predict_probs(model, x, amp_dtype)
+        loss = F.nll_loss(probs.clamp_min(1e-12).log(), y)
+        meter.update(probs, y, loss)
+        if collect_predictions or want:
+            top_p, top_i = probs.topk(min(top_k, num_classes), dim=1)
+            for j, idx in enumerate(index):
+                if collect_predictions:
+                    preds.append({"index": idx, "label": int(y[j]), "pred": int(top_i[j, 0]),
+                                  "prob": float(top_p[j, 0]),
+                                  "topk": list(zip(top_i[j].tolist(), [round(p, 6) for p in top_p[j].tolist()]))})
+                if idx in want:
+                    clip = x[j, 0] if x.ndim == 6 else x[j]
+                    visuals.append((clip.float().cpu(), int(y[j]), int(top_i[j, 0]), float(top_p[j, 0])))
+    m = meter.compute()
+    predictions = None
+    if collect_predictions:
+        predictions = sorted((p for part in all_gather_object(preds) for p in part),
+                             key=lambda p: (p["index"] is None, p["index"]))
+    return EvalResult(loss=m["loss"], top1=m["top1"], top5=m["top5"], num_samples=m["num_samples"],
+                      confusion=meter.confusion.cpu(), per_class_accuracy=meter.per_class_accuracy(),
+                      predictions=predictions, visuals=visuals, samples_per_rank=m["samples_per_rank"])
+
+
+def make_eval_loader(dataset: Dataset, batch_size: int, workers: int = 0, pin_memory: bool = False,
+                     with_index: bool = False, persistent_workers: bool = False) -> DataLoader:
+    """A sharded (under DDP), ordered loader for evaluation."""
+    ds = IndexedDataset(dataset) if with_index else dataset
+    return DataLoader(ds, batch_size=batch_size, sampler=ShardedEvalSampler(ds), num_workers=workers,
+                      pin_memory=pin_memory, persistent_workers=persistent_workers and workers > 0)
+
+
+# -------------------------------------------------------------------------------------- outputs
+def caption(label: int, pred: int, prob: float, class_names: Sequence[str]) -> str:
+    """``"true: left / pred: right (0.62)"``."""
+    name = lambda i: class_names[i] if 0 <= i < len(class_names) else str(i)  # noqa: E731
+    return f"true: {name(label)} / pred: {name(pred)} ({prob:.2f})"
+
+
+def _csv_text(rows: Sequence[Sequence[Any]]) -> str:
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerows(rows)
+    return buf.getvalue()
+
+
+def write_eval_outputs(result: EvalResult, out_dir: PathLike, class_names: Sequence[str],
+                       mean: Sequence[float], std: Sequence[float], sample_names: Sequence[str] | None = None,
+                       extra: dict[str, Any] | None = None) -> dict[str, Path]:
+    """Write an evaluation's files into ``out_dir``.
+
+    Files: ``metrics.json`` (top-1/top-5/loss, per-class accuracy, ``extra``), ``per_class.csv``,
+    ``confusion_matrix.csv`` and ``.png``, ``predictions.csv`` (when collected), and
+    ``samples.png`` (frame strips) + ``samples.gif`` (animated grid) captioned true vs. predicted.
+
+    Args:
+        result: The evaluation.
+        out_dir: Output folder (created).
+        class_names: Names in label order.
+        mean: Normalisation mean of the clips (to show them).
+        std: Normalisation std.
+        sample_names: Per dataset index, a name (the video path) for ``predictions.csv``.
+        extra: More fields for ``metrics.json`` (model, data, views...).
+
+    Returns:
+        ``{name: path}`` of the files written.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    names = list(class_names)
+    cm = result.confusion
+    per_class = {n: a for n, a in zip(names, result.per_class_accuracy)}
+    paths: dict[str, Path] = {}
+    paths["metrics"] = atomic_write_json({**result.summary(), "per_class_accuracy": per_class, **(extra or {})},
+                                         out / "metrics.json")
+    support = cm.sum(dim=1).tolist()
+    rows = [["class", "samples", "correct", "accuracy"]]
+    rows += [[n, support[k], int(cm[k, k]), "" if a is None else f"{a:.2f}"]
+             for k, (n, a) in enumerate(zip(names, result.per_class_accuracy))]
+    paths["per_class"] = atomic_write_text(_csv_text(rows), out / "per_class.csv")
+    rows = [["true\\pred"] + names] + [[names[k]] + cm[k].tolist() for k in range(len(names))]
+    paths["confusion_csv"] = atomic_write_text(_csv_text(rows), out / "confusion_matrix.csv")
+    paths["confusion_png"] = plot_confusion_matrix(cm, names, out / "confusion_matrix.png")
+    if result.predictions is not None:
+        rows = [["index", "sample", "true", "pred", "prob", "correct"]]
+        for p in result.predictions:
+            i = p["index"]
+            sample = sample_names[i] if sample_names is not None and i is not None else ""
+            rows.append([i, sample, names[p["label"]], names[p["pred"]], f"{p['prob']:.4f}",
+                         int(p["label"] == p["pred"])])
+        paths["predictions"] = atomic_write_text(_csv_text(rows), out / "predictions.csv")
+    if result.visuals:
+        clips = [denormalize(v[0], mean, std) for v in result.visuals]
+        caps = [caption(v[1], v[2], v[3], names) for v in result.visuals]
+        ok = [v[1] == v[2] for v in result.visuals]
+        png, gif = save_clip_grid(clips, caps, out / "samples.png", out / "samples.gif", correct=ok)
+        paths["samples_png"], paths["samples_gif"] = png, gif
+    return paths
+
+
+def sample_names_of(dataset: Dataset) -> list[str] | None:
+    """Per index, the source of each sample (video path) when the dataset knows it."""
+    from torch.utils.data import Subset
+    if isinstance(dataset, Subset):
+        inner = sample_names_of(dataset.dataset)
+        return [inner[i] for i in dataset.indices] if inner is not None else None
+    if hasattr(dataset, "dataset") and not hasattr(dataset, "samples"):  # wrappers (label remapping)
+        return sample_names_of(dataset.dataset)
+    samples = getattr(dataset, "samples", None)
+    return [str(s[0]) for s in samples] if samples is not None else None

@@ -1,0 +1,156 @@
+"""Evaluate a model on a dataset path, and classify video files: the work behind ``vidzoo eval``
+and ``vidzoo predict``."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+from torch import nn
+
+from ..data import VideoDecodeError
+from .data_setup import (InputSpec, VideoPaths, align_classes, check_input_fits, configure_dataset, open_eval)
+from .distributed import DistInfo, init_distributed
+from .errors import UserError
+from .evaluate import EvalResult, evaluate, make_eval_loader, predict_probs, sample_names_of, write_eval_outputs
+from .train import resolve_amp
+
+PathLike = str | os.PathLike
+
+
+def parse_views(views: str | Sequence[int] | None, model: nn.Module | None = None) -> tuple[int, int]:
+    """``'4x3'`` -> ``(4, 3)`` (temporal clips x spatial crops); None: the model's
+    ``test_num_clips`` x ``test_num_crops``.
+
+    Raises:
+        UserError: Not ``CLIPSxCROPS`` with clips >= 1 and crops 1 or 3.
+    """
+    if views is None:
+        cfg = model.pretrained_cfg if model is not None else {}
+        return int(cfg.get("test_num_clips") or 1), int(cfg.get("test_num_crops") or 1)
+    if isinstance(views, str):
+        parts = views.lower().replace("*", "x").split("x")
+        try:
+            clips, crops = (int(parts[0]), int(parts[1])) if len(parts) == 2 else (int(parts[0]), 1)
+        except ValueError:
+            raise UserError(f"--views expects CLIPSxCROPS such as 1x1, 4x3; got {views!r}") from None
+    else:
+        clips, crops = (int(v) for v in views)
+    if clips < 1 or crops not in (1, 3):
+        raise UserError(f"--views {clips}x{crops}: clips must be >= 1 and crops 1 or 3")
+    return clips, crops
+
+
+def class_names_of(model: nn.Module, data_classes: Sequence[str] | None = None) -> list[str]:
+    """The model's label names, else the data's class names padded with indices to ``num_classes``."""
+    names = model.pretrained_cfg.get("label_names")
+    if names and len(names) == model.num_classes:
+        return list(names)
+    base = list(data_classes or [])[:model.num_classes]
+    return base + [str(i) for i in range(len(base), model.num_classes)]
+
+
+@dataclass
+class EvalRun:
+    """An evaluation and where its files went."""
+
+    result: EvalResult
+    class_names: list[str]
+    views: tuple[int, int]
+    files: dict[str, Path]
+    data: str
+    split: str | None
+
+
+def run_evaluation(model: nn.Module, data: PathLike, views: str | tuple[int, int] | None = None,
+                   batch_size: int = 8, workers: int = 0, device: str = "auto", output: PathLike | None = None,
+                   split: str | None = None, amp: str = "auto", num_visuals: int = 8, progress: bool = True,
+                   sampling: str | None = None, frame_stride: int | None = None) -> EvalRun:
+    """Evaluate ``model`` on the data at ``data`` with multi-view testing and write the report.
+
+    Args:
+        model: A classifier whose ``pretrained_cfg`` describes its input (and label names).
+        data: Folder, list file or npz (its ``test`` split unless ``split``).
+        views: ``'CLIPSxCROPS'`` or a pair; None uses the model's test views.
+        batch_size: Samples per batch (each with ``clips x crops`` views).
+        workers: DataLoader workers.
+        device: ``auto`` / ``cpu`` / ``cuda``.
+        output: Folder for ``metrics.json``, CSVs, confusion matrix and sample pictures (rank 0);
+            None writes nothing.
+        split: Data split (npz split or split sub-folder).
+        amp: See :class:`~vidzoo.engine.train.TrainConfig`.
+        num_visuals: Clips in the captioned sample picture.
+        progress: tqdm bar.
+        sampling: Override the model's temporal sampling.
+        frame_stride: Override the model's dense sampling stride.
+
+    Raises:
+        UserError: Missing/empty data, classes the model does not know, clips of the wrong shape.
+    """
+    dinfo: DistInfo = init_distributed(device)
+    model = model.to(dinfo.device).eval()
+    label_names = model.pretrained_cfg.get("label_names")
+    views = parse_views(views, model)
+    ds, data_classes = open_eval(data, split, classes=label_names)
+    spec = InputSpec.from_model(model, sampling, frame_stride)
+    configure_dataset(ds, spec, train=False, views=views)
+    check_input_fits(ds, spec, "the model")
+    aligned = align_classes(ds, data_classes, label_names, model.num_classes)
+    names = class_names_of(model, data_classes)
+    loader = make_eval_loader(aligned, batch_size, workers, pin_memory=dinfo.device.type == "cuda",
+                              with_index=True)
+    result = evaluate(model, loader, dinfo.device, model.num_classes, resolve_amp(amp, dinfo.device),
+                      collect_predictions=True, num_visuals=num_visuals, progress=progress and dinfo.is_main,
+                      desc=f"eval {views[0]}x{views[1]} views")
+    files: dict[str, Path] = {}
+    if output is not None and dinfo.is_main:
+        extra = {"data": str(data), "split": split, "views": f"{views[0]}x{views[1]}",
+                 "model": model.pretrained_cfg.get("architecture") or getattr(model, "architecture", ""),
+                 "world_size": dinfo.world_size}
+        files = write_eval_outputs(result, output, names, spec.mean, spec.std, sample_names_of(ds), extra)
+    return EvalRun(result, names, views, files, str(data), split)
+
+
+@dataclass
+class Prediction:
+    """Top-k classes of one video: ``top = [(index, name, probability), ...]``."""
+
+    path: str
+    top: list[tuple[int, str, float]]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"path": self.path, "top": [{"index": i, "label": n, "prob": p} for i, n, p in self.top]}
+
+
+@torch.no_grad()
+def predict_videos(model: nn.Module, paths: Sequence[PathLike], top_k: int = 5,
+                   views: str | tuple[int, int] | None = None, device: str = "auto", amp: str = "auto",
+                   sampling: str | None = None, frame_stride: int | None = None) -> list[Prediction]:
+    """Classify video files (or frame folders) with multi-view averaging.
+
+    Raises:
+        UserError: A path does not exist or cannot be decoded.
+    """
+    if top_k < 1:
+        raise UserError(f"--top-k must be >= 1, got {top_k}")
+    dev = init_distributed(device).device
+    model = model.to(dev).eval()
+    views = parse_views(views, model)
+    spec = InputSpec.from_model(model, sampling, frame_stride)
+    ds = configure_dataset(VideoPaths(paths), spec, train=False, views=views)
+    names = class_names_of(model)
+    amp_dtype = resolve_amp(amp, dev)
+    out: list[Prediction] = []
+    for i, path in enumerate(paths):
+        try:
+            x, _ = ds[i]
+        except (VideoDecodeError, IndexError, ValueError) as e:
+            raise UserError(f"cannot read video '{path}': {str(e).splitlines()[0]}") from e
+        if tuple(x.shape[-4:]) != spec.shape:
+            raise UserError(f"'{path}' gives clips {tuple(x.shape[-4:])}, the model takes {spec.shape}")
+        probs = predict_probs(model, x.unsqueeze(0).to(dev), amp_dtype)[0]
+        p, idx = probs.topk(min(top_k, probs.numel()))
+        out.append(Prediction(str(path), [(int(j), names[j], float(q)) for j, q in zip(idx.tolist(), p.tolist())]))
+    return out
