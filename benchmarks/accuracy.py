@@ -85,8 +85,11 @@ def temporal_sample(clips: torch.Tensor, num_frames: int, train: bool, gen: torc
     if span > T:
         raise ValueError(f"cannot sample {num_frames} frames from {T}")
     slack = T - span
-    start = int(torch.randint(0, slack + 1, (1,), generator=gen)) if train and slack else slack // 2
-    return clips[:, :, start:start + span:stride]
+    if not (train and slack):
+        return clips[:, :, slack // 2:slack // 2 + span:stride]
+    start = torch.randint(0, slack + 1, (clips.shape[0], 1), generator=gen)  # one per clip
+    idx = start + torch.arange(num_frames) * stride  # (N, num_frames)
+    return clips[torch.arange(clips.shape[0])[:, None], :, idx].permute(0, 2, 1, 3, 4)
 
 
 def to_input(clips: torch.Tensor, mean: float, std: float) -> torch.Tensor:
@@ -109,20 +112,19 @@ def build(arch: str, attention: str, tokenizer: str, args: argparse.Namespace, n
 
 def train_eval(model, data: dict[str, tuple[torch.Tensor, torch.Tensor]], num_frames: int, epochs: int,
                args: argparse.Namespace, mean: float, std: float) -> dict[str, Any]:
+    from vidzoo.engine import TrainConfig, build_optimizer, build_scheduler
     gen = torch.Generator().manual_seed(args.seed)
     xtr, ytr = data["train"]
     xva, yva = data["val"]
     steps_per_epoch = math.ceil(len(xtr) / args.batch_size)
     total = epochs * steps_per_epoch
-    warm = min(steps_per_epoch, total)
-    decay, no_decay = [], []
-    skip = model.no_weight_decay() if hasattr(model, "no_weight_decay") else set()
-    for n, p in model.named_parameters():
-        (no_decay if p.ndim <= 1 or n in skip else decay).append(p)
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": args.weight_decay},
-                             {"params": no_decay, "weight_decay": 0.0}], lr=args.lr)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: (s + 1) / warm if s < warm else 0.5 * (1 + math.cos(math.pi * (s - warm) / max(1, total - warm))))
+    # The engine's recipe (what `vidzoo train` uses): timm AdamW without decay on biases, norms and
+    # position tables; linear warm-up, then per-update cosine decay.
+    cfg = TrainConfig(lr=args.lr, epochs=epochs, batch_size=args.batch_size, weight_decay=args.weight_decay,
+                      warmup_epochs=1.0, label_smoothing=args.label_smoothing, clip_grad=args.clip_grad)
+    opt = build_optimizer(model, cfg)
+    sched = build_scheduler(opt, cfg, steps_per_epoch)
+    updates = 0
     t0 = time.perf_counter()
     model.train()
     last_loss = float("nan")
@@ -134,9 +136,11 @@ def train_eval(model, data: dict[str, tuple[torch.Tensor, torch.Tensor]], num_fr
             loss = F.cross_entropy(model(x), ytr[idx], label_smoothing=args.label_smoothing)
             opt.zero_grad(set_to_none=True)
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            if args.clip_grad:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip_grad)
             opt.step()
-            sched.step()
+            updates += 1
+            sched.step_update(updates)
             last_loss = loss.item()
     train_s = time.perf_counter() - t0
     model.eval()
@@ -148,42 +152,83 @@ def train_eval(model, data: dict[str, tuple[torch.Tensor, torch.Tensor]], num_fr
     return {"top1": correct / len(xva), "final_train_loss": last_loss, "train_s": train_s, "steps": total}
 
 
+_DATA: dict[str, Any] = {}
+
+
+def _init_worker(data, threads: int) -> None:
+    _DATA["data"] = data
+    torch.set_num_threads(threads)
+
+
+def _cell(job: dict[str, Any], data=None) -> dict[str, Any]:
+    """Train and evaluate one (tokenizer, attention) cell from the same seed."""
+    data = data if data is not None else _DATA["data"]
+    args = argparse.Namespace(**{**vars(job["args"]), "seed": job["seed"]})
+    torch.manual_seed(args.seed)
+    row: dict[str, Any] = {"dataset": job["dataset"], "tokenizer": job["tokenizer"], "attention": job["attention"],
+                           "seed": args.seed}
+    try:
+        model = build(job["arch"], job["attention"], job["tokenizer"], args, job["num_classes"], job["model_kw"])
+    except (ValueError, TypeError) as e:
+        row["error"] = str(e)[:160]
+        return row
+    row["params_k"] = sum(p.numel() for p in model.parameters()) / 1e3
+    row["tokens"] = math.prod(model.grid_size)
+    row.update(train_eval(model, data, job["num_frames"], job["epochs"], args, job["mean"], job["std"]))
+    return row
+
+
 def run_grid(dataset: str, arch: str, data, classes, num_frames: int, epochs: int, args, model_kw: dict,
              mean: float, std: float) -> list[dict[str, Any]]:
-    rows = []
-    for tok in args.tokenizer:
-        for attn in args.attention:
-            torch.manual_seed(args.seed)
-            row: dict[str, Any] = {"dataset": dataset, "tokenizer": tok, "attention": attn}
-            try:
-                model = build(arch, attn, tok, args, len(classes), model_kw)
-            except (ValueError, TypeError) as e:
-                row["error"] = str(e)[:160]
-                print(f"[{dataset} {tok} {attn}] cannot build: {e}", file=sys.stderr)
-                rows.append(row)
-                continue
-            row["params_k"] = sum(p.numel() for p in model.parameters()) / 1e3
-            row["tokens"] = math.prod(model.grid_size)
-            row.update(train_eval(model, data, num_frames, epochs, args, mean, std))
-            print(f"[{dataset} {tok:7s} {attn:26s}] top-1 {row['top1']:.1%} (loss {row['final_train_loss']:.3f}, "
-                  f"{row['train_s']:.0f} s)", file=sys.stderr)
-            rows.append(row)
+    jobs = [dict(dataset=dataset, arch=arch, tokenizer=tok, attention=attn, num_frames=num_frames, epochs=epochs,
+                 args=args, model_kw=model_kw, mean=mean, std=std, num_classes=len(classes), seed=args.seed + k)
+            for k in range(args.seeds) for tok in args.tokenizer for attn in args.attention]
+
+    def report(row: dict[str, Any]) -> None:
+        tag = f"[{dataset} {row['tokenizer']:7s} {row['attention']:26s} seed {row['seed']}]"
+        if "error" in row:
+            print(f"{tag} cannot build: {row['error']}", file=sys.stderr)
+        else:
+            print(f"{tag} top-1 {row['top1']:.1%} (loss {row['final_train_loss']:.3f}, {row['train_s']:.0f} s)",
+                  file=sys.stderr)
+
+    if args.jobs <= 1:
+        rows = []
+        for job in jobs:
+            rows.append(_cell(job, data))
+            report(rows[-1])
+        return rows
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+    from benchmarks import accuracy as this  # importable by spawned workers, also when run as a script
+    with ProcessPoolExecutor(args.jobs, mp_context=mp.get_context("spawn"), initializer=this._init_worker,
+                             initargs=(data, args.threads)) as ex:
+        futures = [ex.submit(this._cell, job) for job in jobs]
+        rows = []
+        for f in futures:
+            rows.append(f.result())
+            report(rows[-1])
     return rows
 
 
 def grid_markdown(rows: list[dict[str, Any]], tokenizers, attentions) -> str:
+    """Top-1 per (attention, tokenizer): the mean over seeds, with every seed's value when several."""
     head = "| attention | " + " | ".join(f"{t} top-1" for t in tokenizers) + " | " + \
         " | ".join(f"{t} params (k) / tokens / train s" for t in tokenizers) + " |"
     lines = [head, "|" + "---|" * (1 + 2 * len(tokenizers))]
-    by = {(r["tokenizer"], r["attention"]): r for r in rows}
     for a in attentions:
         cells = []
         for t in tokenizers:
-            r = by.get((t, a), {})
-            cells.append(f"{r['top1']:.1%}" if "top1" in r else ("n/a" if "error" in r else "-"))
+            rs = [r for r in rows if r["tokenizer"] == t and r["attention"] == a and "top1" in r]
+            if not rs:
+                cells.append("n/a" if any(r["tokenizer"] == t and r["attention"] == a for r in rows) else "-")
+                continue
+            mean = sum(r["top1"] for r in rs) / len(rs)
+            cells.append(f"{mean:.1%}" + (" (" + ", ".join(f"{r['top1']:.0%}" for r in rs) + ")" if len(rs) > 1 else ""))
         for t in tokenizers:
-            r = by.get((t, a), {})
-            cells.append(f"{r['params_k']:.0f} / {r['tokens']} / {r['train_s']:.0f}" if "top1" in r else "-")
+            rs = [r for r in rows if r["tokenizer"] == t and r["attention"] == a and "top1" in r]
+            cells.append(f"{rs[0]['params_k']:.0f} / {rs[0]['tokens']} / "
+                         f"{sum(r['train_s'] for r in rs) / len(rs):.0f}" if rs else "-")
         lines.append(f"| {a} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -201,10 +246,10 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     g.add_argument("--size", type=int, default=32, help="frame size of the videos and the model")
     g = p.add_argument_group("model (shared by every cell of the grid)")
     g.add_argument("--num-frames", type=int, default=8, help="frames the model sees (sampled from each video)")
-    g.add_argument("--patch-size", type=int, default=8)
+    g.add_argument("--patch-size", type=int, default=4)
     g.add_argument("--tubelet-size", type=int, default=2)
     g.add_argument("--embed-dim", type=int, default=64)
-    g.add_argument("--depth", type=int, default=4)
+    g.add_argument("--depth", type=int, default=1)
     g.add_argument("--heads", type=int, default=4)
     g.add_argument("--global-pool", choices=("avg", "token", "default"), default="avg",
                    help="pooling of every variant ('avg' is the one all variants support; 'default': each "
@@ -212,12 +257,17 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     g = p.add_argument_group("training (same budget for every cell)")
     g.add_argument("--epochs", type=int, default=12)
     g.add_argument("--batch-size", type=int, default=16)
-    g.add_argument("--lr", type=float, default=1e-3)
+    g.add_argument("--lr", type=float, default=2e-3)
     g.add_argument("--weight-decay", type=float, default=0.05)
     g.add_argument("--label-smoothing", type=float, default=0.1)
-    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--clip-grad", type=float, default=None, help="gradient-norm clipping (default: none)")
+    g.add_argument("--seed", type=int, default=0, help="first seed (data and training)")
+    g.add_argument("--seeds", type=int, default=1, help="train every cell with seeds seed..seed+N-1; the table "
+                                                        "shows the mean and each value")
     g.add_argument("--threads", type=int, default=1,
-                   help="torch threads (1: tiny models gain nothing from a second thread on a shared machine)")
+                   help="torch threads per cell (1: tiny models gain nothing from a second thread)")
+    g.add_argument("--jobs", type=int, default=2, help="cells trained in parallel processes (results do not "
+                                                       "depend on it: every cell starts from the same seed)")
     g = p.add_argument_group("OrganMNIST3D")
     g.add_argument("--organmnist", default=None, help="path to organmnist3d.npz (MedMNIST); trains the grid on it too")
     g.add_argument("--organ-epochs", type=int, default=10)
@@ -249,8 +299,10 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
                f"the model sees {args.num_frames} frames at stride {args.video_frames // args.num_frames} (random start in training, centred at evaluation). Model: width "
                f"{args.embed_dim}, depth {args.depth}, {args.heads} heads, patch {args.patch_size}, tubelet "
                f"{args.tubelet_size}; pooling {args.global_pool}, each variant's default position embedding. AdamW lr {args.lr}, "
-               f"wd {args.weight_decay}, batch {args.batch_size}, {args.epochs} epochs (1 warm-up, cosine), label "
-               f"smoothing {args.label_smoothing}, seed {args.seed}.\n",
+               f"wd {args.weight_decay} (vidzoo.engine build_optimizer / build_scheduler: 1 warm-up epoch, cosine), batch {args.batch_size}, {args.epochs} epochs, label "
+               f"smoothing {args.label_smoothing}, training seeds {args.seed}..{args.seed + args.seeds - 1} (videos: seed "
+               f"{args.seed}). Train time is wall time of one cell with {args.threads} thread(s), {args.jobs} cells in "
+               f"parallel.\n",
                grid_markdown(mrows, args.tokenizer, args.attention), ""]
     if args.organmnist:
         data, classes = organ_tensors(args.organmnist)

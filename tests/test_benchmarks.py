@@ -130,7 +130,7 @@ def test_accuracy_smoke(tmp_path):
                           str(tmp_path / "motion"), "--classes", "2", "--train-per-class", "2", "--val-per-class", "1",
                           "--video-frames", "4", "--size", "16", "--num-frames", "4", "--patch-size", "8",
                           "--embed-dim", "16", "--depth", "1", "--heads", "2", "--epochs", "1", "--organmnist", str(npz),
-                          "--organ-epochs", "1", "--out", str(out)])
+                          "--organ-epochs", "1", "--jobs", "1", "--out", str(out)])
     assert {(r["dataset"], r["tokenizer"], r["attention"]) for r in rows} == {
         (d, t, a) for d in ("motion", "organmnist3d") for t in ("uniform", "tubelet") for a in ("joint", "divided")}
     for r in rows:
