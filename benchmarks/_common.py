@@ -73,36 +73,57 @@ def autocast_ctx(device: str, dtype: str):
 # -------------------------------------------------------------------------------------- timing
 
 
+def process_cpu_s() -> float:
+    """User + system CPU seconds of this process (all threads)."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
 class _Clock:
-    """Times one call: CUDA events on a GPU (device time), perf_counter on CPU."""
+    """Times one call: CUDA events on a GPU (device time), perf_counter on CPU. Also records the
+    process CPU time of the call (``last_cpu``): on a shared CPU, CPU time / wall time below the
+    thread count shows the process was waiting for a core."""
 
     def __init__(self, device: str) -> None:
         self.cuda = str(device).startswith("cuda")
+        self.last_cpu = float("nan")
 
     def __call__(self, fn: Callable[[], Any]) -> float:
         if self.cuda:
             start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
             torch.cuda.synchronize()
+            c0 = process_cpu_s()
             start.record()
             fn()
             end.record()
             torch.cuda.synchronize()
+            self.last_cpu = process_cpu_s() - c0
             return start.elapsed_time(end) / 1e3
+        c0 = process_cpu_s()
         t0 = time.perf_counter()
         fn()
-        return time.perf_counter() - t0
+        t = time.perf_counter() - t0
+        self.last_cpu = process_cpu_s() - c0
+        return t
 
 
-def time_fn(fn: Callable[[], Any], device: str, warmup: int = 1, runs: int = 3) -> list[float]:
-    """Seconds of each of ``runs`` timed calls after ``warmup`` untimed ones."""
+def time_fn(fn: Callable[[], Any], device: str, warmup: int = 1, runs: int = 3,
+            cpu_times: list[float] | None = None) -> list[float]:
+    """Seconds of each of ``runs`` timed calls after ``warmup`` untimed ones (CPU seconds of each
+    appended to ``cpu_times`` when given)."""
     clock = _Clock(device)
     for _ in range(warmup):
         clock(fn)
-    return [clock(fn) for _ in range(runs)]
+    out = []
+    for _ in range(runs):
+        out.append(clock(fn))
+        if cpu_times is not None:
+            cpu_times.append(clock.last_cpu)
+    return out
 
 
 def time_interleaved(fns: dict[str, Callable[[], Any]], device: str, warmup: int = 1,
-                     runs: int = 3) -> dict[str, list[float]]:
+                     runs: int = 3, cpu_times: dict[str, list[float]] | None = None) -> dict[str, list[float]]:
     """Time several callables alternately (A B A B ...) so load drift on a shared machine hits
     all of them alike. Warm-up rounds are interleaved too and not recorded."""
     clock = _Clock(device)
@@ -112,6 +133,8 @@ def time_interleaved(fns: dict[str, Callable[[], Any]], device: str, warmup: int
             t = clock(fn)
             if i >= warmup:
                 times[k].append(t)
+                if cpu_times is not None:
+                    cpu_times.setdefault(k, []).append(clock.last_cpu)
     return times
 
 

@@ -107,10 +107,12 @@ def run_one(cfg: dict[str, Any]) -> dict[str, Any]:
     with C.PeakMemory(device) as mem:
         step()  # first call: compiles under --compile, allocates optimizer state in training
         t_first = time.perf_counter() - t_first
-        times = C.time_fn(step, device, max(cfg["warmup"] - 1, 0), cfg["runs"])
+        cpu_times: list[float] = []
+        times = C.time_fn(step, device, max(cfg["warmup"] - 1, 0), cfg["runs"], cpu_times)
     out["first_call_s"] = t_first
     out["times_s"] = times
     out["median_s"] = C.median(times)
+    out["median_cpu_s"] = C.median(cpu_times)
     out["clips_per_s"] = B / out["median_s"]
     out["peak_mem_gb"] = C.gb(mem.peak)
     out["resting_mem_gb"] = C.gb(C.current_memory(device))
@@ -188,6 +190,7 @@ def collect(models: list[str], args: argparse.Namespace, overrides: dict[str, An
             row[f"{p}_ms"] = r["median_s"] * 1e3
             row[f"{p}_clips_s"] = r["clips_per_s"]
             row[f"{p}_times_ms"] = " ".join(f"{t * 1e3:.1f}" for t in r["times_s"])
+            row[f"{p}_cpu_util"] = r["median_cpu_s"] / r["median_s"]  # cores busy on average
             row[f"{p}_peak_gb"] = r["peak_mem_gb"]
             row[f"{p}_resting_gb"] = r["resting_mem_gb"]
             row[f"{p}_matmul_tflops"] = r["matmul_tflops"]
@@ -221,7 +224,7 @@ def collect(models: list[str], args: argparse.Namespace, overrides: dict[str, An
 
 SPEED_COLUMNS = [("model", "model", ""), ("input", "input (B,C,T,H,W)", ""), ("params_m", "params (M)", ".1f"),
                  ("gmacs", "GMACs/view", ".1f"), ("infer_ms", "infer latency (ms)", ".0f"),
-                 ("infer_clips_s", "infer clips/s", ".3g"), ("infer_roofline", "infer % of matmul peak", ".0%"),
+                 ("infer_clips_s", "infer clips/s", ".3g"), ("infer_cpu_util", "cores busy (CPU s / wall s)", ".2f"), ("infer_roofline", "infer % of matmul peak", ".0%"),
                  ("infer_peak_gb", "infer peak mem (GB)", ".2f"), ("train_ms", "train step (ms)", ".0f"),
                  ("train_roofline", "train % of matmul peak", ".0%"), ("train_peak_gb", "train peak mem (GB)", ".2f"),
                  ("ckpt_ms", "ckpt train step (ms)", ".0f"), ("ckpt_peak_gb", "ckpt train peak (GB)", ".2f"),

@@ -226,7 +226,8 @@ def run_pair(pair: str, args: argparse.Namespace) -> list[dict[str, Any]]:
         steps = {side: make_step(side, m, x, y, device, args.dtype, mode == "train")
                  for side, m in (("vidzoo", vz), ("hf", hf))}
         mm0 = C.matmul_rate(device, args.dtype, args.matmul_n)
-        times = C.time_interleaved({s: f for s, (f, _) in steps.items()}, device, args.warmup, args.runs)
+        cpu_times: dict[str, list[float]] = {}
+        times = C.time_interleaved({s: f for s, (f, _) in steps.items()}, device, args.warmup, args.runs, cpu_times)
         mm1 = C.matmul_rate(device, args.dtype, args.matmul_n)
         mm = (mm0["matmul_tflops"] + mm1["matmul_tflops"]) / 2
         row: dict[str, Any] = {"pair": pair, "mode": mode, "vidzoo_model": PAIRS[pair]["vidzoo"],
@@ -238,12 +239,14 @@ def run_pair(pair: str, args: argparse.Namespace) -> list[dict[str, Any]]:
         for side in ("vidzoo", "hf"):
             row[f"{side}_ms"] = C.median(times[side]) * 1e3
             row[f"{side}_times_ms"] = " ".join(f"{t * 1e3:.0f}" for t in times[side])
+            row[f"{side}_cpu_ms"] = C.median(cpu_times[side]) * 1e3
             fwd_flops = forward_flops(steps[side][1])
             flops = 3 * fwd_flops if mode == "train" else fwd_flops
             row[f"{side}_gmacs_per_view"] = fwd_flops / B / 2e9
             row[f"{side}_tflops"] = flops / (row[f"{side}_ms"] / 1e3) / 1e12
             row[f"{side}_roofline"] = row[f"{side}_tflops"] / mm
         row["speedup"] = row["hf_ms"] / row["vidzoo_ms"]
+        row["cpu_time_ratio"] = row["hf_cpu_ms"] / row["vidzoo_cpu_ms"]
         print(f"[{pair} {mode}] vidzoo {row['vidzoo_ms']:.0f} ms, HF {row['hf_ms']:.0f} ms -> {row['speedup']:.2f}x",
               file=sys.stderr)
         if not args.no_memory:
@@ -269,7 +272,7 @@ def run_pair(pair: str, args: argparse.Namespace) -> list[dict[str, Any]]:
 
 COLUMNS = [("pair", "pair", ""), ("mode", "mode", ""), ("input", "input (B,C,T,H,W)", ""), ("overrides", "config", ""),
            ("hf_attn", "HF attention", ""), ("parity_on", "parity on", ""), ("parity_max_abs_diff", "max abs diff", ".1e"),
-           ("vidzoo_ms", "vidzoo (ms)", ".0f"), ("hf_ms", "HF (ms)", ".0f"), ("speedup", "HF/vidzoo time", ".3f"),
+           ("vidzoo_ms", "vidzoo (ms)", ".0f"), ("hf_ms", "HF (ms)", ".0f"), ("speedup", "HF/vidzoo time", ".3f"), ("cpu_time_ratio", "HF/vidzoo CPU time", ".3f"),
            ("vidzoo_roofline", "vidzoo % matmul peak", ".0%"), ("hf_roofline", "HF % matmul peak", ".0%"),
            ("vidzoo_peak_gb", "vidzoo peak (GB)", ".2f"), ("hf_peak_gb", "HF peak (GB)", ".2f"),
            ("peak_ratio", "peak vidzoo/HF", ".3f"), ("vidzoo_extra_gb", "vidzoo above resting (GB)", ".2f"),
