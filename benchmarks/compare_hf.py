@@ -116,6 +116,8 @@ def check_parity(vz, hf, x: torch.Tensor, tol: float, what: str = "logits") -> d
     (relative to the largest value, at least 1). ``what``: ``logits``, or ``trunk`` (the last
     block's output, for HF space_only whose head differs)."""
     vz.eval(), hf.eval()
+    tf32 = torch.backends.cudnn.allow_tf32
+    torch.backends.cudnn.allow_tf32 = False  # GPU: the patch-embedding conv in true fp32 on both sides
     with torch.no_grad():
         if what == "trunk":
             got = []
@@ -127,6 +129,7 @@ def check_parity(vz, hf, x: torch.Tensor, tol: float, what: str = "logits") -> d
         else:
             a = vz(x).float()
             b = hf(pixel_values=x.transpose(1, 2)).logits.float()
+    torch.backends.cudnn.allow_tf32 = tf32
     if a.shape != b.shape:
         raise AssertionError(f"{what} parity: vidzoo shape {tuple(a.shape)} != HF shape {tuple(b.shape)}")
     diff = (a - b).abs().max().item()
