@@ -140,18 +140,21 @@ class DividedSpaceTimeBlock(Block):
 
     def forward(self, x: torch.Tensor, grid: Grid | None = None) -> torch.Tensor:
         T, N = grid
-        P = x.shape[1] - T * N  # 1 with a class token, 0 with average pooling
+        B, L, D = x.shape
+        P = L - T * N  # 1 with a class token, 0 with average pooling
         cls, xt = x[:, :P], x[:, P:]
-        # Temporal: each spatial location attends over time.
+        # Temporal: each spatial location attends over time. temporal_fc acts per token, so it runs
+        # in the (b n) t order and the result is added back through a permuted view (no copy).
         t = rearrange(xt, "b (t n) d -> (b n) t d", t=T)
-        t = self.drop_path(self.temporal_attn(self.temporal_norm1(t)))
-        xt = xt + self.temporal_fc(rearrange(t, "(b n) t d -> b (t n) d", n=N))
+        t = self.temporal_fc(self.drop_path(self.temporal_attn(self.temporal_norm1(t))))
+        xt = (xt.view(B, T, N, D) + rearrange(t, "(b n) t d -> b t n d", b=B)).flatten(1, 2)
         # Spatial: each frame attends over its tokens plus a copy of the class token.
         s = rearrange(xt, "b (t n) d -> (b t) n d", t=T)
         if P:
             s = torch.cat([repeat(cls, "b p d -> (b t) p d", t=T), s], dim=1)
         s = self.drop_path(self.attn(self.norm1(s)))
-        cls_res = reduce(s[:, :P], "(b t) p d -> b p d", "mean", t=T)
-        s = rearrange(s[:, P:], "(b t) n d -> b (t n) d", t=T)
-        x = torch.cat([cls, xt], dim=1) + torch.cat([cls_res, s], dim=1)
+        # (b t) n d splits into b t n d as a view: the residual add puts tokens back in (t n) order.
+        x = (xt.view(B, T, N, D) + s[:, P:].view(B, T, N, D)).flatten(1, 2)
+        if P:
+            x = torch.cat([cls + reduce(s[:, :P], "(b t) p d -> b p d", "mean", t=T), x], dim=1)
         return x + self.drop_path(self.mlp(self.norm2(x)))

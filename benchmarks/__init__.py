@@ -1,0 +1,1 @@
+"""vidzoo benchmark scripts (run them as `python benchmarks/<script>.py`)."""

@@ -1,0 +1,139 @@
+"""Smoke tests of the benchmark scripts: each runs on a tiny configuration, in process, and writes
+its CSV / Markdown with sane numbers. Speed is never asserted (DESIGN.md: scripts measure it)."""
+from __future__ import annotations
+
+import csv
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+import vidzoo
+from benchmarks import _common as C
+
+TINY = ["num_frames=2", "img_size=32", "depth=1"]
+
+
+def _rows(path):
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+# ------------------------------------------------------------------------------------ helpers
+def test_time_interleaved_alternates():
+    order = []
+    C.time_interleaved({"a": lambda: order.append("a"), "b": lambda: order.append("b")}, "cpu", warmup=1, runs=2)
+    assert order == ["a", "b"] * 3
+
+
+def test_flop_counter_counts_cpu_flash_attention():
+    q = torch.randn(2, 3, 10, 8)
+    flops, by_op = C.count_flops(lambda: F.scaled_dot_product_attention(q, q, q))
+    assert flops == 2 * (2 * 2 * 3 * 10 * 10 * 8)  # QK^T and AV, 2 FLOPs per multiply-add
+    q.requires_grad_(True)
+    flops, _ = C.count_flops(lambda: F.scaled_dot_product_attention(q, q, q).sum().backward())
+    # torch's flash-backward formula: 5 matmuls (QK^T recomputed, dV, dP, dQ, dK) = 2.5x the forward
+    assert flops == 3.5 * 2 * (2 * 2 * 3 * 10 * 10 * 8)
+
+
+def test_joint_gmacs_match_the_analytic_count():
+    """MACs of a joint model = patch embedding + per block (qkv, proj, MLP, QK^T, AV) + head."""
+    D, L, depth, Tq, N = 32, None, 2, 2, 4
+    m = vidzoo.create_model("vivit_joint_tiny_patch16x2_224", img_size=32, num_frames=4, embed_dim=D, depth=depth,
+                            num_heads=2, num_classes=5).eval()
+    L = 1 + Tq * N
+    x = torch.randn(1, 3, 4, 32, 32)
+    with torch.no_grad():
+        flops, _ = C.count_flops(lambda: m(x))
+    embed = Tq * N * D * 3 * 2 * 16 * 16
+    block = L * D * 3 * D + L * D * D + 2 * L * D * 4 * D + 2 * L * L * D
+    assert flops // 2 == embed + depth * block + D * 5
+
+
+def test_peak_memory_sees_an_allocation():
+    if not C.reset_peak_rss():
+        pytest.skip("/proc/self/clear_refs not writable here")
+    with C.PeakMemory("cpu") as mem:
+        a = torch.ones(64 * 2 ** 20 // 4)  # 64 MiB, touched
+        del a
+    assert mem.peak - mem.start >= 60 * 2 ** 20
+
+
+# ------------------------------------------------------------------------------------ scripts
+def test_bench_models_smoke(tmp_path):
+    from benchmarks import bench_models
+    out = tmp_path / "bm"
+    rows = bench_models.main(["--models", "timesformer_divided_tiny_patch16_224",
+                              "--set", *TINY, "--warmup", "1", "--runs", "1", "--grad-ckpt", "--profile",
+                              "--no-isolate", "--matmul-n", "256", "--out", str(out)])
+    assert len(rows) == 1
+    md = out.with_suffix(".md").read_text()
+    assert "| timesformer_divided_tiny_patch16_224 |" in md and "Roofline" in md
+    for r in _rows(out.with_suffix(".csv")):
+        assert float(r["params_m"]) > 0 and float(r["gmacs"]) > 0
+        assert float(r["train_gflops_counted"]) > 2.5 * float(r["gflops"])  # backward ~ 2x forward (no input grad)
+        for k in ("infer_ms", "train_ms", "ckpt_ms", "infer_peak_gb", "train_peak_gb", "ckpt_peak_gb"):
+            assert math.isfinite(float(r[k])) and float(r[k]) > 0, k
+        assert 0 < float(r["infer_roofline"]) < 5 and 0 < float(r["train_roofline"]) < 5
+        assert 0 < float(r["math_share"]) <= 1
+
+
+def test_bench_models_fidelity_reference_table():
+    from benchmarks.bench_models import PAPER
+    assert PAPER["vivit_joint_base_patch16x2_224"]["gflops"] == 455.2
+    assert set(PAPER) <= set(vidzoo.list_models())
+
+
+def test_compare_hf_smoke(tmp_path):
+    pytest.importorskip("transformers")
+    from benchmarks import compare_hf
+    tiny = ["num_frames=4", "img_size=32", "depth=1", "embed_dim=32", "num_heads=2", "num_classes=7"]
+    out = tmp_path / "hf"
+    rows = compare_hf.main(["--pairs", "vivit", "timesformer_space", "--infer-set", *tiny,
+                            "--train-set", *tiny, "--warmup", "0", "--runs", "1", "--mem-steps", "1", "--no-isolate", "--matmul-n", "256",
+                            "--out", str(out)])
+    assert [(r["pair"], r["mode"]) for r in rows] == [(p, m) for p in ("vivit", "timesformer_space")
+                                                      for m in ("infer", "train")]
+    for r in rows:
+        assert r["parity_max_abs_diff"] < 1e-4
+        assert r["speedup"] > 0 and r["vidzoo_peak_gb"] > 0 and r["hf_peak_gb"] > 0
+        assert r["vidzoo_gmacs_per_view"] == pytest.approx(r["hf_gmacs_per_view"], rel=0.02)
+    assert rows[0]["hf_attn"] == "sdpa" and rows[2]["hf_attn"].startswith("eager")
+    assert "HF/vidzoo time" in out.with_suffix(".md").read_text()
+
+
+def test_compare_hf_parity_catches_a_wrong_weight(tmp_path):
+    pytest.importorskip("transformers")
+    from benchmarks import compare_hf
+    hf, _ = compare_hf.build_hf("timesformer", dict(num_frames=2, img_size=32, depth=1, embed_dim=32, num_heads=2),
+                                "cpu")
+    vz, _ = compare_hf.build_vidzoo("timesformer", hf, "cpu")
+    x = torch.randn(1, 3, 2, 32, 32)
+    assert compare_hf.check_parity(vz, hf, x, 1e-4)["parity_max_abs_diff"] < 1e-4
+    with torch.no_grad():
+        vz.blocks[0].temporal_fc.weight.add_(0.1 * torch.randn_like(vz.blocks[0].temporal_fc.weight))
+    with pytest.raises(AssertionError, match="parity failed"):
+        compare_hf.check_parity(vz, hf, x, 1e-4)
+
+
+def test_accuracy_smoke(tmp_path):
+    from benchmarks import accuracy
+    npz = tmp_path / "organ.npz"
+    rng = np.random.default_rng(0)
+    vols = rng.integers(0, 255, size=(4, 28, 28, 28), dtype=np.uint8)
+    np.savez(npz, train_images=vols, train_labels=np.array([[0], [1], [2], [1]]), val_images=vols[:2],
+             val_labels=np.array([[0], [1]]), test_images=vols[:2], test_labels=np.array([[0], [2]]))
+    out = tmp_path / "acc"
+    rows = accuracy.main(["--attention", "joint", "divided", "--tokenizer", "uniform", "tubelet", "--data-root",
+                          str(tmp_path / "motion"), "--classes", "2", "--train-per-class", "2", "--val-per-class", "1",
+                          "--video-frames", "4", "--size", "16", "--num-frames", "4", "--patch-size", "8",
+                          "--embed-dim", "16", "--depth", "1", "--heads", "2", "--epochs", "1", "--organmnist", str(npz),
+                          "--organ-epochs", "1", "--jobs", "1", "--out", str(out)])
+    assert {(r["dataset"], r["tokenizer"], r["attention"]) for r in rows} == {
+        (d, t, a) for d in ("motion", "organmnist3d") for t in ("uniform", "tubelet") for a in ("joint", "divided")}
+    for r in rows:
+        assert 0.0 <= r["top1"] <= 1.0 and r["steps"] >= 1
+    md = out.with_suffix(".md").read_text()
+    assert "| joint |" in md and "OrganMNIST3D" in md
