@@ -146,8 +146,18 @@ def median(xs: Iterable[float]) -> float:
 # -------------------------------------------------------------------------------------- FLOPs
 
 
+def _linear_pointwise_flop(x_shape, w_shape, *args, out_shape=None, **kwargs) -> int:
+    """oneDNN linear (vidzoo's CPU inference path): 2 * rows * in * out; the fused bias/GELU epilogue
+    is not counted, as a separate bias add or GELU would not be."""
+    rows = 1
+    for d in x_shape[:-1]:
+        rows *= d
+    return 2 * rows * w_shape[0] * w_shape[1]
+
+
 def _flop_counter_mapping() -> dict:
-    """FLOP formulas for attention kernels FlopCounterMode does not list (the CPU flash kernel)."""
+    """FLOP formulas for kernels FlopCounterMode does not list: the CPU flash-attention kernel and
+    its backward, and oneDNN's fused linear ``mkldnn::_linear_pointwise``."""
     from torch.utils import flop_counter as fcm
     mapping = {}
     aten = torch.ops.aten
@@ -164,6 +174,9 @@ def _flop_counter_mapping() -> dict:
         mapping[fwd] = raw(fcm.sdpa_flop)
     if bwd is not None and bwd not in fcm.flop_registry:
         mapping[bwd] = raw(fcm.sdpa_backward_flop)
+    lin = getattr(getattr(torch.ops, "mkldnn", None), "_linear_pointwise", None)
+    if lin is not None:
+        mapping[lin] = _linear_pointwise_flop
     return mapping
 
 
@@ -278,10 +291,10 @@ def current_memory(device: str) -> int:
 
 # ------------------------------------------------------------------------------------ profile
 
-# Ops whose self time is "useful" dense math: matmuls, convolutions (the tokenizer) and fused
-# attention kernels. Everything else (LayerNorm, GELU, adds, copies for folding axes, softmax
+# Ops whose self time is "useful" dense math: matmuls (including oneDNN's linear with its fused
+# bias / GELU epilogue), convolutions (the tokenizer) and fused attention kernels. Everything else (LayerNorm, GELU, adds, copies for folding axes, softmax
 # of an eager attention, ...) is overhead.
-_MATH_CPU = re.compile(r"^aten::(mm|addmm|bmm|baddbmm|matmul|linear|_addmm_activation|"
+_MATH_CPU = re.compile(r"^mkldnn::_linear_pointwise$|^aten::(mm|addmm|bmm|baddbmm|matmul|linear|_addmm_activation|"
                        r"_scaled_dot_product.*|_flash_attention.*|_efficient_attention.*|"
                        r"convolution|_convolution|mkldnn_convolution|conv[123]d|_slow_conv.*|"
                        r"mkldnn_linear|_mkldnn.*)$")

@@ -28,6 +28,43 @@ def use_fused_attn() -> bool:
     return _USE_FUSED_ATTN
 
 
+# CPU inference fast path for linear layers: oneDNN's GEMM with the bias (and a GELU) fused into
+# its epilogue (what torch.compile/inductor emits on CPU), instead of addmm's bias copy into the
+# output plus a separate GELU pass. Used only where no autograd graph is needed, for float32
+# tensors on CPU outside autocast and compilation; everything else takes F.linear.
+_USE_CPU_FUSED_LINEAR = True
+_MKLDNN_LINEAR = getattr(getattr(torch.ops, "mkldnn", None), "_linear_pointwise", None)
+
+
+def _gelu_algorithm(act: nn.Module | None) -> str | None:
+    """oneDNN algorithm of a GELU module ('none' exact, 'tanh'), or None for anything else."""
+    if isinstance(act, nn.GELU):
+        return act.approximate
+    name = type(act).__name__
+    return {"GELU": "none", "GELUTanh": "tanh"}.get(name) if type(act).__module__.startswith("timm.") else None
+
+
+def _cpu_fused_ok(x: torch.Tensor, layer: nn.Linear) -> bool:
+    return (_USE_CPU_FUSED_LINEAR and _MKLDNN_LINEAR is not None and x.device.type == "cpu"
+            and x.dtype == torch.float32 and layer.weight.dtype == torch.float32
+            and not (torch.is_grad_enabled() and (x.requires_grad or layer.weight.requires_grad))
+            and not torch.is_autocast_enabled("cpu") and not torch.jit.is_scripting()
+            and not torch.compiler.is_compiling() and torch.backends.mkldnn.is_available()
+            and torch.backends.mkldnn.enabled)
+
+
+def linear(x: torch.Tensor, layer: nn.Linear, act: nn.Module | None = None) -> torch.Tensor:
+    """``act(layer(x))`` (``act`` optional), through the fused CPU inference path where it applies."""
+    if _cpu_fused_ok(x, layer):
+        algo = _gelu_algorithm(act) if act is not None else ""
+        if act is None or algo is not None:
+            return _MKLDNN_LINEAR(x, layer.weight, layer.bias, "gelu" if act is not None else "none", [], algo)
+        x = _MKLDNN_LINEAR(x, layer.weight, layer.bias, "none", [], "")
+    else:
+        x = layer(x)
+    return x if act is None else act(x)
+
+
 def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dropout_p: float = 0.0) -> torch.Tensor:
     """Scaled dot-product attention on ``(..., L, head_dim)`` tensors."""
     if _USE_FUSED_ATTN:
@@ -64,7 +101,7 @@ class Attention(nn.Module):
 
     def _qkv(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         B, L, _ = x.shape
-        qkv = self.qkv(x).reshape(B, L, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        qkv = linear(x, self.qkv).reshape(B, L, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
         return qkv.unbind(0)  # each (B, heads, L, head_dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -72,4 +109,4 @@ class Attention(nn.Module):
         q, k, v = self._qkv(x)
         x = attend(q, k, v, self.attn_drop if self.training else 0.0)
         x = x.transpose(1, 2).reshape(B, L, D)
-        return self.proj_drop(self.proj(x))
+        return self.proj_drop(linear(x, self.proj))

@@ -15,12 +15,23 @@ from typing import Callable, Sequence
 
 import torch
 from einops import rearrange, reduce, repeat
-from timm.layers import DropPath, Mlp
+from timm.layers import DropPath
+from timm.layers import Mlp as _TimmMlp
 from torch import nn
 
 from ..layers import Attention, attend
+from ..layers.attention import linear
 
 Grid = tuple[int, int]
+
+
+class Mlp(_TimmMlp):
+    """timm's ``Mlp`` (same parameters and names); on the CPU inference path fc1's bias and GELU are
+    fused into the GEMM (see :func:`vidzoo.layers.attention.linear`)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.drop1(linear(x, self.fc1, self.act))
+        return self.drop2(linear(self.norm(x), self.fc2))
 
 
 class Block(nn.Module):
@@ -77,7 +88,7 @@ class FactorisedDotProductAttention(Attention):
         xs = rearrange(attend(*space, dropout_p=drop), "(b t) h n d -> b (t n) h d", b=B)
         xt = rearrange(attend(*time, dropout_p=drop), "(b n) h t d -> b (t n) h d", b=B)
         x = torch.cat([xs, xt], dim=2).reshape(B, L, D)
-        return self.proj_drop(self.proj(x))
+        return self.proj_drop(linear(x, self.proj))
 
 
 class FactorisedDotProductBlock(Block):
@@ -146,7 +157,7 @@ class DividedSpaceTimeBlock(Block):
         # Temporal: each spatial location attends over time. temporal_fc acts per token, so it runs
         # in the (b n) t order and the result is added back through a permuted view (no copy).
         t = rearrange(xt, "b (t n) d -> (b n) t d", t=T)
-        t = self.temporal_fc(self.drop_path(self.temporal_attn(self.temporal_norm1(t))))
+        t = linear(self.drop_path(self.temporal_attn(self.temporal_norm1(t))), self.temporal_fc)
         xt = (xt.view(B, T, N, D) + rearrange(t, "(b n) t d -> b t n d", b=B)).flatten(1, 2)
         # Spatial: each frame attends over its tokens plus a copy of the class token.
         s = rearrange(xt, "b (t n) d -> (b t) n d", t=T)
