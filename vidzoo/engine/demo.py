@@ -70,7 +70,9 @@ class DemoConfig:
     model_overrides: dict[str, Any] = field(default_factory=lambda: dict(DEMO_OVERRIDES))
 
     def __post_init__(self) -> None:
-        self.epochs = self.epochs if self.epochs is not None else 20
+        # 30, not 20: when the plateau at chance lasts longer (its end moves with float noise, e.g.
+        # epoch 10 vs 15 for the same seed), 20 epochs of cosine schedule left too little to learn.
+        self.epochs = self.epochs if self.epochs is not None else 30
         self.videos_per_class = self.videos_per_class if self.videos_per_class is not None else 200
         self.val_videos_per_class = self.val_videos_per_class if self.val_videos_per_class is not None else 25
         if not 2 <= self.num_classes <= 8:
