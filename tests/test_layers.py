@@ -75,7 +75,24 @@ def test_tokenizer_registry():
         get_tokenizer("uniformly")
 
 
-def test_fused_and_eager_attention_agree_and_switch_is_global():
+def test_short_cpu_sequences_skip_sdpa(monkeypatch):
+    """On CPU, <= _CPU_EAGER_MAX_LEN tokens take the (faster) eager path; longer ones SDPA."""
+    import vidzoo.layers.attention as A
+    calls = []
+    sdpa = F.scaled_dot_product_attention
+    monkeypatch.setattr(A.F, "scaled_dot_product_attention", lambda *a, **kw: calls.append(1) or sdpa(*a, **kw))
+    for L, expect_sdpa in ((A._CPU_EAGER_MAX_LEN, False), (A._CPU_EAGER_MAX_LEN + 1, True)):
+        calls.clear()
+        q, k, v = torch.randn(3, 2, 3, L, 8).unbind(0)
+        out = attend(q, k, v)
+        assert bool(calls) == expect_sdpa, L
+        ref = torch.softmax(q @ k.transpose(-1, -2) / 8 ** 0.5, -1) @ v
+        torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
+
+
+def test_fused_and_eager_attention_agree_and_switch_is_global(monkeypatch):
+    import vidzoo.layers.attention as A
+    monkeypatch.setattr(A, "_CPU_EAGER_MAX_LEN", 0)  # SDPA even for this short sequence
     q, k, v = torch.randn(3, 2, 4, 7, 8).unbind(0)
     assert vidzoo.use_fused_attn()
     fused = attend(q, k, v)
