@@ -104,9 +104,11 @@ def run_one(cfg: dict[str, Any]) -> dict[str, Any]:
             opt.zero_grad(set_to_none=True)
 
     t_first = time.perf_counter()
+    step()  # first call: compiles under --compile, allocates the optimizer state in training
+    t_first = time.perf_counter() - t_first
+    # Memory over the remaining calls: ``start`` is the state carried between steps (runtime,
+    # weights, optimizer state; gradients freed), ``peak - start`` what one step adds on top.
     with C.PeakMemory(device) as mem:
-        step()  # first call: compiles under --compile, allocates optimizer state in training
-        t_first = time.perf_counter() - t_first
         cpu_times: list[float] = []
         times = C.time_fn(step, device, max(cfg["warmup"] - 1, 0), cfg["runs"], cpu_times)
     out["first_call_s"] = t_first
@@ -115,8 +117,8 @@ def run_one(cfg: dict[str, Any]) -> dict[str, Any]:
     out["median_cpu_s"] = C.median(cpu_times)
     out["clips_per_s"] = B / out["median_s"]
     out["peak_mem_gb"] = C.gb(mem.peak)
-    out["resting_mem_gb"] = C.gb(C.current_memory(device))
-    out["start_mem_gb"] = C.gb(mem.start)
+    out["state_mem_gb"] = C.gb(mem.start)
+    out["step_mem_gb"] = C.gb(mem.added)
     out["mem_method"] = mem.method
 
     # FLOPs in fp32 eager (the count does not depend on dtype or compile), batch B, per view = / B.
@@ -192,7 +194,8 @@ def collect(models: list[str], args: argparse.Namespace, overrides: dict[str, An
             row[f"{p}_times_ms"] = " ".join(f"{t * 1e3:.1f}" for t in r["times_s"])
             row[f"{p}_cpu_util"] = r["median_cpu_s"] / r["median_s"]  # cores busy on average
             row[f"{p}_peak_gb"] = r["peak_mem_gb"]
-            row[f"{p}_resting_gb"] = r["resting_mem_gb"]
+            row[f"{p}_state_gb"] = r["state_mem_gb"]
+            row[f"{p}_step_gb"] = r["step_mem_gb"]
             row[f"{p}_matmul_tflops"] = r["matmul_tflops"]
             row[f"{p}_first_call_s"] = r["first_call_s"]
             if "gmacs_per_view" in r:
@@ -210,10 +213,8 @@ def collect(models: list[str], args: argparse.Namespace, overrides: dict[str, An
                 row["top_overhead"] = r["top_overhead"]
         if "train_peak_gb" in row and "ckpt_peak_gb" in row:
             row["ckpt_peak_ratio"] = row["ckpt_peak_gb"] / row["train_peak_gb"]
-            extra, extra_ck = (row["train_peak_gb"] - row["train_resting_gb"],
-                               row["ckpt_peak_gb"] - row["ckpt_resting_gb"])
-            row["train_extra_gb"], row["ckpt_extra_gb"] = extra, extra_ck
-            row["ckpt_extra_ratio"] = extra_ck / extra if extra > 0 else None
+            step, step_ck = row["train_step_gb"], row["ckpt_step_gb"]
+            row["ckpt_step_ratio"] = step_ck / step if step > 0 else None
         ref = PAPER.get(name)
         if ref and not overrides and "gmacs" in row:
             row["paper_gflops"] = ref["gflops"]
@@ -227,9 +228,10 @@ SPEED_COLUMNS = [("model", "model", ""), ("input", "input (B,C,T,H,W)", ""), ("p
                  ("infer_clips_s", "infer clips/s", ".3g"), ("infer_cpu_util", "cores busy (CPU s / wall s)", ".2f"), ("infer_roofline", "infer % of matmul peak", ".0%"),
                  ("infer_peak_gb", "infer peak mem (GB)", ".2f"), ("train_ms", "train step (ms)", ".0f"),
                  ("train_roofline", "train % of matmul peak", ".0%"), ("train_peak_gb", "train peak mem (GB)", ".2f"),
+                 ("train_step_gb", "of which the step (GB)", ".2f"),
                  ("ckpt_ms", "ckpt train step (ms)", ".0f"), ("ckpt_peak_gb", "ckpt train peak (GB)", ".2f"),
-                 ("ckpt_peak_ratio", "ckpt/plain peak", ".2f"), ("ckpt_extra_ratio", "ckpt/plain peak above resting",
-                                                                  ".2f"),
+                 ("ckpt_step_gb", "of which the step (GB)", ".2f"),
+                 ("ckpt_peak_ratio", "ckpt/plain peak", ".2f"), ("ckpt_step_ratio", "ckpt/plain step memory", ".2f"),
                  ("math_share", "fwd time in matmul/attn", ".1%"), ("top_overhead", "largest overheads", "")]
 
 FIDELITY_COLUMNS = [("model", "model", ""), ("paper", "paper model", ""), ("params_m", "params (M)", ".2f"),
@@ -284,7 +286,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
                    help="measure in this process (peak memory then needs /proc clear_refs; default: one subprocess "
                         "per model and mode)")
     p.add_argument("--timeout", type=float, default=None, help="seconds per subprocess")
-    p.add_argument("--matmul-n", type=int, default=None, help="roofline matmul size (default 2048 CPU, 8192 GPU)")
+    p.add_argument("--matmul-n", type=int, default=None,
+                   help="roofline: time one n x n matmul (default: best of C.CPU_MATMUL_SHAPES / GPU_MATMUL_SHAPES)")
     p.add_argument("--fidelity", action="store_true", help="only the paper fidelity table (params, GFLOPs)")
     p.add_argument("--out", default="benchmarks/results/bench_models", help="output prefix (.csv, .md, .json)")
     p.add_argument("--worker", help=argparse.SUPPRESS)
@@ -318,8 +321,12 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
               f"Warm-up {args.warmup}, timed runs {args.runs}, medians. Memory: "
               f"{rows[0].get('mem_method', '-') if rows else '-'}"
               f"{', one subprocess per model and mode' if not args.no_isolate else ', in one process'}. "
-              f"Roofline: dense {args.dtype} matmul measured in the same process before each model "
-              f"(median {C.median(r.get('infer_matmul_tflops', r.get('train_matmul_tflops', float('nan'))) for r in rows):.3f} TFLOP/s).",
+              f"Peak memory is absolute (runtime, weights, optimizer state, activations); 'of which the step' "
+              f"is the peak above the memory live between steps (runtime, weights, optimizer state), i.e. "
+              f"activations, gradients and temporaries. "
+              f"Roofline: the best dense {args.dtype} matmul rate over a few shapes, measured in the same process "
+              f"before each model (median over the processes "
+              f"{C.median(r.get('infer_matmul_tflops', r.get('train_matmul_tflops', float('nan'))) for r in rows):.3f} TFLOP/s).",
               "", C.markdown_table(rows, SPEED_COLUMNS)]
     C.write_csv(out.with_suffix(".csv"), rows)
     out.with_suffix(".md").write_text("\n".join(md) + "\n")
