@@ -139,3 +139,83 @@ def test_resample_time_embed():
     near = resample_time_embed(te, 8, mode="nearest")
     assert torch.equal(near[:, ::2], te) and torch.equal(near[:, 1::2], te)
     assert resample_time_embed(te, 2).shape == (1, 2, 6)
+
+
+# ------------------------------------------------------------------------------ GELU recompute
+@pytest.mark.parametrize("approximate", ["none", "tanh"])
+@pytest.mark.parametrize("bias", [True, False])
+def test_gelu_linear_gradients_match_autograd(approximate, bias):
+    from vidzoo.layers import GeluLinear
+    torch.manual_seed(0)
+    h = torch.randn(2, 5, 6, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(4, 6, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(4, dtype=torch.float64, requires_grad=True) if bias else None
+    torch.autograd.gradcheck(lambda h, w, b: GeluLinear.apply(h, w, b, approximate), (h, w, b))
+    ref = F.linear(F.gelu(h, approximate=approximate), w, b)
+    out = GeluLinear.apply(h, w, b, approximate)
+    torch.testing.assert_close(out, ref)
+    g = torch.randn_like(out)
+    inputs = [t for t in (h, w, b) if t is not None]
+    for a, r in zip(torch.autograd.grad(out, inputs, g), torch.autograd.grad(ref, inputs, g)):
+        torch.testing.assert_close(a, r)
+
+
+def _saved_bytes(fn) -> int:
+    seen: dict[int, int] = {}
+
+    def pack(t):
+        seen[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+        return t
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        fn()
+    return sum(seen.values())
+
+
+def test_mlp_keeps_one_hidden_copy_and_same_gradients():
+    """Training saves fc1's output only (GELU is recomputed): one tokens x hidden tensor less."""
+    from vidzoo.layers import set_gelu_recompute
+    from vidzoo.models.blocks import Mlp
+    torch.manual_seed(0)
+    mlp = Mlp(16, 64).train()
+    x = torch.randn(2, 50, 16, requires_grad=True)
+    hidden = 2 * 50 * 64 * 4
+    results = {}
+    for on in (True, False):
+        set_gelu_recompute(on)
+        try:
+            saved = _saved_bytes(lambda: mlp(x))
+            mlp.zero_grad()
+            x.grad = None
+            mlp(x).square().sum().backward()
+            results[on] = (saved, [p.grad.clone() for p in mlp.parameters()] + [x.grad.clone()])
+        finally:
+            set_gelu_recompute(True)
+    assert results[False][0] - results[True][0] == hidden
+    for a, b in zip(results[True][1], results[False][1]):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_mlp_gelu_recompute_under_cpu_autocast_and_dropout():
+    from vidzoo.layers import set_gelu_recompute
+    from vidzoo.models.blocks import Mlp
+    torch.manual_seed(0)
+    mlp = Mlp(16, 64).train()
+    x = torch.randn(2, 50, 16)
+    grads = {}
+    for on in (True, False):
+        set_gelu_recompute(on)
+        try:
+            mlp.zero_grad()
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                out = mlp(x)
+            assert out.dtype == torch.bfloat16
+            out.float().square().sum().backward()
+            grads[on] = [p.grad.clone() for p in mlp.parameters()]
+        finally:
+            set_gelu_recompute(True)
+    for a, b in zip(grads[True], grads[False]):
+        assert a.dtype == torch.float32
+        torch.testing.assert_close(a, b, rtol=2e-2, atol=2e-2)
+    # with dropout between GELU and fc2 the plain graph runs (dropout needs GELU's output)
+    drop = Mlp(16, 64, drop=0.5).train()
+    assert _saved_bytes(lambda: drop(x.requires_grad_())) > _saved_bytes(lambda: mlp(x))

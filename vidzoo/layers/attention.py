@@ -10,6 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .mlp import gelu_approximate
+
 _USE_FUSED_ATTN = True
 
 
@@ -36,14 +38,6 @@ _USE_CPU_FUSED_LINEAR = True
 _MKLDNN_LINEAR = getattr(getattr(torch.ops, "mkldnn", None), "_linear_pointwise", None)
 
 
-def _gelu_algorithm(act: nn.Module | None) -> str | None:
-    """oneDNN algorithm of a GELU module ('none' exact, 'tanh'), or None for anything else."""
-    if isinstance(act, nn.GELU):
-        return act.approximate
-    name = type(act).__name__
-    return {"GELU": "none", "GELUTanh": "tanh"}.get(name) if type(act).__module__.startswith("timm.") else None
-
-
 def _cpu_fused_ok(x: torch.Tensor, layer: nn.Linear) -> bool:
     return (_USE_CPU_FUSED_LINEAR and _MKLDNN_LINEAR is not None and x.device.type == "cpu"
             and x.dtype == torch.float32 and layer.weight.dtype == torch.float32
@@ -56,7 +50,7 @@ def _cpu_fused_ok(x: torch.Tensor, layer: nn.Linear) -> bool:
 def linear(x: torch.Tensor, layer: nn.Linear, act: nn.Module | None = None) -> torch.Tensor:
     """``act(layer(x))`` (``act`` optional), through the fused CPU inference path where it applies."""
     if _cpu_fused_ok(x, layer):
-        algo = _gelu_algorithm(act) if act is not None else ""
+        algo = gelu_approximate(act) if act is not None else ""
         if act is None or algo is not None:
             return _MKLDNN_LINEAR(x, layer.weight, layer.bias, "gelu" if act is not None else "none", [], algo)
         x = _MKLDNN_LINEAR(x, layer.weight, layer.bias, "none", [], "")

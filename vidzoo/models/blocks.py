@@ -21,15 +21,20 @@ from torch import nn
 
 from ..layers import Attention, attend
 from ..layers.attention import linear
+from ..layers.mlp import gelu_linear, gelu_recompute_applies
 
 Grid = tuple[int, int]
 
 
 class Mlp(_TimmMlp):
-    """timm's ``Mlp`` (same parameters and names); on the CPU inference path fc1's bias and GELU are
-    fused into the GEMM (see :func:`vidzoo.layers.attention.linear`)."""
+    """timm's ``Mlp`` (same parameters and names). On the CPU inference path fc1's bias and GELU are
+    fused into the GEMM (see :func:`vidzoo.layers.attention.linear`); in training GELU is
+    recomputed in the backward pass instead of saved (see :mod:`vidzoo.layers.mlp`)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if (isinstance(self.norm, nn.Identity) and not (self.training and self.drop1.p > 0)
+                and gelu_recompute_applies(x, self.act, self.fc1, self.fc2)):
+            return self.drop2(gelu_linear(self.fc1(x), self.act, self.fc2))
         x = self.drop1(linear(x, self.fc1, self.act))
         return self.drop2(linear(self.norm(x), self.fc2))
 
