@@ -68,15 +68,20 @@ def _build(name: str, overrides: dict[str, Any], device: str):
 
 
 def run_one(cfg: dict[str, Any]) -> dict[str, Any]:
-    """Measure one model in one mode (``infer``, ``train`` or ``train_ckpt``) in this process."""
+    """Measure one model in one mode (``infer``, ``train`` or ``train_ckpt``) in this process.
+
+    ``cfg["measure"]``: ``"time"`` (timing, FLOPs, profile), ``"memory"`` (one warm-up call, then
+    the peak over one more) or ``"both"`` (in one process, for ``--no-isolate``).
+    """
     import vidzoo
     device, dtype, mode, B = cfg["device"], cfg["dtype"], cfg["mode"], cfg["batch_size"]
     C.setup_torch(cfg.get("threads"), device)
     vidzoo.set_fused_attn(not cfg.get("eager_attn", False))
     torch.manual_seed(0)
+    what = cfg.get("measure", "both")
     out: dict[str, Any] = {"model": cfg["model"], "mode": mode}
-    # Roofline of this process, right before the model runs (freed again before memory is measured).
-    out.update(C.matmul_rate(device, dtype, cfg.get("matmul_n")))
+    if what != "memory":  # roofline of this process, right before the model runs
+        out.update(C.matmul_rate(device, dtype, cfg.get("matmul_n")))
     model, in_size = _build(cfg["model"], cfg["overrides"], device)
     out["params_m"] = sum(p.numel() for p in model.parameters()) / 1e6
     out["input"] = "x".join(map(str, (B, *in_size)))
@@ -106,20 +111,24 @@ def run_one(cfg: dict[str, Any]) -> dict[str, Any]:
     t_first = time.perf_counter()
     step()  # first call: compiles under --compile, allocates the optimizer state in training
     t_first = time.perf_counter() - t_first
-    # Memory over the remaining calls: ``start`` is the state carried between steps (runtime,
-    # weights, optimizer state; gradients freed), ``peak - start`` what one step adds on top.
-    with C.PeakMemory(device) as mem:
-        cpu_times: list[float] = []
-        times = C.time_fn(step, device, max(cfg["warmup"] - 1, 0), cfg["runs"], cpu_times)
+    if what != "time":
+        # ``start``: the state carried between steps (runtime, weights, optimizer state; gradients
+        # freed); ``peak - start``: what one step adds on top (activations, gradients, temporaries).
+        with C.PeakMemory(device) as mem:
+            step()
+        out["peak_mem_gb"] = C.gb(mem.peak)
+        out["state_mem_gb"] = C.gb(mem.start)
+        out["step_mem_gb"] = C.gb(mem.added)
+        out["mem_method"] = mem.method
+        if what == "memory":
+            return out
+    cpu_times: list[float] = []
+    times = C.time_fn(step, device, max(cfg["warmup"] - 1, 0), cfg["runs"], cpu_times)
     out["first_call_s"] = t_first
     out["times_s"] = times
     out["median_s"] = C.median(times)
     out["median_cpu_s"] = C.median(cpu_times)
     out["clips_per_s"] = B / out["median_s"]
-    out["peak_mem_gb"] = C.gb(mem.peak)
-    out["state_mem_gb"] = C.gb(mem.start)
-    out["step_mem_gb"] = C.gb(mem.added)
-    out["mem_method"] = mem.method
 
     # FLOPs in fp32 eager (the count does not depend on dtype or compile), batch B, per view = / B.
     # Training uses the model-FLOPs convention of MFU: 3x the forward (backward = 2x), whatever the
@@ -158,9 +167,18 @@ def run_one(cfg: dict[str, Any]) -> dict[str, Any]:
 
 
 def measure(cfg: dict[str, Any], isolate: bool, timeout: float | None = None) -> dict[str, Any]:
+    """Timing and memory of one (model, mode); with ``isolate`` each in its own fresh process, the
+    memory one with :data:`C.MEMORY_WORKER_ENV` on CPU (RSS = live memory)."""
     if not isolate:
-        return run_one(cfg)
-    return C.run_worker([str(Path(__file__).resolve()), "--worker", json.dumps(cfg)], timeout=timeout)
+        return run_one(dict(cfg, measure="both"))
+    worker = [str(Path(__file__).resolve()), "--worker"]
+    out = C.run_worker(worker + [json.dumps(dict(cfg, measure="time"))], timeout=timeout)
+    mem_env = C.MEMORY_WORKER_ENV if not str(cfg["device"]).startswith("cuda") else None
+    mem = C.run_worker(worker + [json.dumps(dict(cfg, measure="memory"))], timeout=timeout, env=mem_env)
+    out.update({k: mem[k] for k in ("peak_mem_gb", "state_mem_gb", "step_mem_gb", "mem_method")})
+    if mem_env:
+        out["mem_method"] += ", MALLOC_MMAP_THRESHOLD_=65536"
+    return out
 
 
 def collect(models: list[str], args: argparse.Namespace, overrides: dict[str, Any]) -> list[dict[str, Any]]:
@@ -320,7 +338,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
               f"{', torch.compile' if args.compile else ''})\n", f"`{cmd}`\n", C.machine_markdown(state), "",
               f"Warm-up {args.warmup}, timed runs {args.runs}, medians. Memory: "
               f"{rows[0].get('mem_method', '-') if rows else '-'}"
-              f"{', one subprocess per model and mode' if not args.no_isolate else ', in one process'}. "
+              f"{', timing and memory each in a fresh subprocess per model and mode' if not args.no_isolate else ', in one process'}. "
               f"Peak memory is absolute (runtime, weights, optimizer state, activations); 'of which the step' "
               f"is the peak above the memory live between steps (runtime, weights, optimizer state), i.e. "
               f"activations, gradients and temporaries. "

@@ -169,3 +169,13 @@ def test_accuracy_smoke(tmp_path):
         assert 0.0 <= r["top1"] <= 1.0 and r["steps"] >= 1
     md = out.with_suffix(".md").read_text()
     assert "| joint |" in md and "OrganMNIST3D" in md
+
+
+def test_bench_models_isolated_memory_worker(tmp_path):
+    """Default path: timing and memory in fresh subprocesses, memory with glibc's mmap threshold set."""
+    from benchmarks import bench_models
+    rows = bench_models.main(["--models", "timesformer_divided_tiny_patch16_224", "--set", *TINY, "--warmup", "1",
+                              "--runs", "1", "--no-train", "--matmul-n", "256", "--out", str(tmp_path / "iso")])
+    r = rows[0]
+    assert "MALLOC_MMAP_THRESHOLD_=65536" in r["mem_method"]
+    assert r["infer_peak_gb"] >= r["infer_state_gb"] > 0 and r["infer_ms"] > 0
