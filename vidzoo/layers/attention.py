@@ -59,11 +59,12 @@ def linear(x: torch.Tensor, layer: nn.Linear, act: nn.Module | None = None) -> t
     return x if act is None else act(x)
 
 
-# On CPU, SDPA's flash kernel loses to plain matmul + softmax on short sequences: the temporal
-# attention of divided / factorised models (8-17 tokens) ran 2x faster eager for inference and
-# 2.3x for a training step (196 x 12 heads x 8 tokens, 2 threads); the two tie around 128
-# tokens, and from ~200 tokens (spatial attention) SDPA wins. The eager (L, L) weights are no
-# bigger than q itself at this length, so memory is not the trade-off.
+# On CPU, SDPA's flash kernel loses to plain matmul + softmax on short sequences. In whole models
+# (2 threads, interleaved A/B, medians): TimeSformer-B divided (8-token temporal attention) ran
+# 2.4% faster for inference and 1.5% for a training step with the eager path; ViViT-B FSA
+# (16 tokens) tied (0.988x / 1.003x). In isolation the two tie around 128 tokens, and from ~200
+# tokens (spatial attention) SDPA is 2x faster. At <= 64 tokens the eager (L, L) weights are no
+# bigger than q itself, so memory is not the trade-off.
 _CPU_EAGER_MAX_LEN = 64
 
 
