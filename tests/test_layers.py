@@ -173,7 +173,7 @@ def _saved_bytes(fn) -> int:
 
 def test_mlp_keeps_one_hidden_copy_and_same_gradients():
     """Training saves fc1's output only (GELU is recomputed): one tokens x hidden tensor less."""
-    from vidzoo.layers import set_gelu_recompute
+    from vidzoo import set_gelu_recompute
     from vidzoo.models.blocks import Mlp
     torch.manual_seed(0)
     mlp = Mlp(16, 64).train()
@@ -196,7 +196,7 @@ def test_mlp_keeps_one_hidden_copy_and_same_gradients():
 
 
 def test_mlp_gelu_recompute_under_cpu_autocast_and_dropout():
-    from vidzoo.layers import set_gelu_recompute
+    from vidzoo import set_gelu_recompute
     from vidzoo.models.blocks import Mlp
     torch.manual_seed(0)
     mlp = Mlp(16, 64).train()
