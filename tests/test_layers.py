@@ -219,3 +219,19 @@ def test_mlp_gelu_recompute_under_cpu_autocast_and_dropout():
     # with dropout between GELU and fc2 the plain graph runs (dropout needs GELU's output)
     drop = Mlp(16, 64, drop=0.5).train()
     assert _saved_bytes(lambda: drop(x.requires_grad_())) > _saved_bytes(lambda: mlp(x))
+
+
+def test_bias_only_training_gets_gradients():
+    """Frozen weights, trainable biases (BitFit): the CPU fused-linear fast path must not take
+    over, since oneDNN's fused linear has no backward."""
+    from vidzoo.layers import Attention
+    from vidzoo.models.blocks import Mlp
+    torch.manual_seed(0)
+    x = torch.randn(2, 5, 8)
+    for m in (Attention(8, 2), Mlp(8, 16)):
+        for name, p in m.named_parameters():
+            p.requires_grad_(name.endswith("bias"))
+        m(x).square().sum().backward()
+        for name, p in m.named_parameters():
+            if name.endswith("bias"):
+                assert p.grad is not None and p.grad.abs().sum() > 0, name
