@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .mlp import gelu_approximate
+from .mlp import gelu_approximate, records_grad
 
 _USE_FUSED_ATTN = True
 
@@ -41,8 +41,7 @@ _MKLDNN_LINEAR = getattr(getattr(torch.ops, "mkldnn", None), "_linear_pointwise"
 def _cpu_fused_ok(x: torch.Tensor, layer: nn.Linear) -> bool:
     return (_USE_CPU_FUSED_LINEAR and _MKLDNN_LINEAR is not None and x.device.type == "cpu"
             and x.dtype == torch.float32 and layer.weight.dtype == torch.float32
-            and not (torch.is_grad_enabled() and (x.requires_grad or layer.weight.requires_grad
-                                                  or (layer.bias is not None and layer.bias.requires_grad)))
+            and not records_grad(x, layer)
             and not torch.is_autocast_enabled("cpu") and not torch.jit.is_scripting()
             and not torch.compiler.is_compiling() and torch.backends.mkldnn.is_available()
             and torch.backends.mkldnn.enabled)

@@ -68,19 +68,16 @@ class GeluLinear(torch.autograd.Function):
         return grad_h, grad_w, grad_b, None
 
 
-def gelu_recompute_applies(x: torch.Tensor, act: nn.Module | None, *layers: nn.Module) -> bool:
-    """Whether ``layers[-1](act(...))`` on ``x`` should go through :class:`GeluLinear`: recompute
-    on, ``act`` a GELU, and autograd recording (``x`` or a layer parameter requires grad)."""
-    if not _USE_GELU_RECOMPUTE or gelu_approximate(act) is None or not torch.is_grad_enabled():
-        return False
-    if torch.jit.is_scripting():
-        return False
-    return x.requires_grad or any(p.requires_grad for m in layers for p in m.parameters())
+def records_grad(x: torch.Tensor, layer: nn.Linear) -> bool:
+    """Whether autograd records ``layer`` applied to ``x`` (grad mode on, and ``x``, the weight or
+    the bias requires grad)."""
+    return torch.is_grad_enabled() and (x.requires_grad or layer.weight.requires_grad
+                                        or (layer.bias is not None and layer.bias.requires_grad))
 
 
-def gelu_linear(h: torch.Tensor, act: nn.Module, layer: nn.Linear) -> torch.Tensor:
-    """``layer(act(h))`` for a GELU ``act``, saving ``h`` but not ``act(h)`` for backward."""
-    approximate = gelu_approximate(act)
-    if approximate is None:
-        raise ValueError(f"gelu_linear needs a GELU activation (torch or timm), got {type(act).__name__}")
-    return GeluLinear.apply(h, layer.weight, layer.bias, approximate)
+def gelu_to_recompute(x: torch.Tensor, act: nn.Module | None, layer: nn.Linear) -> str | None:
+    """GELU's ``approximate`` when ``act`` after ``layer`` on ``x`` should go through
+    :class:`GeluLinear` (recompute on, ``act`` a GELU, autograd recording); else None."""
+    if not _USE_GELU_RECOMPUTE or torch.jit.is_scripting() or not records_grad(x, layer):
+        return None
+    return gelu_approximate(act)

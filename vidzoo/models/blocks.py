@@ -21,7 +21,7 @@ from torch import nn
 
 from ..layers import Attention, attend
 from ..layers.attention import linear
-from ..layers.mlp import gelu_linear, gelu_recompute_applies
+from ..layers.mlp import GeluLinear, gelu_to_recompute
 
 Grid = tuple[int, int]
 
@@ -32,9 +32,11 @@ class Mlp(_TimmMlp):
     recomputed in the backward pass instead of saved (see :mod:`vidzoo.layers.mlp`)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if (isinstance(self.norm, nn.Identity) and not (self.training and self.drop1.p > 0)
-                and gelu_recompute_applies(x, self.act, self.fc1, self.fc2)):
-            return self.drop2(gelu_linear(self.fc1(x), self.act, self.fc2))
+        # GeluLinear skips GELU's output, so it applies only with nothing between GELU and fc2.
+        plain_middle = isinstance(self.norm, nn.Identity) and not (self.training and self.drop1.p > 0)
+        approximate = gelu_to_recompute(x, self.act, self.fc1) if plain_middle else None
+        if approximate is not None:
+            return self.drop2(GeluLinear.apply(self.fc1(x), self.fc2.weight, self.fc2.bias, approximate))
         x = self.drop1(linear(x, self.fc1, self.act))
         return self.drop2(linear(self.norm(x), self.fc2))
 
