@@ -295,6 +295,9 @@ class PeakMemory:
     def __init__(self, device: str) -> None:
         self.cuda = str(device).startswith("cuda")
         self.method = "cuda.max_memory_allocated" if self.cuda else "VmHWM (malloc_trim, clear_refs reset)"
+        for k, v in MEMORY_WORKER_ENV.items():  # say how this process's allocator was set up
+            if not self.cuda and os.environ.get(k) == v:
+                self.method += f", {k}={v}"
         self.start = self.peak = 0
 
     def __enter__(self) -> "PeakMemory":
@@ -469,6 +472,11 @@ RESULT_PREFIX = "BENCH_RESULT_JSON:"
 # training peak by ~0.4 GB (checked: 1.55 GB above state with the heap, 1.18 GB live). Slower
 # (page faults), so timing runs in separate processes with the default allocator.
 MEMORY_WORKER_ENV = {"MALLOC_MMAP_THRESHOLD_": "65536"}
+
+
+def memory_worker_env(device: str) -> dict[str, str] | None:
+    """Environment for a memory-measurement subprocess on ``device`` (None: the default one)."""
+    return None if str(device).startswith("cuda") else MEMORY_WORKER_ENV
 
 
 def emit_result(obj: Any) -> None:

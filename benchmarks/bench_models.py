@@ -173,11 +173,9 @@ def measure(cfg: dict[str, Any], isolate: bool, timeout: float | None = None) ->
         return run_one(dict(cfg, measure="both"))
     worker = [str(Path(__file__).resolve()), "--worker"]
     out = C.run_worker(worker + [json.dumps(dict(cfg, measure="time"))], timeout=timeout)
-    mem_env = C.MEMORY_WORKER_ENV if not str(cfg["device"]).startswith("cuda") else None
-    mem = C.run_worker(worker + [json.dumps(dict(cfg, measure="memory"))], timeout=timeout, env=mem_env)
+    mem = C.run_worker(worker + [json.dumps(dict(cfg, measure="memory"))], timeout=timeout,
+                       env=C.memory_worker_env(cfg["device"]))
     out.update({k: mem[k] for k in ("peak_mem_gb", "state_mem_gb", "step_mem_gb", "mem_method")})
-    if mem_env:
-        out["mem_method"] += ", MALLOC_MMAP_THRESHOLD_=65536"
     return out
 
 

@@ -259,11 +259,8 @@ def run_pair(pair: str, args: argparse.Namespace) -> list[dict[str, Any]]:
                 if args.no_isolate:
                     r = memory_worker(cfg)
                 else:
-                    env = C.MEMORY_WORKER_ENV if not str(device).startswith("cuda") else None
                     r = C.run_worker([str(Path(__file__).resolve()), "--worker", json.dumps(cfg)], timeout=args.timeout,
-                                     env=env)
-                    if env:
-                        r["method"] += ", MALLOC_MMAP_THRESHOLD_=65536"
+                                     env=C.memory_worker_env(device))
                 row[f"{side}_peak_gb"] = r["peak_gb"]
                 row[f"{side}_state_gb"] = r["state_gb"]
                 row[f"{side}_step_gb"] = r["step_gb"]
