@@ -7,8 +7,10 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from ._pretrained import PretrainedCfg
+from ._pretrained import PretrainedCfg, pretrained_cfg_from_dict
 from ._registry import get_pretrained_cfg
+from ._validation import validate_model_args
+from ._weights import load_pretrained
 from .models.video_transformer import VideoTransformer, get_attention
 
 # Arguments of the composed model that an entry point's spec may set and a user may override.
@@ -29,6 +31,9 @@ def merge_model_args(spec: dict[str, Any], overrides: dict[str, Any]) -> dict[st
     position-embedding layout or class token the new variant does not support) unless the user
     set them too; anything the user set explicitly is passed on and checked by the model.
     """
+    validate_model_args(overrides)  # the user's values, named as given, before they mix with the spec
+    if "attention" in overrides:
+        get_attention(overrides["attention"])  # unknown variant: the closest names
     args = dict(spec)
     if "tokenizer" in overrides and overrides["tokenizer"] != spec.get("tokenizer") and "tubelet_size" not in overrides:
         args.pop("tubelet_size", None)
@@ -59,7 +64,8 @@ def resolve_pretrained_cfg(variant: str, pretrained_cfg: str | PretrainedCfg | d
     if isinstance(pretrained_cfg, PretrainedCfg):
         cfg = pretrained_cfg
     elif isinstance(pretrained_cfg, dict):
-        cfg = PretrainedCfg(**pretrained_cfg)
+        cfg = pretrained_cfg_from_dict(pretrained_cfg) if "provenance" in pretrained_cfg else PretrainedCfg(
+            **pretrained_cfg)
     else:
         cfg = get_pretrained_cfg(f"{variant}.{pretrained_cfg}" if pretrained_cfg else variant)
     if pretrained_cfg_overlay:
@@ -101,12 +107,33 @@ def build_model_with_cfg(
     cfg = resolve_pretrained_cfg(variant, pretrained_cfg, pretrained_cfg_overlay)
     args = merge_model_args(spec, kwargs)
     args.setdefault("num_classes", cfg.num_classes)
+    validate_model_args(args, complete=True)
     model_cls = get_attention(args["attention"])
     model = model_cls(**{k: v for k, v in args.items() if k != "attention"})
     model.model_args = args
     model.architecture = variant
     model.pretrained_cfg = _feed_cfg(cfg, model)
     if pretrained:
-        from ._weights import load_pretrained  # weights I/O only when asked for
         load_pretrained(model, cfg, filter_fn=pretrained_filter_fn)
+    model.pretrained_cfg["provenance"] = _provenance(variant, cfg, pretrained)
     return model
+
+
+def _provenance(variant: str, cfg: PretrainedCfg, pretrained: bool) -> dict[str, Any]:
+    """What the weights of a freshly built model are: random, or loaded from which source."""
+    if not pretrained:
+        return {"kind": "random_init", "architecture": variant}
+    if cfg.source_format == "vidzoo" and cfg.provenance:
+        return dict(cfg.provenance)  # a saved vidzoo model: its own record
+    if cfg.source_format == "vidzoo" and (cfg.file or cfg.hf_hub_id):  # saved before provenance was recorded
+        return {"kind": "unknown", "source": cfg.file or f"hf-hub:{cfg.hf_hub_id}"}
+    if cfg.state_dict is not None:
+        source = "a state dict given in pretrained_cfg"
+    elif cfg.file:
+        source = f"file {cfg.file}" + (f" (as {variant}.{cfg.tag})" if cfg.tag else "")
+    elif cfg.source_format == "vidzoo":
+        source = f"hf-hub:{cfg.hf_hub_id}" + (f"@{cfg.hf_hub_revision}" if cfg.hf_hub_revision else "")
+    else:
+        source = f"{variant}.{cfg.tag}" if cfg.tag else variant
+    return {"kind": "pretrained", "source": source, "origin_url": cfg.origin_url, "license": cfg.license,
+            "dataset": cfg.extra.get("dataset")}

@@ -1,9 +1,10 @@
 """vidzoo's own format and the Hugging Face Hub (huggingface_hub + safetensors only).
 
 A saved model is a folder with ``config.json`` (architecture, num_classes, model_args,
-pretrained_cfg with label_names) and ``model.safetensors``; :func:`push_to_hub` adds a generated
-``README.md`` model card. ``create_model("local-dir:DIR")`` and
-``create_model("hf-hub:org/repo[@revision]")`` restore it, weights included.
+pretrained_cfg with label_names and provenance) and ``model.safetensors``; :func:`push_to_hub`
+adds a generated ``README.md`` model card. This module reads and writes those files and never
+builds a model: :func:`read_model_config` returns ``(pretrained_cfg, architecture, model_args)``
+and ``create_model("local-dir:DIR")`` / ``create_model("hf-hub:org/repo[@revision]")`` build from it.
 
 Every transfer goes through huggingface_hub, so its cache (``HF_HUB_CACHE`` / ``HF_HOME``),
 endpoint (``HF_ENDPOINT``), token (``HF_TOKEN`` / ``hf auth login``) and offline mode
@@ -15,74 +16,158 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from torch import nn
+
+from ._pretrained import PretrainedCfg, describe_provenance, pretrained_cfg_from_dict
+from ._registry import closest_architectures_hint, is_architecture
+from ._validation import parse_model_config
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 MODEL_CARD_NAME = "README.md"
+WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 FORMAT_VERSION = 1
 _SOURCE_FIELDS = ("state_dict", "file", "hf_hub_id", "hf_hub_filename", "hf_hub_revision")
 
 
 class HubDownloadError(OSError):
-    """A file could not be fetched from the Hugging Face Hub nor found in the local cache."""
+    """A file could not be fetched from the Hugging Face Hub nor found in the local cache.
+
+    Attributes:
+        repo_id, filename, revision: What was asked for.
+        reason: ``'offline'``, ``'unreachable'``, ``'revision'``, ``'repo'`` or ``'file'``.
+    """
+
+    def __init__(self, msg: str, repo_id: str = "", filename: str = "", revision: str | None = None,
+                 reason: str = "") -> None:
+        super().__init__(msg)
+        self.repo_id, self.filename, self.revision, self.reason = repo_id, filename, revision, reason
+
+
+class HubUploadError(OSError):
+    """:func:`push_to_hub` could not publish the model (offline, unreachable, not logged in, no access)."""
+
+
+class ModelConfigError(ValueError):
+    """A model folder's ``config.json`` is unreadable or not a valid vidzoo config; the message names the file."""
 
 
 # -------------------------------------------------------------------------------- downloading
+_reachable: dict[str, bool] = {}
+
+
+def hub_reachable(endpoint: str | None = None) -> bool:
+    """Whether the Hub endpoint answers at all (one HEAD request per process and endpoint, no retries).
+
+    huggingface_hub retries a failed lookup with back-off (about 25-40 s of "Retrying in Ns"
+    before giving up) when a file is not cached; asking once first lets vidzoo go straight to the
+    cache and fail fast with a useful message when the network is not there.
+    """
+    from huggingface_hub import constants, get_session
+    endpoint = endpoint or constants.ENDPOINT
+    if endpoint not in _reachable:
+        try:
+            get_session().head(endpoint, timeout=constants.HF_HUB_ETAG_TIMEOUT)
+            _reachable[endpoint] = True  # any HTTP answer, even an error status, means the host is there
+        except Exception:  # noqa: BLE001 - connection refused, DNS failure, timeout, proxy: all "unreachable"
+            _reachable[endpoint] = False
+    return _reachable[endpoint]
+
+
 def download_file(repo_id: str, filename: str, revision: str | None = None, *,
                   cache_dir: str | os.PathLike | None = None, token: str | bool | None = None,
                   local_files_only: bool = False) -> str:
-    """``huggingface_hub.hf_hub_download`` with errors that say what to do.
+    """``huggingface_hub.hf_hub_download`` that fails fast offline, with errors that say what to do.
 
     Returns:
         Local path of the file (in the huggingface_hub cache).
 
     Raises:
         HubDownloadError: Offline (or unreachable) and not cached, unknown / private repo, unknown
-            revision or file. The message names the repo, file and revision and how to fetch it.
+            revision or file. The message names the repo, file and revision and how to get it.
     """
     from huggingface_hub import constants, hf_hub_download
     from huggingface_hub.errors import (EntryNotFoundError, LocalEntryNotFoundError, RepositoryNotFoundError,
                                         RevisionNotFoundError)
     rev = revision or "main"
     what = f"'{filename}' of Hugging Face Hub repo '{repo_id}' (revision '{rev}')"
+    offline = bool(constants.HF_HUB_OFFLINE or local_files_only)
+    unreachable = not offline and not hub_reachable()
+
+    def err(msg: str, reason: str) -> HubDownloadError:
+        return HubDownloadError(msg, repo_id, filename, revision, reason)
+
     try:
         return hf_hub_download(repo_id, filename, revision=revision, cache_dir=cache_dir, token=token,
-                               local_files_only=local_files_only)
+                               local_files_only=offline or unreachable)
     except LocalEntryNotFoundError as e:
-        why = ("offline mode is on (HF_HUB_OFFLINE=1)" if constants.HF_HUB_OFFLINE or local_files_only
-               else "the Hub could not be reached")
-        raise HubDownloadError(
+        why = ("offline mode is on (HF_HUB_OFFLINE=1)" if offline
+               else f"the Hub ({constants.ENDPOINT}) could not be reached")
+        raise err(
             f"Could not get {what}: {why} and it is not in the local cache "
             f"({cache_dir or constants.HF_HUB_CACHE}). Fetch it once with network access, e.g. "
             f"`hf download {repo_id} {filename}" + (f" --revision {revision}" if revision else "") + "` "
-            "(same HF_HOME / HF_HUB_CACHE), then load again; or pass "
-            f"pretrained_cfg_overlay=dict(file='/path/to/{filename}').") from e
+            "(same HF_HOME / HF_HUB_CACHE), then load again; or pass the downloaded file: "
+            f"pretrained_cfg_overlay=dict(file='/path/to/{filename}').", "offline" if offline else "unreachable") from e
     except RevisionNotFoundError as e:
-        raise HubDownloadError(f"Could not get {what}: the revision does not exist.") from e
+        raise err(f"Could not get {what}: the revision does not exist.", "revision") from e
     except RepositoryNotFoundError as e:
-        raise HubDownloadError(f"Could not get {what}: the repo does not exist or is private/gated. If you have "
-                               "access, log in (`hf auth login`) or set HF_TOKEN.") from e
+        raise err(f"Could not get {what}: the repo does not exist or is private/gated. If you have "
+                  "access, log in (`hf auth login`) or set HF_TOKEN.", "repo") from e
     except EntryNotFoundError as e:
-        raise HubDownloadError(f"Could not get {what}: the repo has no such file.") from e
+        raise err(f"Could not get {what}: the repo has no such file.", "file") from e
 
 
 def download_weights(repo_id: str, filename: str | None = None, revision: str | None = None, **kwargs: Any) -> str:
     """Download ``filename``, or the first of ``model.safetensors`` / ``pytorch_model.bin`` the repo has."""
     if filename:
         return download_file(repo_id, filename, revision, **kwargs)
-    from ._weights import WEIGHT_FILES
     errors = []
     for name in WEIGHT_FILES:
         try:
             return download_file(repo_id, name, revision, **kwargs)
         except HubDownloadError as e:
             errors.append(e)
-            if "no such file" not in str(e):
+            if e.reason != "file":
                 raise
     raise errors[-1]
+
+
+# ------------------------------------------------------------------------------- atomic writes
+def _file_mode() -> int:
+    """Permissions of a newly created file under the current umask (``mkstemp`` makes 0600 files)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+def atomic_replace(write_fn: Callable[[str], Any], path: str | os.PathLike) -> Path:
+    """Write through ``write_fn(tmp_path)`` into a temporary file beside ``path``, then rename it
+    over ``path``: readers see the old file or the new one, never half of one. The file gets the
+    permissions a plain ``open(path, 'w')`` would give it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write_fn(tmp)
+        os.chmod(tmp, _file_mode())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def atomic_write_text(text: str, path: str | os.PathLike) -> Path:
+    """Write a text file atomically."""
+    def write(tmp: str) -> None:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+    return atomic_replace(write, path)
 
 
 # -------------------------------------------------------------------------------------- saving
@@ -94,12 +179,33 @@ def _jsonable(obj: Any, where: str) -> Any:
                          "(e.g. act_layer='gelu', not a class).") from e
 
 
+def honest_cfg(pcfg: dict[str, Any]) -> dict[str, Any]:
+    """A model's ``pretrained_cfg`` without claims its weights do not support.
+
+    The cfg of a registry name describes the tag's weights (tag, origin URL, dataset, licence,
+    notes). When the model's ``provenance`` says its weights are a random initialisation or were
+    trained by vidzoo, those claims are removed; a fine-tuned model keeps the licence of the
+    weights it started from (recorded in ``provenance``).
+    """
+    pcfg = dict(pcfg)
+    kind = (pcfg.get("provenance") or {}).get("kind")
+    if kind in ("random_init", "trained", "fine_tuned"):
+        pcfg.update(tag="", origin_url=None, notes=None)
+        pcfg["extra"] = {k: v for k, v in (pcfg.get("extra") or {}).items() if k not in ("dataset", "source_grid")}
+        if kind != "fine_tuned":
+            pcfg["license"] = None
+        else:
+            pcfg["license"] = pcfg["provenance"].get("license")
+    return pcfg
+
+
 def model_config(model: nn.Module) -> dict[str, Any]:
-    """The ``config.json`` of a vidzoo model: how to rebuild it and what its input/labels are."""
+    """The ``config.json`` of a vidzoo model: how to rebuild it, what its input/labels are and
+    where its weights came from (``pretrained_cfg.provenance``)."""
     for attr in ("architecture", "model_args", "pretrained_cfg"):
         if not hasattr(model, attr):
             raise ValueError(f"Expected a model made by vidzoo.create_model (it has no '{attr}').")
-    pcfg = {k: v for k, v in dict(model.pretrained_cfg).items() if k not in _SOURCE_FIELDS}
+    pcfg = honest_cfg({k: v for k, v in dict(model.pretrained_cfg).items() if k not in _SOURCE_FIELDS})
     return {
         "format": "vidzoo",
         "format_version": FORMAT_VERSION,
@@ -114,6 +220,9 @@ def model_config(model: nn.Module) -> dict[str, Any]:
 def save_pretrained(model: nn.Module, save_directory: str | os.PathLike) -> Path:
     """Save ``model`` as a vidzoo folder: ``config.json`` + ``model.safetensors``.
 
+    Both files are written to a temporary file and renamed into place (weights first), so a
+    crash leaves the previous files or the new ones, never a truncated one.
+
     Returns:
         The folder.
     """
@@ -124,10 +233,9 @@ def save_pretrained(model: nn.Module, save_directory: str | os.PathLike) -> Path
     config = model_config(model)
     config["vidzoo_version"] = __version__
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
-    save_file(tensors, str(out / WEIGHTS_NAME), metadata={"format": "pt", "architecture": model.architecture})
-    with open(out / CONFIG_NAME, "w", encoding="utf-8") as f:
-        json.dump(config, f, indent=2)
-        f.write("\n")
+    atomic_replace(lambda tmp: save_file(tensors, tmp, metadata={"format": "pt", "architecture": model.architecture}),
+                   out / WEIGHTS_NAME)
+    atomic_write_text(json.dumps(config, indent=2) + "\n", out / CONFIG_NAME)
     return out
 
 
@@ -150,6 +258,9 @@ def generate_model_card(model: nn.Module, repo_id: str | None = None) -> str:
                 if tok == "tubelet" else f"`{tok}`: every frame cut into {patch}x{patch} patches")
     T_, H_, W_ = model.grid_size
     dataset = (pcfg.get("extra") or {}).get("dataset")  # set by the tags, e.g. 'Kinetics-400'
+    prov = pcfg.get("provenance") or {}
+    if prov.get("kind") in ("trained", "fine_tuned") and prov.get("data"):
+        dataset = f"trained on {prov['data']}"
     labels = pcfg.get("label_names")
     n = cfg["num_classes"]
     label_desc = f"{dataset}, {n} classes" if dataset and not dataset.startswith("ImageNet") else f"{n} classes"
@@ -175,6 +286,7 @@ A {family} video classifier saved with vidzoo (`{arch}`{f', tag `{tag}`' if tag 
 - **Attention variant:** `{args.get('attention')}`; position embeddings `{getattr(model, 'pos_embed_type', '?')}`; pooling `{getattr(model, 'global_pool', '?')}`
 - **Input:** float clip `(B, C, T, H, W) = (B, {C}, {T}, {H}, {W})`, pixel values in [0, 1] normalised with mean {tuple(pcfg.get('mean', ()))} and std {tuple(pcfg.get('std', ()))}; {sampling}
 - **Label set:** {label_desc}
+- **Weights:** {describe_provenance(pcfg.get("provenance"))}
 - **License:** {license_}
 {paper_line}
 ## How to load
@@ -202,7 +314,7 @@ def prepare_hub_folder(model: nn.Module, folder: str | os.PathLike, repo_id: str
     """
     out = save_pretrained(model, folder)
     card = model_card if model_card is not None else generate_model_card(model, repo_id)
-    (out / MODEL_CARD_NAME).write_text(card, encoding="utf-8")
+    atomic_write_text(card, out / MODEL_CARD_NAME)
     return sorted(p.name for p in out.iterdir())
 
 
@@ -216,60 +328,88 @@ def push_to_hub(model: nn.Module, repo_id: str, *, commit_message: str = "Add vi
 
     Returns:
         The ``huggingface_hub.CommitInfo`` of the commit (its ``pr_url`` with ``create_pr=True``).
+
+    Raises:
+        HubUploadError: Offline, Hub unreachable, not logged in, no write access (one line, naming the repo).
     """
-    from huggingface_hub import HfApi
-    api = HfApi(token=token)
-    repo_id = api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model").repo_id
-    if revision is not None and not create_pr:
-        api.create_branch(repo_id, branch=revision, exist_ok=True)
+    from huggingface_hub import HfApi, constants
+    from huggingface_hub.errors import HfHubHTTPError
+    where = f"Hugging Face Hub repo '{repo_id}'"
+    if constants.HF_HUB_OFFLINE:
+        raise HubUploadError(f"push_to_hub: cannot upload to {where}: offline mode is on (HF_HUB_OFFLINE=1). "
+                             "Unset it, or save the folder with vidzoo.save_pretrained and upload it later.")
+    if not hub_reachable():
+        raise HubUploadError(f"push_to_hub: cannot upload to {where}: the Hub ({constants.ENDPOINT}) could not be "
+                             "reached. Save the folder with vidzoo.save_pretrained and upload it later.")
     with tempfile.TemporaryDirectory(prefix="vidzoo-push-") as tmp:
-        prepare_hub_folder(model, tmp, repo_id=repo_id, model_card=model_card)
-        return api.upload_folder(repo_id=repo_id, folder_path=tmp, commit_message=commit_message,
-                                 revision=revision, create_pr=create_pr)
+        try:
+            api = HfApi(token=token)
+            repo_id = api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model").repo_id
+            if revision is not None and not create_pr:
+                api.create_branch(repo_id, branch=revision, exist_ok=True)
+            prepare_hub_folder(model, tmp, repo_id=repo_id, model_card=model_card)
+            return api.upload_folder(repo_id=repo_id, folder_path=tmp, commit_message=commit_message,
+                                     revision=revision, create_pr=create_pr)
+        except HfHubHTTPError as e:
+            status = getattr(getattr(e, "response", None), "status_code", None)
+            why = {401: "not authenticated (log in with `hf auth login` or set HF_TOKEN)",
+                   403: "this token may not write to it (check the organisation / token permissions)"}.get(
+                status, f"HTTP {status}: {str(e).splitlines()[0]}" if status else str(e).splitlines()[0])
+            raise HubUploadError(f"push_to_hub: cannot upload to {where}: {why}") from e
+        except OSError as e:  # connection dropped, offline mode turned on, ... (not our own errors)
+            if isinstance(e, (HubUploadError, HubDownloadError)):
+                raise
+            raise HubUploadError(f"push_to_hub: cannot upload to {where}: {type(e).__name__}: "
+                                 f"{str(e).splitlines()[0] if str(e) else 'connection failed'}") from e
 
 
 # ------------------------------------------------------------------------------------- loading
-def load_model_from_hub_or_dir(scheme: str, rest: str, pretrained: bool = True, **kwargs: Any) -> nn.Module:
-    """Create a model saved by :func:`save_pretrained` / :func:`push_to_hub`, weights included.
+def read_model_config(scheme: str, rest: str) -> tuple[PretrainedCfg, str, dict[str, Any]]:
+    """Read and validate the ``config.json`` of a saved vidzoo model; build nothing.
 
     Args:
         scheme: ``'hf-hub'`` (``rest`` = ``org/repo`` or ``org/repo@revision``) or ``'local-dir'``
             (``rest`` = folder).
-        pretrained: Load the saved weights (``create_model`` passes True unless the caller said
-            ``pretrained=False``, which gives the saved architecture with fresh weights).
-        **kwargs: Model overrides on top of the saved ``model_args``; a changed ``num_classes``
-            drops the saved head, another ``num_frames`` / ``img_size`` resamples embeddings.
+
+    Returns:
+        ``(pretrained_cfg, architecture, model_args)``: the cfg points at the folder's / repo's
+        ``model.safetensors`` (format ``vidzoo``); ``architecture`` is a registered name;
+        ``model_args`` passed :func:`vidzoo._validation.validate_model_args`.
+
+    Raises:
+        FileNotFoundError: ``local-dir:`` folder without ``config.json``.
+        HubDownloadError: ``hf-hub:`` config not downloadable.
+        ModelConfigError: The config is not valid JSON or not a valid vidzoo config (names the
+            file and the field).
     """
-    from ._factory import create_model
-    from ._weights import load_pretrained, pretrained_cfg_from_dict
     revision = None
     if scheme == "hf-hub":
         repo_id, _, revision = rest.partition("@")
         revision = revision or None
         config_path = download_file(repo_id, CONFIG_NAME, revision)
-        source = f"hf-hub:{rest}"
+        where = f"{CONFIG_NAME} of hf-hub:{rest}"
     elif scheme == "local-dir":
-        config_path = str(Path(rest).expanduser() / CONFIG_NAME)
+        folder = Path(rest).expanduser()
+        config_path = str(folder / CONFIG_NAME)
         if not os.path.isfile(config_path):
             raise FileNotFoundError(f"'{rest}' is not a vidzoo model folder: no {CONFIG_NAME} in it.")
-        source = f"local-dir:{rest}"
+        where = f"'{config_path}'"
     else:
         raise ValueError(f"Unknown model source scheme '{scheme}'; expected 'hf-hub' or 'local-dir'.")
-    with open(config_path, encoding="utf-8") as f:
-        config = json.load(f)
-    if "architecture" not in config:
-        raise ValueError(f"{source}: {CONFIG_NAME} has no 'architecture'; it is not a vidzoo model "
-                         "(for an HF transformers checkpoint use vidzoo.convert.convert_checkpoint).")
-    saved = {k: v for k, v in (config.get("pretrained_cfg") or {}).items() if k not in _SOURCE_FIELDS}
+    try:
+        with open(config_path, encoding="utf-8") as f:
+            config = json.load(f)
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise ModelConfigError(f"{where} cannot be read as JSON ({type(e).__name__}: {str(e).splitlines()[0]}); "
+                               "the file is truncated or corrupt. Save the model again.") from e
+    try:
+        saved, arch, model_args = parse_model_config(config, is_architecture, closest_architectures_hint)
+    except ValueError as e:
+        raise ModelConfigError(f"{where}: {e}") from None
     cfg = pretrained_cfg_from_dict(saved)
     if scheme == "hf-hub":
         cfg = cfg.replace(hf_hub_id=repo_id, hf_hub_filename=WEIGHTS_NAME, hf_hub_revision=revision,
                           source_format="vidzoo")
     else:
         cfg = cfg.replace(file=str(Path(rest).expanduser() / WEIGHTS_NAME), source_format="vidzoo")
-    model_args = dict(config.get("model_args") or {})
-    model_args.setdefault("num_classes", config.get("num_classes", cfg.num_classes))
-    model = create_model(config["architecture"], pretrained=False, pretrained_cfg=cfg, **{**model_args, **kwargs})
-    if pretrained:
-        load_pretrained(model, cfg)
-    return model
+    return cfg, arch, model_args

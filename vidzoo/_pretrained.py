@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Mapping
 
 IMAGENET_DEFAULT_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_DEFAULT_STD = (0.229, 0.224, 0.225)
@@ -52,6 +52,9 @@ class PretrainedCfg:
     origin_url: str | None = None
     notes: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    # What the weights of a built model are: set by the builder (random init or loaded from a
+    # tag / file / saved model) and by training; see :func:`describe_provenance`.
+    provenance: dict[str, Any] | None = None
 
     @property
     def has_weights(self) -> bool:
@@ -107,3 +110,39 @@ def generate_default_cfgs(cfgs: dict[str, PretrainedCfg]) -> dict[str, DefaultCf
             dc.tags.append(tag)
         dc.cfgs[tag] = cfg
     return out
+
+
+def pretrained_cfg_from_dict(d: Mapping[str, Any]) -> PretrainedCfg:
+    """A :class:`PretrainedCfg` from a dict (e.g. read from JSON): unknown keys ignored, lists of
+    ``mean`` / ``std`` / ``input_size`` made tuples again."""
+    d = {k: v for k, v in d.items() if k in PretrainedCfg.__dataclass_fields__}
+    for k in ("mean", "std", "input_size"):
+        if isinstance(d.get(k), list):
+            d[k] = tuple(d[k])
+    return PretrainedCfg(**d)
+
+
+def describe_provenance(prov: Mapping[str, Any] | None) -> str:
+    """One line saying where a model's weights came from (for ``vidzoo info`` and model cards)."""
+    if not prov:
+        return "unknown (saved before vidzoo recorded provenance)"
+    kind = prov.get("kind")
+    lic = f"; licence {prov['license']}" if prov.get("license") else ""
+    if kind == "random_init":
+        return "random initialisation (no trained weights)"
+    if kind == "pretrained":
+        src = prov.get("source") or "?"
+        origin = f" ({prov['origin_url']})" if prov.get("origin_url") else ""
+        data = f", trained on {prov['dataset']}" if prov.get("dataset") else ""
+        return f"pretrained weights of {src}{origin}{data}{lic}"
+    if kind in ("trained", "fine_tuned"):
+        run = (f"on {prov.get('data') or '?'} ({prov.get('num_classes', '?')} classes, "
+               f"{prov.get('epochs', '?')} epochs)")
+        if kind == "trained":
+            return f"trained from scratch by vidzoo {run}"
+        return f"fine-tuned by vidzoo from {prov.get('started_from') or '?'} {run}{lic}"
+    if kind == "unknown":
+        return f"weights of {prov.get('source') or '?'}; origin not recorded (saved by an older vidzoo)"
+    if kind == "converted":
+        return f"converted by vidzoo from {prov.get('source') or '?'}{lic}"
+    return str(dict(prov))

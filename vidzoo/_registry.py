@@ -7,7 +7,7 @@ import sys
 from typing import Callable, Iterable
 
 from ._pretrained import DefaultCfg, PretrainedCfg
-from ._utils import unknown_name_error
+from ._utils import closest_names, unknown_name_error
 
 _model_entrypoints: dict[str, Callable] = {}
 _model_to_module: dict[str, str] = {}
@@ -115,6 +115,17 @@ def is_model(name: str) -> bool:
     if arch not in _model_entrypoints:
         return False
     return not tag or tag in _model_default_cfgs[arch].cfgs
+
+
+def is_architecture(name: str) -> bool:
+    """Whether ``name`` is a registered architecture exactly (no alias, no tag)."""
+    return name in _model_entrypoints
+
+
+def closest_architectures_hint(name: str) -> str:
+    """``' Closest: a, b.'`` for an error message (empty when nothing is close)."""
+    close = closest_names(str(name), _model_entrypoints)
+    return f". Closest registered architectures: {', '.join(close)}" if close else ""
 
 
 def model_entrypoint(name: str) -> Callable:

@@ -22,11 +22,13 @@ import torch
 from torch import nn
 
 from ._convert import CheckpointError, CheckpointMismatchError, convert_state_dict
-from ._pretrained import PretrainedCfg
+from ._hub import WEIGHT_FILES, download_file, download_weights
+from ._pretrained import PretrainedCfg, pretrained_cfg_from_dict
 
 _logger = logging.getLogger(__name__)
 
-WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+__all__ = ["WEIGHT_FILES", "CorruptCheckpointError", "load_state_dict_from_file", "pretrained_cfg_from_dict",
+           "load_checkpoint", "load_pretrained", "apply_state_dict", "torch_load_reason"]
 _GENERIC_LABEL = "LABEL_{}"
 
 
@@ -65,23 +67,43 @@ def load_state_dict_from_file(path: str | os.PathLike) -> dict[str, Any]:
         else:
             sd = torch.load(str(p), map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - every reader error means the same to the caller
+        if "WeightsUnpickler error" in str(e):
+            raise CorruptCheckpointError(
+                f"Refusing to load checkpoint file '{p}': {torch_load_reason(e)}. vidzoo reads checkpoints with "
+                "torch.load(weights_only=True) only, so a file that pickles code or objects is not loaded; save "
+                "the plain state dict (tensors) instead.") from e
         raise CorruptCheckpointError(
-            f"Could not read checkpoint file '{p}': {type(e).__name__}: {e}. The file is truncated, corrupt, not a "
-            "checkpoint, or a pickle that is not safe to load with weights_only=True. If it came from the Hugging "
-            "Face cache, delete it there (or pass force_download) and load again.") from e
+            f"Could not read checkpoint file '{p}': {torch_load_reason(e, p)}. The file is "
+            "truncated, corrupt or not a checkpoint. If it came from the Hugging Face cache, delete it there (or "
+            "pass force_download) and load again.") from e
     if not isinstance(sd, Mapping):
         raise CorruptCheckpointError(f"Checkpoint file '{p}' holds a {type(sd).__name__}, not a state dict.")
     return dict(sd)
 
 
-def pretrained_cfg_from_dict(d: Mapping[str, Any]) -> PretrainedCfg:
-    """A :class:`PretrainedCfg` from a dict (e.g. read from JSON): unknown keys ignored, lists of
-    ``mean`` / ``std`` / ``input_size`` made tuples again."""
-    d = {k: v for k, v in d.items() if k in PretrainedCfg.__dataclass_fields__}
-    for k in ("mean", "std", "input_size"):
-        if isinstance(d.get(k), list):
-            d[k] = tuple(d[k])
-    return PretrainedCfg(**d)
+def torch_load_reason(e: BaseException, path: str | os.PathLike | None = None) -> str:
+    """Why ``torch.load`` failed, without torch's advice to retry with ``weights_only=False``.
+
+    A refused pickle gives torch's ``Unsupported global: ...`` sentence (which names the global);
+    a file that is neither a zip archive nor a pickle (a text file, say, which torch reports as a
+    bare ``KeyError``) is called what it is; anything else gives the error's first line.
+    """
+    text = str(e)
+    for line in text.splitlines():
+        if "WeightsUnpickler error:" in line:
+            reason = line.split("WeightsUnpickler error:", 1)[1].strip()
+            reason = reason.split(" Please use `torch.serialization")[0].rstrip(". ")
+            return f"{reason} (weights-only loading refuses it)"
+    if path is not None:
+        try:
+            with open(path, "rb") as f:
+                head = f.read(4)
+        except OSError:
+            head = b""
+        if head and not head.startswith((b"PK\x03\x04", b"\x80")):
+            return f"not a PyTorch checkpoint (neither a zip archive nor a pickle; it starts with {head!r})"
+    first = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
+    return f"{type(e).__name__}: {first}" if first else type(e).__name__
 
 
 def _read_json(path: str | os.PathLike) -> dict[str, Any] | None:
@@ -243,7 +265,6 @@ def load_pretrained(model: nn.Module, pretrained_cfg: PretrainedCfg | Mapping[st
         sd, source = load_state_dict_from_file(cfg.file), f"Checkpoint file '{cfg.file}'"
         hf_cfg = _sibling_hf_config(cfg.file)
     elif cfg.hf_hub_id:
-        from ._hub import download_file, download_weights
         path = download_weights(cfg.hf_hub_id, cfg.hf_hub_filename, revision=cfg.hf_hub_revision)
         sd, source = load_state_dict_from_file(path), f"Checkpoint '{cfg.hf_hub_id}/{Path(path).name}'"
         if (cfg.source_format or "").startswith("hf_"):

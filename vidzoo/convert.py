@@ -14,9 +14,11 @@ from typing import Any
 
 from torch import nn
 
+from ._factory import create_model
+from ._hub import WEIGHT_FILES, HubDownloadError, download_file, download_weights, save_pretrained
 from ._pretrained import PretrainedCfg
-from ._registry import get_pretrained_cfg, split_model_name_tag
-from ._weights import WEIGHT_FILES, _read_json, label_names_from_config
+from ._registry import get_pretrained_cfg, resolve_alias, split_model_name_tag
+from ._weights import _read_json, label_names_from_config, load_checkpoint
 
 _HF_ACT = {"gelu": "gelu", "gelu_fast": "gelu_tanh", "gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh"}
 _TIMESFORMER_ATTN = {"divided_space_time": "divided", "joint_space_time": "joint", "space_only": "space"}
@@ -66,7 +68,6 @@ def model_args_from_hf_config(cfg: dict[str, Any]) -> tuple[str, dict[str, Any]]
 def _locate(src: str) -> tuple[str, dict[str, Any] | None, dict[str, Any] | None, str]:
     """``(weights path, HF config, HF preprocessor config, origin)`` of ``src``."""
     if src.startswith("hf-hub:"):
-        from ._hub import HubDownloadError, download_file, download_weights
         repo_id, _, revision = src[len("hf-hub:"):].partition("@")
         revision = revision or None
         weights = download_weights(repo_id, None, revision)
@@ -108,9 +109,6 @@ def convert_checkpoint(src: str, dst: str | os.PathLike, model_name: str | None 
     Returns:
         The converted model (``create_model("local-dir:DST")`` loads the folder).
     """
-    from ._factory import create_model
-    from ._hub import save_pretrained
-    from ._weights import load_checkpoint
     weights, hf_cfg, pre, origin = _locate(str(src))
     args: dict[str, Any] = {}
     arch = None
@@ -122,14 +120,23 @@ def convert_checkpoint(src: str, dst: str | os.PathLike, model_name: str | None 
         raise ValueError(f"'{src}' has no HF transformers config.json: pass model_name= (a vidzoo architecture) "
                          "and the architecture's overrides.")
     args.update(overrides)
-    base, tag = split_model_name_tag(arch)
+    base, tag = split_model_name_tag(resolve_alias(arch))
     cfg: PretrainedCfg = get_pretrained_cfg(arch)
     source_format = cfg.source_format if tag else None
+    # Provenance: the file converted, and, when a tag was named, that the file is that tag's weights
+    # (its licence and dataset); without a tag nothing is known beyond the file.
+    provenance = {"kind": "converted", "source": origin, "as_tag": f"{base}.{tag}" if tag else None,
+                  "license": cfg.license if tag else None,
+                  "dataset": (cfg.extra or {}).get("dataset") if tag else None}
+    extra = dict(cfg.extra or {}) if tag else {k: v for k, v in (cfg.extra or {}).items() if k != "dataset"}
     cfg = cfg.replace(file=None, hf_hub_id=None, hf_hub_filename=None, hf_hub_revision=None, origin_url=origin,
-                      label_names=label_names_from_config(hf_cfg) or cfg.label_names, source_format="vidzoo")
+                      label_names=label_names_from_config(hf_cfg) or cfg.label_names, source_format="vidzoo",
+                      license=provenance["license"], notes=cfg.notes if tag else None, extra=extra,
+                      tag=tag, provenance=provenance)
     if pre and pre.get("image_mean") and pre.get("image_std"):
         cfg = cfg.replace(mean=tuple(pre["image_mean"]), std=tuple(pre["image_std"]))
     model = create_model(base, pretrained=False, pretrained_cfg=cfg, **args)
     load_checkpoint(model, weights, inflation=inflation, source_format=source_format)
+    model.pretrained_cfg["provenance"] = provenance
     save_pretrained(model, dst)
     return model
