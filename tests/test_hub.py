@@ -316,7 +316,9 @@ def test_model_card_and_upload_folder_contents(tmp_path):
     files = prepare_hub_folder(model, tmp_path, repo_id="org/fdp")
     assert files == ["README.md", "config.json", "model.safetensors"]
     card = (tmp_path / "README.md").read_text()
-    for text in ("license: apache-2.0", "**Tokenizer:** `tubelet`: 2x16x16 tubelets", "factorised_dot_product",
+    # A random initialisation claims no licence or dataset of any tag's weights (it has none).
+    for text in ("license: other", "**Weights:** random initialisation", "**Tokenizer:** `tubelet`: 2x16x16 tubelets",
+                 "factorised_dot_product",
                  "pooling `avg`", "(B, 3, 4, 32, 32)", "mean (0.5, 0.5, 0.5)", "3 classes; no class names saved",
                  "ViViT: A Video Vision Transformer", 'create_model("hf-hub:org/fdp", pretrained=True)'):
         assert text in card, text

@@ -18,11 +18,13 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
+from safetensors.torch import save_file
 from torch import nn
 
 from ._pretrained import PretrainedCfg, describe_provenance, pretrained_cfg_from_dict
 from ._registry import closest_architectures_hint, is_architecture
 from ._validation import parse_model_config
+from .version import __version__
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -40,10 +42,10 @@ class HubDownloadError(OSError):
         reason: ``'offline'``, ``'unreachable'``, ``'revision'``, ``'repo'`` or ``'file'``.
     """
 
-    def __init__(self, msg: str, repo_id: str = "", filename: str = "", revision: str | None = None,
-                 reason: str = "") -> None:
-        super().__init__(msg)
-        self.repo_id, self.filename, self.revision, self.reason = repo_id, filename, revision, reason
+    repo_id: str = ""
+    filename: str = ""
+    revision: str | None = None
+    reason: str = ""
 
 
 class HubUploadError(OSError):
@@ -97,7 +99,9 @@ def download_file(repo_id: str, filename: str, revision: str | None = None, *,
     unreachable = not offline and not hub_reachable()
 
     def err(msg: str, reason: str) -> HubDownloadError:
-        return HubDownloadError(msg, repo_id, filename, revision, reason)
+        e = HubDownloadError(msg)  # OSError's constructor reads extra positional args as errno/filename
+        e.repo_id, e.filename, e.revision, e.reason = repo_id, filename, revision, reason
+        return e
 
     try:
         return hf_hub_download(repo_id, filename, revision=revision, cache_dir=cache_dir, token=token,
@@ -226,16 +230,15 @@ def save_pretrained(model: nn.Module, save_directory: str | os.PathLike) -> Path
     Returns:
         The folder.
     """
-    from safetensors.torch import save_file
-    from .version import __version__
     out = Path(save_directory)
     out.mkdir(parents=True, exist_ok=True)
     config = model_config(model)
     config["vidzoo_version"] = __version__
+    text = json.dumps(config, indent=2) + "\n"  # everything that can fail before a byte is written
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
     atomic_replace(lambda tmp: save_file(tensors, tmp, metadata={"format": "pt", "architecture": model.architecture}),
                    out / WEIGHTS_NAME)
-    atomic_write_text(json.dumps(config, indent=2) + "\n", out / CONFIG_NAME)
+    atomic_write_text(text, out / CONFIG_NAME)
     return out
 
 

@@ -22,7 +22,7 @@ MAX_PATCH = 1024
 MAX_CHANS = 64
 MAX_CLASSES = 1_000_000
 MAX_MLP_RATIO = 64.0
-MAX_TOKENS = 1 << 20  # position-table rows (T' * H' * W')
+MAX_TOKENS = 1 << 17  # tokens per clip (T' * H' * W'); TimeSformer-L has 18816
 MAX_PARAMS = 20e9  # 80 GB of fp32 weights
 
 _RATES = ("drop_rate", "pos_drop_rate", "proj_drop_rate", "attn_drop_rate", "drop_path_rate")

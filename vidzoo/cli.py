@@ -35,32 +35,47 @@ def _fmt_tuple(t: Sequence[Any]) -> str:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    from . import get_pretrained_cfg, is_model, list_aliases, list_models, list_pretrained, split_model_name_tag
+    from . import get_pretrained_cfg, list_aliases, list_models, list_pretrained, split_model_name_tag
+    from ._pretrained import describe_provenance
     from ._registry import resolve_alias
-    from .engine.model_io import count_params, load_model, model_complexity, parse_overrides
+    from .engine.model_io import (count_params, explicit_tag, load_model, looks_like_path, model_complexity,
+                                  parse_overrides)
+    from .engine.validation import check_model_size_flags
     overrides = parse_overrides(args.set)
+    try:
+        check_model_size_flags(args.num_frames, args.img_size)
+    except ValueError as e:
+        raise UserError(str(e)) from e
     if args.num_frames:
         overrides["num_frames"] = args.num_frames
     if args.img_size:
         overrides["img_size"] = args.img_size
     name = args.model
-    if is_model(name):
-        info = model_complexity(name, **overrides)
+    registry = not looks_like_path(name) and not name.startswith(("local-dir:", "hf-hub:"))
+    if registry:
+        info = model_complexity(name, **overrides)  # UserError naming the closest models for unknown names
         arch, tag = split_model_name_tag(resolve_alias(name))
-        cfg = get_pretrained_cfg(resolve_alias(name)).to_dict()
+        tag_cfg = get_pretrained_cfg(resolve_alias(name))
+        cfg = tag_cfg.to_dict()
         model = info["model"]
         cfg.update({k: model.pretrained_cfg[k] for k in ("input_size", "num_frames", "num_classes", "mean", "std")})
         params = info["params"]
-    elif Path(name).exists() or name.startswith(("local-dir:", "hf-hub:")):
-        model = load_model(name)
+        if explicit_tag(name) and tag_cfg.has_weights:
+            weights = (f"{arch}.{tag} from {tag_cfg.hf_hub_id or tag_cfg.file} (loaded by train / eval / predict "
+                       "--model with this tag)")
+        elif explicit_tag(name):
+            weights = f"none: tag '{tag}' has no weights (random initialisation)"
+        else:
+            weights = ("none: random initialisation (name a tag, e.g. " + ", ".join(list_pretrained(arch)[:2])
+                       + ", or pass --pretrained, to load weights)" if list_pretrained(arch)
+                       else "none: random initialisation (this architecture has no pretrained tags)")
+    else:
+        model = load_model(name, require_weights=False, **overrides)
         cfg = dict(model.pretrained_cfg)
         arch, tag = getattr(model, "architecture", "?"), cfg.get("tag") or ""
         params = count_params(model)
         info = None
-    else:
-        from .engine.model_io import build_model
-        build_model(name)  # raises a UserError naming the closest models
-        return 2
+        weights = describe_provenance(cfg.get("provenance"))
     args_ = dict(model.model_args)
     print(name)
     rows = [("architecture", f"{arch} (attention {args_.get('attention')}, tokenizer {args_.get('tokenizer')}, "
@@ -78,11 +93,12 @@ def cmd_info(args: argparse.Namespace) -> int:
     rows.append(("input", f"(C, T, H, W) = ({c}, {t}, {h}, {w}), {sampling} sampling{stride}, "
                           f"mean {_fmt_tuple(cfg['mean'])}, std {_fmt_tuple(cfg['std'])}"))
     rows.append(("test views", f"{cfg.get('test_num_clips') or 1} clips x {cfg.get('test_num_crops') or 1} crops"))
+    rows.append(("weights", weights))
     label_names = cfg.get("label_names")
     rows.append(("classes", f"{cfg.get('num_classes', model.num_classes)}"
                             + (f" ({', '.join(label_names[:8])}{', ...' if len(label_names) > 8 else ''})"
                                if label_names else "")))
-    if is_model(name):
+    if registry:
         tags = [n for n in list_models(arch, include_tags=True) if "." in n]
         with_weights = set(list_pretrained(arch))
         rows.append(("tags", ", ".join(f"{n}{'' if n in with_weights else ' (no weights)'}" for n in tags)
@@ -103,16 +119,28 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 # ------------------------------------------------------------------------------------------- train
 def _train_config(args: argparse.Namespace):
-    from .engine.model_io import parse_overrides
+    from .engine.model_io import looks_like_path, parse_overrides, wants_weights
     from .engine.train import TrainConfig
+    if args.pretrained is False and (looks_like_path(args.model) or args.model.startswith(("local-dir:", "hf-hub:"))):
+        raise UserError(f"--no-pretrained applies to registry names; to train the architecture of '{args.model}' "
+                        "from scratch, name the architecture (vidzoo info shows it)")
+    # A tag on the command line is a request for its weights (--no-pretrained: train it from scratch).
+    pretrained = wants_weights(args.model, args.pretrained)
+    try:
+        return _make_train_config(TrainConfig, args, pretrained, parse_overrides(args.set))
+    except ValueError as e:
+        raise UserError(str(e).splitlines()[0]) from e
+
+
+def _make_train_config(TrainConfig, args: argparse.Namespace, pretrained: bool, overrides: dict):
     return TrainConfig(
         model=args.model, data=args.data, val_data=args.val_data, val_split=args.val_split, output=args.output,
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, opt=args.opt, weight_decay=args.weight_decay,
         momentum=args.momentum, warmup_epochs=args.warmup_epochs, min_lr=args.min_lr,
         label_smoothing=args.label_smoothing, clip_grad=args.clip_grad, accum_steps=args.accum_steps, amp=args.amp,
         grad_checkpointing=args.grad_checkpointing, seed=args.seed, deterministic=args.deterministic,
-        pretrained=args.pretrained, num_frames=args.num_frames, img_size=args.img_size,
-        model_overrides=parse_overrides(args.set), sampling=args.sampling, frame_stride=args.frame_stride,
+        pretrained=pretrained, num_frames=args.num_frames, img_size=args.img_size,
+        model_overrides=overrides, sampling=args.sampling, frame_stride=args.frame_stride,
         hflip=args.hflip, workers=args.workers, cache_videos=args.cache_videos, on_error=args.on_error,
         device=args.device, resume=args.resume, overwrite=args.overwrite,
         val_batch_size=args.val_batch_size, progress=not args.no_progress)
@@ -138,13 +166,21 @@ def _print_train_outputs(result) -> None:
 
 # -------------------------------------------------------------------------------------- eval/predict
 def _load(args: argparse.Namespace):
+    """The model of eval / predict: a tag loads its weights; a model without weights is refused."""
     from .engine.model_io import load_model, parse_overrides
+    from .engine.validation import validate_eval_options
+    try:
+        validate_eval_options(batch_size=getattr(args, "batch_size", None), workers=getattr(args, "workers", None),
+                              frame_stride=args.frame_stride, num_frames=args.num_frames, img_size=args.img_size,
+                              top_k=getattr(args, "top_k", None), num_samples=getattr(args, "num_samples", None))
+    except ValueError as e:
+        raise UserError(str(e)) from e
     overrides = parse_overrides(getattr(args, "set", None))
     if getattr(args, "num_frames", None):
         overrides["num_frames"] = args.num_frames
     if getattr(args, "img_size", None):
         overrides["img_size"] = args.img_size
-    return load_model(args.model, pretrained=getattr(args, "pretrained", False), **overrides)
+    return load_model(args.model, pretrained=args.pretrained, weights=args.weights, **overrides)
 
 
 def _on_error_option(p: argparse.ArgumentParser) -> None:
@@ -226,9 +262,16 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
 
 # -------------------------------------------------------------------------------------------- parser
-def _model_options(p: argparse.ArgumentParser) -> None:
+def _model_options(p: argparse.ArgumentParser, weights: bool = True) -> None:
     g = p.add_argument_group("model")
-    g.add_argument("--pretrained", action="store_true", help="load the tag's pretrained weights (registry names)")
+    g.add_argument("--pretrained", action=argparse.BooleanOptionalAction, default=None,
+                   help="registry names: load the tag's weights (the default tag's without one). Default: a name "
+                        "with an explicit .tag (timesformer.k400) loads that tag's weights, an untagged name is a "
+                        "random initialisation; --no-pretrained keeps a tagged architecture random")
+    if weights:
+        g.add_argument("--weights", metavar="FILE",
+                       help="the tag's upstream weights from a local file (e.g. a downloaded pytorch_model.bin) "
+                            "instead of the Hub")
     g.add_argument("--num-frames", type=int, help="frames per clip (overrides the model and the sampler)")
     g.add_argument("--img-size", type=int, help="frame size (overrides the model and the transforms)")
     g.add_argument("--set", nargs="+", action="extend", metavar="KEY=VALUE", default=[],
@@ -279,7 +322,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    " a .csv/.tsv/.txt list of 'path,label', or an .npz of volumes "
                                    "({train,val,test}_images/_labels, e.g. OrganMNIST3D).")
     p.add_argument("--model", required=True,
-                   help="registry name or alias (vidzoo list), or a saved model folder / local-dir:DIR / "
+                   help="registry name or alias (vidzoo list; NAME.TAG starts from that tag's weights), or a "
+                        "training output folder, saved model folder, checkpoint .pth, local-dir:DIR or "
                         "hf-hub:org/repo to fine-tune")
     p.add_argument("--data", required=True, help="training data: folder, list file or npz")
     v = p.add_mutually_exclusive_group()
@@ -290,7 +334,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", nargs="?", const=True, default=False, metavar="CKPT",
                    help="continue the run in --output (or from CKPT) exactly where it stopped")
     p.add_argument("--overwrite", action="store_true", help="start afresh in an --output that holds a run")
-    _model_options(p)
+    _model_options(p, weights=False)
     _sampling_options(p)
     _on_error_option(p)
     p.add_argument("--cache-videos", action="store_true",

@@ -10,54 +10,27 @@ import json
 import os
 import random
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from .._hub import atomic_replace, atomic_write_text
+from .._weights import torch_load_reason
 from .errors import UserError
+
+_REQUIRED_KEYS = ("model", "model_name", "architecture", "model_args", "pretrained_cfg", "classes")
 
 PathLike = str | os.PathLike
 
 
-def _file_mode() -> int:
-    """Permissions of a newly created file under the current umask (``mkstemp`` makes 0600 files)."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
-
-
-def _atomic_replace(write_fn, path: PathLike) -> Path:
-    """Write through ``write_fn(tmp_path)`` into a temporary file beside ``path``, then rename it
-    over ``path``: readers see the old file or the new one, never half of one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write_fn(tmp)
-        os.chmod(tmp, _file_mode())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+_atomic_replace = atomic_replace  # one implementation, shared with vidzoo.save_pretrained
 
 
 def atomic_save(obj: Any, path: PathLike) -> Path:
     """``torch.save`` that is atomic on one filesystem."""
     return _atomic_replace(lambda tmp: torch.save(obj, tmp), path)
-
-
-def atomic_write_text(text: str, path: PathLike) -> Path:
-    """Write a text file atomically."""
-    def write(tmp: str) -> None:
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-    return _atomic_replace(write, path)
 
 
 def atomic_write_json(obj: Any, path: PathLike) -> Path:
@@ -140,7 +113,18 @@ def load_checkpoint(path: PathLike) -> dict[str, Any]:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # truncated file, not a torch file, foreign pickled objects
-        raise UserError(f"cannot read checkpoint '{path}': {type(e).__name__}: {str(e).splitlines()[0]}") from e
-    if not isinstance(ckpt, dict) or "model" not in ckpt or "model_name" not in ckpt:
-        raise UserError(f"'{path}' is not a vidzoo training checkpoint (expected keys 'model', 'model_name')")
+        reason = torch_load_reason(e, path)
+        if reason.startswith("not a PyTorch checkpoint"):
+            raise UserError(f"'{path}' is not a vidzoo checkpoint: {reason}") from e
+        if "weights-only loading refuses it" in reason:
+            raise UserError(f"refusing to load checkpoint '{path}': {reason}") from e
+        raise UserError(f"cannot read checkpoint '{path}': {reason} (truncated or corrupt?)") from e
+    if not isinstance(ckpt, dict):
+        raise UserError(f"'{path}' is not a vidzoo checkpoint: it holds a {type(ckpt).__name__}, not a training "
+                        "checkpoint dict")
+    missing = [k for k in _REQUIRED_KEYS if k not in ckpt]
+    if missing:
+        raise UserError(f"'{path}' is not a vidzoo checkpoint: it has no {', '.join(repr(k) for k in missing)} "
+                        "(a vidzoo training checkpoint is written by `vidzoo train`; for other weights use "
+                        "`vidzoo convert`)")
     return ckpt

@@ -3,7 +3,9 @@ training checkpoint or a training output folder; counting its parameters and mul
 from __future__ import annotations
 
 import ast
+import json
 import os
+import sys
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -14,16 +16,24 @@ from torch.utils._device import _device_constructors
 from torch.utils.flop_counter import FlopCounterMode
 
 from .. import create_model
+from .._convert import CheckpointError
+from .._hub import HubDownloadError, ModelConfigError, save_pretrained
+from .._pretrained import describe_provenance, pretrained_cfg_from_dict
+from .._registry import get_pretrained_cfg, is_architecture, list_pretrained, resolve_alias, split_model_name_tag
+from .._weights import CorruptCheckpointError
 from .checkpoint import load_checkpoint
 from .errors import UserError
 
 PathLike = str | os.PathLike
+_SCHEMES = ("hf-hub:", "local-dir:")
 
 
 def parse_overrides(items: Sequence[str] | None) -> dict[str, Any]:
     """``['depth=4', 'img_size=(32, 32)', 'act_layer=gelu']`` -> ``{'depth': 4, 'img_size': (32, 32), ...}``.
 
-    Values are Python literals when they parse as one, else strings.
+    Values are Python literals when they parse as one, else strings (checked by the model
+    builder, which names the key and the type it expects: ``--set depth=one`` -> ``depth must be
+    an integer ...``).
 
     Raises:
         UserError: An item has no ``=``.
@@ -36,44 +46,41 @@ def parse_overrides(items: Sequence[str] | None) -> dict[str, Any]:
             raise UserError(f"--set expects key=value, got {item!r}")
         try:
             out[key] = ast.literal_eval(value.strip())
-        except (ValueError, SyntaxError):
+        except (ValueError, SyntaxError, MemoryError, RecursionError):
             out[key] = value.strip()
     return out
 
 
-def build_model(name: str, num_classes: int | None = None, pretrained: bool | None = None,
-                **overrides: Any) -> nn.Module:
-    """``create_model`` with user-facing errors: unknown names and arguments, sizes that do not fit.
+# ----------------------------------------------------------------------------- what --model names
+def looks_like_path(name: str) -> bool:
+    """Whether ``--model NAME`` is a path (checked before any ``name.tag`` parsing).
 
-    Args:
-        name: Registered name, alias, ``arch.tag``, ``hf-hub:`` or ``local-dir:``.
-        num_classes: Classifier outputs (the pretrained head is dropped when it differs).
-        pretrained: Load the tag's weights; None keeps ``create_model``'s default (random init
-            for registry names, the saved weights for ``hf-hub:`` / ``local-dir:`` models).
-        **overrides: Model overrides (``num_frames``, ``img_size``, ``depth``, ...).
-
-    Raises:
-        UserError: The model cannot be built as asked.
+    Existing files and folders are paths; so is anything with a path separator or starting with
+    ``.`` / ``~`` (a registry name never has these), so ``runs/exp.v2`` is a missing path, not
+    the architecture ``runs/exp`` with tag ``v2``.
     """
-    if num_classes is not None:
-        overrides["num_classes"] = num_classes
+    if name.startswith(_SCHEMES):
+        return False
+    return Path(name).expanduser().exists() or any(c in name for c in "/\\") or name.startswith((".", "~"))
+
+
+def explicit_tag(name: str) -> str:
+    """The tag written in a registry name (``timesformer.k400`` -> ``'k400'``; a path or an untagged name -> '')."""
+    if looks_like_path(name) or name.startswith(_SCHEMES):
+        return ""
+    return split_model_name_tag(name)[1]
+
+
+def wants_weights(name: str, pretrained: bool | None) -> bool:
+    """The CLI rule: a tag on the command line is a request for its weights.
+
+    ``--pretrained`` / ``--no-pretrained`` decide when given; otherwise a registry name with an
+    explicit ``.tag`` loads that tag's weights and an untagged name is a random initialisation.
+    (Paths and ``hf-hub:`` / ``local-dir:`` models always carry their weights.)
+    """
     if pretrained is not None:
-        overrides["pretrained"] = pretrained
-    from .._convert import CheckpointError
-    try:
-        return create_model(name, **overrides)
-    except (ValueError, TypeError) as e:
-        raise UserError(f"cannot build model '{name}': {str(e).splitlines()[0]}") from e
-    except (OSError, CheckpointError) as e:  # weights not downloadable / not found / not fitting
-        raise UserError(f"cannot load the weights of '{name}': {str(e).splitlines()[0]}") from e
-
-
-def model_from_checkpoint(ckpt: dict[str, Any]) -> nn.Module:
-    """Rebuild the model of a training checkpoint (architecture, arguments, weights, input cfg)."""
-    model = build_model(ckpt["architecture"], **dict(ckpt["model_args"]))
-    model.load_state_dict(ckpt["model"])
-    model.pretrained_cfg = dict(ckpt["pretrained_cfg"])
-    return model
+        return pretrained
+    return bool(explicit_tag(name))
 
 
 def resolve_model_path(path: Path) -> Path:
@@ -87,37 +94,217 @@ def resolve_model_path(path: Path) -> Path:
     return path
 
 
-def load_model(name_or_path: str, pretrained: bool = False, **overrides: Any) -> nn.Module:
-    """The model of ``vidzoo eval/predict --model``.
+def _hub_route(name: str, e: HubDownloadError, weights_flag: bool) -> str:
+    """The CLI's one line for weights the Hub could not give: why, and two routes that work offline."""
+    if e.reason not in ("offline", "unreachable"):
+        return f"cannot load the weights of '{name}': {str(e).splitlines()[0]}"
+    from huggingface_hub import constants
+    why = ("offline mode is on (HF_HUB_OFFLINE=1)" if e.reason == "offline"
+           else f"the Hub ({constants.ENDPOINT}) could not be reached")
+    f = e.filename
+    convert = f"convert it once with `vidzoo convert /path/to/{f} DIR --model {name}` and use --model DIR"
+    return (f"cannot load the weights of '{name}': '{f}' of Hub repo '{e.repo_id}' is not in the local cache and "
+            f"{why}. Download it where there is network (`hf download {e.repo_id} {f}`), then "
+            + (f"pass --weights /path/to/{f}, or {convert}" if weights_flag else convert))
+
+
+def _build(name: str, label: str, weights_flag: bool = False, **kwargs: Any) -> nn.Module:
+    """``create_model`` with user-facing errors (``label`` is how the user wrote the model)."""
+    try:
+        return create_model(name, **kwargs)
+    except HubDownloadError as e:
+        raise UserError(_hub_route(label, e, weights_flag)) from e
+    except ModelConfigError as e:
+        raise UserError(f"cannot load model '{label}': {str(e).splitlines()[0]}") from e
+    except (ValueError, TypeError) as e:
+        raise UserError(f"cannot build model '{label}': {str(e).splitlines()[0]}") from e
+    except (OSError, CheckpointError) as e:  # weights not found / unreadable / not fitting
+        raise UserError(f"cannot load the weights of '{label}': {str(e).splitlines()[0]}") from e
+
+
+def training_provenance(start: dict[str, Any] | None, config: dict[str, Any], classes: Sequence[str]) -> dict:
+    """The provenance of a model trained by vidzoo: from scratch, or fine-tuned from what it started as.
 
     Args:
-        name_or_path: A registry name (``pretrained`` loads its tag's weights); a saved model
-            folder; a training output folder (its ``model/``, else ``checkpoints/best.pth``, else
-            ``last.pth``); a training checkpoint ``.pth``; ``hf-hub:org/repo`` or ``local-dir:DIR``.
-        pretrained: For registry names.
-        **overrides: For registry names.
+        start: The provenance of the model as built before training (``pretrained_cfg['provenance']``).
+        config: The run's config (``TrainConfig`` as a dict: ``data``, ``val_data``, ``epochs``, ``model``).
+        classes: The class names trained on.
+    """
+    start = dict(start or {})
+    run = {"data": str(config.get("data")) if config.get("data") is not None else None,
+           "val_data": config.get("val_data"), "num_classes": len(classes), "epochs": config.get("epochs"),
+           "model": config.get("model")}
+    if start.get("kind") in (None, "random_init"):
+        return {"kind": "trained", **run}
+    if start.get("kind") in ("trained", "fine_tuned"):
+        started_from = f"a model {describe_provenance(start)}"
+    else:
+        started_from = start.get("as_tag") or start.get("source") or "?"
+    return {"kind": "fine_tuned", "started_from": started_from, "license": start.get("license"),
+            "started_dataset": start.get("dataset"), **run}
+
+
+def _checkpoint_model(path: Path, ckpt: dict[str, Any], num_classes: int | None, **overrides: Any) -> nn.Module:
+    """Rebuild the model of a training checkpoint: its architecture and arguments (plus overrides)
+    with its weights loaded through the converter (a new ``num_classes`` drops the head, another
+    ``num_frames`` / ``img_size`` resamples the embeddings)."""
+    arch, args, pcfg = ckpt.get("architecture"), ckpt.get("model_args"), ckpt.get("pretrained_cfg")
+    if not isinstance(arch, str) or not is_architecture(arch) or not isinstance(args, dict) \
+            or not isinstance(pcfg, dict):
+        raise UserError(f"'{path}' is not a vidzoo training checkpoint (no registered 'architecture', "
+                        "'model_args' and 'pretrained_cfg')")
+    start = pcfg.get("provenance")
+    cfg = pretrained_cfg_from_dict({k: v for k, v in pcfg.items()
+                                    if k not in ("file", "hf_hub_id", "hf_hub_filename", "hf_hub_revision")})
+    cfg = cfg.replace(state_dict=ckpt["model"], source_format="vidzoo", provenance=None, tag="")
+    if num_classes is not None:
+        overrides["num_classes"] = num_classes
+    model = _build(arch, str(path), pretrained=True, pretrained_cfg=cfg, **{**args, **overrides})
+    model.pretrained_cfg["provenance"] = training_provenance(start, ckpt.get("config") or {},
+                                                             ckpt.get("classes") or [])
+    if num_classes is None or num_classes == len(ckpt.get("classes") or []):
+        model.pretrained_cfg["label_names"] = list(ckpt.get("classes") or []) or model.pretrained_cfg.get(
+            "label_names")
+    return model
+
+
+def model_from_checkpoint(ckpt: dict[str, Any], path: PathLike = "checkpoint") -> nn.Module:
+    """Rebuild the model of a training checkpoint (architecture, arguments, weights, input cfg)."""
+    return _checkpoint_model(Path(path), ckpt, None)
+
+
+def build_model(name: str, num_classes: int | None = None, pretrained: bool | None = None,
+                weights: PathLike | None = None, _weights_flag: bool = False, **overrides: Any) -> nn.Module:
+    """The model ``--model NAME`` names, with user-facing errors.
+
+    Args:
+        name: A path (checked first: a run folder -> its ``model/``, else ``checkpoints/best.pth``,
+            else ``last.pth``; a saved model folder; a training checkpoint ``.pth``), ``hf-hub:`` /
+            ``local-dir:``, or a registered name / alias / ``arch.tag``.
+        num_classes: Classifier outputs (the loaded head is dropped when it differs).
+        pretrained: For registry names: load the tag's weights (None: ``create_model``'s
+            default, no weights). For saved models: False builds the architecture only.
+        weights: A local file holding the tag's upstream weights (instead of the Hub download).
+        _weights_flag: The command has ``--weights`` (named in the offline error).
+        **overrides: Model overrides (``num_frames``, ``img_size``, ``depth``, ...).
+
+    Raises:
+        UserError: The model cannot be built or its weights cannot be loaded, as one line.
+    """
+    if num_classes is not None:
+        overrides["num_classes"] = num_classes
+    if looks_like_path(name):
+        if weights is not None:
+            raise UserError(f"--weights loads a tag's weights into a registry name; '{name}' is a path")
+        path = Path(name).expanduser()
+        if not path.exists():
+            raise UserError(f"--model '{name}' does not exist (and is not a registered model name)")
+        path = resolve_model_path(path)
+        if path.is_file():
+            if pretrained is False:
+                raise UserError(f"--no-pretrained: '{name}' is a trained checkpoint; name its architecture "
+                                "instead to start from scratch")
+            return _checkpoint_model(path, load_checkpoint(path), None, **overrides)
+        name = f"local-dir:{path}"
+    if name.startswith(_SCHEMES):
+        if weights is not None:
+            raise UserError(f"--weights loads a tag's weights into a registry name; '{name}' is a saved model")
+        return _build(name, name, **({} if pretrained is None else {"pretrained": pretrained}), **overrides)
+    kwargs: dict[str, Any] = {}
+    if weights is not None:
+        if not Path(weights).expanduser().is_file():
+            raise UserError(f"--weights '{weights}' does not exist")
+        pretrained = True
+        kwargs["pretrained_cfg_overlay"] = {"file": str(Path(weights).expanduser())}
+    if pretrained is not None:
+        kwargs["pretrained"] = pretrained
+    return _build(name, name, _weights_flag, **kwargs, **overrides)
+
+
+def _no_weights_error(name: str) -> UserError:
+    arch, tag = split_model_name_tag(resolve_alias(name))
+    tags = [t for t in list_pretrained(f"{arch}") if t.startswith(f"{arch}.")] if is_architecture(arch) else []
+    hint = f" (tags with weights: {', '.join(tags)})" if tags else " (it has no pretrained tags)"
+    return UserError(f"--model '{name}' has no weights: it would predict from a random initialisation. Name a tag "
+                     f"with weights{hint}, pass --pretrained for the default tag, --weights FILE, or a trained "
+                     "model (run folder, model folder, checkpoint)")
+
+
+def load_model(name_or_path: str, pretrained: bool | None = None, weights: PathLike | None = None,
+               require_weights: bool = True, **overrides: Any) -> nn.Module:
+    """The model of ``vidzoo eval/predict/info --model``.
+
+    Args:
+        name_or_path: A path (run folder, model folder, training checkpoint), ``hf-hub:`` /
+            ``local-dir:``, or a registry name. A registry name with an explicit ``.tag`` loads
+            that tag's weights (see :func:`wants_weights`).
+        pretrained: ``--pretrained`` / ``--no-pretrained`` (None: the tag decides).
+        weights: Local file with the tag's upstream weights.
+        require_weights: Refuse a model without trained weights (eval and predict): a registry
+            name without a tag or ``--pretrained``, or a saved random initialisation.
+        **overrides: Model overrides.
 
     Returns:
         The model in eval mode.
     """
-    path = Path(name_or_path)
-    if path.exists():
-        path = resolve_model_path(path)
-        if path.is_file():
-            model = model_from_checkpoint(load_checkpoint(path))
-        else:
-            model = build_model(f"local-dir:{path}")
-    elif any(c in name_or_path for c in "/\\") and ":" not in name_or_path:
-        raise UserError(f"--model '{name_or_path}' does not exist (and is not a registered model name)")
-    else:
-        model = build_model(name_or_path, pretrained=pretrained or None, **overrides)
+    if not looks_like_path(name_or_path) and not name_or_path.startswith(_SCHEMES):
+        pretrained = wants_weights(name_or_path, pretrained) or weights is not None
+        if require_weights and not pretrained:
+            raise _no_weights_error(name_or_path)
+        return build_model(name_or_path, pretrained=pretrained, weights=weights, _weights_flag=True,
+                           **overrides).eval()
+    try:
+        model = build_model(name_or_path, pretrained=pretrained, weights=weights, _weights_flag=True, **overrides)
+    except UserError as e:
+        model = _fallback_checkpoint(name_or_path, e, overrides)
+    if require_weights and (model.pretrained_cfg.get("provenance") or {}).get("kind") == "random_init":
+        raise UserError(f"--model '{name_or_path}' holds a random initialisation (its config.json says so), "
+                        "not trained weights")
     return model.eval()
 
 
-def save_model_folder(model: nn.Module, path: PathLike) -> Path:
-    """Save ``model`` in vidzoo's safetensors folder format (``config.json`` + ``model.safetensors``)
-    through :func:`vidzoo.save_pretrained`; returns the folder."""
-    from .._hub import save_pretrained
+def _fallback_checkpoint(name: str, error: UserError, overrides: dict[str, Any]) -> nn.Module:
+    """A run folder whose ``model/`` is unreadable: its ``checkpoints/best.pth`` (or ``last.pth``), said on stderr."""
+    run = Path(name).expanduser()
+    if not (run.is_dir() and (run / "model").is_dir() and not (run / "config.json").exists()):
+        raise error
+    cause = error.__cause__
+    if not isinstance(cause, (ModelConfigError, CorruptCheckpointError, FileNotFoundError)):
+        raise error
+    for ckpt in (run / "checkpoints" / "best.pth", run / "checkpoints" / "last.pth"):
+        if ckpt.is_file():
+            print(f"vidzoo: note: {run / 'model'} is unreadable ({str(error).splitlines()[0]}); using {ckpt}",
+                  file=sys.stderr)
+            return _checkpoint_model(ckpt, load_checkpoint(ckpt), None, **overrides)
+    raise error
+
+
+def save_model_folder(model: nn.Module, path: PathLike, run_config: dict[str, Any] | None = None,
+                      classes: Sequence[str] | None = None) -> Path:
+    """Save a trained model in vidzoo's safetensors folder format (``config.json`` + ``model.safetensors``)
+    through :func:`vidzoo.save_pretrained`, recording how it was trained; returns the folder.
+
+    Args:
+        model: The model (its ``pretrained_cfg['provenance']`` says what it started as).
+        path: The folder.
+        run_config: The training run's config; default: ``train_config.json`` of the run folder
+            that holds ``path`` (written by :func:`vidzoo.engine.train.train`). Without either, the
+            model is saved as it is.
+        classes: The classes trained on (default: the run's).
+    """
+    path = Path(path)
+    if run_config is None:
+        run_file = path.parent / "train_config.json"
+        try:
+            saved = json.loads(run_file.read_text(encoding="utf-8")) if run_file.is_file() else None
+        except (OSError, ValueError):
+            saved = None
+        if isinstance(saved, dict) and isinstance(saved.get("config"), dict):
+            run_config, classes = saved["config"], classes if classes is not None else saved.get("classes")
+    if run_config is not None:
+        classes = list(classes if classes is not None else model.pretrained_cfg.get("label_names") or [])
+        prov = training_provenance(model.pretrained_cfg.get("provenance"), run_config, classes)
+        model.pretrained_cfg = dict(model.pretrained_cfg, provenance=prov)
     return Path(save_pretrained(model, path))
 
 

@@ -49,6 +49,7 @@ from .evaluate import EvalResult, autocast_context, evaluate, make_eval_loader
 from .metrics import ClassificationMeter
 from .model_io import build_model, count_params, save_model_folder
 from .plots import plot_training_curves
+from .validation import validate_train_config
 
 EpochCallback = Callable[[int, dict[str, Any]], None]
 OPTIMIZERS = ("adamw", "adam", "sgd", "momentum")
@@ -140,6 +141,9 @@ class TrainConfig:
     overwrite: bool = False
     val_batch_size: int | None = None
     progress: bool = True
+
+    def __post_init__(self) -> None:
+        validate_train_config(self)  # ValueError naming the flag (vidzoo/engine/validation.py)
 
     def validate(self) -> None:
         """Raise :class:`UserError` for values that cannot work."""

@@ -1,0 +1,384 @@
+"""Trustworthy loading and arguments (issue 11, and the --model / offline / --set parts of issue 12).
+
+Tags on the command line mean weights; a model without weights is refused by eval/predict;
+every hostile flag or model argument is one line, exit 2; a config.json is data, never a
+pointer; saves are atomic; provenance says what a model is; the Hub offline fails fast through
+the real huggingface_hub path (an unreachable HF_ENDPOINT / HF_HUB_OFFLINE=1, fresh cache).
+"""
+from __future__ import annotations
+
+import ast
+import json
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import vidzoo
+from vidzoo._hub import ModelConfigError
+from vidzoo.cli import main
+from vidzoo.data import make_motion_dataset
+
+REPO = Path(__file__).resolve().parents[1]
+TINY_ARGS = dict(embed_dim=32, depth=1, num_heads=2, patch_size=8, num_frames=4, img_size=16)
+TINY = ["--set", "embed_dim=32", "depth=1", "num_heads=2", "patch_size=8"]
+TAGGED = "timesformer_divided_base_patch16_224.k400"  # upstream: facebook/timesformer-base-finetuned-k400
+
+
+def cli(*args, env=None, timeout=300):
+    """``python -m vidzoo`` in a subprocess, with a fresh Hub cache and no route to any Hub."""
+    full = {k: v for k, v in os.environ.items() if not k.startswith("HF_")}
+    full.update(PYTHONPATH=str(REPO), OMP_NUM_THREADS="1", HF_ENDPOINT="http://127.0.0.1:9",
+                HF_HUB_DISABLE_TELEMETRY="1", **(env or {}))
+    return subprocess.run([sys.executable, "-m", "vidzoo", *map(str, args)], capture_output=True, text=True,
+                          env=full, timeout=timeout, cwd=REPO)
+
+
+def one_line_error(r: subprocess.CompletedProcess) -> str:
+    assert r.returncode == 2, (r.returncode, r.stdout[-2000:], r.stderr[-3000:])
+    err = r.stderr
+    assert err.startswith("vidzoo: error: ") and err.count("\n") == 1, err
+    assert "Traceback" not in err and "Retrying in" not in err
+    return err
+
+
+@pytest.fixture(scope="module")
+def motion(tmp_path_factory):
+    root = tmp_path_factory.mktemp("trust_motion")
+    make_motion_dataset(root, num_classes=2, videos_per_class=2, num_frames=8, size=(16, 16), split="train")
+    make_motion_dataset(root, num_classes=2, videos_per_class=1, num_frames=8, size=(16, 16), split="val")
+    return root
+
+
+def train_args(model, data, out, *extra):
+    return ["train", "--model", model, "--data", data, "--output", out, "--epochs", 1, "--batch-size", 2,
+            "--num-frames", 4, "--img-size", 16, "--sampling", "uniform", "--hflip", 0, "--no-progress", *extra]
+
+
+@pytest.fixture(scope="module")
+def scratch_run(motion, tmp_path_factory):
+    """A tagged architecture trained from scratch (--no-pretrained), in a folder whose name has a dot."""
+    out = tmp_path_factory.mktemp("runs") / "scratch.v1"
+    assert main([str(a) for a in train_args(TAGGED, motion, out, "--no-pretrained", *TINY)]) == 0
+    return out
+
+
+# ---------------------------------------------------------------------------- tags mean weights
+def test_tag_on_cli_loads_weights_and_fails_fast_offline(motion, tmp_path):
+    """Without --pretrained a tag is a request for its weights: offline that is one line naming the upstream
+    repo and a route that works, after no retry storm (huggingface_hub alone retries for ~25 s)."""
+    cache = {"HF_HUB_CACHE": str(tmp_path / "cache"), "HF_HOME": str(tmp_path / "home")}
+    video = motion / "val" / "left" / "0000.mp4"
+    repo = "facebook/timesformer-base-finetuned-k400"
+    for args in (["predict", "--model", TAGGED, video], ["eval", "--model", "timesformer.k400", "--data", motion],
+                 train_args(TAGGED, motion, tmp_path / "o", *TINY)):
+        err = one_line_error(cli(*args, env=cache))
+        assert repo in err and "could not be reached" in err and f"hf download {repo} pytorch_model.bin" in err
+        assert "vidzoo convert /path/to/pytorch_model.bin DIR --model" in err
+        assert ("--weights" in err) == (args[0] != "train")  # train has no --weights flag
+    err = one_line_error(cli("predict", "--model", TAGGED, video, env={**cache, "HF_HUB_OFFLINE": "1"}))
+    assert "HF_HUB_OFFLINE=1" in err and repo in err
+
+
+def test_eval_predict_refuse_models_without_weights(motion, capsys):
+    video = motion / "val" / "left" / "0000.mp4"
+    for args in (["predict", "--model", "timesformer", str(video)],
+                 ["predict", "--model", TAGGED, "--no-pretrained", str(video)],
+                 ["eval", "--model", "vivit_joint_tiny_patch16x2_224", "--data", str(motion)]):
+        assert main(args) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "has no weights" in err and "random initialisation" in err, err
+    assert "timesformer_divided_base_patch16_224.k400" in err or "no pretrained tags" in err
+
+
+def test_api_keeps_timm_semantics():
+    m = vidzoo.create_model(f"{TAGGED}", **TINY_ARGS)  # pretrained=False by default: no download, random
+    assert m.pretrained_cfg["provenance"] == {"kind": "random_init", "architecture": TAGGED.split(".")[0]}
+
+
+def test_weights_flag_loads_a_local_upstream_file(motion, tmp_path):
+    """--weights FILE: the tag's upstream file converted exactly as the Hub download would be (HF parity)."""
+    transformers = pytest.importorskip("transformers")
+    hf_cfg = transformers.TimesformerConfig(image_size=16, num_frames=4, patch_size=8, hidden_size=32,
+                                            num_hidden_layers=1, num_attention_heads=2, intermediate_size=128,
+                                            num_labels=3, id2label={0: "a", 1: "b", 2: "c"})
+    hf = transformers.TimesformerForVideoClassification(hf_cfg).eval()
+    hf.save_pretrained(tmp_path / "hf")
+    video = motion / "val" / "left" / "0000.mp4"
+    r = cli("predict", "--model", TAGGED, "--weights", tmp_path / "hf" / "model.safetensors", video, "--json",
+            "--num-frames", 4, "--img-size", 16, "--set", "embed_dim=32", "depth=1", "num_heads=2", "patch_size=8",
+            env={"HF_HUB_CACHE": str(tmp_path / "cache")})
+    assert r.returncode == 0, r.stderr
+    top = json.loads(r.stdout)[0]["top"]
+    assert {t["label"] if isinstance(t, dict) else t[1] for t in top} <= {"a", "b", "c"}
+
+
+# ------------------------------------------------------------------------- hostile arguments
+HOSTILE_TRAIN = [("--clip-grad", "-1", "--clip-grad"), ("--clip-grad", "0", "--clip-grad"),
+                 ("--min-lr", "-5", "--min-lr"), ("--momentum", "-3", "--momentum"), ("--momentum", "1", "--momentum"),
+                 ("--frame-stride", "0", "--frame-stride"), ("--val-batch-size", "0", "--val-batch-size"),
+                 ("--lr", "0", "--lr"), ("--lr", "nan", "--lr"), ("--lr", "inf", "--lr"),
+                 ("--warmup-epochs", "-1", "--warmup-epochs"), ("--label-smoothing", "1", "--label-smoothing"),
+                 ("--weight-decay", "-0.1", "--weight-decay"), ("--epochs", "0", "--epochs"),
+                 ("--batch-size", "0", "--batch-size"), ("--accum-steps", "0", "--accum-steps"),
+                 ("--workers", "-1", "--workers"), ("--hflip", "2", "--hflip"), ("--num-frames", "0", "--num-frames"),
+                 ("--img-size", "-3", "--img-size"), ("--val-split", "1.5", "--val-split")]
+HOSTILE_SET = [("depth=-1", "depth"), ("depth=1e7", "depth"), ("depth=10000000", "depth"), ("depth=one", "depth"),
+               ("num_classes=-5", "num_classes"), ("embed_dim=0", "embed_dim"), ("num_heads=0", "num_heads"),
+               ("num_heads=5", "num_heads"), ("drop_path_rate=2", "drop_path_rate"), ("img_size=(0, 0)", "img_size"),
+               ("patch_size=0", "patch_size"), ("mlp_ratio=-1", "mlp_ratio"), ("norm_eps=0", "norm_eps"),
+               ("act_layer=relu", "act_layer"), ("attention=nope", "attention variant 'nope'"),
+               ("in_chans=0", "in_chans"), ("tubelet_size=0", "tubelet_size"), ("qkv_bias=maybe", "qkv_bias"),
+               ("embed_dim=15360", "parameters"), ("num_frames=4096", "tokens"), ("nonsense=1", "nonsense")]
+
+
+def test_hostile_values_are_one_line_errors(motion, tmp_path, capsys):
+    """Every flag with a domain and every model argument: one line naming it, exit 2, no traceback."""
+    def error(*args):
+        assert main([str(a) for a in args]) == 2, args
+        err = capsys.readouterr().err
+        assert err.startswith("vidzoo: error: ") and err.count("\n") == 1, err
+        return err
+
+    for flag, value, name in HOSTILE_TRAIN:
+        msg = error(*train_args("vivit_joint_tiny_patch16x2_224", motion, tmp_path / "o", *TINY), flag, value)
+        assert name in msg, (flag, value, msg)
+    assert not (tmp_path / "o").exists()  # refused before anything was written
+    for item, name in HOSTILE_SET:
+        assert name in error("info", "vivit_joint_tiny_patch16x2_224", "--set", item), item
+        if not item.startswith(("num_frames", "img_size")):  # train_args gives --num-frames / --img-size
+            assert name in error(*train_args("vivit_joint_tiny_patch16x2_224", motion, tmp_path / "o"), "--set",
+                                 item)
+    video = motion / "val" / "left" / "0000.mp4"
+    for args, name in [(["--top-k", "0"], "--top-k"), (["--frame-stride", "0"], "--frame-stride"),
+                       (["--num-frames", "-1"], "--num-frames")]:
+        assert name in error("predict", "--model", TAGGED, video, *args)
+    for args, name in [(["--batch-size", "0"], "--batch-size"), (["--workers", "-2"], "--workers"),
+                       (["--num-samples", "-1"], "--num-samples")]:
+        assert name in error("eval", "--model", TAGGED, "--data", motion, *args)
+
+
+def test_hostile_values_in_a_subprocess_have_no_traceback(motion, tmp_path):
+    err = one_line_error(cli(*train_args("vivit_joint_tiny_patch16x2_224", motion, tmp_path / "o"), "--clip-grad",
+                             "-1"))
+    assert err.strip() == "vidzoo: error: --clip-grad must be a number > 0, got -1.0"
+    err = one_line_error(cli("info", "vivit_joint_tiny_patch16x2_224", "--set", "depth=one"))
+    assert "depth must be an integer" in err and "'one'" in err
+
+
+@pytest.mark.parametrize("kwargs,name", [(dict(num_classes=-5), "num_classes"), (dict(depth=-1), "depth"),
+                                         (dict(embed_dim=0), "embed_dim"), (dict(num_heads=0), "num_heads"),
+                                         (dict(depth=1e7), "depth"), (dict(num_heads=7), "num_heads")])
+def test_api_model_arguments_raise_value_error(kwargs, name):
+    with pytest.raises(ValueError, match=name):
+        vidzoo.create_model("vivit_joint_tiny_patch16x2_224", **kwargs)
+
+
+def test_train_config_rejects_bad_values_in_the_api():
+    from vidzoo.engine.train import TrainConfig
+    for kw in (dict(clip_grad=-1.0), dict(clip_grad=0.0), dict(momentum=-3), dict(min_lr=-5), dict(frame_stride=0),
+               dict(val_batch_size=0), dict(crop_scale=(0.5, 0.1))):
+        with pytest.raises(ValueError, match=next(iter(kw)).replace("_", "[-_]")):
+            TrainConfig(**kw)
+
+
+# ----------------------------------------------------------------- config.json is data, not a pointer
+def _saved(tmp_path) -> Path:
+    model = vidzoo.create_model("vivit_joint_tiny_patch16x2_224", num_classes=2, **TINY_ARGS)
+    return vidzoo.save_pretrained(model, tmp_path / "m")
+
+
+@pytest.mark.parametrize("edit,field", [
+    (lambda c, d: c.update(architecture="hf-hub:org/repo"), "architecture"),
+    (lambda c, d: c.update(architecture=f"local-dir:{d}"), "architecture"),
+    (lambda c, d: c.update(architecture="vivit_joint_tiny_patch16x2_224.k400"), "architecture"),
+    (lambda c, d: c.update(architecture="vivit_tubelet"), "architecture"),
+    (lambda c, d: c.update(architecture=["x"]), "architecture"),
+    (lambda c, d: c.pop("architecture"), "architecture"),
+    (lambda c, d: c["model_args"].update(depth=-1), "model_args.depth"),
+    (lambda c, d: c["model_args"].update(num_classes=-5), "model_args.num_classes"),
+    (lambda c, d: c["model_args"].update(embed_dim="wide"), "model_args.embed_dim"),
+    (lambda c, d: c["model_args"].update(depth=10 ** 7), "model_args.depth"),
+    (lambda c, d: c.update(model_args=[1, 2]), "model_args"),
+    (lambda c, d: c.update(num_classes=-1), "num_classes"),
+    (lambda c, d: c.update(num_classes=5), "num_classes"),
+    (lambda c, d: c["pretrained_cfg"].update(label_names=[1, 2]), "pretrained_cfg.label_names"),
+    (lambda c, d: c["pretrained_cfg"].update(label_names=["a"]), "pretrained_cfg.label_names"),
+    (lambda c, d: c["pretrained_cfg"].update(file="/etc/passwd"), "pretrained_cfg.file"),
+    (lambda c, d: c["pretrained_cfg"].update(hf_hub_id="org/other"), "pretrained_cfg.hf_hub_id"),
+    (lambda c, d: c["pretrained_cfg"].update(mean="grey"), "pretrained_cfg.mean"),
+    (lambda c, d: c["pretrained_cfg"].update(surprise=1), "pretrained_cfg.surprise"),
+])
+def test_hostile_config_json(tmp_path, edit, field):
+    d = _saved(tmp_path)
+    cfg = json.loads((d / "config.json").read_text())
+    edit(cfg, d)
+    (d / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ModelConfigError) as e:
+        vidzoo.create_model(f"local-dir:{d}")
+    msg = str(e.value)
+    assert str(d / "config.json") in msg and field in msg and "\n" not in msg, msg
+
+
+def test_config_json_not_json_names_the_file(tmp_path, capsys):
+    d = _saved(tmp_path)
+    (d / "config.json").write_text('{"architecture": "vivit_joint_tin')  # a save cut short
+    with pytest.raises(ModelConfigError, match="cannot be read as JSON"):
+        vidzoo.create_model(f"local-dir:{d}")
+    (d / "config.json").write_text("[1, 2]")
+    assert main(["info", str(d)]) == 2
+    err = capsys.readouterr().err
+    assert str(d / "config.json") in err and "expected a JSON object" in err and err.count("\n") == 1
+
+
+def test_config_pointing_at_the_hub_makes_no_request(tmp_path):
+    """The redirection is refused before any network I/O (the endpoint is unreachable: a request would be slow and
+    end in a HubDownloadError, not the config error)."""
+    d = _saved(tmp_path)
+    cfg = json.loads((d / "config.json").read_text())
+    cfg["architecture"] = "hf-hub:org/repo"
+    (d / "config.json").write_text(json.dumps(cfg))
+    err = one_line_error(cli("predict", "--model", d, "x.mp4"))
+    assert "architecture" in err and "config.json" in err and "hf-hub:org/repo" in err
+
+
+# ------------------------------------------------------------------------ layering (one way)
+@pytest.mark.parametrize("module", ["_hub", "_factory", "_weights", "_builder", "convert", "_validation"])
+def test_no_import_hidden_in_a_function(module):
+    """Loading flows one way; no vidzoo import is tucked into a function to dodge a cycle, and _hub builds nothing."""
+    tree = ast.parse((REPO / "vidzoo" / f"{module}.py").read_text())
+    for fn in ast.walk(tree):
+        if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            for node in ast.walk(fn):
+                assert not (isinstance(node, ast.ImportFrom) and node.level > 0), (module, fn.name, node.module)
+    if module == "_hub":
+        imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.level > 0}
+        assert not imported & {"_factory", "_weights", "_builder", "models"}, imported
+
+
+# --------------------------------------------------------------------------- atomic writes
+def test_save_pretrained_is_atomic_and_keeps_permissions(tmp_path, monkeypatch):
+    import vidzoo._hub
+    d = _saved(tmp_path)
+    before = {p.name: p.read_bytes() for p in d.iterdir()}
+    umask = os.umask(0)
+    os.umask(umask)
+    for p in d.iterdir():
+        assert stat.S_IMODE(p.stat().st_mode) == 0o666 & ~umask
+
+    def crash(tensors, filename, metadata=None):
+        Path(filename).write_bytes(b"half a file")
+        raise KeyboardInterrupt  # the process dies mid-write
+
+    monkeypatch.setattr(vidzoo._hub, "save_file", crash)  # safetensors' writer, as bound in _hub
+    model = vidzoo.create_model("vivit_joint_tiny_patch16x2_224", num_classes=2, **TINY_ARGS)
+    with pytest.raises(KeyboardInterrupt):
+        vidzoo.save_pretrained(model, d)
+    assert {p.name: p.read_bytes() for p in d.iterdir()} == before  # old files intact, no temp file left
+
+
+# ----------------------------------------------------------------------------- provenance
+def test_trained_from_scratch_provenance(scratch_run, capsys):
+    cfg = json.loads((scratch_run / "model" / "config.json").read_text())["pretrained_cfg"]
+    assert cfg["tag"] == "" and cfg["origin_url"] is None and cfg["license"] is None
+    assert "dataset" not in cfg["extra"]
+    prov = cfg["provenance"]
+    assert prov["kind"] == "trained" and prov["num_classes"] == 2 and prov["epochs"] == 1 and prov["data"]
+    assert "huggingface.co" not in json.dumps(cfg) and "Kinetics" not in json.dumps(cfg)
+    assert main(["info", str(scratch_run)]) == 0
+    out = capsys.readouterr().out
+    assert "trained from scratch by vidzoo on" in out and "2 classes, 1 epochs" in out
+    from vidzoo._hub import generate_model_card
+    card = generate_model_card(vidzoo.create_model(f"local-dir:{scratch_run / 'model'}"))
+    assert "license: other" in card and "Kinetics" not in card and "trained from scratch" in card
+
+
+def test_fine_tuned_provenance_and_model_paths_on_train(scratch_run, motion, tmp_path, capsys):
+    """Converted tag weights -> fine-tune: 'fine-tuned from arch.tag' with that tag's licence; train --model takes
+    model folders, run folders (with a dot in the name) and checkpoints, like eval/predict."""
+    src = vidzoo.create_model(TAGGED, num_classes=2, **TINY_ARGS)
+    torch.save(src.state_dict(), tmp_path / "weights.pth")
+    sets = [f"{k}={v}" for k, v in dict(TINY_ARGS, num_classes=2).items()]
+    assert main(["convert", str(tmp_path / "weights.pth"), str(tmp_path / "conv"), "--model", TAGGED, "--set",
+                 *sets]) == 0
+    capsys.readouterr()
+    out = tmp_path / "ft"
+    assert main([str(a) for a in train_args(tmp_path / "conv", motion, out)]) == 0
+    cfg = json.loads((out / "model" / "config.json").read_text())["pretrained_cfg"]
+    prov = cfg["provenance"]
+    assert prov["kind"] == "fine_tuned" and prov["started_from"] == TAGGED and prov["license"] == "cc-by-nc-4.0"
+    assert cfg["license"] == "cc-by-nc-4.0" and cfg["origin_url"] is None and cfg["tag"] == ""
+    for model in (scratch_run, scratch_run / "checkpoints" / "best.pth"):
+        assert main([str(a) for a in train_args(model, motion, tmp_path / f"from_{Path(model).name}")]) == 0
+    capsys.readouterr()
+    assert main([str(a) for a in train_args(tmp_path / "no" / "run.v2", motion, tmp_path / "x")]) == 2
+    err = capsys.readouterr().err
+    assert "does not exist" in err and "Unknown model" not in err
+    assert main([str(a) for a in train_args(scratch_run, motion, tmp_path / "y", "--no-pretrained")]) == 2
+    assert "--no-pretrained applies to registry names" in capsys.readouterr().err
+
+
+def test_unreadable_model_folder_falls_back_to_checkpoint(scratch_run, motion, tmp_path):
+    import shutil
+    run = tmp_path / "copy"
+    shutil.copytree(scratch_run, run)
+    (run / "model" / "config.json").write_text('{"architecture": ')
+    r = cli("predict", "--model", run, motion / "val" / "left" / "0000.mp4")
+    assert r.returncode == 0, r.stderr
+    assert "is unreadable" in r.stderr and str(run / "checkpoints" / "best.pth") in r.stderr
+    assert str(run / "model" / "config.json") in r.stderr
+
+
+# ----------------------------------------------------------------------- unsafe / foreign files
+class _Payload:
+    pass
+
+
+def test_unsafe_pickle_keeps_torchs_reason(tmp_path):
+    path = tmp_path / "evil.pth"
+    torch.save({"pos_embed": torch.zeros(1), "payload": _Payload()}, path)
+    with pytest.raises(vidzoo.CorruptCheckpointError) as e:
+        vidzoo.create_model("vivit_joint_tiny_patch16x2_224", pretrained=True, pretrained_cfg=dict(file=str(path)))
+    msg = str(e.value)
+    assert "Unsupported global" in msg and "_Payload" in msg and "weights_only=False" not in msg
+    assert "add_safe_globals" not in msg
+
+
+def test_text_file_is_not_a_vidzoo_checkpoint(motion, tmp_path, capsys):
+    text = tmp_path / "notes.pth"
+    text.write_text("just some notes\n")
+    assert main(["eval", "--model", str(text), "--data", str(motion)]) == 2
+    err = capsys.readouterr().err
+    assert "is not a vidzoo checkpoint" in err and "KeyError" not in err
+    assert main([str(a) for a in train_args("vivit_joint_tiny_patch16x2_224", motion, tmp_path / "r", *TINY)]
+                + ["--resume", str(text)]) == 2
+    err = capsys.readouterr().err
+    assert "is not a vidzoo checkpoint" in err and "KeyError" not in err, err
+
+
+# ---------------------------------------------------------------------------- push_to_hub
+PUSH = """
+import json, vidzoo
+m = vidzoo.create_model("vivit_joint_tiny_patch16x2_224", num_classes=2, embed_dim=32, depth=1, num_heads=2,
+                        patch_size=8, num_frames=4, img_size=16)
+try:
+    vidzoo.push_to_hub(m, "me/model", token="hf_x")
+except vidzoo.HubUploadError as e:
+    print("RESULT", json.dumps(str(e)))
+"""
+
+
+@pytest.mark.parametrize("env,why", [({}, "could not be reached"), ({"HF_HUB_OFFLINE": "1"}, "HF_HUB_OFFLINE=1")])
+def test_push_to_hub_errors_are_vidzoos(env, why):
+    full = {k: v for k, v in os.environ.items() if not k.startswith("HF_")}
+    full.update(PYTHONPATH=str(REPO), HF_ENDPOINT="http://127.0.0.1:9", **env)
+    r = subprocess.run([sys.executable, "-c", PUSH], capture_output=True, text=True, env=full, timeout=120)
+    lines = [ln for ln in r.stdout.splitlines() if ln.startswith("RESULT ")]
+    assert r.returncode == 0 and lines, r.stderr[-3000:]
+    msg = json.loads(lines[0][7:])
+    assert "me/model" in msg and why in msg and "\n" not in msg
+    assert "Retrying in" not in r.stderr
