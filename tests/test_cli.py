@@ -95,7 +95,9 @@ def test_user_errors_are_one_line(motion, tmp_path, capsys):
     msg = error(*train_args(motion, tmp_path / "o"), "--set", "in_chans=1")
     assert "takes 1-channel clips but --data has 3 channels" in msg
     assert "Unknown model 'vivit_nope'" in error("eval", "--model", "vivit_nope", "--data", motion)
-    assert "does not exist" in error("predict", "--model", MODEL, tmp_path / "nope.mp4", *TINY)
+    weights = tmp_path / "w.pth"  # a model with weights (eval/predict refuse a random initialisation)
+    torch.save(vidzoo.create_model(MODEL, embed_dim=32, depth=1, num_heads=2, patch_size=8).state_dict(), weights)
+    assert "does not exist" in error("predict", "--model", MODEL, "--weights", weights, tmp_path / "nope.mp4", *TINY)
     assert "no checkpoint" in error(*train_args(motion, tmp_path / "fresh"), "--resume")
 
 

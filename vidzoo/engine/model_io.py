@@ -248,6 +248,10 @@ def load_model(name_or_path: str, pretrained: bool | None = None, weights: PathL
         The model in eval mode.
     """
     if not looks_like_path(name_or_path) and not name_or_path.startswith(_SCHEMES):
+        try:
+            get_pretrained_cfg(name_or_path)  # unknown names and tags first: the closest names
+        except ValueError as e:
+            raise UserError(f"cannot build model '{name_or_path}': {str(e).splitlines()[0]}") from e
         pretrained = wants_weights(name_or_path, pretrained) or weights is not None
         if require_weights and not pretrained:
             raise _no_weights_error(name_or_path)
