@@ -124,7 +124,7 @@ def test_evaluate_and_report_files(tmp_path):
     files = write_eval_outputs(res, tmp_path, ["a", "b", "c"], (0.5,) * 3, (0.5,) * 3,
                                sample_names=[f"v{i}.mp4" for i in range(n)], extra={"views": "2x1"})
     assert set(files) == {"metrics", "per_class", "confusion_csv", "confusion_png", "predictions", "samples_png",
-                          "samples_gif"}
+                          "samples_gif", "log"}
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["views"] == "2x1" and set(metrics["per_class_accuracy"]) == {"a", "b", "c"}
     rows = (tmp_path / "confusion_matrix.csv").read_text().splitlines()

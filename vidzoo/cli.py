@@ -147,10 +147,9 @@ def _make_train_config(TrainConfig, args: argparse.Namespace, pretrained: bool, 
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .engine.distributed import is_main_process
     from .engine.train import train
     result = train(_train_config(args))
-    if is_main_process():
+    if result.is_main:  # after train() has left torch.distributed every rank would call itself the main one
         _print_train_outputs(result)
     return 0
 
@@ -185,15 +184,15 @@ def _load(args: argparse.Namespace):
 
 def _on_error_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--on-error", choices=("skip", "raise"), default="skip",
-                   help="unreadable videos: skip them with a warning naming each (counted per epoch; default) "
-                        "or stop at the first with an error naming it")
+                   help="unreadable videos: skip them (default; training substitutes another sample, "
+                        "validation and eval exclude the video from every figure; each is named in the log "
+                        "and counted) or stop at the first with an error naming it")
 
 
 def _default_eval_output(model: str) -> Path:
-    p = Path(model)
-    if p.is_dir() and ((p / "checkpoints").is_dir() or (p / "model").is_dir()):
-        return p / "eval"
-    return Path("vidzoo-eval")
+    from .engine.run_layout import RunLayout
+    run = RunLayout(model)
+    return run.eval_dir if run.is_run() else Path("vidzoo-eval")
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -208,8 +207,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if is_main_process():
         r = run.result
         k5 = min(5, len(run.class_names))
-        print(f"{r.num_samples} clips, {run.views[0]}x{run.views[1]} views: top-1 {r.top1:.2f}%  top-{k5} "
+        print(f"{r.num_samples} videos scored, {run.views[0]}x{run.views[1]} views: top-1 {r.top1:.2f}%  top-{k5} "
               f"{r.top5:.2f}%  loss {r.loss:.4f}")
+        if r.unreadable:
+            print(f"{len(r.unreadable)} unreadable video(s) excluded from every figure:")
+            for u in r.unreadable:
+                print(f"  {u['path']}: {u['reason']}")
         for name, acc in zip(run.class_names, r.per_class_accuracy):
             if acc is not None:
                 print(f"  {name:<24} {acc:6.2f}%")
@@ -222,14 +225,22 @@ def cmd_predict(args: argparse.Namespace) -> int:
     model = _load(args)
     preds = predict_videos(model, args.videos, top_k=args.top_k, views=args.views, device=args.device,
                            amp=args.amp, sampling=args.sampling, frame_stride=args.frame_stride)
+    failed = [p for p in preds if not p.ok]
     if args.json:
         print(json.dumps([p.to_dict() for p in preds], indent=2))
-        return 0
-    for p in preds:
-        print(p.path)
-        width = max(len(name) for _, name, _ in p.top)
-        for rank, (_, name, prob) in enumerate(p.top, 1):
-            print(f"  {rank}. {name:<{width}}  {prob:.4f}")
+    else:
+        for p in preds:
+            if not p.ok:
+                continue
+            print(p.path)
+            width = max(len(name) for _, name, _ in p.top)
+            for rank, (_, name, prob) in enumerate(p.top, 1):
+                print(f"  {rank}. {name:<{width}}  {prob:.4f}")
+    for p in failed:
+        print(f"vidzoo: cannot read video '{p.path}': {p.error}", file=sys.stderr)
+    if failed:  # partial results: the readable videos were answered above
+        print(f"vidzoo: {len(failed)} of {len(preds)} videos could not be read", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -239,7 +250,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     cfg = DemoConfig(output=args.output, epochs=args.epochs, num_classes=args.classes,
                      videos_per_class=args.videos_per_class, val_videos_per_class=args.val_videos_per_class,
                      device=args.device, seed=args.seed, workers=args.workers, threads=args.threads,
-                     progress=not args.no_progress)
+                     progress=not args.no_progress, overwrite=args.overwrite)
     run_demo(cfg)
     return 0
 
@@ -372,7 +383,10 @@ def build_parser() -> argparse.ArgumentParser:
     _runtime_options(p)
     p.set_defaults(func=cmd_eval)
 
-    p = sub.add_parser("predict", help="top-k labels of video files")
+    p = sub.add_parser("predict", help="top-k labels of video files",
+                       description="Top-k labels of video files. Every readable video is answered; unreadable ones "
+                                   "are named on stderr (and marked with \"ok\": false and an \"error\" in --json "
+                                   "output) and the exit status is then 1.")
     p.add_argument("--model", required=True,
                    help="training output folder, saved model folder, checkpoint .pth, or registry name")
     p.add_argument("videos", nargs="+", metavar="VIDEO", help="video files or frame folders")
@@ -397,6 +411,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=1,
                    help="torch CPU threads (default 1: fastest for the tiny demo model; 0 = torch's default)")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--overwrite", action="store_true", help="replace a previous demo in --output (as train does)")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("convert", help="convert an upstream checkpoint (HF transformers, official TimeSformer, "

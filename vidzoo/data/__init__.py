@@ -5,10 +5,13 @@ Clips are ``(C, T, H, W)`` tensors: ``uint8`` straight from the decoder, float a
 """
 from .datasets import (
     VIDEO_EXTENSIONS,
+    CachedVideoFolder,
+    CachedVideoListDataset,
     ClipDataset,
     NpzVolumeDataset,
     VideoFolder,
     VideoListDataset,
+    VideoPathDataset,
     split_indices,
     train_val_split,
 )
@@ -22,6 +25,7 @@ from .decode import (
     read_video_clips,
     video_info,
 )
+from .input_spec import InputSpec
 from .sampling import FrameSampler, dense_clip_indices, multi_clip_indices, uniform_segment_indices
 from .synthetic import MOTION_DIRECTIONS, default_codec, make_motion_dataset, write_video
 from .transforms import (
@@ -41,6 +45,13 @@ from .transforms import (
     resolve_data_config,
     train_transforms,
 )
+from .unreadable import (
+    UNREADABLE_ERRORS,
+    ExcludeUnreadable,
+    SubstituteUnreadable,
+    Unreadable,
+    collate_readable,
+)
 
 __all__ = [
     # decode
@@ -51,10 +62,12 @@ __all__ = [
     # transforms
     "IMAGENET_MEAN", "IMAGENET_STD", "Compose", "ShortSideResize", "Resize", "RandomResizedCrop",
     "CenterCrop", "ThreeCrop", "RandomHorizontalFlip", "ToFloat", "Normalize", "resize_clip",
-    "resolve_data_config", "train_transforms", "eval_transforms",
+    "resolve_data_config", "train_transforms", "eval_transforms", "InputSpec",
     # datasets
     "VIDEO_EXTENSIONS", "ClipDataset", "VideoFolder", "VideoListDataset", "NpzVolumeDataset",
-    "split_indices", "train_val_split",
+    "CachedVideoFolder", "CachedVideoListDataset", "VideoPathDataset", "split_indices", "train_val_split",
+    # unreadable videos: substitute (training) or exclude (evaluation)
+    "UNREADABLE_ERRORS", "Unreadable", "SubstituteUnreadable", "ExcludeUnreadable", "collate_readable",
     # synthetic
     "MOTION_DIRECTIONS", "default_codec", "write_video", "make_motion_dataset",
 ]

@@ -5,17 +5,26 @@ views (``FrameSampler(num_clips=K)`` at evaluation and/or a multi-crop transform
 ``ThreeCrop``) the views are stacked as ``(V, C, T, H, W)``, ``V = clips x crops``, clip-major.
 
 Unreadable videos: with ``on_error="skip"`` (default) a file that fails to decode is reported once
-with a ``RuntimeWarning`` naming it, recorded in ``dataset.skipped`` (``dataset.num_skipped``), and
-the next readable sample is returned instead, so an epoch neither crashes nor hides the problem.
-With ``DataLoader(num_workers > 0)`` each worker holds its own copy of these counters.
-With ``on_error="raise"`` the :class:`~vidzoo.data.VideoDecodeError` (or ``FileNotFoundError``)
-propagates, naming the file.
+on the ``vidzoo.data`` logger (one line naming it), recorded in ``dataset.skipped``
+(``dataset.num_skipped``), and the next readable sample is returned instead, so an epoch neither
+crashes nor hides the problem. With ``DataLoader(num_workers > 0)`` each worker holds its own copy
+of these counters. With ``on_error="raise"`` the :class:`~vidzoo.data.VideoDecodeError` (or
+``FileNotFoundError``) propagates, naming the file. Substitution suits training only; evaluation
+wraps a ``"raise"`` dataset in :class:`~vidzoo.data.ExcludeUnreadable`, which drops an unreadable
+video from the batch and reports it (see :mod:`vidzoo.data.unreadable`).
+
+A dataset is built once with its sampler and transform. :meth:`ClipDataset.with_pipeline`,
+:meth:`~ClipDataset.subset` and :meth:`~ClipDataset.relabel` return new datasets over the same
+listing (nothing is changed in place), so a train/val split holds its own samples and no code has
+to walk :class:`~torch.utils.data.Subset` chains.
 """
 from __future__ import annotations
 
+import copy
 import errno
+import logging
 import os
-import warnings
+import stat
 from pathlib import Path
 from typing import Any, Callable, Literal, Sequence, Union
 
@@ -33,6 +42,9 @@ __all__ = [
     "VideoFolder",
     "VideoListDataset",
     "NpzVolumeDataset",
+    "CachedVideoFolder",
+    "CachedVideoListDataset",
+    "VideoPathDataset",
     "split_indices",
     "train_val_split",
 ]
@@ -42,6 +54,8 @@ Transform = Callable[[torch.Tensor], torch.Tensor]
 OnError = Literal["skip", "raise"]
 
 VIDEO_EXTENSIONS: tuple[str, ...] = (".mp4", ".avi", ".mkv", ".webm", ".mov")
+
+_logger = logging.getLogger(__name__)
 
 
 def _check_on_error(on_error: str) -> None:
@@ -110,8 +124,49 @@ class ClipDataset(Dataset):
         """Whether sample ``index`` was found unreadable (in this process) and substituted."""
         return str(self.samples[index][0]) in self._skipped_set
 
+    def source(self, index: int) -> str:
+        """Where sample ``index`` comes from (a path, or ``file[key][i]`` for npz volumes)."""
+        return str(self.samples[index][0])
+
     def __len__(self) -> int:
         return len(self.samples)
+
+    # -- new datasets over the same listing (nothing changes in place) ---------------------------
+    def _copy(self) -> "ClipDataset":
+        new = copy.copy(self)
+        new.skipped, new._skipped_set = [], set()
+        return new
+
+    def with_pipeline(self, sampler: FrameSampler | Callable | None, transform: Transform | None,
+                      train: bool, on_error: OnError | None = None) -> "ClipDataset":
+        """A new dataset over the same samples with this sampler, transform and mode.
+
+        Args:
+            sampler: See :class:`ClipDataset`.
+            transform: See :class:`ClipDataset`.
+            train: See :class:`ClipDataset`.
+            on_error: Unreadable-sample policy of the new dataset (default: this one's).
+        """
+        if on_error is not None:
+            _check_on_error(on_error)
+        new = self._copy()
+        new.sampler, new.transform, new.train = sampler, transform, train
+        new.on_error = on_error or self.on_error
+        return new
+
+    def subset(self, indices: Sequence[int]) -> "ClipDataset":
+        """A new dataset holding samples ``indices`` (in that order), with the same classes."""
+        new = self._copy()
+        new.samples = [self.samples[i] for i in indices]
+        return new
+
+    def relabel(self, mapping: Sequence[int], classes: Sequence[str]) -> "ClipDataset":
+        """A new dataset whose label ``y`` becomes ``mapping[y]`` and whose classes are ``classes``
+        (e.g. the data's class order -> a model's label order)."""
+        new = self._copy()
+        new.samples = [(src, int(mapping[label])) for src, label in self.samples]
+        new.classes = list(classes)
+        return new
 
     def _indices_fn(self) -> Callable[[int], list[torch.Tensor]] | None:
         if self.sampler is None:
@@ -138,8 +193,8 @@ class ClipDataset(Dataset):
             return
         self._skipped_set.add(source)
         self.skipped.append(source)
-        warnings.warn(f"skipping unreadable sample '{source}' ({err}); substituting the next readable one",
-                      RuntimeWarning, stacklevel=3)
+        _logger.warning("skipping unreadable sample '%s' (%s); substituting the next readable one", source,
+                        str(err).splitlines()[0] if str(err) else type(err).__name__)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         n = len(self)
@@ -218,15 +273,51 @@ class VideoFolder(_VideoSourceDataset):
         if not class_dirs:
             raise ValueError(f"no class folders in '{self.root}': expected root/<class>/<video file or frame folder>")
         self.classes = [d.name for d in class_dirs]
+        self.ignored: list[tuple[str, str]] = []
+        empty: list[str] = []
         for label, d in enumerate(class_dirs):
+            before = len(self.samples)
             for entry in sorted(d.iterdir(), key=lambda p: _natural_key(p.name)):
                 if entry.name.startswith("."):
                     continue
-                if (entry.is_file() and entry.suffix.lower() in exts) or is_frame_folder(entry):
+                kind = _entry_kind(entry, exts)
+                if kind == "video":
                     self.samples.append((str(entry), label))
+                elif kind is not None:
+                    self.ignored.append((str(entry), kind))
+            if len(self.samples) == before:
+                empty.append(d.name)
         if not self.samples:
             raise ValueError(f"no videos in '{self.root}': expected root/<class>/<file with extension "
                              f"{'/'.join(exts)} or folder of jpg/png frames>")
+        if empty:
+            raise ValueError(f"class folder(s) without videos in '{self.root}': {', '.join(empty[:8])}"
+                             f"{' ...' if len(empty) > 8 else ''}; every class needs at least one video "
+                             f"(remove the folder, or move the data so that root/<class>/<video>)")
+        for path, why in self.ignored:
+            _logger.warning("ignoring '%s': %s", path, why)
+
+
+def _entry_kind(entry: Path, exts: tuple[str, ...]) -> str | None:
+    """``'video'`` for a usable sample; a reason for an entry that looks like one but is not used
+    (a FIFO or device named like a video, videos in a nested folder); None for anything else."""
+    try:
+        mode = entry.stat().st_mode
+    except OSError as e:  # a dangling symlink
+        return f"cannot stat it ({e.strerror})" if entry.suffix.lower() in exts else None
+    if stat.S_ISREG(mode):
+        return "video" if entry.suffix.lower() in exts else None
+    if stat.S_ISDIR(mode):
+        if is_frame_folder(entry):
+            return "video"
+        nested = [p for p in entry.rglob("*") if p.suffix.lower() in exts or is_frame_folder(p)]
+        if nested:
+            return (f"a nested folder holding {len(nested)} video(s), which are not used "
+                    f"(expected root/<class>/<video file or frame folder>)")
+        return None
+    if entry.suffix.lower() in exts:
+        return "not a regular file (FIFO, socket or device); only files and frame folders are read"
+    return None
 
 
 _HEADER_LABELS = {"label", "labels", "class", "class_name", "classname", "category", "target", "y"}
@@ -389,15 +480,66 @@ class NpzVolumeDataset(ClipDataset):
         num_classes = int(self.labels.max()) + 1 if len(self.labels) else 0
         self.classes = list(label_names) if label_names is not None else [str(i) for i in range(num_classes)]
         self.samples = [(f"{self.path}[{ikey}][{i}]", int(lab)) for i, lab in enumerate(self.labels)]
+        self.rows = list(range(len(self.samples)))  # sample -> row of ``images``
+
+    def subset(self, indices: Sequence[int]) -> "NpzVolumeDataset":
+        new = super().subset(indices)
+        new.rows = [self.rows[i] for i in indices]
+        return new
 
     def read_clips(self, index: int) -> list[torch.Tensor]:
-        vol = torch.from_numpy(self.images[index]).unsqueeze(0)  # (1, D, H, W)
+        vol = torch.from_numpy(self.images[self.rows[index]]).unsqueeze(0)  # (1, D, H, W)
         if vol.is_floating_point():
             vol = vol.float()
         fn = self._indices_fn()
         if fn is None:
             return [vol]
         return [vol[:, idx] for idx in fn(vol.shape[1])]
+
+
+# --------------------------------------------------------------------------------------------------
+# frame cache and path lists
+
+
+class _FrameCache:
+    """Mixin for video datasets: decode each video once (every frame, ``uint8``) and cut later
+    clips from memory. For small datasets of short clips; memory grows with the data. The cache is
+    keyed by path, so datasets derived with ``subset``/``with_pipeline`` share it safely."""
+
+    def read_clips(self, index: int) -> list[torch.Tensor]:
+        cache = self.__dict__.setdefault("_frame_cache", {})
+        path = self.samples[index][0]
+        full = cache.get(path)
+        if full is None:
+            full = cache[path] = read_video_clips(path, None)[0]
+        fn = self._indices_fn()
+        if fn is None:
+            return [full]
+        clips = fn(full.shape[1])
+        if isinstance(clips, torch.Tensor) and clips.ndim == 1:
+            clips = [clips]
+        return [full[:, torch.as_tensor(c, dtype=torch.long)] for c in clips]
+
+
+class CachedVideoFolder(_FrameCache, VideoFolder):
+    """:class:`VideoFolder` that decodes each video once and keeps its frames."""
+
+
+class CachedVideoListDataset(_FrameCache, VideoListDataset):
+    """:class:`VideoListDataset` that decodes each video once and keeps its frames."""
+
+
+class VideoPathDataset(_VideoSourceDataset):
+    """Unlabelled videos (files or frame folders) given by path, for prediction (label ``-1``).
+
+    Paths are not checked here: a missing or unreadable one fails when read (``on_error="raise"``
+    by default), so a caller can answer every readable video and name the others.
+    """
+
+    def __init__(self, paths: Sequence[PathLike], sampler: FrameSampler | Callable | None = None,
+                 transform: Transform | None = None, on_error: OnError = "raise") -> None:
+        super().__init__(sampler, transform, train=False, on_error=on_error)
+        self.samples = [(str(p), -1) for p in paths]
 
 
 # --------------------------------------------------------------------------------------------------

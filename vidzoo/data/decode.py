@@ -89,6 +89,9 @@ def _check_exists(path: PathLike) -> Path:
     p = Path(path)
     if not p.exists():
         raise FileNotFoundError(errno.ENOENT, "video file or frame folder not found", str(p))
+    if not (p.is_file() or p.is_dir()):
+        # FFmpeg would block forever on a FIFO with no writer (or read a device without end).
+        raise VideoDecodeError(p, "not a regular file or frame folder (a FIFO, socket or device)")
     return p
 
 

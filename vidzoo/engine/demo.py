@@ -20,6 +20,7 @@ from typing import Any
 import torch
 
 from .errors import UserError
+from .run_layout import RunLayout
 
 DEMO_MODEL = "vivit_joint_tiny_patch16x2_224"
 # Width 64, one block, 4x4 patches x 4 frames -> 2 x 8 x 8 = 128 tokens; mean-pooled tokens (no
@@ -36,7 +37,8 @@ class DemoConfig:
     """Settings of the demo (defaults tuned to learn clearly in a few CPU minutes).
 
     Attributes:
-        output: Output folder (``data/``, ``run/``; replaced on every run).
+        output: Output folder (``data/``, ``run/``). A previous demo there is only replaced with
+            ``overwrite`` (the rule of ``vidzoo train``).
         epochs: Training epochs.
         num_classes: Motion directions (2..8).
         videos_per_class: Training videos per class.
@@ -50,6 +52,7 @@ class DemoConfig:
             synchronisation that costs more than it saves (up to 30x slower epochs on a busy
             2-core machine); 0 keeps torch's default.
         progress: Progress bars.
+        overwrite: Replace a previous demo in ``output``.
     """
 
     output: str = "vidzoo-demo"
@@ -64,6 +67,7 @@ class DemoConfig:
     workers: int = 0
     threads: int = 1
     progress: bool = True
+    overwrite: bool = False
     lr: float = 2e-3
     batch_size: int = 16
     model: str = DEMO_MODEL
@@ -117,8 +121,11 @@ def _run_demo(cfg: DemoConfig) -> DemoResult:
 
     t0 = time.time()
     out = Path(cfg.output)
-    data_dir, run_dir = out / "data", out / "run"
-    eval_dir = run_dir / "eval"
+    data_dir, run = out / "data", RunLayout(out / "run")
+    run_dir, eval_dir = run.root, run.eval_dir
+    if (data_dir.exists() or run.holds_previous_run()) and not cfg.overwrite:
+        raise UserError(f"'{out}' already holds a demo ({data_dir if data_dir.exists() else run.root}); pass "
+                        f"--overwrite to replace it, or another --output")
     if data_dir.exists():
         shutil.rmtree(data_dir)
     _say(f"[1/4] writing {cfg.num_classes} motion classes x ({cfg.videos_per_class} train + "
@@ -135,7 +142,7 @@ def _run_demo(cfg: DemoConfig) -> DemoResult:
                        batch_size=cfg.batch_size, lr=cfg.lr, warmup_epochs=1, model_overrides=dict(cfg.model_overrides),
                        num_frames=8, img_size=cfg.size, sampling="dense", frame_stride=2, hflip=0.0,
                        crop_scale=(1.0, 1.0),
-                       cache_videos=True, overwrite=True, device=cfg.device, seed=cfg.seed, workers=cfg.workers,
+                       cache_videos=True, overwrite=cfg.overwrite, device=cfg.device, seed=cfg.seed, workers=cfg.workers,
                        progress=cfg.progress)
     result = train(tcfg)
 
@@ -155,7 +162,7 @@ def _run_demo(cfg: DemoConfig) -> DemoResult:
         _say(f"      {i}. {name:<8} {prob:.3f}")
 
     wall = time.time() - t0
-    model_dir = run_dir / "model" if result.model_dir is not None else run_dir / "checkpoints" / "best.pth"
+    model_dir = run.model_dir if result.model_dir is not None else run.best
     _say(f"\ndone in {wall:.0f}s. Outputs:")
     _say(f"  videos            {data_dir}/{{train,val}}/<class>/*.mp4")
     _say(f"  training          {run_dir}/  (train.log, metrics.json/.csv, curves.png, checkpoints/)")

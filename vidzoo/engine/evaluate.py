@@ -5,10 +5,14 @@ Batches may hold one view per sample ``(B, C, T, H, W)`` or several ``(B, V, C, 
 (``V = clips x crops``, as :mod:`vidzoo.data` datasets stack them); the softmax scores of the views
 are averaged. The reported loss is the negative log of the averaged probability of the true class
 (plain cross-entropy for one view).
+
+Evaluation never substitutes a sample: :func:`make_eval_loader` wraps the dataset in
+:class:`~vidzoo.data.ExcludeUnreadable`, so an unreadable video is left out of the batch, of every
+count, metric, per-class figure, confusion matrix and sample picture, and is listed in
+:attr:`EvalResult.unreadable` (and in the report files) with the reason.
 """
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import os
@@ -23,33 +27,15 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
+from ..data import ExcludeUnreadable, collate_readable
 from .checkpoint import atomic_write_json, atomic_write_text
 from .distributed import ShardedEvalSampler, all_gather_object, get_rank, get_world_size
 from .metrics import ClassificationMeter
 from .plots import denormalize, plot_confusion_matrix, save_clip_grid
+from .precision import autocast_context
+from .run_layout import EVAL_LOG
 
 PathLike = str | os.PathLike
-
-
-class IndexedDataset(Dataset):
-    """Wraps a dataset so samples come with their index: ``(x, y, index)``."""
-
-    def __init__(self, dataset: Dataset) -> None:
-        self.dataset = dataset
-
-    def __len__(self) -> int:
-        return len(self.dataset)  # type: ignore[arg-type]
-
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int, int]:
-        x, y = self.dataset[index][:2]
-        return x, y, index
-
-
-def autocast_context(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:
-    """``torch.autocast`` for ``dtype`` on ``device``, or a no-op for full precision."""
-    if dtype is None:
-        return contextlib.nullcontext()
-    return torch.autocast(device.type, dtype=dtype)
 
 
 def predict_probs(model: nn.Module, x: torch.Tensor, amp_dtype: torch.dtype | None = None) -> torch.Tensor:
@@ -71,13 +57,15 @@ class EvalResult:
         loss: Mean negative log-likelihood of the (view-averaged) probabilities.
         top1: Top-1 accuracy, percent.
         top5: Top-5 accuracy, percent (top-K when there are K < 5 classes).
-        num_samples: Samples evaluated, over all ranks.
+        num_samples: Samples scored, over all ranks (unreadable ones are not counted).
         confusion: ``(K, K)`` counts, rows true class, columns predicted class.
         per_class_accuracy: Top-1 per true class (None for a class without samples).
         predictions: Per sample ``{'index', 'label', 'pred', 'prob', 'topk'}``, sorted by index
             (only when asked for).
         visuals: ``(clip, label, pred, prob)`` of a few samples spread over the data (rank 0's).
-        samples_per_rank: Samples evaluated by each rank.
+        samples_per_rank: Samples scored by each rank.
+        unreadable: ``{'index', 'path', 'reason'}`` of every sample that could not be read (over
+            all ranks, by index); excluded from everything above.
     """
 
     loss: float
@@ -89,11 +77,13 @@ class EvalResult:
     predictions: list[dict[str, Any]] | None = None
     visuals: list[tuple[torch.Tensor, int, int, float]] = field(default_factory=list)
     samples_per_rank: list[int] = field(default_factory=list)
+    unreadable: list[dict[str, Any]] = field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
-        """``{'loss', 'top1', 'top5', 'num_samples', 'samples_per_rank'}``."""
+        """``{'loss', 'top1', 'top5', 'num_samples', 'unreadable', 'samples_per_rank'}``
+        (``unreadable``: how many samples were excluded)."""
         return {"loss": self.loss, "top1": self.top1, "top5": self.top5, "num_samples": self.num_samples,
-                "samples_per_rank": self.samples_per_rank}
+                "unreadable": len(self.unreadable), "samples_per_rank": self.samples_per_rank}
 
 
 def _visual_indices(n: int, k: int, rank: int, world: int) -> set[int]:
@@ -109,7 +99,8 @@ def _visual_indices(n: int, k: int, rank: int, world: int) -> set[int]:
 def evaluate(model: nn.Module, loader: DataLoader, device: torch.device | str, num_classes: int,
              amp_dtype: torch.dtype | None = None, collect_predictions: bool = False, num_visuals: int = 0,
              top_k: int = 5, progress: bool = True, desc: str = "eval") -> EvalResult:
-    """Evaluate ``model`` on ``loader`` (``(x, y)`` or ``(x, y, index)`` batches).
+    """Evaluate ``model`` on ``loader`` (``(x, y)``, ``(x, y, index)`` or, from
+    :func:`make_eval_loader`, ``(x, y, index, unreadable)`` batches).
 
     Under ``torch.distributed`` each rank evaluates its shard (use :class:`ShardedEvalSampler`
     so no sample is counted twice) and the metrics are summed over ranks; pass the model without
@@ -122,7 +113,7 @@ def evaluate(model: nn.Module, loader: DataLoader, device: torch.device | str, n
         num_classes: ``K``.
         amp_dtype: Autocast dtype (``torch.bfloat16`` / ``torch.float16``) or None.
         collect_predictions: Keep every sample's prediction (gathered onto every rank); needs
-            ``(x, y, index)`` batches (:class:`IndexedDataset`).
+            batches with indices (:func:`make_eval_loader`).
         num_visuals: Keep this many clips (first view) for a picture.
         top_k: Classes kept per prediction.
         progress: tqdm bar.
@@ -133,9 +124,14 @@ def evaluate(model: nn.Module, loader: DataLoader, device: torch.device | str, n
     meter = ClassificationMeter(num_classes, device)
     preds: list[dict[str, Any]] = []
     visuals: list[tuple[torch.Tensor, int, int, float]] = []
+    unreadable: list[dict[str, Any]] = []
     n_total = len(loader.dataset)  # type: ignore[arg-type]
     want = _visual_indices(n_total, num_visuals, get_rank(), get_world_size())
     for batch in tqdm(loader, desc=desc, disable=None if progress else True, leave=False, dynamic_ncols=True):
+        if len(batch) > 3:
+            unreadable += [u.to_dict() for u in batch[3]]
+            if batch[0] is None:  # nothing readable in this batch
+                continue
         x, y = batch[0].to(device, non_blocking=True), batch[1].to(device, non_blocking=True)
         index = batch[2].tolist() if len(batch) > 2 else [None] * len(y)
         probs = predict_probs(model, x, amp_dtype)
@@ -152,21 +148,31 @@ def evaluate(model: nn.Module, loader: DataLoader, device: torch.device | str, n
                     clip = x[j, 0] if x.ndim == 6 else x[j]
                     visuals.append((clip.float().cpu(), int(y[j]), int(top_i[j, 0]), float(top_p[j, 0])))
     m = meter.compute()
+    unreadable = sorted((u for part in all_gather_object(unreadable) for u in part), key=lambda u: u["index"])
     predictions = None
     if collect_predictions:
         predictions = sorted((p for part in all_gather_object(preds) for p in part),
                              key=lambda p: (p["index"] is None, p["index"]))
     return EvalResult(loss=m["loss"], top1=m["top1"], top5=m["top5"], num_samples=m["num_samples"],
                       confusion=meter.confusion.cpu(), per_class_accuracy=meter.per_class_accuracy(),
-                      predictions=predictions, visuals=visuals, samples_per_rank=m["samples_per_rank"])
+                      predictions=predictions, visuals=visuals, samples_per_rank=m["samples_per_rank"],
+                      unreadable=unreadable)
 
 
 def make_eval_loader(dataset: Dataset, batch_size: int, workers: int = 0, pin_memory: bool = False,
-                     with_index: bool = False, persistent_workers: bool = False) -> DataLoader:
-    """A sharded (under DDP), ordered loader for evaluation."""
-    ds = IndexedDataset(dataset) if with_index else dataset
+                     with_index: bool = True, persistent_workers: bool = False, on_error: str = "skip"
+                     ) -> DataLoader:
+    """A sharded (under DDP), ordered loader for evaluation, batches ``(x, y, index, unreadable)``.
+
+    ``dataset`` must raise on an unreadable sample (datasets built with ``on_error="raise"``): with
+    ``on_error="skip"`` the sample is excluded from the batch and reported, never substituted;
+    with ``"raise"`` the error stops the evaluation. ``with_index`` is kept for compatibility
+    (batches always carry indices).
+    """
+    ds = ExcludeUnreadable(dataset, on_error=on_error)
     return DataLoader(ds, batch_size=batch_size, sampler=ShardedEvalSampler(ds), num_workers=workers,
-                      pin_memory=pin_memory, persistent_workers=persistent_workers and workers > 0)
+                      pin_memory=pin_memory, persistent_workers=persistent_workers and workers > 0,
+                      collate_fn=collate_readable)
 
 
 # -------------------------------------------------------------------------------------- outputs
@@ -187,9 +193,12 @@ def write_eval_outputs(result: EvalResult, out_dir: PathLike, class_names: Seque
                        extra: dict[str, Any] | None = None) -> dict[str, Path]:
     """Write an evaluation's files into ``out_dir``.
 
-    Files: ``metrics.json`` (top-1/top-5/loss, per-class accuracy, ``extra``), ``per_class.csv``,
-    ``confusion_matrix.csv`` and ``.png``, ``predictions.csv`` (when collected), and
-    ``samples.png`` (frame strips) + ``samples.gif`` (animated grid) captioned true vs. predicted.
+    Files: ``metrics.json`` (top-1/top-5/loss and ``num_samples`` over scored videos only, per-class
+    accuracy, ``unreadable`` count and ``unreadable_videos`` with their reasons, ``extra``),
+    ``per_class.csv``, ``confusion_matrix.csv`` and ``.png``, ``predictions.csv`` (when collected:
+    one scored row per readable video, and a row with status ``unreadable`` and no prediction per
+    excluded one), ``eval.log`` (the counts and every excluded file by name), and ``samples.png``
+    (frame strips) + ``samples.gif`` (animated grid) captioned true vs. predicted.
 
     Args:
         result: The evaluation.
@@ -209,8 +218,12 @@ def write_eval_outputs(result: EvalResult, out_dir: PathLike, class_names: Seque
     cm = result.confusion
     per_class = {n: a for n, a in zip(names, result.per_class_accuracy)}
     paths: dict[str, Path] = {}
-    paths["metrics"] = atomic_write_json({**result.summary(), "per_class_accuracy": per_class, **(extra or {})},
-                                         out / "metrics.json")
+    bad = [{"path": u["path"], "reason": u["reason"]} for u in result.unreadable]
+    paths["metrics"] = atomic_write_json({**result.summary(), "unreadable_videos": bad, "per_class_accuracy": per_class,
+                                          **(extra or {})}, out / "metrics.json")
+    log = [f"{result.num_samples} video(s) scored, {len(bad)} unreadable and excluded from every figure"]
+    log += [f"excluded unreadable video '{u['path']}': {u['reason']}" for u in bad]
+    paths["log"] = atomic_write_text("\n".join(log) + "\n", out / EVAL_LOG)
     support = cm.sum(dim=1).tolist()
     rows = [["class", "samples", "correct", "accuracy"]]
     rows += [[n, support[k], int(cm[k, k]), "" if a is None else f"{a:.2f}"]
@@ -220,12 +233,15 @@ def write_eval_outputs(result: EvalResult, out_dir: PathLike, class_names: Seque
     paths["confusion_csv"] = atomic_write_text(_csv_text(rows), out / "confusion_matrix.csv")
     paths["confusion_png"] = plot_confusion_matrix(cm, names, out / "confusion_matrix.png")
     if result.predictions is not None:
-        rows = [["index", "sample", "true", "pred", "prob", "correct"]]
+        rows = [["index", "sample", "true", "pred", "prob", "correct", "status"]]
+        scored = []
         for p in result.predictions:
             i = p["index"]
             sample = sample_names[i] if sample_names is not None and i is not None else ""
-            rows.append([i, sample, names[p["label"]], names[p["pred"]], f"{p['prob']:.4f}",
-                         int(p["label"] == p["pred"])])
+            scored.append((i, [i, sample, names[p["label"]], names[p["pred"]], f"{p['prob']:.4f}",
+                               int(p["label"] == p["pred"]), "scored"]))
+        scored += [(u["index"], [u["index"], u["path"], "", "", "", "", "unreadable"]) for u in result.unreadable]
+        rows += [r for _, r in sorted(scored, key=lambda t: (t[0] is None, t[0] if t[0] is not None else 0))]
         paths["predictions"] = atomic_write_text(_csv_text(rows), out / "predictions.csv")
     if result.visuals:
         clips = [denormalize(v[0], mean, std) for v in result.visuals]
@@ -237,12 +253,7 @@ def write_eval_outputs(result: EvalResult, out_dir: PathLike, class_names: Seque
 
 
 def sample_names_of(dataset: Dataset) -> list[str] | None:
-    """Per index, the source of each sample (video path) when the dataset knows it."""
-    from torch.utils.data import Subset
-    if isinstance(dataset, Subset):
-        inner = sample_names_of(dataset.dataset)
-        return [inner[i] for i in dataset.indices] if inner is not None else None
-    if hasattr(dataset, "dataset") and not hasattr(dataset, "samples"):  # wrappers (label remapping)
-        return sample_names_of(dataset.dataset)
-    samples = getattr(dataset, "samples", None)
-    return [str(s[0]) for s in samples] if samples is not None else None
+    """Per index, the source of each sample (video path) when the dataset knows it
+    (``dataset.source(i)``, as :class:`~vidzoo.data.ClipDataset` does)."""
+    source = getattr(dataset, "source", None)
+    return [source(i) for i in range(len(dataset))] if callable(source) else None  # type: ignore[arg-type]

@@ -1,5 +1,9 @@
 """Evaluate a model on a dataset path, and classify video files: the work behind ``vidzoo eval``
-and ``vidzoo predict``."""
+and ``vidzoo predict``.
+
+Neither substitutes an unreadable video: evaluation excludes it from every figure and lists it in
+its report; prediction answers every readable video and marks the others with the reason.
+"""
 from __future__ import annotations
 
 import os
@@ -10,12 +14,14 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
-from ..data import VideoDecodeError
-from .data_setup import (InputSpec, VideoPaths, align_classes, check_input_fits, configure_dataset, open_eval)
+from ..data import UNREADABLE_ERRORS, VideoPathDataset
+from ..data.unreadable import reason_of
+from .data_sources import open_eval
 from .distributed import DistInfo, init_distributed
 from .errors import UserError
 from .evaluate import EvalResult, evaluate, make_eval_loader, predict_probs, sample_names_of, write_eval_outputs
-from .train import resolve_amp
+from .pipelines import align_classes, build_dataset, check_input_fits, input_spec
+from .precision import resolve_amp
 
 PathLike = str | os.PathLike
 
@@ -81,31 +87,39 @@ def run_evaluation(model: nn.Module, data: PathLike, views: str | tuple[int, int
         output: Folder for ``metrics.json``, CSVs, confusion matrix and sample pictures (rank 0);
             None writes nothing.
         split: Data split (npz split or split sub-folder).
-        amp: See :class:`~vidzoo.engine.train.TrainConfig`.
+        amp: See :class:`~vidzoo.engine.config.TrainConfig`.
         num_visuals: Clips in the captioned sample picture.
         progress: tqdm bar.
         sampling: Override the model's temporal sampling.
         frame_stride: Override the model's dense sampling stride.
-        on_error: Unreadable videos: ``skip`` (warn naming each) or ``raise``.
+        on_error: Unreadable videos: ``skip`` (excluded from every count and figure, listed in
+            ``result.unreadable``, ``metrics.json``, ``predictions.csv`` and ``eval.log``) or
+            ``raise`` (stop at the first, naming it). Never substituted.
 
     Raises:
-        UserError: Missing/empty data, classes the model does not know, clips of the wrong shape.
+        UserError: Missing/empty data, classes the model does not know, clips of the wrong shape, no
+            readable video at all.
     """
     dinfo: DistInfo = init_distributed(device)
     model = model.to(dinfo.device).eval()
     label_names = model.pretrained_cfg.get("label_names")
     views = parse_views(views, model)
-    ds, data_classes = open_eval(data, split, classes=label_names, on_error=on_error)
-    spec = InputSpec.from_model(model, sampling, frame_stride)
-    configure_dataset(ds, spec, train=False, views=views)
+    if on_error not in ("skip", "raise"):
+        raise UserError(f"--on-error must be 'skip' or 'raise', got {on_error!r}")
+    listing, data_classes = open_eval(data, split, classes=label_names)
+    spec = input_spec(model, sampling, frame_stride)
+    ds = build_dataset(listing, spec, train=False, views=views)
     check_input_fits(ds, spec, "the model")
-    aligned = align_classes(ds, data_classes, label_names, model.num_classes)
+    ds = align_classes(ds, data_classes, label_names, model.num_classes)
     names = class_names_of(model, data_classes)
-    loader = make_eval_loader(aligned, batch_size, workers, pin_memory=dinfo.device.type == "cuda",
-                              with_index=True)
+    loader = make_eval_loader(ds, batch_size, workers, pin_memory=dinfo.device.type == "cuda", on_error=on_error)
     result = evaluate(model, loader, dinfo.device, model.num_classes, resolve_amp(amp, dinfo.device),
                       collect_predictions=True, num_visuals=num_visuals, progress=progress and dinfo.is_main,
                       desc=f"eval {views[0]}x{views[1]} views")
+    if result.num_samples == 0:
+        u = result.unreadable[0]
+        raise UserError(f"--data '{data}': none of its {len(result.unreadable)} videos can be read "
+                        f"(e.g. '{u['path']}': {u['reason']})")
     files: dict[str, Path] = {}
     if output is not None and dinfo.is_main:
         extra = {"data": str(data), "split": split, "views": f"{views[0]}x{views[1]}",
@@ -117,39 +131,60 @@ def run_evaluation(model: nn.Module, data: PathLike, views: str | tuple[int, int
 
 @dataclass
 class Prediction:
-    """Top-k classes of one video: ``top = [(index, name, probability), ...]``."""
+    """Top-k classes of one video: ``top = [(index, name, probability), ...]``; for a video that
+    could not be read, ``top`` is empty and ``error`` says why."""
 
     path: str
     top: list[tuple[int, str, float]]
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """Whether the video was read and classified."""
+        return self.error is None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"path": self.path, "top": [{"index": i, "label": n, "prob": p} for i, n, p in self.top]}
+        """``{'path', 'ok', 'top': [{'index', 'label', 'prob'}]}`` plus ``'error'`` for an unreadable video."""
+        d: dict[str, Any] = {"path": self.path, "ok": self.ok,
+                             "top": [{"index": i, "label": n, "prob": p} for i, n, p in self.top]}
+        if self.error is not None:
+            d["error"] = self.error
+        return d
 
 
 @torch.no_grad()
 def predict_videos(model: nn.Module, paths: Sequence[PathLike], top_k: int = 5,
                    views: str | tuple[int, int] | None = None, device: str = "auto", amp: str = "auto",
-                   sampling: str | None = None, frame_stride: int | None = None) -> list[Prediction]:
+                   sampling: str | None = None, frame_stride: int | None = None,
+                   on_error: str = "skip") -> list[Prediction]:
     """Classify video files (or frame folders) with multi-view averaging.
 
+    Every readable video is answered even when others are not: a missing, non-regular or
+    undecodable path gives a :class:`Prediction` with ``error`` set (and no classes), in input
+    order. ``on_error="raise"`` stops at the first instead (a :class:`UserError` naming it).
+
     Raises:
-        UserError: A path does not exist or cannot be decoded.
+        UserError: A bad option, or (``on_error="raise"``) an unreadable video.
     """
     if top_k < 1:
         raise UserError(f"--top-k must be >= 1, got {top_k}")
     dev = init_distributed(device).device
     model = model.to(dev).eval()
     views = parse_views(views, model)
-    spec = InputSpec.from_model(model, sampling, frame_stride)
-    ds = configure_dataset(VideoPaths(paths), spec, train=False, views=views)
+    spec = input_spec(model, sampling, frame_stride)
+    ds = build_dataset(VideoPathDataset(paths), spec, train=False, views=views)
     names = class_names_of(model)
     amp_dtype = resolve_amp(amp, dev)
     out: list[Prediction] = []
     for i, path in enumerate(paths):
         try:
             x, _ = ds[i]
-        except (VideoDecodeError, IndexError, ValueError) as e:
-            raise UserError(f"cannot read video '{path}': {str(e).splitlines()[0]}") from e
+        except (*UNREADABLE_ERRORS, IndexError, ValueError) as e:
+            why = reason_of(e)
+            if on_error == "raise":
+                raise UserError(f"cannot read video '{path}': {why}") from e
+            out.append(Prediction(str(path), [], error=why))
+            continue
         if tuple(x.shape[-4:]) != spec.shape:
             raise UserError(f"'{path}' gives clips {tuple(x.shape[-4:])}, the model takes {spec.shape}")
         probs = predict_probs(model, x.unsqueeze(0).to(dev), amp_dtype)[0]

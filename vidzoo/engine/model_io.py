@@ -86,7 +86,8 @@ def wants_weights(name: str, pretrained: bool | None) -> bool:
 def resolve_model_path(path: Path) -> Path:
     """A training output folder -> its saved model folder (``model/``) or best/last checkpoint."""
     if path.is_dir() and not (path / "config.json").is_file():
-        for cand in (path / "model", path / "checkpoints" / "best.pth", path / "checkpoints" / "last.pth"):
+        from .run_layout import RunLayout  # the run folder is defined once
+        for cand in RunLayout(path).model_candidates():
             if cand.exists() and (cand.is_file() or (cand / "config.json").is_file()):
                 return cand
         raise UserError(f"'{path}' is neither a saved vidzoo model folder (config.json + model.safetensors) "

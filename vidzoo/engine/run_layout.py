@@ -1,0 +1,106 @@
+"""The folder of a training run, defined once (train, model loading, the CLI and the demo use it)::
+
+    RUN/train_config.json     the resolved run config, classes, data sources
+    RUN/train.log             what was printed, plus every skipped or excluded file by name
+    RUN/metrics.json / .csv   one record per epoch
+    RUN/curves.png            loss / accuracy / lr curves
+    RUN/checkpoints/last.pth  the latest epoch (atomic)
+    RUN/checkpoints/best.pth  the best validation epoch
+    RUN/model/                the final model (vidzoo's safetensors folder)
+    RUN/eval/                 the default report folder of ``vidzoo eval --model RUN``
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+PathLike = str | os.PathLike
+
+__all__ = ["RunLayout", "EVAL_LOG"]
+
+EVAL_LOG = "eval.log"  # in an evaluation's output folder: the files it excluded, by name
+
+
+@dataclass(frozen=True)
+class RunLayout:
+    """Paths of the run folder ``root``."""
+
+    root: Path
+
+    def __init__(self, root: PathLike) -> None:
+        object.__setattr__(self, "root", Path(root))
+
+    @property
+    def train_config(self) -> Path:
+        return self.root / "train_config.json"
+
+    @property
+    def train_log(self) -> Path:
+        return self.root / "train.log"
+
+    @property
+    def metrics_json(self) -> Path:
+        return self.root / "metrics.json"
+
+    @property
+    def metrics_csv(self) -> Path:
+        return self.root / "metrics.csv"
+
+    @property
+    def curves(self) -> Path:
+        return self.root / "curves.png"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.root / "checkpoints"
+
+    @property
+    def last(self) -> Path:
+        return self.checkpoints / "last.pth"
+
+    @property
+    def best(self) -> Path:
+        return self.checkpoints / "best.pth"
+
+    @property
+    def model_dir(self) -> Path:
+        return self.root / "model"
+
+    @property
+    def eval_dir(self) -> Path:
+        return self.root / "eval"
+
+    def is_run(self) -> bool:
+        """Whether ``root`` looks like a training run (has ``checkpoints/`` or ``model/``)."""
+        return self.root.is_dir() and (self.checkpoints.is_dir() or self.model_dir.is_dir())
+
+    def holds_previous_run(self) -> bool:
+        """Whether starting a run here would replace an earlier one."""
+        return self.last.exists() or self.model_dir.exists()
+
+    def model_candidates(self) -> list[Path]:
+        """What ``--model RUN`` loads, in order: the saved model, then the best and last checkpoints."""
+        return [self.model_dir, self.best, self.last]
+
+    def stale_temp_files(self) -> list[Path]:
+        """Temporary files of atomic writes (``.last.pth.*.tmp``...) left behind by a crash."""
+        found: list[Path] = []
+        for folder, names in ((self.checkpoints, (self.last.name, self.best.name)),
+                              (self.root, (self.metrics_json.name, self.metrics_csv.name, self.curves.name,
+                                           self.train_config.name))):
+            if folder.is_dir():
+                for name in names:
+                    found += sorted(p for p in folder.glob(f".{name}.*.tmp") if p.is_file())
+        return found
+
+    def remove_stale_temp_files(self) -> list[Path]:
+        """Delete :meth:`stale_temp_files`; returns what was removed."""
+        removed = []
+        for p in self.stale_temp_files():
+            try:
+                p.unlink()
+                removed.append(p)
+            except FileNotFoundError:
+                pass
+        return removed

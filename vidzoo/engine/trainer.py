@@ -1,0 +1,432 @@
+"""The Trainer: one training run from a :class:`~vidzoo.engine.config.TrainConfig` to a saved model.
+
+The data path flows one way: the data's listings and facts (classes, channels) -> the model ->
+its input spec -> the datasets, built with their sampler and transforms. The run folder is
+:class:`~vidzoo.engine.run_layout.RunLayout`. Unreadable training videos are substituted (counted
+per epoch, each named once in ``train.log``); unreadable validation videos are never substituted:
+they are excluded from every validation figure, counted per epoch (``val_unreadable``) and named
+once in ``train.log``.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+import time
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from tqdm.auto import tqdm
+
+from ..data import ClipDataset, SubstituteUnreadable
+from .checkpoint import (atomic_copy, atomic_write_json, capture_rng_state, load_checkpoint, restore_rng_state,
+                         save_checkpoint, seed_everything)
+from .config import TrainConfig, config_dict
+from .data_sources import check_output_outside_data, open_train_val
+from .distributed import (DistInfo, all_gather_object, barrier, cleanup_distributed, init_distributed,
+                          is_distributed)
+from .errors import UserError
+from .evaluate import EvalResult, evaluate, make_eval_loader
+from .history import epoch_line, write_metrics
+from .loop import EpochContext, train_one_epoch
+from .model_io import build_model, count_params, save_model_folder
+from .optim import build_optimizer, build_scheduler, current_lr
+from .pipelines import build_dataset, check_input_fits, input_spec
+from .precision import amp_name, resolve_amp
+from .run_layout import RunLayout
+
+__all__ = ["Trainer", "TrainResult", "train", "EpochCallback"]
+
+EpochCallback = Callable[[int, dict[str, Any]], None]
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` returns.
+
+    Attributes:
+        model: The trained model (unwrapped), holding the final weights (see ``model_dir``).
+        history: Per-epoch metric records.
+        best_epoch: Epoch (1-based) of the best validation top-1 (last epoch without validation).
+        best_top1: That top-1 (None without validation).
+        output: Output folder.
+        model_dir: The saved final model folder, or None when not saved (not rank 0, or no
+            ``vidzoo.save_pretrained`` in this build).
+        classes: Class names in label order.
+        is_main: Whether this process is rank 0 (the one that prints the run summary).
+    """
+
+    model: nn.Module
+    history: list[dict[str, Any]]
+    best_epoch: int | None
+    best_top1: float | None
+    output: Path
+    model_dir: Path | None
+    classes: list[str]
+    is_main: bool = True
+
+
+# ------------------------------------------------------------------------------------- trainer
+class Trainer:
+    """One training run (see :func:`train`)."""
+
+    def __init__(self, cfg: TrainConfig, dist_info: DistInfo, train_dataset: Dataset | None = None,
+                 val_dataset: Dataset | None = None, classes: Sequence[str] | None = None,
+                 callbacks: Sequence[EpochCallback] = ()) -> None:
+        cfg.validate()
+        self.cfg = cfg
+        self.dist = dist_info
+        self.device = dist_info.device
+        self.callbacks = list(callbacks)
+        self.layout = RunLayout(cfg.output)
+        self.out = self.layout.root
+        self.ckpt_dir = self.layout.checkpoints
+        self.progress = cfg.progress and dist_info.is_main
+        self.resume_path = self._resume_path()
+        self._log_file: Any = None
+        self._named: set[tuple[str, str]] = set()  # (kind, source) already named in train.log
+        self._cleanup_stale_files()
+        self._setup_data(train_dataset, val_dataset, classes)
+        self._setup_model()
+        self._setup_optim()
+        self.history: list[dict[str, Any]] = []
+        self.start_epoch = 0
+        self.num_updates = 0
+        self.best_epoch: int | None = None
+        self.best_top1: float | None = None
+        self.best_loss: float | None = None
+        if self.resume_path is not None:
+            self._resume(self.resume_path)
+
+    # -------------------------------------------------------------------------------- logging
+    def log(self, msg: str, console: bool = True) -> None:
+        """Print on rank 0 (above any progress bar) and append to ``train.log`` (``console=False``:
+        the log file only)."""
+        if not self.dist.is_main:
+            return
+        if console:
+            tqdm.write(msg)
+        if self._log_file is None:
+            self.out.mkdir(parents=True, exist_ok=True)
+            self._log_file = open(self.layout.train_log, "a" if self.resume_path else "w", encoding="utf-8")
+        self._log_file.write(msg + "\n")
+        self._log_file.flush()
+
+    def close(self) -> None:
+        if self._log_file is not None:
+            self._log_file.close()
+            self._log_file = None
+
+    # ---------------------------------------------------------------------------------- setup
+    def _resume_path(self) -> Path | None:
+        cfg = self.cfg
+        check_output_outside_data(cfg.output, cfg.data)
+        check_output_outside_data(cfg.output, cfg.val_data, "--val-data")
+        last = self.layout.last
+        if cfg.resume:
+            path = last if cfg.resume is True else Path(cfg.resume)
+            if not path.is_file():
+                raise UserError(f"--resume: no checkpoint at '{path}' (nothing to resume)")
+            return path
+        if last.exists() and not cfg.overwrite:
+            raise UserError(f"'{self.out}' already holds a training run ({last}); pass --resume to continue it, "
+                            f"--overwrite to start afresh, or another --output")
+        return None
+
+    def _cleanup_stale_files(self) -> None:
+        """Remove the temporary files of atomic writes that a crash left behind (rank 0)."""
+        if not self.dist.is_main:
+            return
+        removed = self.layout.remove_stale_temp_files()
+        if removed:
+            self.log(f"removed {len(removed)} temporary file(s) left by an interrupted write: "
+                     + ", ".join(str(p) for p in removed))
+
+    def _name_once(self, kind: str, source: str, msg: str, console: bool = True) -> None:
+        """Log ``msg`` the first time ``(kind, source)`` is met in this run."""
+        if (kind, source) not in self._named:
+            self._named.add((kind, source))
+            self.log(msg, console)
+
+    def _setup_data(self, train_dataset: Dataset | None, val_dataset: Dataset | None,
+                    classes: Sequence[str] | None) -> None:
+        cfg = self.cfg
+        self.data_channels: int | None = None
+        self.val_source = "given dataset" if val_dataset is not None else ""
+        if train_dataset is None:
+            if cfg.data is None:
+                raise UserError("no training data: pass --data")
+            splits = open_train_val(cfg.data, cfg.val_data, cfg.val_split, cfg.seed, cache=cfg.cache_videos)
+            train_dataset, val_dataset, classes = splits.train, splits.val, splits.classes
+            self.data_channels, self.val_source = splits.in_chans, splits.val_source
+        classes = list(classes) if classes is not None else getattr(train_dataset, "classes", None)
+        if classes is None:
+            raise ValueError("pass classes= with a dataset that has no .classes attribute")
+        if len(train_dataset) == 0:  # type: ignore[arg-type]
+            raise UserError("the training dataset is empty")
+        self.train_dataset, self.val_dataset, self.classes = train_dataset, val_dataset, list(classes)
+        for ds in (train_dataset, val_dataset):  # entries of the data folders that are not used, by name
+            for path, why in getattr(ds, "ignored", ()):
+                self._name_once("ignored", path, f"ignoring '{path}': {why}", console=False)
+
+    def _setup_model(self) -> None:
+        cfg = self.cfg
+        overrides = dict(cfg.model_overrides)
+        if cfg.num_frames is not None:
+            overrides["num_frames"] = cfg.num_frames
+        if cfg.img_size is not None:
+            overrides["img_size"] = cfg.img_size
+        if self.data_channels is not None and "in_chans" not in overrides:
+            overrides["in_chans"] = self.data_channels
+        name = cfg.model
+        if Path(name).is_dir() and (Path(name) / "config.json").is_file():
+            name = f"local-dir:{name}"  # fine-tune a saved model (its head is replaced if classes differ)
+        seed_everything(cfg.seed)
+        model = build_model(name, num_classes=len(self.classes), pretrained=cfg.pretrained or None, **overrides)
+        seed_everything(cfg.seed + self.dist.rank)
+        spec = input_spec(model, cfg.sampling, cfg.frame_stride)
+        model.pretrained_cfg = dict(model.pretrained_cfg, label_names=list(self.classes), sampling=spec.sampling,
+                                    frame_sample_rate=spec.frame_stride, num_classes=len(self.classes))
+        self.spec = spec
+        self.train_dataset = build_dataset(self.train_dataset, spec, train=True, hflip=cfg.hflip,
+                                           crop_scale=cfg.crop_scale)
+        check_input_fits(self.train_dataset, spec, f"model '{cfg.model}'")
+        if self.val_dataset is not None:
+            self.val_dataset = build_dataset(self.val_dataset, spec, train=False)
+            check_input_fits(self.val_dataset, spec, f"model '{cfg.model}'", "--val-data")
+        if cfg.grad_checkpointing:
+            model.set_grad_checkpointing(True)
+        if cfg.deterministic:
+            torch.use_deterministic_algorithms(True, warn_only=True)
+        self.model = model.to(self.device)
+        self.ddp_model: nn.Module = self.model
+        if self.dist.distributed:
+            self.ddp_model = DistributedDataParallel(
+                self.model, device_ids=[self.device] if self.device.type == "cuda" else None)
+
+    def _setup_optim(self) -> None:
+        cfg, d = self.cfg, self.dist
+        pin = self.device.type == "cuda"
+        self.train_sampler = DistributedSampler(self.train_dataset, num_replicas=d.world_size, rank=d.rank,
+                                                shuffle=True, seed=cfg.seed, drop_last=False)
+        self.loader_generator = torch.Generator()
+        # Workers are re-created (and re-seeded from (seed, epoch, rank)) every epoch, except with the
+        # frame cache, which lives in the workers.
+        persistent = cfg.cache_videos and cfg.workers > 0
+        # Training substitutes an unreadable sample (and names it); with --on-error raise it stops the run.
+        train_view = SubstituteUnreadable(self.train_dataset) if cfg.on_error == "skip" else self.train_dataset
+        self.train_loader = DataLoader(train_view, batch_size=cfg.batch_size,
+                                       sampler=self.train_sampler,
+                                       num_workers=cfg.workers, pin_memory=pin, drop_last=False,
+                                       generator=self.loader_generator, persistent_workers=persistent)
+        self.val_loader = None
+        if self.val_dataset is not None:
+            self.val_loader = make_eval_loader(self.val_dataset, cfg.val_batch_size or cfg.batch_size, cfg.workers,
+                                               pin_memory=pin, persistent_workers=persistent, on_error=cfg.on_error)
+        self.updates_per_epoch = math.ceil(len(self.train_loader) / cfg.accum_steps)
+        self.optimizer = build_optimizer(self.model, cfg)
+        self.scheduler = build_scheduler(self.optimizer, cfg, self.updates_per_epoch)
+        self.amp_dtype = resolve_amp(cfg.amp, self.device)
+        self.scaler = torch.amp.GradScaler("cuda") if self.amp_dtype == torch.float16 else None
+        self.loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+        self.epoch_ctx = EpochContext(self.ddp_model, self.optimizer, self.loss_fn, self.device, len(self.classes),
+                                      self.scheduler, cfg.accum_steps, cfg.clip_grad, self.amp_dtype, self.scaler,
+                                      self.progress)
+
+    # ------------------------------------------------------------------------------ checkpoints
+    def _checkpoint(self, epoch: int, rng_states: list[dict[str, Any]]) -> dict[str, Any]:
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict() if self.scaler is not None else None,
+            "epoch": epoch,
+            "num_updates": self.num_updates,
+            "updates_per_epoch": self.updates_per_epoch,
+            "history": self.history,
+            "best_epoch": self.best_epoch,
+            "best_top1": self.best_top1,
+            "best_loss": self.best_loss,
+            "rng": rng_states,
+            "world_size": self.dist.world_size,
+            "classes": self.classes,
+            "model_name": self.cfg.model,
+            "architecture": self.model.architecture,
+            "model_args": dict(self.model.model_args),
+            "pretrained_cfg": dict(self.model.pretrained_cfg),
+            "config": config_dict(self.cfg),
+        }
+
+    def _resume(self, path: Path) -> None:
+        ckpt = load_checkpoint(path)
+        if list(ckpt["classes"]) != self.classes:
+            raise UserError(f"--resume: the checkpoint was trained on other classes ({len(ckpt['classes'])}: "
+                            f"{', '.join(ckpt['classes'][:6])}...) than --data ({len(self.classes)})")
+        try:
+            self.model.load_state_dict(ckpt["model"])
+        except RuntimeError as e:
+            raise UserError(f"--resume: checkpoint '{path}' does not fit model '{self.cfg.model}' with these "
+                            f"options: {str(e).splitlines()[0]}") from e
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        old = ckpt.get("config") or {}
+        if (old.get("epochs"), ckpt.get("updates_per_epoch")) == (self.cfg.epochs, self.updates_per_epoch):
+            self.scheduler.load_state_dict(ckpt["scheduler"])
+        else:  # more epochs (or another batch size) than planned: the schedule follows the new plan
+            self.log(f"note: the learning-rate schedule is re-planned for {self.cfg.epochs} epochs x "
+                     f"{self.updates_per_epoch} updates")
+        self.scheduler.step_update(int(ckpt["num_updates"]))
+        if self.scaler is not None and ckpt.get("scaler") is not None:
+            self.scaler.load_state_dict(ckpt["scaler"])
+        self.start_epoch = int(ckpt["epoch"])
+        self.num_updates = int(ckpt["num_updates"])
+        self.history = list(ckpt["history"])
+        self.best_epoch, self.best_top1, self.best_loss = ckpt["best_epoch"], ckpt["best_top1"], ckpt["best_loss"]
+        rng = ckpt.get("rng") or []
+        if len(rng) == self.dist.world_size:
+            restore_rng_state(rng[self.dist.rank])
+        else:
+            self.log(f"note: checkpoint from {len(rng)} process(es), resuming on {self.dist.world_size}: "
+                     f"RNG streams restart from the seed")
+            seed_everything(self.cfg.seed + self.dist.rank + 1000 * self.start_epoch)
+        self.log(f"resumed from {path} after epoch {self.start_epoch}/{self.cfg.epochs}")
+
+    def _save_epoch(self, epoch: int, is_best: bool) -> None:
+        rng_states = all_gather_object(capture_rng_state())
+        if not self.dist.is_main:
+            return
+        last = save_checkpoint(self._checkpoint(epoch, rng_states), self.layout.last)
+        if is_best:
+            atomic_copy(last, self.layout.best)
+        write_metrics(self.history, self.layout)
+
+    def _is_best(self, val: EvalResult | None) -> bool:
+        """Higher validation top-1 wins, lower validation loss breaks ties; without validation
+        the latest epoch is the best."""
+        if val is None or self.best_top1 is None:
+            return True
+        return val.top1 > self.best_top1 or (val.top1 == self.best_top1 and val.loss < self.best_loss)
+
+    # -------------------------------------------------------------------------------------- fit
+    def _describe(self) -> None:
+        cfg, d = self.cfg, self.dist
+        n_params = count_params(self.model)
+        self.log(f"model {cfg.model} ({self.model.architecture}): {n_params / 1e6:.2f}M params, input "
+                 f"(C, T, H, W) = {self.spec.shape}, {self.spec.sampling} sampling"
+                 + (f" stride {self.spec.frame_stride}" if self.spec.sampling == "dense" else ""))
+        self.log(f"data: {len(self.train_dataset)} train clips, "  # type: ignore[arg-type]
+                 + (f"{len(self.val_dataset)} val clips ({self.val_source}), "  # type: ignore[arg-type]
+                    if self.val_dataset is not None else "no validation, ")
+                 + f"{len(self.classes)} classes: {', '.join(self.classes[:10])}{' ...' if len(self.classes) > 10 else ''}")
+        amp = amp_name(self.amp_dtype)
+        self.log(f"training on {self.device} x {d.world_size} process(es), {amp}; {cfg.epochs} epochs x "
+                 f"{self.updates_per_epoch} updates, batch {cfg.batch_size} x {cfg.accum_steps} accum x "
+                 f"{d.world_size}; {cfg.opt} lr {cfg.lr:g} wd {cfg.resolved_weight_decay():g}; output {self.out}")
+        if d.is_main and self.resume_path is None:
+            atomic_write_json({"config": config_dict(cfg), "classes": self.classes, "val_source": self.val_source,
+                               "world_size": d.world_size, "model_args": self.model.model_args,
+                               "architecture": self.model.architecture, "params": n_params},
+                              self.layout.train_config)
+
+    def fit(self) -> TrainResult:
+        """Train from ``start_epoch`` to ``epochs``, then save the final model."""
+        cfg, d = self.cfg, self.dist
+        self._describe()
+        for epoch in range(self.start_epoch, cfg.epochs):
+            t0 = time.time()
+            self.train_sampler.set_epoch(epoch)
+            self.loader_generator.manual_seed(cfg.seed * 1_000_003 + epoch * 1009 + d.rank)
+            out = train_one_epoch(self.epoch_ctx, self.train_loader, self.num_updates,
+                                  desc=f"epoch {epoch + 1}/{cfg.epochs}")
+            self.num_updates = out.num_updates
+            for source, reason in out.skipped:
+                self._name_once("train", source, f"unreadable training video '{source}' ({reason}): another "
+                                                 f"sample is used in its place")
+            self._check_classes_readable(out.skipped)
+            record: dict[str, Any] = {"epoch": epoch + 1, "lr": current_lr(self.optimizer)}
+            record.update({f"train_{k}": v for k, v in out.metrics.items()})
+            val: EvalResult | None = None
+            if self.val_loader is not None:
+                val = evaluate(self.model, self.val_loader, self.device, len(self.classes), self.amp_dtype,
+                               progress=self.progress, desc="val")
+                for u in val.unreadable:
+                    self._name_once("val", u["path"], f"unreadable validation video '{u['path']}' ({u['reason']}): "
+                                                      f"excluded from validation")
+                if val.num_samples == 0:
+                    raise UserError(f"none of the {len(val.unreadable)} validation videos can be read "
+                                    f"(e.g. '{val.unreadable[0]['path']}': {val.unreadable[0]['reason']})")
+                record.update({f"val_{k}": v for k, v in val.summary().items()})
+            record["time_s"] = round(time.time() - t0, 2)
+            record["world_size"] = d.world_size
+            self.history.append(record)
+            is_best = self._is_best(val)
+            if is_best:
+                self.best_epoch = epoch + 1
+                self.best_top1, self.best_loss = (val.top1, val.loss) if val is not None else (None, None)
+            self._save_epoch(epoch + 1, is_best)
+            self.log(epoch_line(record, is_best and val is not None))
+            for cb in self.callbacks:
+                cb(epoch + 1, record)
+        return self._finish()
+
+    def _check_classes_readable(self, skipped: Sequence[tuple[str, str]]) -> None:
+        """Stop when every training video of a class is unreadable (the class cannot be learnt)."""
+        ds = self.train_dataset
+        if not skipped or not isinstance(ds, ClipDataset):
+            return
+        self._bad_sources = getattr(self, "_bad_sources", set()) | {s for s, _ in skipped}
+        for k, name in enumerate(self.classes):
+            sources = [str(src) for src, label in ds.samples if label == k]
+            if sources and all(src in self._bad_sources for src in sources):
+                raise UserError(f"class '{name}': none of its {len(sources)} training videos can be read "
+                                f"(e.g. '{sources[0]}'); see {self.layout.train_log}")
+
+    def _finish(self) -> TrainResult:
+        model_dir = None
+        best = self.layout.best
+        if self.val_loader is not None and self.best_epoch is not None and best.is_file():
+            self.model.load_state_dict(load_checkpoint(best)["model"])
+        if self.dist.is_main:
+            model_dir = save_model_folder(self.model, self.layout.model_dir)
+            which = f"epoch {self.best_epoch}" + (f", val top-1 {self.best_top1:.2f}%" if self.best_top1 is not None
+                                                  else "")
+            self.log(f"final model ({which}) saved to {model_dir}")
+        barrier()
+        return TrainResult(self.model, self.history, self.best_epoch, self.best_top1, self.out, model_dir,
+                           self.classes, is_main=self.dist.is_main)
+
+
+def train(cfg: TrainConfig, train_dataset: Dataset | None = None, val_dataset: Dataset | None = None,
+          classes: Sequence[str] | None = None, callbacks: Sequence[EpochCallback] = ()) -> TrainResult:
+    """Train a model as ``cfg`` says (also under ``torchrun``: DDP over all processes).
+
+    Args:
+        cfg: The run.
+        train_dataset: Use this dataset instead of opening ``cfg.data`` (any dataset of
+            ``(clip (C, T, H, W) float, label)``; :mod:`vidzoo.data` datasets get the model's
+            sampler/transforms attached).
+        val_dataset: Validation dataset to go with ``train_dataset``.
+        classes: Class names (default: ``train_dataset.classes``).
+        callbacks: Called as ``cb(epoch, record)`` on every rank after each epoch's checkpoint
+            is written (an exception stops the run; ``resume`` continues it).
+
+    Returns:
+        A :class:`TrainResult`.
+
+    Raises:
+        UserError: Bad paths, data, options or model/data mismatch.
+    """
+    was_up = is_distributed()
+    dist_info = init_distributed(cfg.device)
+    started_here = not was_up and is_distributed()
+    trainer = None
+    try:
+        trainer = Trainer(cfg, dist_info, train_dataset, val_dataset, classes, callbacks)
+        return trainer.fit()
+    finally:
+        if trainer is not None:
+            trainer.close()
+        if started_here and is_distributed():
+            cleanup_distributed()
