@@ -10,6 +10,7 @@ import argparse
 import json
 import os
 import sys
+import traceback
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -368,6 +369,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _user_error_types() -> tuple[type[BaseException], ...]:
+    """The exceptions printed as one line with exit 2: :class:`UserError`, and a video that cannot
+    be decoded (under ``--on-error raise`` it is the user's to fix). ``vidzoo.data`` imports torch,
+    so its error class is looked up only if the module was loaded (nothing else can raise it)."""
+    decode = sys.modules.get("vidzoo.data.decode")
+    return (UserError, decode.VideoDecodeError) if decode is not None else (UserError,)
+
+
+def _rank() -> int:
+    """This process's rank in a torchrun job (0 without one), without importing torch for it."""
+    if "torch.distributed" not in sys.modules:
+        return 0
+    from .engine.distributed import get_rank
+    return get_rank()
+
+
 def _one_line(msg: str) -> str:
     return " ".join(part.strip() for part in str(msg).splitlines() if part.strip())
 
@@ -378,15 +395,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     Returns:
         Exit status: 0 on success, 2 on a user error (one line on stderr), 130 on Ctrl-C.
     """
-    from .data import VideoDecodeError
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (UserError, VideoDecodeError) as e:  # a bad video under --on-error raise is the user's to fix
-        if os.environ.get("VIDZOO_DEBUG"):
-            raise
-        from .engine.distributed import get_rank
-        if get_rank() == 0:
+    except _user_error_types() as e:  # evaluated when an exception is raised, not at start-up
+        if _rank() == 0:
+            if os.environ.get("VIDZOO_DEBUG"):
+                traceback.print_exc()
             print(f"vidzoo: error: {_one_line(str(e))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
