@@ -7,8 +7,10 @@ the data...) are printed as one line ``vidzoo: error: ...`` with exit status 2; 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import re
 import sys
 import traceback
 from pathlib import Path
@@ -122,7 +124,8 @@ def _train_config(args: argparse.Namespace):
 def cmd_train(args: argparse.Namespace) -> int:
     from .engine.distributed import is_main_process
     from .engine.train import train
-    result = train(_train_config(args))
+    with torch_threads(args.threads):
+        result = train(_train_config(args))
     if is_main_process():
         _print_train_outputs(result)
     return 0
@@ -164,12 +167,13 @@ def _default_eval_output(model: str) -> Path:
 def cmd_eval(args: argparse.Namespace) -> int:
     from .engine.distributed import is_main_process
     from .engine.inference import run_evaluation
-    model = _load(args)
-    output = Path(args.output) if args.output else _default_eval_output(args.model)
-    run = run_evaluation(model, args.data, views=args.views, batch_size=args.batch_size, workers=args.workers,
-                         device=args.device, output=output, split=args.split, amp=args.amp,
-                         num_visuals=args.num_samples, progress=not args.no_progress, sampling=args.sampling,
-                         frame_stride=args.frame_stride, on_error=args.on_error)
+    with torch_threads(args.threads):
+        model = _load(args)
+        output = Path(args.output) if args.output else _default_eval_output(args.model)
+        run = run_evaluation(model, args.data, views=args.views, batch_size=args.batch_size, workers=args.workers,
+                             device=args.device, output=output, split=args.split, amp=args.amp,
+                             num_visuals=args.num_samples, progress=not args.no_progress, sampling=args.sampling,
+                             frame_stride=args.frame_stride, on_error=args.on_error)
     if is_main_process():
         r = run.result
         k5 = min(5, len(run.class_names))
@@ -184,9 +188,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     from .engine.inference import predict_videos
-    model = _load(args)
-    preds = predict_videos(model, args.videos, top_k=args.top_k, views=args.views, device=args.device,
-                           amp=args.amp, sampling=args.sampling, frame_stride=args.frame_stride)
+    with torch_threads(args.threads):
+        model = _load(args)
+        preds = predict_videos(model, args.videos, top_k=args.top_k, views=args.views, device=args.device,
+                               amp=args.amp, sampling=args.sampling, frame_stride=args.frame_stride)
     if args.json:
         print(json.dumps([p.to_dict() for p in preds], indent=2))
         return 0
@@ -244,6 +249,39 @@ def _sampling_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--frame-stride", type=int, help="dense sampling stride (default: the model's frame_sample_rate)")
 
 
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text}")
+    return value
+
+
+def _threads_option(p: argparse.ArgumentParser | argparse._ArgumentGroup, default: int = 0, why: str = "") -> None:
+    """``--threads N``: torch's CPU (intra-op) threads for the command; 0 keeps torch's default."""
+    p.add_argument("--threads", type=_non_negative_int, default=default, metavar="N",
+                   help="torch CPU threads (0 = torch's default, one per core)" + (f"; {why}" if why else "")
+                        + f" (default {default})")
+
+
+@contextlib.contextmanager
+def torch_threads(n: int | None):
+    """Run the block with ``torch.set_num_threads(n)`` (n > 0), restoring the previous count after.
+
+    Small models on a few (or shared) cores are often faster with one thread: the intra-op thread
+    pool's synchronisation costs more than it saves (see docs/training.md for a measurement).
+    """
+    if not n:
+        yield
+        return
+    import torch
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def _runtime_options(p: argparse.ArgumentParser, batch: int = 8) -> None:
     g = p.add_argument_group("runtime")
     g.add_argument("--batch-size", type=int, default=batch, help=f"clips per batch per process (default {batch})")
@@ -252,6 +290,7 @@ def _runtime_options(p: argparse.ArgumentParser, batch: int = 8) -> None:
     g.add_argument("--amp", default="auto", choices=("auto", "bf16", "fp16", "none"),
                    help="autocast: auto = bf16 (fp16 on older GPUs) on CUDA, fp32 on CPU")
     g.add_argument("--no-progress", action="store_true", help="no progress bars")
+    _threads_option(g, why="1 is often faster for small models on few or busy cores")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -270,9 +309,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("info", help="architecture, parameters, GFLOPs, input and tags of a model")
     p.add_argument("model", help="registry name or alias (or a saved model folder / checkpoint)")
-    p.add_argument("--num-frames", type=int)
-    p.add_argument("--img-size", type=int)
-    p.add_argument("--set", nargs="+", action="extend", metavar="KEY=VALUE", default=[])
+    p.add_argument("--num-frames", type=int, help="frames per clip (default: the model's)")
+    p.add_argument("--img-size", type=int, help="frame size (default: the model's)")
+    p.add_argument("--set", nargs="+", action="extend", metavar="KEY=VALUE", default=[],
+                   help="model overrides, e.g. --set depth=4 embed_dim=192 (GMACs are counted for that model)")
     p.set_defaults(func=cmd_info)
 
     p = sub.add_parser("train", help="train or fine-tune a model on a folder, list file or npz",
@@ -287,7 +327,7 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--val-data", help="validation data (an npz means its val split)")
     v.add_argument("--val-split", type=float, help="hold out this fraction of --data for validation (stratified)")
     p.add_argument("--output", required=True, help="output folder (checkpoints, metrics, plots, final model)")
-    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--epochs", type=int, default=10, help="epochs to train in total")
     p.add_argument("--resume", nargs="?", const=True, default=False, metavar="CKPT",
                    help="continue the run in --output (or from CKPT) exactly where it stopped")
     p.add_argument("--overwrite", action="store_true", help="start afresh in an --output that holds a run")
@@ -300,19 +340,20 @@ def build_parser() -> argparse.ArgumentParser:
                    help="horizontal flip probability (default 0.5; 0 for direction-sensitive classes)")
     o = p.add_argument_group("optimisation")
     o.add_argument("--lr", type=float, default=5e-4, help="peak learning rate (default 5e-4)")
-    o.add_argument("--opt", "--optimizer", dest="opt", default="adamw", choices=("adamw", "adam", "sgd", "momentum"))
+    o.add_argument("--opt", "--optimizer", dest="opt", default="adamw", choices=("adamw", "adam", "sgd", "momentum"),
+                   help="optimizer (timm's create_optimizer_v2)")
     o.add_argument("--weight-decay", type=float, help="default 0.05 for adamw, 0 otherwise")
-    o.add_argument("--momentum", type=float, default=0.9)
-    o.add_argument("--warmup-epochs", type=float, default=1.0)
-    o.add_argument("--min-lr", type=float, default=1e-6)
-    o.add_argument("--label-smoothing", type=float, default=0.1)
+    o.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (sgd, momentum)")
+    o.add_argument("--warmup-epochs", type=float, default=1.0, help="linear warmup length (may be fractional)")
+    o.add_argument("--min-lr", type=float, default=1e-6, help="learning rate at the end of the cosine schedule")
+    o.add_argument("--label-smoothing", type=float, default=0.1, help="cross-entropy label smoothing")
     o.add_argument("--clip-grad", type=float, help="clip the gradient norm (default: no clipping)")
-    o.add_argument("--accum-steps", type=int, default=1, help="batches per optimizer step")
+    o.add_argument("--accum-steps", type=int, default=1, help="batches per optimizer step (gradient accumulation)")
     o.add_argument("--grad-checkpointing", action="store_true", help="trade compute for memory")
-    o.add_argument("--seed", type=int, default=0)
+    o.add_argument("--seed", type=int, default=0, help="seed of the split, the initialisation and the data order")
     o.add_argument("--deterministic", action="store_true", help="torch deterministic algorithms")
     _runtime_options(p)
-    p.add_argument("--val-batch-size", type=int)
+    p.add_argument("--val-batch-size", type=int, help="validation clips per batch per process (default: --batch-size)")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("eval", help="evaluate a model: top-1/top-5, per-class, confusion matrix, sample clips")
@@ -323,7 +364,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", choices=("train", "val", "test"), help="npz split or split sub-folder")
     _on_error_option(p)
     p.add_argument("--output", help="report folder (default: MODEL/eval for a training folder, else ./vidzoo-eval)")
-    p.add_argument("--num-samples", type=int, default=8, help="clips in the captioned sample picture")
+    p.add_argument("--num-samples", type=int, default=8,
+                   help="clips in the captioned sample picture and gif (samples.png, samples.gif)")
     _model_options(p)
     _sampling_options(p)
     _runtime_options(p)
@@ -333,27 +375,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True,
                    help="training output folder, saved model folder, checkpoint .pth, or registry name")
     p.add_argument("videos", nargs="+", metavar="VIDEO", help="video files or frame folders")
-    p.add_argument("--top-k", type=int, default=5)
+    p.add_argument("--top-k", type=int, default=5, help="labels printed per video")
     p.add_argument("--views", help="temporal clips x spatial crops (default: the model's)")
     p.add_argument("--json", action="store_true", help="print JSON")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--amp", default="auto", choices=("auto", "bf16", "fp16", "none"))
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    p.add_argument("--amp", default="auto", choices=("auto", "bf16", "fp16", "none"),
+                   help="autocast: auto = bf16 (fp16 on older GPUs) on CUDA, fp32 on CPU")
+    _threads_option(p, why="1 is often faster for small models on few or busy cores")
     _model_options(p)
     _sampling_options(p)
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("demo", help="offline end to end: synthetic motion videos -> train -> eval -> predict")
     p.add_argument("--output", default="vidzoo-demo", help="output folder (default ./vidzoo-demo)")
-    p.add_argument("--epochs", type=int, default=None, help="training epochs (default: the tuned demo value)")
+    p.add_argument("--epochs", type=int, default=None, help="training epochs (default 30, the tuned demo value)")
     p.add_argument("--classes", type=int, default=4, help="motion directions, 2..8 (default 4)")
-    p.add_argument("--videos-per-class", type=int, default=None, help="training videos per class")
-    p.add_argument("--val-videos-per-class", type=int, default=None, help="validation videos per class")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--workers", type=int, default=0)
-    p.add_argument("--threads", type=int, default=1,
-                   help="torch CPU threads (default 1: fastest for the tiny demo model; 0 = torch's default)")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--videos-per-class", type=int, default=None, help="training videos per class (default 200)")
+    p.add_argument("--val-videos-per-class", type=int, default=None,
+                   help="validation videos per class (default 25)")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    p.add_argument("--seed", type=int, default=0, help="seed of the data and the training")
+    p.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
+    _threads_option(p, default=1, why="1 is fastest for the tiny demo model")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("convert", help="convert an upstream checkpoint (HF transformers, official TimeSformer, "
@@ -366,6 +410,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", nargs="+", action="extend", metavar="KEY=VALUE", default=[],
                    help="model arguments on top of those read from the checkpoint's config")
     p.set_defaults(func=cmd_convert)
+    return _finish_help(parser)
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """Appends ``(default: X)`` to an option's help unless the text already states its default
+    (``(default ...`` or starting with ``default``); flags and options without a default show none."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        help_text = action.help or ""
+        if not action.option_strings or re.search(r"(^|\()default\b", help_text):
+            return help_text
+        if action.default is None or action.default is False or action.default is argparse.SUPPRESS \
+                or action.default == [] or action.nargs == 0:
+            return help_text
+        return f"{help_text} (default: %(default)s)".strip()
+
+
+def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    """``{command: parser}`` of the subcommands, in the order they were added."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+    return {}
+
+
+def _finish_help(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Give every parser the defaults-showing formatter, and every option a help line (an option
+    added without one still shows its default)."""
+    for p in (parser, *_subparsers(parser).values()):
+        p.formatter_class = HelpFormatter
+        for action in p._actions:
+            if action.help is None and action.option_strings:
+                action.help = ""
     return parser
 
 
