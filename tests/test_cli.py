@@ -46,7 +46,7 @@ def test_list_and_info(capsys):
     assert capsys.readouterr().out.split() == vidzoo.list_pretrained()
     assert main(["info", "vivit_organmnist3d"]) == 0
     out = capsys.readouterr().out
-    assert "1.66M" in out and "GFLOPs" in out and "(1, 28, 28, 28)" in out and "aliases" in out
+    assert "1.66M" in out and "GMACs" in out and "(1, 28, 28, 28)" in out and "aliases" in out
 
 
 def test_train_resume_eval_predict(motion, tmp_path):

@@ -55,11 +55,14 @@ def cmd_info(args: argparse.Namespace) -> int:
         cfg.update({k: model.pretrained_cfg[k] for k in ("input_size", "num_frames", "num_classes", "mean", "std")})
         params = info["params"]
     elif Path(name).exists() or name.startswith(("local-dir:", "hf-hub:")):
+        if overrides:
+            raise UserError(f"info: --num-frames, --img-size and --set apply to registry names; '{name}' is a saved "
+                            f"model whose size is fixed")
         model = load_model(name)
         cfg = dict(model.pretrained_cfg)
         arch, tag = getattr(model, "architecture", "?"), cfg.get("tag") or ""
         params = count_params(model)
-        info = None
+        info = {"gmacs": _gmacs(model, tuple(cfg["input_size"]))}
     else:
         from .engine.model_io import build_model
         build_model(name)  # raises a UserError naming the closest models
@@ -72,9 +75,9 @@ def cmd_info(args: argparse.Namespace) -> int:
                              + f", width {args_.get('embed_dim')}, depth {args_.get('depth')}, "
                              f"heads {args_.get('num_heads')})")]
     rows.append(("params", f"{params / 1e6:.2f}M"))
-    if info is not None:
-        rows.append(("GFLOPs", f"{info['gmacs']:.2f} (multiply-adds of one clip, batch 1, as in the papers; "
-                               f"counted on the meta device)"))
+    gmacs = info["gmacs"]
+    rows.append(("GMACs", (f"{gmacs:.2f}" if gmacs >= 0.1 else f"{gmacs:.3g}")
+                 + " (multiply-adds of one clip, batch 1; what the papers call GFLOPs; counted on the meta device)"))
     c, t, h, w = cfg["input_size"]
     sampling = cfg.get("sampling") or "dense"
     stride = f", stride {cfg.get('frame_sample_rate')}" if sampling == "dense" and cfg.get("frame_sample_rate") else ""
@@ -102,6 +105,18 @@ def cmd_info(args: argparse.Namespace) -> int:
     for k, v in rows:
         print(f"  {k:<{width}} : {v}")
     return 0
+
+
+def _gmacs(model, input_size: tuple[int, ...]) -> float:
+    """Multiply-adds (G) of one forward pass of a batch of 1, counted like
+    :func:`vidzoo.engine.model_io.model_complexity` (matmuls and convolutions) on the meta device.
+    The model's weights are dropped: ``info`` only needs their shapes."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+    model = model.to("meta").eval()
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(torch.empty(1, *input_size, device="meta"))
+    return counter.get_total_flops() / 2e9
 
 
 # ------------------------------------------------------------------------------------------- train
@@ -307,10 +322,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pretrained", action="store_true", help="only tags with weights (arch.tag names)")
     p.set_defaults(func=cmd_list)
 
-    p = sub.add_parser("info", help="architecture, parameters, GFLOPs, input and tags of a model")
-    p.add_argument("model", help="registry name or alias (or a saved model folder / checkpoint)")
-    p.add_argument("--num-frames", type=int, help="frames per clip (default: the model's)")
-    p.add_argument("--img-size", type=int, help="frame size (default: the model's)")
+    p = sub.add_parser("info", help="architecture, parameters, GMACs, input and tags of a model")
+    p.add_argument("model", help="registry name or alias, or a training output folder, saved model folder, "
+                                 "checkpoint .pth, local-dir:DIR or hf-hub:org/repo")
+    p.add_argument("--num-frames", type=int, help="frames per clip (default: the model's; registry names only)")
+    p.add_argument("--img-size", type=int, help="frame size (default: the model's; registry names only)")
     p.add_argument("--set", nargs="+", action="extend", metavar="KEY=VALUE", default=[],
                    help="model overrides, e.g. --set depth=4 embed_dim=192 (GMACs are counted for that model)")
     p.set_defaults(func=cmd_info)
