@@ -437,10 +437,15 @@ class HelpFormatter(argparse.HelpFormatter):
         help_text = action.help or ""
         if not action.option_strings or re.search(r"(^|\()default\b", help_text):
             return help_text
-        if action.default is None or action.default is False or action.default is argparse.SUPPRESS \
-                or action.default == [] or action.nargs == 0:
+        if not self._has_default(action):
             return help_text
         return f"{help_text} (default: %(default)s)".strip()
+
+    @staticmethod
+    def _has_default(action: argparse.Action) -> bool:
+        """Whether the option has a default worth printing (not a flag, not unset or empty)."""
+        return not (action.default is None or action.default is False or action.default is argparse.SUPPRESS
+                    or action.default == [] or action.nargs == 0)
 
 
 def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
@@ -452,13 +457,13 @@ def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentP
 
 
 def _finish_help(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """Give every parser the defaults-showing formatter, and every option a help line (an option
-    added without one still shows its default)."""
+    """Give every parser the defaults-showing formatter; an option added without a help text
+    still shows its default."""
     for p in (parser, *_subparsers(parser).values()):
         p.formatter_class = HelpFormatter
         for action in p._actions:
-            if action.help is None and action.option_strings:
-                action.help = ""
+            if action.help is None and action.option_strings and HelpFormatter._has_default(action):
+                action.help = "(default: %(default)s)"
     return parser
 
 
