@@ -11,6 +11,7 @@ exactly the same code.
 """
 from __future__ import annotations
 
+import argparse
 import contextlib
 import csv
 import ctypes
@@ -33,6 +34,19 @@ import torch
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 # --------------------------------------------------------------------------------------- setup
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """The scripts' ``--help``: the docstring as written, and every option's default."""
+
+
+def finish_help(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Every option shows its default in ``--help``, those added without a help text included."""
+    parser.formatter_class = HelpFormatter
+    for action in parser._actions:
+        if action.help is None and action.option_strings and action.default not in (None, False, []):
+            action.help = "(default: %(default)s)"
+    return parser
 
 
 def setup_torch(threads: int | None, device: str) -> dict[str, Any]:

@@ -8,7 +8,7 @@ written once under ``--data-root``, decoded once into memory, and every model is
 scratch with the same seed, schedule and number of steps, then evaluated on a held-out split.
 
 With ``--organmnist PATH.npz`` the same grid is also trained on OrganMNIST3D (MedMNIST, 28^3
-volumes, depth as time; ``vidzoo_joint_mini_patch8x8_28`` recipe, attention / tokenizer
+volumes, depth as time; ``vivit_joint_mini_patch8x8_28`` recipe, attention / tokenizer
 overridden) and evaluated on its test split.
 
 Examples::
@@ -273,7 +273,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     g.add_argument("--organ-epochs", type=int, default=10)
     g.add_argument("--skip-motion", action="store_true")
     p.add_argument("--out", default="benchmarks/results/accuracy")
-    args = p.parse_args(argv)
+    args = C.finish_help(p).parse_args(argv)
 
     C.setup_torch(args.threads, "cpu")
     state = C.machine_state()

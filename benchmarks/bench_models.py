@@ -19,7 +19,7 @@ Examples::
     # GPU bf16 with torch.compile
     python benchmarks/bench_models.py --models 'vivit_*_base_patch16x2_224' --device cuda --dtype bf16 \
         --batch-size 8 --compile --warmup 3 --runs 10
-    # paper fidelity table (parameters and GFLOPs only, no timing)
+    # paper fidelity table (parameters and GMACs only, no timing)
     python benchmarks/bench_models.py --fidelity
 """
 from __future__ import annotations
@@ -43,15 +43,15 @@ from benchmarks import _common as C
 # multiply-adds (GMACs) per 32x224 view. TimeSformer (Bertasius et al. 2021), Table 1 / sec. 4.1:
 # 0.59 TFLOPs for 3 spatial crops x 1 clip at 8x224 -> ~196 G per view; 121.4M parameters.
 PAPER = {
-    "vivit_joint_base_patch16x2_224": dict(paper="ViViT-B/16x2 joint (model 1)", gflops=455.2, params_m=88.9),
-    "vivit_fenc_base_patch16x2_224": dict(paper="ViViT-B/16x2 factorised encoder (model 2)", gflops=284.4,
+    "vivit_joint_base_patch16x2_224": dict(paper="ViViT-B/16x2 joint (model 1)", gmacs=455.2, params_m=88.9),
+    "vivit_fenc_base_patch16x2_224": dict(paper="ViViT-B/16x2 factorised encoder (model 2)", gmacs=284.4,
                                           params_m=115.1),
-    "vivit_fsa_base_patch16x2_224": dict(paper="ViViT-B/16x2 factorised self-attention (model 3)", gflops=372.3,
+    "vivit_fsa_base_patch16x2_224": dict(paper="ViViT-B/16x2 factorised self-attention (model 3)", gmacs=372.3,
                                          params_m=117.3),
-    "vivit_fdp_base_patch16x2_224": dict(paper="ViViT-B/16x2 factorised dot-product (model 4)", gflops=277.1,
+    "vivit_fdp_base_patch16x2_224": dict(paper="ViViT-B/16x2 factorised dot-product (model 4)", gmacs=277.1,
                                          params_m=88.9),
     "timesformer_divided_base_patch16_224": dict(paper="TimeSformer-B divided, 8x224 (0.59 TFLOPs / 3 views)",
-                                                 gflops=196.0, params_m=121.4),
+                                                 gmacs=196.0, params_m=121.4),
 }
 
 MODES = ("infer", "train", "train_ckpt")
@@ -233,7 +233,7 @@ def collect(models: list[str], args: argparse.Namespace, overrides: dict[str, An
             row["ckpt_step_ratio"] = step_ck / step if step > 0 else None
         ref = PAPER.get(name)
         if ref and not overrides and "gmacs" in row:
-            row["paper_gflops"] = ref["gflops"]
+            row["paper_gmacs"] = ref["gmacs"]
             row["paper_params_m"] = ref["params_m"]
         rows.append(row)
     return rows
@@ -252,8 +252,8 @@ SPEED_COLUMNS = [("model", "model", ""), ("input", "input (B,C,T,H,W)", ""), ("p
 
 FIDELITY_COLUMNS = [("model", "model", ""), ("paper", "paper model", ""), ("params_m", "params (M)", ".2f"),
                     ("paper_params_m", "paper params (M)", ".1f"), ("params_diff", "diff", "+.2%"),
-                    ("gmacs", "GMACs/view (counted)", ".1f"), ("paper_gflops", "paper GFLOPs/view", ".1f"),
-                    ("gflops_diff", "diff", "+.2%"), ("attn_gmacs", "of which attention", ".1f")]
+                    ("gmacs", "GMACs/view (counted)", ".1f"), ("paper_gmacs", "paper GMACs/view", ".1f"),
+                    ("gmacs_diff", "diff", "+.2%"), ("attn_gmacs", "of which attention", ".1f")]
 
 
 def fidelity(args: argparse.Namespace) -> list[dict[str, Any]]:
@@ -272,8 +272,8 @@ def fidelity(args: argparse.Namespace) -> list[dict[str, Any]]:
         params = sum(p.numel() for p in model.parameters()) / 1e6
         attn = sum(v for k, v in by_op.items() if "attention" in k or "bmm" in k) / 2e9
         rows.append(dict(model=name, paper=ref["paper"], params_m=params, paper_params_m=ref["params_m"],
-                         params_diff=params / ref["params_m"] - 1, gmacs=flops / 2e9, paper_gflops=ref["gflops"],
-                         gflops_diff=flops / 2e9 / ref["gflops"] - 1, attn_gmacs=attn,
+                         params_diff=params / ref["params_m"] - 1, gmacs=flops / 2e9, paper_gmacs=ref["gmacs"],
+                         gmacs_diff=flops / 2e9 / ref["gmacs"] - 1, attn_gmacs=attn,
                          flops_by_op=json.dumps({k: round(v / 2e9, 3) for k, v in by_op.items()})))
         print(f"{name}: {params:.2f}M params, {flops / 2e9:.1f} GMACs/view", file=sys.stderr)
         del model
@@ -304,10 +304,10 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     p.add_argument("--timeout", type=float, default=None, help="seconds per subprocess")
     p.add_argument("--matmul-n", type=int, default=None,
                    help="roofline: time one n x n matmul (default: best of C.CPU_MATMUL_SHAPES / GPU_MATMUL_SHAPES)")
-    p.add_argument("--fidelity", action="store_true", help="only the paper fidelity table (params, GFLOPs)")
+    p.add_argument("--fidelity", action="store_true", help="only the paper fidelity table (params, GMACs)")
     p.add_argument("--out", default="benchmarks/results/bench_models", help="output prefix (.csv, .md, .json)")
     p.add_argument("--worker", help=argparse.SUPPRESS)
-    args = p.parse_args(argv)
+    args = C.finish_help(p).parse_args(argv)
 
     if args.worker:
         C.emit_result(run_one(json.loads(args.worker)))
@@ -321,7 +321,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
 
     if args.fidelity:
         rows = fidelity(args)
-        md = [f"# vidzoo vs paper: parameters and GFLOPs per view\n", f"`{cmd}`\n", C.machine_markdown(state), "",
+        md = [f"# vidzoo vs paper: parameters and GMACs per view\n", f"`{cmd}`\n", C.machine_markdown(state), "",
               C.markdown_table(rows, FIDELITY_COLUMNS), "",
               "GMACs counted with torch.utils.flop_counter (matmuls, convolutions, attention; LayerNorm, softmax, "
               "GELU and adds not counted) at batch 1; multiply-adds = FLOPs / 2. Heads at 400 classes."]

@@ -307,7 +307,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
                    help="roofline: time one n x n matmul (default: best of C.CPU_MATMUL_SHAPES / GPU_MATMUL_SHAPES)")
     p.add_argument("--out", default="benchmarks/results/compare_hf")
     p.add_argument("--worker", help=argparse.SUPPRESS)
-    args = p.parse_args(argv)
+    args = C.finish_help(p).parse_args(argv)
     if args.worker:
         C.emit_result(memory_worker(json.loads(args.worker)))
         return []

@@ -46,7 +46,7 @@ def test_list_and_info(capsys):
     assert capsys.readouterr().out.split() == vidzoo.list_pretrained()
     assert main(["info", "vivit_organmnist3d"]) == 0
     out = capsys.readouterr().out
-    assert "1.66M" in out and "GFLOPs" in out and "(1, 28, 28, 28)" in out and "aliases" in out
+    assert "1.66M" in out and "GMACs" in out and "(1, 28, 28, 28)" in out and "aliases" in out
 
 
 def test_train_resume_eval_predict(motion, tmp_path):
@@ -64,7 +64,7 @@ def test_train_resume_eval_predict(motion, tmp_path):
 
     r = vidzoo_cli("eval", "--model", out, "--data", motion / "val", "--views", "2x3", "--no-progress")
     assert r.returncode == 0, r.stderr
-    assert "4 clips, 2x3 views: top-1" in r.stdout
+    assert "4 videos scored, 2x3 views: top-1" in r.stdout
     assert {p.name for p in (out / "eval").iterdir()} >= {"metrics.json", "confusion_matrix.csv",
                                                            "confusion_matrix.png", "samples.gif", "per_class.csv"}
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import fnmatch
+import importlib
 import re
 import sys
 from typing import Callable, Iterable
@@ -13,6 +14,15 @@ _model_entrypoints: dict[str, Callable] = {}
 _model_to_module: dict[str, str] = {}
 _model_default_cfgs: dict[str, DefaultCfg] = {}
 _model_aliases: dict[str, str] = {}
+
+
+def _load_builtin_models() -> None:
+    """Import ``vidzoo.models`` (which registers the built-in families) before the registry is read.
+
+    ``import vidzoo`` is lazy (PEP 562), so this module can be in use before any family module ran.
+    """
+    if f"{__package__}.models" not in sys.modules:
+        importlib.import_module(".models", __package__)
 
 
 def register_model(fn: Callable) -> Callable:
@@ -51,6 +61,7 @@ def split_model_name_tag(name: str) -> tuple[str, str]:
 
 def resolve_alias(name: str) -> str:
     """Resolve an alias (keeping an explicit tag): ``vivit_tubelet.k400`` -> ``vivit_joint_....k400``."""
+    _load_builtin_models()
     arch, tag = split_model_name_tag(name)
     if arch in _model_aliases:
         t_arch, t_tag = split_model_name_tag(_model_aliases[arch])
@@ -60,6 +71,7 @@ def resolve_alias(name: str) -> str:
 
 def list_aliases() -> dict[str, str]:
     """``{alias: target}`` for every alias."""
+    _load_builtin_models()
     return dict(_model_aliases)
 
 
@@ -82,6 +94,7 @@ def list_models(filter: str | Iterable[str] = "", module: str = "", pretrained: 
         exclude_filters: fnmatch pattern(s) to drop.
         include_tags: Return ``arch.tag`` names (default: same as ``pretrained``).
     """
+    _load_builtin_models()
     include_tags = pretrained if include_tags is None else include_tags
     names: list[str] = []
     for arch in _model_entrypoints:

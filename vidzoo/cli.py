@@ -7,9 +7,12 @@ the data...) are printed as one line ``vidzoo: error: ...`` with exit status 2; 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import re
 import sys
+import traceback
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -74,7 +77,7 @@ def cmd_info(args: argparse.Namespace) -> int:
         cfg = dict(model.pretrained_cfg)
         arch, tag = getattr(model, "architecture", "?"), cfg.get("tag") or ""
         params = count_params(model)
-        info = None
+        info = {"gmacs": _gmacs(model, tuple(cfg["input_size"]))}
         weights = describe_provenance(cfg.get("provenance"))
     args_ = dict(model.model_args)
     print(name)
@@ -84,9 +87,9 @@ def cmd_info(args: argparse.Namespace) -> int:
                              + f", width {args_.get('embed_dim')}, depth {args_.get('depth')}, "
                              f"heads {args_.get('num_heads')})")]
     rows.append(("params", f"{params / 1e6:.2f}M"))
-    if info is not None:
-        rows.append(("GFLOPs", f"{info['gmacs']:.2f} (multiply-adds of one clip, batch 1, as in the papers; "
-                               f"counted on the meta device)"))
+    gmacs = info["gmacs"]
+    rows.append(("GMACs", (f"{gmacs:.2f}" if gmacs >= 0.1 else f"{gmacs:.3g}")
+                 + " (multiply-adds of one clip, batch 1; what the papers call GFLOPs; counted on the meta device)"))
     c, t, h, w = cfg["input_size"]
     sampling = cfg.get("sampling") or "dense"
     stride = f", stride {cfg.get('frame_sample_rate')}" if sampling == "dense" and cfg.get("frame_sample_rate") else ""
@@ -115,6 +118,18 @@ def cmd_info(args: argparse.Namespace) -> int:
     for k, v in rows:
         print(f"  {k:<{width}} : {v}")
     return 0
+
+
+def _gmacs(model, input_size: tuple[int, ...]) -> float:
+    """Multiply-adds (G) of one forward pass of a batch of 1, counted like
+    :func:`vidzoo.engine.model_io.model_complexity` (matmuls and convolutions) on the meta device.
+    The model's weights are dropped: ``info`` only needs their shapes."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+    model = model.to("meta").eval()
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(torch.empty(1, *input_size, device="meta"))
+    return counter.get_total_flops() / 2e9
 
 
 # ------------------------------------------------------------------------------------------- train
@@ -148,7 +163,8 @@ def _make_train_config(TrainConfig, args: argparse.Namespace, pretrained: bool, 
 
 def cmd_train(args: argparse.Namespace) -> int:
     from .engine.train import train
-    result = train(_train_config(args))
+    with torch_threads(args.threads):
+        result = train(_train_config(args))
     if result.is_main:  # after train() has left torch.distributed every rank would call itself the main one
         _print_train_outputs(result)
     return 0
@@ -198,12 +214,13 @@ def _default_eval_output(model: str) -> Path:
 def cmd_eval(args: argparse.Namespace) -> int:
     from .engine.distributed import is_main_process
     from .engine.inference import run_evaluation
-    model = _load(args)
-    output = Path(args.output) if args.output else _default_eval_output(args.model)
-    run = run_evaluation(model, args.data, views=args.views, batch_size=args.batch_size, workers=args.workers,
-                         device=args.device, output=output, split=args.split, amp=args.amp,
-                         num_visuals=args.num_samples, progress=not args.no_progress, sampling=args.sampling,
-                         frame_stride=args.frame_stride, on_error=args.on_error)
+    with torch_threads(args.threads):
+        model = _load(args)
+        output = Path(args.output) if args.output else _default_eval_output(args.model)
+        run = run_evaluation(model, args.data, views=args.views, batch_size=args.batch_size, workers=args.workers,
+                             device=args.device, output=output, split=args.split, amp=args.amp,
+                             num_visuals=args.num_samples, progress=not args.no_progress, sampling=args.sampling,
+                             frame_stride=args.frame_stride, on_error=args.on_error)
     if is_main_process():
         r = run.result
         k5 = min(5, len(run.class_names))
@@ -222,9 +239,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     from .engine.inference import predict_videos
-    model = _load(args)
-    preds = predict_videos(model, args.videos, top_k=args.top_k, views=args.views, device=args.device,
-                           amp=args.amp, sampling=args.sampling, frame_stride=args.frame_stride)
+    with torch_threads(args.threads):
+        model = _load(args)
+        preds = predict_videos(model, args.videos, top_k=args.top_k, views=args.views, device=args.device,
+                               amp=args.amp, sampling=args.sampling, frame_stride=args.frame_stride)
     failed = [p for p in preds if not p.ok]
     if args.json:
         print(json.dumps([p.to_dict() for p in preds], indent=2))
@@ -297,6 +315,39 @@ def _sampling_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--frame-stride", type=int, help="dense sampling stride (default: the model's frame_sample_rate)")
 
 
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text}")
+    return value
+
+
+def _threads_option(p: argparse.ArgumentParser | argparse._ArgumentGroup, default: int = 0, why: str = "") -> None:
+    """``--threads N``: torch's CPU (intra-op) threads for the command; 0 keeps torch's default."""
+    p.add_argument("--threads", type=_non_negative_int, default=default, metavar="N",
+                   help="torch CPU threads (0 = torch's default, one per core)" + (f"; {why}" if why else "")
+                        + f" (default {default})")
+
+
+@contextlib.contextmanager
+def torch_threads(n: int | None):
+    """Run the block with ``torch.set_num_threads(n)`` (n > 0), restoring the previous count after.
+
+    Small models on a few (or shared) cores are often faster with one thread: the intra-op thread
+    pool's synchronisation costs more than it saves (see docs/training.md for a measurement).
+    """
+    if not n:
+        yield
+        return
+    import torch
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def _runtime_options(p: argparse.ArgumentParser, batch: int = 8) -> None:
     g = p.add_argument_group("runtime")
     g.add_argument("--batch-size", type=int, default=batch, help=f"clips per batch per process (default {batch})")
@@ -305,6 +356,7 @@ def _runtime_options(p: argparse.ArgumentParser, batch: int = 8) -> None:
     g.add_argument("--amp", default="auto", choices=("auto", "bf16", "fp16", "none"),
                    help="autocast: auto = bf16 (fp16 on older GPUs) on CUDA, fp32 on CPU")
     g.add_argument("--no-progress", action="store_true", help="no progress bars")
+    _threads_option(g, why="1 is often faster for small models on few or busy cores")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -321,11 +373,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pretrained", action="store_true", help="only tags with weights (arch.tag names)")
     p.set_defaults(func=cmd_list)
 
-    p = sub.add_parser("info", help="architecture, parameters, GFLOPs, input and tags of a model")
-    p.add_argument("model", help="registry name or alias (or a saved model folder / checkpoint)")
-    p.add_argument("--num-frames", type=int)
-    p.add_argument("--img-size", type=int)
-    p.add_argument("--set", nargs="+", action="extend", metavar="KEY=VALUE", default=[])
+    p = sub.add_parser("info", help="architecture, parameters, GMACs, input and tags of a model")
+    p.add_argument("model", help="registry name or alias, or a training output folder, saved model folder, "
+                                 "checkpoint .pth, local-dir:DIR or hf-hub:org/repo")
+    p.add_argument("--num-frames", type=int, help="frames per clip (default: the model's; registry names only)")
+    p.add_argument("--img-size", type=int, help="frame size (default: the model's; registry names only)")
+    p.add_argument("--set", nargs="+", action="extend", metavar="KEY=VALUE", default=[],
+                   help="model overrides, e.g. --set depth=4 embed_dim=192 (GMACs are counted for that model)")
     p.set_defaults(func=cmd_info)
 
     p = sub.add_parser("train", help="train or fine-tune a model on a folder, list file or npz",
@@ -341,7 +395,7 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--val-data", help="validation data (an npz means its val split)")
     v.add_argument("--val-split", type=float, help="hold out this fraction of --data for validation (stratified)")
     p.add_argument("--output", required=True, help="output folder (checkpoints, metrics, plots, final model)")
-    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--epochs", type=int, default=10, help="epochs to train in total")
     p.add_argument("--resume", nargs="?", const=True, default=False, metavar="CKPT",
                    help="continue the run in --output (or from CKPT) exactly where it stopped")
     p.add_argument("--overwrite", action="store_true", help="start afresh in an --output that holds a run")
@@ -354,19 +408,20 @@ def build_parser() -> argparse.ArgumentParser:
                    help="horizontal flip probability (default 0.5; 0 for direction-sensitive classes)")
     o = p.add_argument_group("optimisation")
     o.add_argument("--lr", type=float, default=5e-4, help="peak learning rate (default 5e-4)")
-    o.add_argument("--opt", "--optimizer", dest="opt", default="adamw", choices=("adamw", "adam", "sgd", "momentum"))
+    o.add_argument("--opt", "--optimizer", dest="opt", default="adamw", choices=("adamw", "adam", "sgd", "momentum"),
+                   help="optimizer (timm's create_optimizer_v2)")
     o.add_argument("--weight-decay", type=float, help="default 0.05 for adamw, 0 otherwise")
-    o.add_argument("--momentum", type=float, default=0.9)
-    o.add_argument("--warmup-epochs", type=float, default=1.0)
-    o.add_argument("--min-lr", type=float, default=1e-6)
-    o.add_argument("--label-smoothing", type=float, default=0.1)
+    o.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (sgd, momentum)")
+    o.add_argument("--warmup-epochs", type=float, default=1.0, help="linear warmup length (may be fractional)")
+    o.add_argument("--min-lr", type=float, default=1e-6, help="learning rate at the end of the cosine schedule")
+    o.add_argument("--label-smoothing", type=float, default=0.1, help="cross-entropy label smoothing")
     o.add_argument("--clip-grad", type=float, help="clip the gradient norm (default: no clipping)")
-    o.add_argument("--accum-steps", type=int, default=1, help="batches per optimizer step")
+    o.add_argument("--accum-steps", type=int, default=1, help="batches per optimizer step (gradient accumulation)")
     o.add_argument("--grad-checkpointing", action="store_true", help="trade compute for memory")
-    o.add_argument("--seed", type=int, default=0)
+    o.add_argument("--seed", type=int, default=0, help="seed of the split, the initialisation and the data order")
     o.add_argument("--deterministic", action="store_true", help="torch deterministic algorithms")
     _runtime_options(p)
-    p.add_argument("--val-batch-size", type=int)
+    p.add_argument("--val-batch-size", type=int, help="validation clips per batch per process (default: --batch-size)")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("eval", help="evaluate a model: top-1/top-5, per-class, confusion matrix, sample clips")
@@ -377,7 +432,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", choices=("train", "val", "test"), help="npz split or split sub-folder")
     _on_error_option(p)
     p.add_argument("--output", help="report folder (default: MODEL/eval for a training folder, else ./vidzoo-eval)")
-    p.add_argument("--num-samples", type=int, default=8, help="clips in the captioned sample picture")
+    p.add_argument("--num-samples", type=int, default=8,
+                   help="clips in the captioned sample picture and gif (samples.png, samples.gif)")
     _model_options(p)
     _sampling_options(p)
     _runtime_options(p)
@@ -390,27 +446,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True,
                    help="training output folder, saved model folder, checkpoint .pth, or registry name")
     p.add_argument("videos", nargs="+", metavar="VIDEO", help="video files or frame folders")
-    p.add_argument("--top-k", type=int, default=5)
+    p.add_argument("--top-k", type=int, default=5, help="labels printed per video")
     p.add_argument("--views", help="temporal clips x spatial crops (default: the model's)")
     p.add_argument("--json", action="store_true", help="print JSON")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--amp", default="auto", choices=("auto", "bf16", "fp16", "none"))
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    p.add_argument("--amp", default="auto", choices=("auto", "bf16", "fp16", "none"),
+                   help="autocast: auto = bf16 (fp16 on older GPUs) on CUDA, fp32 on CPU")
+    _threads_option(p, why="1 is often faster for small models on few or busy cores")
     _model_options(p)
     _sampling_options(p)
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("demo", help="offline end to end: synthetic motion videos -> train -> eval -> predict")
     p.add_argument("--output", default="vidzoo-demo", help="output folder (default ./vidzoo-demo)")
-    p.add_argument("--epochs", type=int, default=None, help="training epochs (default: the tuned demo value)")
+    p.add_argument("--epochs", type=int, default=None, help="training epochs (default 30, the tuned demo value)")
     p.add_argument("--classes", type=int, default=4, help="motion directions, 2..8 (default 4)")
-    p.add_argument("--videos-per-class", type=int, default=None, help="training videos per class")
-    p.add_argument("--val-videos-per-class", type=int, default=None, help="validation videos per class")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--workers", type=int, default=0)
-    p.add_argument("--threads", type=int, default=1,
-                   help="torch CPU threads (default 1: fastest for the tiny demo model; 0 = torch's default)")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--videos-per-class", type=int, default=None, help="training videos per class (default 200)")
+    p.add_argument("--val-videos-per-class", type=int, default=None,
+                   help="validation videos per class (default 25)")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    p.add_argument("--seed", type=int, default=0, help="seed of the data and the training")
+    p.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
+    _threads_option(p, default=1, why="1 is fastest for the tiny demo model")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--overwrite", action="store_true", help="replace a previous demo in --output (as train does)")
     p.set_defaults(func=cmd_demo)
 
@@ -424,7 +482,61 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", nargs="+", action="extend", metavar="KEY=VALUE", default=[],
                    help="model arguments on top of those read from the checkpoint's config")
     p.set_defaults(func=cmd_convert)
+    return _finish_help(parser)
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """Appends ``(default: X)`` to an option's help unless the text already states its default
+    (``(default ...`` or starting with ``default``); flags and options without a default show none."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        help_text = action.help or ""
+        if not action.option_strings or re.search(r"(^|\()default\b", help_text):
+            return help_text
+        if not self._has_default(action):
+            return help_text
+        return f"{help_text} (default: %(default)s)".strip()
+
+    @staticmethod
+    def _has_default(action: argparse.Action) -> bool:
+        """Whether the option has a default worth printing (not a flag, not unset or empty)."""
+        return not (action.default is None or action.default is False or action.default is argparse.SUPPRESS
+                    or action.default == [] or action.nargs == 0)
+
+
+def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    """``{command: parser}`` of the subcommands, in the order they were added."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+    return {}
+
+
+def _finish_help(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Give every parser the defaults-showing formatter; an option added without a help text
+    still shows its default."""
+    for p in (parser, *_subparsers(parser).values()):
+        p.formatter_class = HelpFormatter
+        for action in p._actions:
+            if action.help is None and action.option_strings and HelpFormatter._has_default(action):
+                action.help = "(default: %(default)s)"
     return parser
+
+
+def _user_error_types() -> tuple[type[BaseException], ...]:
+    """The exceptions printed as one line with exit 2: :class:`UserError`, and a video that cannot
+    be decoded (under ``--on-error raise`` it is the user's to fix). ``vidzoo.data`` imports torch,
+    so its error class is looked up only if the module was loaded (nothing else can raise it)."""
+    decode = sys.modules.get("vidzoo.data.decode")
+    return (UserError, decode.VideoDecodeError) if decode is not None else (UserError,)
+
+
+def _rank() -> int:
+    """This process's rank in a torchrun job (0 without one), without importing torch for it."""
+    if "torch.distributed" not in sys.modules:
+        return 0
+    from .engine.distributed import get_rank
+    return get_rank()
 
 
 def _one_line(msg: str) -> str:
@@ -437,15 +549,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     Returns:
         Exit status: 0 on success, 2 on a user error (one line on stderr), 130 on Ctrl-C.
     """
-    from .data import VideoDecodeError
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (UserError, VideoDecodeError) as e:  # a bad video under --on-error raise is the user's to fix
-        if os.environ.get("VIDZOO_DEBUG"):
-            raise
-        from .engine.distributed import get_rank
-        if get_rank() == 0:
+    except _user_error_types() as e:  # evaluated when an exception is raised, not at start-up
+        if _rank() == 0:
+            if os.environ.get("VIDZOO_DEBUG"):
+                traceback.print_exc()
             print(f"vidzoo: error: {_one_line(str(e))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
