@@ -11,6 +11,7 @@ the blocks and 1e-5 in ``fc_norm``, so the reference is built with the original'
 """
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -306,3 +307,81 @@ def test_param_counts_and_flops(size, params, gmacs):
     info = model_complexity(f"videomae_joint_{size}_patch16x2_224")
     assert abs(info["params"] / 1e6 - params) / params < 0.01
     assert abs(info["gmacs"] - gmacs) / gmacs < 0.02
+
+
+# ---------------------------------------------------------------------------- layer-wise lr decay
+def _scales(model, **cfg_kw):
+    from vidzoo.engine.train import TrainConfig, build_optimizer
+    opt = build_optimizer(model, TrainConfig(**cfg_kw))
+    return {n: g["lr_scale"] for g in opt.param_groups for p in g["params"]
+            for n, q in model.named_parameters() if q is p}, opt
+
+
+def test_layer_decay_groups_follow_videomae_recipe():
+    """VideoMAE's LayerDecayValueAssigner: embeddings decay ** (L + 1), block i decay ** (L - i),
+    fc_norm and head 1; the timm scheduler multiplies each group's lr by its scale."""
+    from vidzoo.engine.train import TrainConfig, build_scheduler
+    m = vidzoo.create_model(ARCH, num_classes=5, num_frames=4, **{**VZ_TINY, "depth": 3})
+    scales, opt = _scales(m, layer_decay=0.5, lr=1e-3, warmup_epochs=0)
+    assert scales["patch_embed.proj.weight"] == 0.5 ** 4
+    assert scales["blocks.0.attn.q_bias"] == 0.5 ** 3 and scales["blocks.2.mlp.fc2.weight"] == 0.5
+    assert scales["fc_norm.weight"] == scales["head.weight"] == 1.0
+    sched = build_scheduler(opt, TrainConfig(lr=1e-3, warmup_epochs=0, epochs=1), 10)
+    sched.step_update(0)
+    lrs = {g["lr_scale"]: g["lr"] for g in opt.param_groups}
+    assert lrs[1.0] == pytest.approx(1e-3) and lrs[0.5 ** 4] == pytest.approx(1e-3 * 0.5 ** 4)
+    # without it: one scale for all (no lr_scale groups)
+    from vidzoo.engine.train import build_optimizer
+    assert all("lr_scale" not in g for g in build_optimizer(m, TrainConfig()).param_groups)
+
+
+def test_layer_decay_other_variants_and_cli():
+    fenc = vidzoo.create_model("vivit_fenc_tiny_patch16x2_224", num_frames=4, img_size=32, depth=2, temporal_depth=2)
+    s, _ = _scales(fenc, layer_decay=0.5)
+    # spatial blocks, then the temporal encoder, then the head
+    assert s["pos_embed"] < s["blocks.0.attn.qkv.weight"] < s["blocks.1.attn.qkv.weight"] == s["norm.weight"] \
+        < s["temporal_pos_embed"] < s["temporal_blocks.0.attn.qkv.weight"] < s["temporal_blocks.1.mlp.fc1.weight"] \
+        < s["head.weight"] == 1.0
+    div = vidzoo.create_model("timesformer_divided_base_patch16_224", num_frames=2, **{**VZ_TINY, "depth": 2})
+    s, _ = _scales(div, layer_decay=0.5)
+    assert s["blocks.0.temporal_fc.weight"] == s["blocks.0.attn.qkv.weight"] == 0.25
+    from vidzoo.cli import _train_config, build_parser
+    args = build_parser().parse_args(["train", "--model", "videomae", "--data", "x", "--output", "o",
+                                       "--layer-decay", "0.75"])
+    assert _train_config(args).layer_decay == 0.75
+    from vidzoo.engine.errors import UserError
+    from vidzoo.engine.train import TrainConfig
+    with pytest.raises(UserError, match="layer-decay"):
+        TrainConfig(layer_decay=1.5).validate()
+
+
+class _ColourClips(torch.utils.data.Dataset):
+    """Noise clips whose class is the brighter channel: learnable in a few steps."""
+
+    def __init__(self, n: int = 24, seed: int = 0) -> None:
+        g = torch.Generator().manual_seed(seed)
+        self.y = torch.arange(n) % 3
+        self.x = torch.randn(n, 3, 4, 32, 32, generator=g) * 0.5
+        self.x[torch.arange(n), self.y] += 1.0
+        self.classes = ["a", "b", "c"]
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def __getitem__(self, i: int):
+        return self.x[i], int(self.y[i])
+
+
+def test_finetune_videomae_backbone_with_layer_decay(tmp_path):
+    """A saved VideoMAE backbone (features, no head) fine-tunes with layer decay: a head for the
+    data's classes is added, the loss goes down, the saved model reloads with its licence."""
+    from vidzoo.engine.train import TrainConfig, train
+    backbone = vidzoo.create_model(ARCH, num_classes=0, num_frames=4, embed_dim=32, depth=2, num_heads=2, img_size=32)
+    vidzoo.save_pretrained(backbone, tmp_path / "backbone")
+    res = train(TrainConfig(model=f"local-dir:{tmp_path / 'backbone'}", pretrained=True, output=str(tmp_path / "run"),
+                            epochs=3, batch_size=8, lr=2e-3, warmup_epochs=0.5, layer_decay=0.75, progress=False,
+                            seed=3), _ColourClips(), _ColourClips(12, seed=1))
+    losses = [r["train_loss"] for r in res.history]
+    assert losses[-1] < losses[0] - 0.1
+    assert res.model.num_classes == 3 and res.model.pretrained_cfg["license"] == "cc-by-nc-4.0"
+    assert json.loads((tmp_path / "run" / "train_config.json").read_text())["config"]["layer_decay"] == 0.75

@@ -108,7 +108,7 @@ def _train_config(args: argparse.Namespace):
     return TrainConfig(
         model=args.model, data=args.data, val_data=args.val_data, val_split=args.val_split, output=args.output,
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, opt=args.opt, weight_decay=args.weight_decay,
-        momentum=args.momentum, warmup_epochs=args.warmup_epochs, min_lr=args.min_lr,
+        layer_decay=args.layer_decay, momentum=args.momentum, warmup_epochs=args.warmup_epochs, min_lr=args.min_lr,
         label_smoothing=args.label_smoothing, clip_grad=args.clip_grad, accum_steps=args.accum_steps, amp=args.amp,
         grad_checkpointing=args.grad_checkpointing, seed=args.seed, deterministic=args.deterministic,
         pretrained=args.pretrained, num_frames=args.num_frames, img_size=args.img_size,
@@ -301,6 +301,9 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--lr", type=float, default=5e-4, help="peak learning rate (default 5e-4)")
     o.add_argument("--opt", "--optimizer", dest="opt", default="adamw", choices=("adamw", "adam", "sgd", "momentum"))
     o.add_argument("--weight-decay", type=float, help="default 0.05 for adamw, 0 otherwise")
+    o.add_argument("--layer-decay", type=float,
+                   help="layer-wise lr decay: block i of L trains at lr * decay**(L - i), the head at lr "
+                        "(VideoMAE fine-tuning: 0.75 for ViT-B; default: off)")
     o.add_argument("--momentum", type=float, default=0.9)
     o.add_argument("--warmup-epochs", type=float, default=1.0)
     o.add_argument("--min-lr", type=float, default=1e-6)

@@ -73,6 +73,10 @@ class TrainConfig:
         weight_decay: Decoupled (AdamW) or L2 weight decay; None: 0.05 for AdamW, else 0.
             Biases, norms, position embeddings and class tokens are never decayed.
         momentum: SGD momentum.
+        layer_decay: Layer-wise learning-rate decay (BEiT / VideoMAE fine-tuning; 0.75 for
+            VideoMAE ViT-B): the head keeps ``lr``, block ``i`` of ``L`` gets
+            ``lr * layer_decay ** (L - i)``, the embeddings ``lr * layer_decay ** (L + 1)``
+            (groups from ``model.group_matcher``). None: one learning rate for all.
         warmup_epochs: Linear warmup length (may be fractional).
         min_lr: Learning rate at the end of the cosine schedule.
         label_smoothing: Cross-entropy label smoothing.
@@ -115,6 +119,7 @@ class TrainConfig:
     opt: str = "adamw"
     weight_decay: float | None = None
     momentum: float = 0.9
+    layer_decay: float | None = None
     warmup_epochs: float = 1.0
     min_lr: float = 1e-6
     label_smoothing: float = 0.1
@@ -152,6 +157,8 @@ class TrainConfig:
             (self.amp in AMP_MODES, f"--amp must be one of {', '.join(AMP_MODES)}, got {self.amp!r}"),
             (0.0 <= self.label_smoothing < 1.0, f"--label-smoothing must be in [0, 1), got {self.label_smoothing}"),
             (self.warmup_epochs >= 0, f"--warmup-epochs must be >= 0, got {self.warmup_epochs}"),
+            (self.layer_decay is None or 0.0 < self.layer_decay <= 1.0,
+             f"--layer-decay must be in (0, 1], got {self.layer_decay}"),
             (self.workers >= 0, f"--workers must be >= 0, got {self.workers}"),
             (0.0 <= self.hflip <= 1.0, f"--hflip must be in [0, 1], got {self.hflip}"),
         ]
@@ -204,9 +211,10 @@ def resolve_amp(amp: str, device: torch.device) -> torch.dtype | None:
 
 
 def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
-    """timm's optimizer factory; no weight decay on biases, norms and ``model.no_weight_decay()``."""
+    """timm's optimizer factory; no weight decay on biases, norms and ``model.no_weight_decay()``;
+    with ``cfg.layer_decay`` per-layer ``lr_scale`` groups (applied by the timm scheduler)."""
     return create_optimizer_v2(model, opt=cfg.opt, lr=cfg.lr, weight_decay=cfg.resolved_weight_decay(),
-                               momentum=cfg.momentum, filter_bias_and_bn=True)
+                               momentum=cfg.momentum, filter_bias_and_bn=True, layer_decay=cfg.layer_decay)
 
 
 def build_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig, updates_per_epoch: int) -> CosineLRScheduler:
@@ -526,7 +534,8 @@ class Trainer:
         amp = {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[self.amp_dtype]
         self.log(f"training on {self.device} x {d.world_size} process(es), {amp}; {cfg.epochs} epochs x "
                  f"{self.updates_per_epoch} updates, batch {cfg.batch_size} x {cfg.accum_steps} accum x "
-                 f"{d.world_size}; {cfg.opt} lr {cfg.lr:g} wd {cfg.resolved_weight_decay():g}; output {self.out}")
+                 f"{d.world_size}; {cfg.opt} lr {cfg.lr:g} wd {cfg.resolved_weight_decay():g}"
+                 + (f" layer-decay {cfg.layer_decay:g}" if cfg.layer_decay else "") + f"; output {self.out}")
         if d.is_main and self.resume_path is None:
             atomic_write_json({"config": _config_dict(cfg), "classes": self.classes, "val_source": self.val_source,
                                "world_size": d.world_size, "model_args": self.model.model_args,
