@@ -385,3 +385,26 @@ def test_finetune_videomae_backbone_with_layer_decay(tmp_path):
     assert losses[-1] < losses[0] - 0.1
     assert res.model.num_classes == 3 and res.model.pretrained_cfg["license"] == "cc-by-nc-4.0"
     assert json.loads((tmp_path / "run" / "train_config.json").read_text())["config"]["layer_decay"] == 0.75
+
+
+# ------------------------------------------------------------------------- licences in the CLI / card
+def test_cli_marks_non_commercial_weights(capsys):
+    from vidzoo.cli import main
+    assert main(["list", "--pretrained", "videomae"]) == 0
+    rows = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()}
+    assert rows[f"{ARCH}.k400"].endswith("cc-by-nc-4.0 (NON-COMMERCIAL)")
+    assert rows[f"{ARCH}.v2_k710_distill"].split()[1:] == ["mit"]
+    assert main(["info", "videomae.k400"]) == 0
+    out = capsys.readouterr().out
+    assert "cc-by-nc-4.0 (non-commercial use only)" in out and "arXiv:2203.12602" in out and "180.3" in out
+    assert main(["list", "videomae"]) == 0  # without --pretrained: names only
+    assert capsys.readouterr().out.split() == [f"videomae_joint_{s}_patch16x2_224"
+                                               for s in ("base", "huge", "large", "small")]
+
+
+def test_model_card_names_family_and_licence():
+    from vidzoo._hub import generate_model_card
+    m = vidzoo.create_model("videomae.k400", num_frames=4, **VZ_TINY)
+    card = generate_model_card(m, "me/videomae-tiny")
+    assert "license: cc-by-nc-4.0" in card and "A VideoMAE video classifier" in card
+    assert "position embeddings `sincos`" in card and "pooling `avg`" in card

@@ -23,11 +23,23 @@ def cmd_list(args: argparse.Namespace) -> int:
     if pattern and not any(c in pattern for c in "*?["):
         pattern = f"*{pattern}*"
     names = list_models(pattern, pretrained=args.pretrained)
+    width = max(map(len, names), default=0)
     for name in names:
-        print(name)
+        print(f"{name:<{width}}  {_license_label(name)}" if args.pretrained else name)
     if not names:
         print(f"no {'pretrained ' if args.pretrained else ''}models match {args.filter!r}", file=sys.stderr)
     return 0
+
+
+def _license_label(name: str) -> str:
+    """A tag's licence, marked when it forbids commercial use (e.g. ``cc-by-nc-4.0``)."""
+    from . import get_pretrained_cfg
+    lic = get_pretrained_cfg(name).license or "unknown licence"
+    return f"{lic} (NON-COMMERCIAL)" if _non_commercial(lic) else lic
+
+
+def _non_commercial(license_: str | None) -> bool:
+    return bool(license_) and "-nc" in license_.lower()
 
 
 def _fmt_tuple(t: Sequence[Any]) -> str:
@@ -92,7 +104,8 @@ def cmd_info(args: argparse.Namespace) -> int:
     if cfg.get("paper_name"):
         rows.append(("paper", f"{cfg['paper_name']} ({cfg.get('paper_ids')})"))
     if cfg.get("license"):
-        rows.append(("license", cfg["license"]))
+        rows.append(("license", cfg["license"] + (" (non-commercial use only)" if _non_commercial(cfg["license"])
+                                                  else "")))
     if cfg.get("notes"):
         rows.append(("notes", cfg["notes"]))
     width = max(len(k) for k, _ in rows)
@@ -264,7 +277,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("list", help="list registered models")
     p.add_argument("filter", nargs="?", help="substring or wildcard pattern, e.g. 'vivit' or 'timesformer_*_base*'")
-    p.add_argument("--pretrained", action="store_true", help="only tags with weights (arch.tag names)")
+    p.add_argument("--pretrained", action="store_true",
+                   help="only tags with weights (arch.tag names), each with its licence (non-commercial ones marked)")
     p.set_defaults(func=cmd_list)
 
     p = sub.add_parser("info", help="architecture, parameters, GFLOPs, input and tags of a model")
