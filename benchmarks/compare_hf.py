@@ -11,7 +11,8 @@ side's achieved FLOP rate is reported as a fraction of it.
 
 Pairs: ``vivit`` (ViViT-B/16x2 joint, 32x224, HF ``attn_implementation='sdpa'``), ``timesformer``
 (TimeSformer-B divided, 8x224), ``timesformer_joint``, ``timesformer_space`` (HF
-``attention_type`` joint_space_time / space_only). HF TimeSformer has a single, eager
+``attention_type`` joint_space_time / space_only), ``videomae`` (VideoMAE ViT-B/16x2, 16x224,
+HF ``attn_implementation='sdpa'``). HF TimeSformer has a single, eager
 attention implementation in transformers; that is what it is timed with.
 
 Examples::
@@ -49,6 +50,9 @@ PAIRS = {
     # training loss is the cross-entropy of the per-frame logits.
     "timesformer_space": dict(vidzoo="timesformer_space_base_patch16_224", hf="timesformer",
                               attention_type="space_only", parity="trunk"),
+    # VideoMAE ViT-B/16x2, 16x224. HF is built with the original code's LayerNorm eps (1e-6, also in
+    # fc_norm, where transformers hard-codes 1e-5), the eps vidzoo uses for the family.
+    "videomae": dict(vidzoo="videomae_joint_base_patch16x2_224", hf="videomae", hf_attn="sdpa"),
 }
 # vidzoo override -> HF config field
 _HF_KEYS = {"num_frames": "num_frames", "img_size": "image_size", "depth": "num_hidden_layers",
@@ -67,7 +71,7 @@ def randomize(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
 
 
 def hf_config(pair: str, overrides: dict[str, Any]):
-    from transformers import TimesformerConfig, VivitConfig
+    from transformers import TimesformerConfig, VideoMAEConfig, VivitConfig
     spec = PAIRS[pair]
     kw: dict[str, Any] = {"num_labels": 400}
     for k, v in overrides.items():
@@ -79,16 +83,22 @@ def hf_config(pair: str, overrides: dict[str, Any]):
             raise SystemExit(f"override {k!r} has no HF counterpart; use one of {sorted(_HF_KEYS) + ['embed_dim']}")
     if spec["hf"] == "vivit":
         return VivitConfig(attn_implementation=spec["hf_attn"], **kw)
+    if spec["hf"] == "videomae":
+        return VideoMAEConfig(attn_implementation=spec["hf_attn"], layer_norm_eps=1e-6, **kw)
     return TimesformerConfig(attention_type=spec["attention_type"], **kw)
 
 
 def build_hf(pair: str, overrides: dict[str, Any], device: str, seed: int = 0):
-    from transformers import TimesformerForVideoClassification, VivitForVideoClassification
+    from transformers import (TimesformerForVideoClassification, VideoMAEForVideoClassification,
+                              VivitForVideoClassification)
     from transformers.initialization import no_init_weights
     cfg = hf_config(pair, overrides)
-    cls = VivitForVideoClassification if PAIRS[pair]["hf"] == "vivit" else TimesformerForVideoClassification
+    cls = {"vivit": VivitForVideoClassification, "videomae": VideoMAEForVideoClassification}.get(
+        PAIRS[pair]["hf"], TimesformerForVideoClassification)
     with no_init_weights():  # every parameter is overwritten by randomize()
         model = randomize(cls(cfg), seed)
+    if getattr(model, "fc_norm", None) is not None:
+        model.fc_norm.eps = cfg.layer_norm_eps  # VideoMAE: the original code's eps (see PAIRS)
     impl = getattr(model.config, "_attn_implementation", None) or "eager"
     if not getattr(cls, "_supports_sdpa", False) and not getattr(cls, "_supports_attention_backend", False):
         impl = "eager (only implementation in transformers)"

@@ -45,6 +45,8 @@ def merge_model_args(spec: dict[str, Any], overrides: dict[str, Any]) -> dict[st
                 args.pop(k, None)
         if args.get("pos_embed") not in new.pos_embed_types:
             args.pop("pos_embed", None)
+        if not new.supports_fc_norm:
+            args.pop("fc_norm", None)
         if not new.supports_class_token:
             args.pop("class_token", None)
             if args.get("global_pool") == "token":

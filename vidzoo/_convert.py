@@ -8,8 +8,12 @@ One entry point, :func:`convert_state_dict`, maps a checkpoint onto a built mode
    (``vivit.*``, old ``encoder.layer.N.attention.attention.query`` and new
    ``layers.N.attention.q_proj`` names), HF transformers TimeSformer (``timesformer.*``),
    vidzoo / official TimeSformer names (``blocks.N.attn.qkv``, ``time_embed``, ...) and
-   timm 2-D ViT state dicts;
-3. rename to vidzoo keys (HF ViViT's separate query/key/value are concatenated into ``qkv``);
+   timm 2-D ViT state dicts; HF transformers VideoMAE (``videomae.*``: Hub files with
+   ``q_bias`` / ``v_bias``, in-memory state dicts with ``query.bias`` / ``value.bias``) and the
+   original VideoMAE / VideoMAE V2 ``.pth`` (``attn.q_bias``; pretraining checkpoints with the
+   encoder under ``encoder.`` and an MAE decoder, which is dropped);
+3. rename to vidzoo keys (HF ViViT's and VideoMAE's separate query/key/value are concatenated
+   into ``qkv``);
 4. adapt to the model: inflate 2-D patch kernels for tubelet tokenizers, resample position and
    time embeddings to the model's token grid (or tile a 2-D table over time for the joint
    layout), initialise the temporal parts an image checkpoint does not have, and drop a head
@@ -34,7 +38,7 @@ from .tokenizers import inflate_patch_kernel
 
 _logger = logging.getLogger(__name__)
 
-FORMATS = ("vidzoo", "hf_vivit", "hf_timesformer", "timesformer", "timm_vit")
+FORMATS = ("vidzoo", "hf_vivit", "hf_timesformer", "timesformer", "timm_vit", "hf_videomae", "videomae")
 # Container keys of training checkpoints, tried in this order.
 _WRAPPER_KEYS = ("model_state", "state_dict", "model", "module", "model_ema", "state_dict_ema")
 
@@ -99,6 +103,11 @@ def detect_format(state_dict: Mapping[str, torch.Tensor], hint: str | None = Non
     without temporal parameters (space-only attention) has the same keys as a timm ViT.
     """
     keys = list(state_dict)
+    if (any(k.startswith("videomae.") for k in keys) or ("embeddings.patch_embeddings.projection.weight" in state_dict
+                                                       and "embeddings.position_embeddings" not in state_dict)):
+        return "hf_videomae"  # VideoMAE* of transformers (no stored position table: it is sin-cos)
+    if any(k.endswith(".attn.q_bias") or k.startswith(("encoder.blocks.", "encoder.patch_embed.")) for k in keys):
+        return "videomae"  # original VideoMAE / VideoMAE V2 code (fine-tuned, or the pretraining encoder)
     if any(k.startswith("vivit.") for k in keys):
         return "hf_vivit"
     if any(k.startswith("timesformer.") for k in keys):
@@ -114,8 +123,9 @@ def detect_format(state_dict: Mapping[str, torch.Tensor], hint: str | None = Non
             return "vidzoo"
         return "timm_vit"
     sample = ", ".join(keys[:8])
-    raise CheckpointError(f"Unrecognised checkpoint format (first keys: {sample}). Supported: HF transformers ViViT "
-                          "and TimeSformer, official TimeSformer, timm ViT and vidzoo state dicts.")
+    raise CheckpointError(f"Unrecognised checkpoint format (first keys: {sample}). Supported: HF transformers ViViT, "
+                          "TimeSformer and VideoMAE, official TimeSformer and VideoMAE (V1/V2), timm ViT and vidzoo "
+                          "state dicts.")
 
 
 # ------------------------------------------------------------------------------ key renaming
@@ -193,6 +203,103 @@ def _from_hf(sd: Mapping[str, torch.Tensor], prefix: str,
     if dropped:
         _logger.info("Dropped %d checkpoint tensors vidzoo does not use: %s", len(dropped), ", ".join(dropped))
     return out
+
+
+# ------------------------------------------------------------------------ VideoMAE (V1 and V2)
+# The MAE decoder and its inputs: pretraining only, never part of a classifier.
+_VIDEOMAE_PRETRAIN_ONLY = ("decoder.", "encoder_to_decoder.", "mask_token", "decoder_pos_embed")
+_HF_VIDEOMAE_LAYER = (
+    ("attention.output.dense.", "attn.proj."),
+    ("layernorm_before.", "norm1."),
+    ("layernorm_after.", "norm2."),
+    ("intermediate.dense.", "mlp.fc1."),
+    ("output.dense.", "mlp.fc2."),
+)
+# Hub files: query/key/value weights + q_bias/v_bias; transformers 5 in memory: query.bias/value.bias.
+_HF_VIDEOMAE_ATTN = re.compile(r"attention\.attention\.(?:(query|key|value)\.(weight|bias)|(q|v)_bias)$")
+
+
+def _from_hf_videomae(sd: Mapping[str, torch.Tensor], dropped: list[str]) -> dict[str, torch.Tensor]:
+    """HF transformers VideoMAE keys (``VideoMAEForVideoClassification``, ``VideoMAEModel`` or the
+    encoder of ``VideoMAEForPreTraining``) -> original / vidzoo keys."""
+    out: dict[str, torch.Tensor] = {}
+    attn: dict[int, dict[tuple[str, str], torch.Tensor]] = {}
+    for key, v in sd.items():
+        k = key[len("videomae."):] if key.startswith("videomae.") else key
+        if k.startswith(_VIDEOMAE_PRETRAIN_ONLY):
+            dropped.append(key)
+        elif k.startswith("classifier."):
+            out["head." + k[len("classifier."):]] = v
+        elif k.startswith("embeddings.patch_embeddings.projection."):
+            out["patch_embed.proj." + k.rsplit(".", 1)[1]] = v
+        elif k.startswith("layernorm."):
+            out["norm." + k[len("layernorm."):]] = v
+        elif m := _LAYER.match(k):
+            i, rest = int(m.group(1)), m.group(2)
+            if a := _HF_VIDEOMAE_ATTN.match(rest):
+                which = {"query": "q", "key": "k", "value": "v"}.get(a.group(1) or "", a.group(3))
+                attn.setdefault(i, {})[(which, a.group(2) or "bias")] = v
+                continue
+            new = _rename_layer_key(rest, _HF_VIDEOMAE_LAYER)
+            out[f"blocks.{i}.{new}" if new else key] = v  # unknown keys are reported as unexpected
+        else:
+            out[key] = v  # fc_norm.*, or reported as unexpected
+    for i, parts in sorted(attn.items()):
+        names = {"q": "query", "k": "key", "v": "value"}
+        missing = [f"{names[w]} weight" for w in "qkv" if (w, "weight") not in parts]
+        if missing:
+            raise CheckpointError(f"Layer {i} of the VideoMAE checkpoint lacks the {', '.join(missing)}; expected "
+                                  "query, key and value weights.")
+        out[f"blocks.{i}.attn.qkv.weight"] = torch.cat([parts[(w, "weight")] for w in "qkv"], dim=0)
+        biases = {w for w in "qkv" if (w, "bias") in parts}
+        if biases == {"q", "k", "v"}:
+            out[f"blocks.{i}.attn.qkv.bias"] = torch.cat([parts[(w, "bias")] for w in "qkv"], dim=0)
+        elif biases:
+            for w in sorted(biases):
+                out[f"blocks.{i}.attn.{w}_bias"] = parts[(w, "bias")]  # a k_bias is reported as unexpected
+    return out
+
+
+def _from_videomae(sd: Mapping[str, torch.Tensor], dropped: list[str]) -> dict[str, torch.Tensor]:
+    """Original VideoMAE / VideoMAE V2 ``.pth`` keys: already vidzoo names; a pretraining
+    checkpoint's encoder sits under ``encoder.`` beside the decoder."""
+    pretrain = any(k.startswith(("encoder.blocks.", "encoder.patch_embed.")) for k in sd)
+    out: dict[str, torch.Tensor] = {}
+    for key, v in sd.items():
+        k = key[len("encoder."):] if pretrain and key.startswith("encoder.") else key
+        if (pretrain and not key.startswith("encoder.")) or k.startswith(_VIDEOMAE_PRETRAIN_ONLY):
+            dropped.append(key)
+        else:
+            out[k] = v
+    return out
+
+
+def _adapt_videomae(sd: dict[str, torch.Tensor], target: Mapping[str, torch.Tensor], report: dict[str, Any],
+                    notes: list[str]) -> None:
+    """Fit VideoMAE weights to the model: q/v biases fused for a model with a full qkv bias;
+    a pretraining encoder's final norm, fc_norm and head as VideoMAE's fine-tuning treats them."""
+    fused = 0
+    for qk in [k for k in sd if k.endswith(".attn.q_bias")]:
+        b = qk[:-len("q_bias")]
+        if b + "qkv.bias" in target and qk not in target and b + "v_bias" in sd:
+            q, v = sd.pop(qk), sd.pop(b + "v_bias")
+            sd[b + "qkv.bias"] = torch.cat([q, torch.zeros_like(q), v])
+            fused += 1
+    if fused:
+        notes.append(f"q/v biases of {fused} blocks fused into qkv.bias with a zero key bias")
+    if "norm.weight" in sd and "norm.weight" not in target and "fc_norm.weight" in target:
+        sd.pop("norm.weight"), sd.pop("norm.bias", None)
+        notes.append("final norm of the pretraining encoder dropped (the model normalises after mean pooling, "
+                     "fc_norm; VideoMAE's fine-tuning drops it too)")
+    fresh = [k for k in ("fc_norm.weight", "fc_norm.bias") if k in target and k not in sd]
+    if "head.weight" in target and "head.weight" not in sd:
+        fresh += [k for k in ("head.weight", "head.bias") if k in target]
+        report["head_dropped"] = True
+    for k in fresh:
+        sd[k] = target[k]
+    if fresh:
+        notes.append(f"{', '.join(sorted({k.rsplit('.', 1)[0] for k in fresh}))} not in the checkpoint (a "
+                     "pretrained backbone): the model's initialisation is kept")
 
 
 # ----------------------------------------------------------------------------- token grids
@@ -388,8 +495,13 @@ def convert_state_dict(state_dict: Mapping[str, Any], model: nn.Module, *, infla
     report.update(format=fmt, head_dropped=False, notes=notes)
     if fmt == "vidzoo" and sd.keys() == target.keys() and all(sd[k].shape == target[k].shape for k in sd):
         return dict(sd)  # already exact
+    dropped: list[str] = []
     if fmt == "hf_vivit":
         sd = _from_hf(sd, "vivit", _HF_VIVIT_LAYER)
+    elif fmt == "hf_videomae":
+        sd = _from_hf_videomae(sd, dropped)
+    elif fmt == "videomae":
+        sd = _from_videomae(sd, dropped)
     elif fmt == "hf_timesformer":
         sd = _from_hf(sd, "timesformer", _HF_TIMESFORMER_LAYER)
     else:
@@ -398,6 +510,11 @@ def convert_state_dict(state_dict: Mapping[str, Any], model: nn.Module, *, infla
     if image:
         for k in [k for k in sd if k.startswith("pre_logits.")]:
             del sd[k]
+    if dropped:
+        notes.append(f"{len(dropped)} pretraining-only tensors dropped (MAE decoder, mask token)")
+        _logger.info("Dropped pretraining-only checkpoint tensors: %s", ", ".join(dropped))
+    if fmt in ("hf_videomae", "videomae"):
+        _adapt_videomae(sd, target, report, notes)
     _adapt_patch_embed(sd, target, inflation, notes)
     _adapt_pos_embed(sd, model, target, fmt, tuple(source_grid) if source_grid else None, notes)
     if image:

@@ -111,6 +111,11 @@ def _attention_order(key: str, v: Any) -> None:
         raise ValueError(f"{key} must be ('space', 'time') or ('time', 'space'), got {v!r}")
 
 
+def _qkv_bias(key: str, v: Any) -> None:
+    if not isinstance(v, bool) and v != "qv":
+        raise ValueError(f"{key} must be True, False or 'qv' (query and value biases only), got {v!r}")
+
+
 def _opt_tubelet(key: str, v: Any) -> None:
     if v is not None:
         _int_in(1, MAX_PATCH)(key, v)
@@ -129,7 +134,8 @@ MODEL_ARG_CHECKS: dict[str, Callable[[str, Any], None]] = {
     "depth": _int_in(1, MAX_DEPTH),
     "num_heads": _int_in(1, MAX_EMBED_DIM),
     "mlp_ratio": _mlp_ratio,
-    "qkv_bias": _bool,
+    "qkv_bias": _qkv_bias,
+    "fc_norm": _bool,
     "class_token": _opt_bool,
     "global_pool": _opt_str,
     "pos_embed": _opt_str,

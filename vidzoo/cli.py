@@ -26,11 +26,23 @@ def cmd_list(args: argparse.Namespace) -> int:
     if pattern and not any(c in pattern for c in "*?["):
         pattern = f"*{pattern}*"
     names = list_models(pattern, pretrained=args.pretrained)
+    width = max(map(len, names), default=0)
     for name in names:
-        print(name)
+        print(f"{name:<{width}}  {_license_label(name)}" if args.pretrained else name)
     if not names:
         print(f"no {'pretrained ' if args.pretrained else ''}models match {args.filter!r}", file=sys.stderr)
     return 0
+
+
+def _license_label(name: str) -> str:
+    """A tag's licence, marked when it forbids commercial use (e.g. ``cc-by-nc-4.0``)."""
+    from . import get_pretrained_cfg
+    lic = get_pretrained_cfg(name).license or "unknown licence"
+    return f"{lic} (NON-COMMERCIAL)" if _non_commercial(lic) else lic
+
+
+def _non_commercial(license_: str | None) -> bool:
+    return bool(license_) and "-nc" in license_.lower()
 
 
 def _fmt_tuple(t: Sequence[Any]) -> str:
@@ -111,7 +123,8 @@ def cmd_info(args: argparse.Namespace) -> int:
     if cfg.get("paper_name"):
         rows.append(("paper", f"{cfg['paper_name']} ({cfg.get('paper_ids')})"))
     if cfg.get("license"):
-        rows.append(("license", cfg["license"]))
+        rows.append(("license", cfg["license"] + (" (non-commercial use only)" if _non_commercial(cfg["license"])
+                                                  else "")))
     if cfg.get("notes"):
         rows.append(("notes", cfg["notes"]))
     width = max(len(k) for k, _ in rows)
@@ -151,7 +164,7 @@ def _make_train_config(TrainConfig, args: argparse.Namespace, pretrained: bool, 
     return TrainConfig(
         model=args.model, data=args.data, val_data=args.val_data, val_split=args.val_split, output=args.output,
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, opt=args.opt, weight_decay=args.weight_decay,
-        momentum=args.momentum, warmup_epochs=args.warmup_epochs, min_lr=args.min_lr,
+        layer_decay=args.layer_decay, momentum=args.momentum, warmup_epochs=args.warmup_epochs, min_lr=args.min_lr,
         label_smoothing=args.label_smoothing, clip_grad=args.clip_grad, accum_steps=args.accum_steps, amp=args.amp,
         grad_checkpointing=args.grad_checkpointing, seed=args.seed, deterministic=args.deterministic,
         pretrained=pretrained, num_frames=args.num_frames, img_size=args.img_size,
@@ -370,7 +383,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("list", help="list registered models")
     p.add_argument("filter", nargs="?", help="substring or wildcard pattern, e.g. 'vivit' or 'timesformer_*_base*'")
-    p.add_argument("--pretrained", action="store_true", help="only tags with weights (arch.tag names)")
+    p.add_argument("--pretrained", action="store_true",
+                   help="only tags with weights (arch.tag names), each with its licence (non-commercial ones marked)")
     p.set_defaults(func=cmd_list)
 
     p = sub.add_parser("info", help="architecture, parameters, GMACs, input and tags of a model")
@@ -411,6 +425,9 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--opt", "--optimizer", dest="opt", default="adamw", choices=("adamw", "adam", "sgd", "momentum"),
                    help="optimizer (timm's create_optimizer_v2)")
     o.add_argument("--weight-decay", type=float, help="default 0.05 for adamw, 0 otherwise")
+    o.add_argument("--layer-decay", type=float,
+                   help="layer-wise lr decay: block i of L trains at lr * decay**(L - i), the head at lr "
+                        "(VideoMAE fine-tuning: 0.75 for ViT-B; default: off)")
     o.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (sgd, momentum)")
     o.add_argument("--warmup-epochs", type=float, default=1.0, help="linear warmup length (may be fractional)")
     o.add_argument("--min-lr", type=float, default=1e-6, help="learning rate at the end of the cosine schedule")

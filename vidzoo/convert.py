@@ -41,7 +41,8 @@ def _hf_common_args(cfg: dict[str, Any]) -> dict[str, Any]:
 
 
 def model_args_from_hf_config(cfg: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    """``(architecture, overrides)`` of the vidzoo model matching an HF transformers ViViT / TimeSformer config."""
+    """``(architecture, overrides)`` of the vidzoo model matching an HF transformers ViViT / TimeSformer /
+    VideoMAE config."""
     kind = cfg.get("model_type")
     args = _hf_common_args(cfg)
     if kind == "vivit":
@@ -61,8 +62,16 @@ def model_args_from_hf_config(cfg: dict[str, Any]) -> tuple[str, dict[str, Any]]
         elif attn == "divided" and args["num_frames"] == 96:
             arch = "timesformer_divided_base_patch16_224_f96"
         return arch, args
-    raise ValueError(f"config.json has model_type {kind!r}; convert_checkpoint reads HF 'vivit' and 'timesformer' "
-                     "configs (pass model_name= for other checkpoints).")
+    if kind == "videomae":
+        if not cfg.get("use_mean_pooling", True):
+            args["num_classes"] = 0  # a pretraining config: the encoder as a backbone (mean pooling + fc_norm)
+        # transformers' layer_norm_eps (1e-12, and 1e-5 in fc_norm) is the port's; the weights were
+        # trained with the original code's 1e-6, vidzoo's eps for the family
+        args.update(patch_size=cfg.get("patch_size", 16), tubelet_size=cfg.get("tubelet_size", 2), norm_eps=1e-6,
+                    qkv_bias="qv" if cfg.get("qv_bias", cfg.get("qkv_bias", True)) else False)
+        return "videomae_joint_base_patch16x2_224", args
+    raise ValueError(f"config.json has model_type {kind!r}; convert_checkpoint reads HF 'vivit', 'timesformer' and "
+                     "'videomae' configs (pass model_name= for other checkpoints).")
 
 
 def _locate(src: str) -> tuple[str, dict[str, Any] | None, dict[str, Any] | None, str]:

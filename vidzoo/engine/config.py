@@ -33,6 +33,10 @@ class TrainConfig:
         weight_decay: Decoupled (AdamW) or L2 weight decay; None: 0.05 for AdamW, else 0.
             Biases, norms, position embeddings and class tokens are never decayed.
         momentum: SGD momentum.
+        layer_decay: Layer-wise learning-rate decay (BEiT / VideoMAE fine-tuning; 0.75 for
+            VideoMAE ViT-B): the head keeps ``lr``, block ``i`` of ``L`` gets
+            ``lr * layer_decay ** (L - i)``, the embeddings ``lr * layer_decay ** (L + 1)``
+            (groups from ``model.group_matcher``). None: one learning rate for all.
         warmup_epochs: Linear warmup length (may be fractional).
         min_lr: Learning rate at the end of the cosine schedule.
         label_smoothing: Cross-entropy label smoothing.
@@ -76,6 +80,7 @@ class TrainConfig:
     opt: str = "adamw"
     weight_decay: float | None = None
     momentum: float = 0.9
+    layer_decay: float | None = None
     warmup_epochs: float = 1.0
     min_lr: float = 1e-6
     label_smoothing: float = 0.1
@@ -116,6 +121,8 @@ class TrainConfig:
             (self.amp in AMP_MODES, f"--amp must be one of {', '.join(AMP_MODES)}, got {self.amp!r}"),
             (0.0 <= self.label_smoothing < 1.0, f"--label-smoothing must be in [0, 1), got {self.label_smoothing}"),
             (self.warmup_epochs >= 0, f"--warmup-epochs must be >= 0, got {self.warmup_epochs}"),
+            (self.layer_decay is None or 0.0 < self.layer_decay <= 1.0,
+             f"--layer-decay must be in (0, 1], got {self.layer_decay}"),
             (self.workers >= 0, f"--workers must be >= 0, got {self.workers}"),
             (0.0 <= self.hflip <= 1.0, f"--hflip must be in [0, 1], got {self.hflip}"),
             (self.on_error in ("skip", "raise"), f"--on-error must be 'skip' or 'raise', got {self.on_error!r}"),

@@ -13,9 +13,10 @@ __all__ = ["build_optimizer", "build_scheduler", "current_lr"]
 
 
 def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
-    """timm's optimizer factory; no weight decay on biases, norms and ``model.no_weight_decay()``."""
+    """timm's optimizer factory; no weight decay on biases, norms and ``model.no_weight_decay()``;
+    with ``cfg.layer_decay`` per-layer ``lr_scale`` groups (applied by the timm scheduler)."""
     return create_optimizer_v2(model, opt=cfg.opt, lr=cfg.lr, weight_decay=cfg.resolved_weight_decay(),
-                               momentum=cfg.momentum, filter_bias_and_bn=True)
+                               momentum=cfg.momentum, filter_bias_and_bn=True, layer_decay=cfg.layer_decay)
 
 
 def build_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig, updates_per_epoch: int) -> Scheduler:

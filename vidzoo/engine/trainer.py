@@ -323,7 +323,8 @@ class Trainer:
         amp = amp_name(self.amp_dtype)
         self.log(f"training on {self.device} x {d.world_size} process(es), {amp}; {cfg.epochs} epochs x "
                  f"{self.updates_per_epoch} updates, batch {cfg.batch_size} x {cfg.accum_steps} accum x "
-                 f"{d.world_size}; {cfg.opt} lr {cfg.lr:g} wd {cfg.resolved_weight_decay():g}; output {self.out}")
+                 f"{d.world_size}; {cfg.opt} lr {cfg.lr:g} wd {cfg.resolved_weight_decay():g}"
+                 + (f" layer-decay {cfg.layer_decay:g}" if cfg.layer_decay else "") + f"; output {self.out}")
         if d.is_main and self.resume_path is None:
             atomic_write_json({"config": config_dict(cfg), "classes": self.classes, "val_source": self.val_source,
                                "world_size": d.world_size, "model_args": self.model.model_args,

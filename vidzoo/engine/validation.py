@@ -85,6 +85,7 @@ def validate_train_config(cfg: Any) -> None:
     check_number("--min-lr", cfg.min_lr, 0)
     check_number("--weight-decay", cfg.weight_decay, 0, optional=True)
     check_number("--momentum", cfg.momentum, 0, 1, hi_open=True)
+    check_number("--layer-decay", getattr(cfg, "layer_decay", None), 0, 1, lo_open=True, optional=True)
     check_number("--warmup-epochs", cfg.warmup_epochs, 0)
     check_number("--label-smoothing", cfg.label_smoothing, 0, 1, hi_open=True)
     check_number("--clip-grad", cfg.clip_grad, 0, lo_open=True, optional=True)

@@ -13,6 +13,7 @@ from torch import nn
 from .mlp import gelu_approximate, records_grad
 
 _USE_FUSED_ATTN = True
+QKV_BIAS = (True, False, "qv")
 
 
 def set_fused_attn(enable: bool = True) -> None:
@@ -89,26 +90,45 @@ class Attention(nn.Module):
     Args:
         dim: Token width.
         num_heads: Number of heads; must divide ``dim``.
-        qkv_bias: Bias on the fused qkv projection.
+        qkv_bias: ``True``: one bias on the fused qkv projection (``qkv.bias``); ``False``: none;
+            ``'qv'``: query and value biases only (``q_bias``, ``v_bias``; BEiT / VideoMAE). A key
+            bias adds the same ``q . b_k`` to every logit of a query, which softmax cancels, so
+            ``'qv'`` computes what a zero (or any) key bias would, with upstream's parameters.
         attn_drop: Dropout on attention weights (training only).
         proj_drop: Dropout after the output projection.
     """
 
-    def __init__(self, dim: int, num_heads: int = 8, qkv_bias: bool = True,
+    def __init__(self, dim: int, num_heads: int = 8, qkv_bias: bool | str = True,
                  attn_drop: float = 0.0, proj_drop: float = 0.0) -> None:
         super().__init__()
         if dim % num_heads:
             raise ValueError(f"embed_dim ({dim}) must be divisible by num_heads ({num_heads}).")
+        if qkv_bias not in QKV_BIAS:
+            raise ValueError(f"qkv_bias must be one of {QKV_BIAS}, got {qkv_bias!r}.")
         self.num_heads = num_heads
         self.head_dim = dim // num_heads
-        self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
+        self.qkv_bias = qkv_bias
+        self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias is True)
+        if qkv_bias == "qv":
+            self.q_bias = nn.Parameter(torch.zeros(dim))
+            self.v_bias = nn.Parameter(torch.zeros(dim))
+        else:
+            self.q_bias = self.v_bias = None
         self.attn_drop = attn_drop
         self.proj = nn.Linear(dim, dim)
         self.proj_drop = nn.Dropout(proj_drop)
 
     def _qkv(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         B, L, _ = x.shape
-        qkv = linear(x, self.qkv).reshape(B, L, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        if self.q_bias is None:
+            qkv = linear(x, self.qkv)
+        else:
+            bias = torch.cat([self.q_bias, torch.zeros_like(self.v_bias), self.v_bias])
+            if _cpu_fused_ok(x, self.qkv) and not bias.requires_grad:
+                qkv = _MKLDNN_LINEAR(x, self.qkv.weight, bias, "none", [], "")
+            else:
+                qkv = F.linear(x, self.qkv.weight, bias)
+        qkv = qkv.reshape(B, L, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
         return qkv.unbind(0)  # each (B, heads, L, head_dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

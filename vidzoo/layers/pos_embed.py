@@ -1,8 +1,9 @@
-"""Resample absolute position embeddings along space and time.
+"""Position embeddings: resample learnt tables along space and time; fixed sin-cos tables.
 
 Used when a model is created (or loaded) at a different ``num_frames`` / ``img_size`` than the
 weights: spatial tables go through :func:`timm.layers.resample_abs_pos_embed`'s interpolation
-(bicubic by default), temporal tables through 1-D interpolation, each axis on its own.
+(bicubic by default), temporal tables through 1-D interpolation, each axis on its own. Fixed
+tables (:func:`sincos_pos_embed_1d`, VideoMAE) are generated for the model's own grid instead.
 """
 from __future__ import annotations
 
@@ -79,3 +80,21 @@ def resample_pos_embed_3d(
                       "1 (d h w) t -> t d h w", h=nh, w=nw)
     grid = rearrange(x, "t d h w -> 1 (t h w) d")
     return torch.cat([prefix, grid], dim=1)
+
+
+def sincos_pos_embed_1d(num_positions: int, dim: int, temperature: float = 10000.0,
+                        device: torch.device | str | None = None) -> torch.Tensor:
+    """The fixed sinusoid table of VideoMAE (and "Attention Is All You Need") over a flat index.
+
+    Entry ``(p, j)`` is ``sin`` (even ``j``) or ``cos`` (odd ``j``) of
+    ``p / temperature ** (2 * (j // 2) / dim)``; VideoMAE indexes the flattened ``(t, h, w)``
+    token grid with ``p``. Computed in float64 as upstream's numpy code is, returned in float32.
+
+    Returns:
+        Tensor ``(1, num_positions, dim)``.
+    """
+    pos = torch.arange(num_positions, dtype=torch.float64, device=device)
+    j = torch.arange(dim, dtype=torch.float64, device=device)
+    angle = pos[:, None] / temperature ** (2 * torch.div(j, 2, rounding_mode="floor") / dim)
+    table = torch.where(j.remainder(2) == 0, torch.sin(angle), torch.cos(angle))
+    return table.float().unsqueeze(0)

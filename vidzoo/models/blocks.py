@@ -48,7 +48,7 @@ class Block(nn.Module):
     (ViViT model 1, TimeSformer ``joint``) or spatial attention on one frame (``space_only``).
     """
 
-    def __init__(self, dim: int, num_heads: int, mlp_ratio: float = 4.0, qkv_bias: bool = True,
+    def __init__(self, dim: int, num_heads: int, mlp_ratio: float = 4.0, qkv_bias: bool | str = True,
                  proj_drop: float = 0.0, attn_drop: float = 0.0, drop_path: float = 0.0,
                  act_layer: Callable[..., nn.Module] = nn.GELU,
                  norm_layer: Callable[..., nn.Module] = nn.LayerNorm) -> None:
@@ -77,7 +77,7 @@ class FactorisedDotProductAttention(Attention):
     """ViViT model 4: half of the heads attend over space (within a frame), half over time
     (across frames at one location); their outputs are concatenated before ``proj``."""
 
-    def __init__(self, dim: int, num_heads: int = 8, qkv_bias: bool = True, attn_drop: float = 0.0,
+    def __init__(self, dim: int, num_heads: int = 8, qkv_bias: bool | str = True, attn_drop: float = 0.0,
                  proj_drop: float = 0.0) -> None:
         if num_heads % 2:
             raise ValueError(f"factorised_dot_product splits heads between space and time; num_heads "
@@ -114,7 +114,7 @@ class FactorisedSelfAttentionBlock(Block):
     """ViViT model 3: spatial self-attention, then temporal self-attention (order configurable),
     then the MLP, each with its own pre-norm and residual."""
 
-    def __init__(self, dim: int, num_heads: int, mlp_ratio: float = 4.0, qkv_bias: bool = True,
+    def __init__(self, dim: int, num_heads: int, mlp_ratio: float = 4.0, qkv_bias: bool | str = True,
                  proj_drop: float = 0.0, attn_drop: float = 0.0, drop_path: float = 0.0,
                  act_layer: Callable[..., nn.Module] = nn.GELU, norm_layer: Callable[..., nn.Module] = nn.LayerNorm,
                  attention_order: Sequence[str] = ("space", "time")) -> None:
@@ -152,7 +152,7 @@ class DividedSpaceTimeBlock(Block):
         super().__init__(*args, **kwargs)
         dim = self.norm1.normalized_shape[0]
         self.temporal_norm1 = type(self.norm1)(dim, eps=self.norm1.eps)
-        self.temporal_attn = Attention(dim, self.attn.num_heads, self.attn.qkv.bias is not None,
+        self.temporal_attn = Attention(dim, self.attn.num_heads, self.attn.qkv_bias,
                                        self.attn.attn_drop, self.attn.proj_drop.p)
         self.temporal_fc = nn.Linear(dim, dim)
 

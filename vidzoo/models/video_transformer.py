@@ -17,11 +17,13 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from .._utils import unknown_name_error
+from ..layers import sincos_pos_embed_1d
+from ..layers.attention import QKV_BIAS
 from ..tokenizers import VideoTokenizer, get_tokenizer
 from .blocks import (Block, DividedSpaceTimeBlock, FactorisedDotProductBlock, FactorisedSelfAttentionBlock,
                      Grid)
 
-POS_EMBED_TYPES = ("joint", "separable", "space")
+POS_EMBED_TYPES = ("joint", "separable", "space", "sincos")
 GLOBAL_POOLS = ("token", "avg")
 
 _ATTENTION: dict[str, type["VideoTransformer"]] = {}
@@ -76,11 +78,17 @@ class VideoTransformer(nn.Module):
         depth: Number of blocks (spatial blocks for ``factorised_encoder``).
         num_heads: Attention heads.
         mlp_ratio: MLP hidden width / embed_dim.
-        qkv_bias: Bias on qkv projections.
+        qkv_bias: Bias on qkv projections: ``True`` (fused ``qkv.bias``), ``False``, or ``'qv'``
+            (query and value biases ``q_bias`` / ``v_bias``, no key bias: VideoMAE).
         class_token: Prepend a learnt class token (default: when ``global_pool == 'token'``).
         global_pool: ``'token'`` (class token) or ``'avg'`` (mean of the video tokens).
+        fc_norm: Normalise after pooling (``fc_norm``) instead of every token before it (``norm``
+            becomes identity): VideoMAE's ``use_mean_pooling``, timm's ``fc_norm``.
         pos_embed: ``'joint'`` one table over all T'xN tokens (ViViT), ``'separable'`` a spatial
-            table plus a ``time_embed`` (TimeSformer), ``'space'`` spatial only; default per variant.
+            table plus a ``time_embed`` (TimeSformer), ``'space'`` spatial only, ``'sincos'`` a
+            fixed 1-D sinusoid table over the flattened ``(t, h, w)`` index generated for the
+            model's grid (VideoMAE; a non-persistent buffer, never trained or saved); default
+            per variant.
         pad_mode: Tokenizer padding: ``'error'`` or ``'pad'`` (zero-pad to a patch multiple).
         drop_rate: Dropout before the head.
         pos_drop_rate: Dropout after adding position embeddings.
@@ -93,9 +101,10 @@ class VideoTransformer(nn.Module):
 
     attention: ClassVar[str] = ""
     block_fn: ClassVar[type[nn.Module]] = Block
-    pos_embed_types: ClassVar[tuple[str, ...]] = ("joint", "separable")  # first is the default
+    pos_embed_types: ClassVar[tuple[str, ...]] = ("joint", "separable", "sincos")  # first is the default
     default_global_pool: ClassVar[str] = "token"
     supports_class_token: ClassVar[bool] = True
+    supports_fc_norm: ClassVar[bool] = True
     variant_args: ClassVar[tuple[str, ...]] = ()  # extra constructor args of this variant
 
     def __init__(
@@ -111,9 +120,10 @@ class VideoTransformer(nn.Module):
         depth: int = 12,
         num_heads: int = 12,
         mlp_ratio: float = 4.0,
-        qkv_bias: bool = True,
+        qkv_bias: bool | str = True,
         class_token: bool | None = None,
         global_pool: str | None = None,
+        fc_norm: bool = False,
         pos_embed: str | None = None,
         pad_mode: str = "error",
         drop_rate: float = 0.0,
@@ -140,6 +150,11 @@ class VideoTransformer(nn.Module):
         if pos_embed not in self.pos_embed_types:
             raise ValueError(f"pos_embed={pos_embed!r} is not supported by '{self.attention}'; expected one of "
                              f"{self.pos_embed_types}.")
+        if qkv_bias not in QKV_BIAS:
+            raise ValueError(f"qkv_bias must be one of {QKV_BIAS}, got {qkv_bias!r}.")
+        if fc_norm and not self.supports_fc_norm:
+            raise ValueError(f"fc_norm=True is not supported by '{self.attention}' (its norm is part of the "
+                             f"per-frame encoder).")
         self.num_classes = num_classes
         self.global_pool = global_pool
         self.pos_embed_type = pos_embed
@@ -158,8 +173,12 @@ class VideoTransformer(nn.Module):
         N = H * W
         P = self.num_prefix_tokens
         self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim)) if class_token else None
-        pos_len = P + T * N if pos_embed == "joint" else P + N
-        self.pos_embed = nn.Parameter(torch.zeros(1, pos_len, embed_dim))
+        pos_len = P + T * N if pos_embed in ("joint", "sincos") else P + N
+        if pos_embed == "sincos":  # regenerated for this grid, so never in a state dict
+            table = sincos_pos_embed_1d(pos_len, embed_dim).to(self.patch_embed.proj.weight.device)
+            self.register_buffer("pos_embed", table, persistent=False)
+        else:
+            self.pos_embed = nn.Parameter(torch.zeros(1, pos_len, embed_dim))
         self.time_embed = nn.Parameter(torch.zeros(1, T, embed_dim)) if pos_embed == "separable" else None
         self.pos_drop = nn.Dropout(pos_drop_rate)
 
@@ -170,7 +189,8 @@ class VideoTransformer(nn.Module):
         self._block_args = block_args
         self.blocks = nn.ModuleList([self.block_fn(drop_path=dpr[i], **block_args, **(block_kwargs or {}))
                                      for i in range(depth)])
-        self.norm = norm_layer(embed_dim)
+        self.norm = nn.Identity() if fc_norm else norm_layer(embed_dim)
+        self.fc_norm = norm_layer(embed_dim) if fc_norm else nn.Identity()
         self.head_drop = nn.Dropout(drop_rate)
         self.head = nn.Linear(embed_dim, num_classes) if num_classes > 0 else nn.Identity()
         self._init_variant(**variant_kwargs)
@@ -183,7 +203,7 @@ class VideoTransformer(nn.Module):
     def init_weights(self) -> None:
         """timm ViT initialisation (truncated normal 0.02 on linears and position tables)."""
         for p in (self.pos_embed, self.cls_token):
-            if p is not None:
+            if isinstance(p, nn.Parameter):
                 trunc_normal_(p, std=0.02)
         self.apply(_init_linear)
 
@@ -211,6 +231,16 @@ class VideoTransformer(nn.Module):
         """Parameters usually excluded from weight decay."""
         names = {"pos_embed", "cls_token", "time_embed", "temporal_pos_embed", "temporal_cls_token"}
         return {n for n, _ in self.named_parameters() if n in names}
+
+    @torch.jit.ignore
+    def group_matcher(self, coarse: bool = False) -> dict[str, Any]:
+        """Parameter groups from input to output, as timm's ViT (layer-wise lr decay, freezing):
+        the embeddings, then each block (``blocks`` then ``temporal_blocks``), then the rest
+        (final norms and head)."""
+        return dict(stem=r"^cls_token|^pos_embed|^time_embed|^patch_embed",
+                    blocks=r"^blocks\.(\d+)" if coarse else [(r"^blocks\.(\d+)", None), (r"^norm\.", (99999,))],
+                    temporal_blocks=[(r"^temporal_cls_token|^temporal_pos_embed", (0,)),
+                                     (r"^temporal_blocks\.(\d+)", (1,))])
 
     @torch.jit.ignore
     def set_grad_checkpointing(self, enable: bool = True) -> None:
@@ -246,7 +276,8 @@ class VideoTransformer(nn.Module):
         """Class token with its position embedding, expanded to ``batch``; None without one."""
         if self.cls_token is None:
             return None
-        cls = self.cls_token if self.pos_embed_type == "joint" else self.cls_token + self.pos_embed[:, :1]
+        joint = self.pos_embed_type in ("joint", "sincos")
+        cls = self.cls_token if joint else self.cls_token + self.pos_embed[:, :1]
         return cls.expand(batch, -1, -1)
 
     def _pos_embed(self, x: torch.Tensor) -> torch.Tensor:
@@ -254,7 +285,7 @@ class VideoTransformer(nn.Module):
         ``(B, P + T*N, D)`` with the class token first."""
         B = x.shape[0]
         cls = self._prefix(B)
-        if self.pos_embed_type == "joint":
+        if self.pos_embed_type in ("joint", "sincos"):
             x = rearrange(x, "b t n d -> b (t n) d")
             if cls is not None:
                 x = torch.cat([cls, x], dim=1)
@@ -283,7 +314,7 @@ class VideoTransformer(nn.Module):
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         """Tokens -> logits (or the pooled features with ``pre_logits=True``)."""
-        x = self.head_drop(self.pool(x))
+        x = self.head_drop(self.fc_norm(self.pool(x)))
         return x if pre_logits else self.head(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -335,7 +366,7 @@ class DividedSpaceTimeTransformer(VideoTransformer):
     """TimeSformer divided space-time attention (temporal, then spatial, then MLP)."""
 
     block_fn = DividedSpaceTimeBlock
-    pos_embed_types = ("separable", "joint")
+    pos_embed_types = ("separable", "joint", "sincos")
 
     def init_weights(self) -> None:
         super().init_weights()
@@ -378,6 +409,7 @@ class FactorisedEncoderTransformer(VideoTransformer):
     """
 
     pos_embed_types = ("space",)
+    supports_fc_norm = False
     variant_args = ("temporal_depth",)
 
     def _init_variant(self, temporal_depth: int = 4) -> None:
