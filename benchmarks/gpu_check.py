@@ -69,6 +69,11 @@ TOL_BF16 = 3e-2
 # One parameter's gradient may be small and noisier than the whole: its error is taken relative to
 # max(|its reference|, 0.1 x the rms per-tensor gradient norm) and allowed 3x the tolerance.
 PER_TENSOR_FACTOR = 3.0
+# Weight scale of the checked models, x 1/sqrt(fan_in) (see randomise()). At 0.5 attention scores are
+# spread out (a 1% change of one qkv weight moves fp32 logits or gradients by 1e-4 to 2e-3, >= TOL_FP32)
+# while bf16's error stays ~5x under TOL_BF16 (CPU bf16 autocast, GPU config: at most 6e-3 logits, 8e-3
+# worst tensor); at 1.0 factorised_encoder's bf16 logits were already 2.3e-2 off.
+GAIN = 0.5
 
 # Wall-clock limits per section (seconds) on the GPU; the whole run is kept under --budget.
 LIMITS = {"env": 25, "correctness": 50, "sdpa_kernels": 40, "grad_checkpointing": 30, "hf_speed": 150,
@@ -138,13 +143,19 @@ def grads_of(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 
 def randomise(model: torch.nn.Module, seed: int = 1) -> torch.nn.Module:
-    """Give zero- or one-initialised tensors (time embeddings, norms, biases) values, so that a term
-    left out or applied on the wrong axis changes the output."""
+    """Weights of unit gain, and values for zero- or one-initialised tensors (time embeddings, norms,
+    biases), so that every branch shapes the output and a term left out or applied on the wrong axis
+    changes it."""
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, p in model.named_parameters():
-            if p.dim() <= 1 or "embed" in name or "token" in name:
-                p.add_(torch.randn(p.shape, generator=g) * (0.5 if "embed" in name and "proj" not in name else 0.1))
+            noise = torch.randn(p.shape, generator=g)
+            if p.dim() >= 2 and "embed" not in name and "token" not in name:
+                # unit gain (std 1/sqrt(fan_in)): with the init's std of 0.02 attention scores are ~0 and each
+                # block adds almost nothing to the residual stream, so a wrong attention would hardly show
+                p.copy_(noise * GAIN * p[0].numel() ** -0.5)
+            elif p.dim() <= 1 or "embed" in name or "token" in name:
+                p.add_(noise * (0.5 if "embed" in name and "proj" not in name else 0.1))
     return model
 
 
@@ -275,21 +286,19 @@ def _sdpa_kernel_api():
         return None
 
 
-# aten op / kernel name -> SDPA backend
-_BACKEND_PATTERNS = (("cudnn", ("cudnn_attention", "cudnn_generated", "sdpa_cudnn", "cudnn_fmha")),
-                     ("flash", ("flash_attention", "flash_fwd", "flash_bwd", "pytorch_flash", "flash::")),
-                     ("efficient", ("efficient_attention", "fmha_cutlass", "attentionkernel", "mem_efficient",
-                                    "fmha_cutlassf", "fmha_cutlassb")),
-                     ("math", ("_scaled_dot_product_attention_math",)))
+# SDPA backend <- the aten ops SDPA dispatches to (what decides), e.g. aten::_scaled_dot_product_flash_attention
+# (CPU: ..._flash_attention_for_cpu), _efficient_attention_forward, _scaled_dot_product_cudnn_attention,
+# _scaled_dot_product_attention_math, and their backward ops.
+_OP_PATTERNS = (("cudnn", ("cudnn_attention",)), ("flash", ("flash_attention",)),
+                ("efficient", ("efficient_attention",)), ("math", ("_scaled_dot_product_attention_math",)))
+# Device kernels of those backends (listed beside the ops as evidence; names vary between versions):
+# pytorch_flash::flash_fwd_kernel, fmha_cutlassF_... (PyTorchMemEffAttention), cudnn_generated_..._sdpa_...
+_KERNEL_PATTERNS = ("flash_fwd", "flash_bwd", "pytorch_flash", "fmha", "memeffattention", "attentionkernel", "sdpa")
 
 
-def sdpa_backends_seen(names: list[str]) -> list[str]:
-    """Backends whose op or kernel names appear in a profile."""
-    seen = []
-    for backend, pats in _BACKEND_PATTERNS:
-        if any(p in n.lower() for n in names for p in pats):
-            seen.append(backend)
-    return seen
+def sdpa_backends_seen(ops: list[str]) -> list[str]:
+    """SDPA backends whose aten ops appear in ``ops``."""
+    return [b for b, pats in _OP_PATTERNS if any(p in o.lower() for o in ops for p in pats)]
 
 
 def profile_names(fn: Callable[[], Any], device: str) -> tuple[list[str], list[str]]:
@@ -343,9 +352,9 @@ def section_sdpa_kernels(ctx: dict[str, Any], deadline: float) -> dict[str, Any]
                 out.float().sum().backward()
             step()  # warm-up: kernel selection and handles outside the profile
             ops, kernels = profile_names(step, dev)
-            attn_ops = [o for o in ops if "attention" in o or "_efficient" in o or "flash" in o]
-            attn_kernels = [k for k in kernels if sdpa_backends_seen([k])]
-            row[f"{dtype}_backends"] = sdpa_backends_seen(attn_ops + attn_kernels) or ["none (eager attention path)"]
+            attn_ops = [o for o in ops if "attention" in o]
+            attn_kernels = [k for k in kernels if any(p in k.lower() for p in _KERNEL_PATTERNS)]
+            row[f"{dtype}_backends"] = sdpa_backends_seen(attn_ops) or ["none (eager attention path)"]
             row[f"{dtype}_ops"] = attn_ops
             row[f"{dtype}_kernels"] = [k[:120] for k in attn_kernels][:8]
         rows.append(row)
