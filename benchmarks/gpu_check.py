@@ -711,10 +711,16 @@ SECTION_FNS: dict[str, Callable[[dict[str, Any], float], dict[str, Any]]] = {
 # ------------------------------------------------------------------------------------ runner
 
 
+def _cpu_s() -> float:
+    import resource
+    return sum(r.ru_utime + r.ru_stime for r in (resource.getrusage(resource.RUSAGE_SELF),
+                                                  resource.getrusage(resource.RUSAGE_CHILDREN)))
+
+
 def run_section(name: str, ctx: dict[str, Any], limit: float) -> dict[str, Any]:
     log = ctx["log"]
     log(f"[gpu_check] {name}: start (limit {limit:.0f} s)")
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), _cpu_s()
     rec: dict[str, Any] = {"section": name, "limit_s": round(limit, 1)}
 
     def on_alarm(signum, frame):
@@ -734,6 +740,7 @@ def run_section(name: str, ctx: dict[str, Any], limit: float) -> dict[str, Any]:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, old)
     rec["wall_s"] = round(time.perf_counter() - t0, 1)
+    rec["cpu_s"] = round(_cpu_s() - c0, 1)  # this process and its finished children (torchrun)
     log(f"[gpu_check] {name}: {rec['status']} in {rec['wall_s']:.1f} s"
         + (f" ({rec['error']})" if "error" in rec else "")
         + (f"; failed: {', '.join(rec['failed_checks'][:6])}" if rec.get("failed_checks") else ""))
@@ -752,13 +759,14 @@ def markdown(report: dict[str, Any]) -> str:
              f"`{report['command']}`", "",
              f"- {env.get('gpu', 'no GPU (CPU dry run)')}; torch {env.get('torch', torch.__version__)}, CUDA "
              f"{env.get('cuda', '-')}, transformers {env.get('transformers', '-')}, timm {env.get('timm', '-')}",
-             f"- dense matmul rate measured here: bf16 {_f(env.get('matmul_bf16_tflops'), '.1f')} TFLOP/s, fp32 (TF32 "
-             f"off) {_f(env.get('matmul_fp32_tflops'), '.1f')} TFLOP/s",
+             f"- dense matmul rate measured here: bf16 {_f(env.get('matmul_bf16_tflops'), '.4g')} TFLOP/s, fp32 (TF32 "
+             f"off) {_f(env.get('matmul_fp32_tflops'), '.4g')} TFLOP/s",
              f"- started {report['started']}, total {report['wall_s']:.0f} s; overall: **{report['status']}**", "",
-             "| section | status | wall (s) | limit (s) | failed checks / error |", "|---|---|---|---|---|"]
+             "| section | status | wall (s) | CPU (s) | limit (s) | failed checks / error |", "|---|---|---|---|---|---|"]
     for s in report["sections"]:
         why = s.get("error") or ", ".join(s.get("failed_checks", [])[:5])
-        lines.append(f"| {s['section']} | {s['status']} | {s['wall_s']:.1f} | {s['limit_s']:.0f} | {why or '-'} |")
+        lines.append(f"| {s['section']} | {s['status']} | {s['wall_s']:.1f} | {_f(s.get('cpu_s'), '.1f')} | "
+                     f"{s['limit_s']:.0f} | {why or '-'} |")
     sec = {s["section"]: s for s in report["sections"]}
     if "correctness" in sec and sec["correctness"].get("checks"):
         lines += ["", "## Correctness against CPU fp32", "",
