@@ -192,7 +192,7 @@ def check(name: str, passed: bool, **detail: Any) -> dict[str, Any]:
 
 def partial(ctx: dict[str, Any], key: str, empty: Any = None) -> Any:
     """A list (or ``empty``) the section fills as it goes; kept in the record if the section is stopped."""
-    return ctx["partial"].setdefault(key, [] if empty is None else empty)
+    return ctx.setdefault("partial", {}).setdefault(key, [] if empty is None else empty)
 
 
 def left(deadline: float) -> float:

@@ -80,6 +80,7 @@ def test_failing_or_overrunning_section_is_recorded_and_the_rest_run(tmp_path, m
         raise RuntimeError("kaputt")
 
     def slow(ctx, deadline):
+        G.partial(ctx, "checks").append(G.check("measured before the stop", True))
         time.sleep(30)
 
     def bad_check(ctx, deadline):
@@ -99,6 +100,7 @@ def test_failing_or_overrunning_section_is_recorded_and_the_rest_run(tmp_path, m
     assert s["env"]["status"] == "failed" and "kaputt" in s["env"]["error"]
     assert s["correctness"]["status"] == "failed" and "limit" in s["correctness"]["error"]
     assert s["correctness"]["wall_s"] < 10
+    assert [c["check"] for c in s["correctness"]["checks"]] == ["measured before the stop"]  # kept
     assert s["sdpa_kernels"]["failed_checks"] == ["a wrong number"]
     assert s["grad_checkpointing"]["status"] == "passed"
     assert report["status"] == "failed"
