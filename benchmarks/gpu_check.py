@@ -850,6 +850,24 @@ def markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def summary(report: dict[str, Any]) -> str:
+    """A few lines: each section's status, the HF comparison and the targets."""
+    lines = ["", "== gpu_check summary =="]
+    for s in report["sections"]:
+        lines.append(f"{s['section']:>20}: {s['status']} ({s['wall_s']:.0f} s)"
+                     + (f" {s.get('error', '')[:150]}" if s.get("error") else "")
+                     + (f" failed: {', '.join(s['failed_checks'][:4])}" if s.get("failed_checks") else ""))
+    for s in report["sections"]:
+        for r in s.get("rows", []) if s["section"] == "hf_speed" else []:
+            lines.append(f"{r['pair']:>12} {r['mode']:<5} vidzoo {r['vidzoo_ms']:.1f} ms, HF {r['hf_ms']:.1f} ms, "
+                         f"{r['speedup']:.2f}x; MFU {r['vidzoo_roofline']:.0%} (HF {r['hf_roofline']:.0%}); peak "
+                         f"{_f(r.get('vidzoo_peak_gb'), '.2f')} / {_f(r.get('hf_peak_gb'), '.2f')} GiB")
+        for t in s.get("targets", []) if s["section"] == "hf_speed" else []:
+            lines.append(f"target {t['target']}: {_f(t['measured'], '.3f')} "
+                         f"{'-' if t['met'] is None else ('met' if t['met'] else 'MISSED')}")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", help="folder for gpu_check.json / .md / .log (the device's $OUT); required")
@@ -897,6 +915,7 @@ def main(argv: list[str] | None = None) -> int:
     md = markdown(report)
     (out / "gpu_check.md").write_text(md)
     log(md)
+    log(summary(report))  # last, so that the end of the output (all a device call returns) holds it
     log(f"[gpu_check] {report['status']} in {report['wall_s']:.0f} s; results in {out}")
     return 0 if report["status"] == "passed" else 1
 

@@ -72,7 +72,9 @@ def test_cpu_dry_run_without_pyav(tmp_path):
                     "## vidzoo vs HF transformers", "## torchrun", "## torch.compile"):
         assert heading in md
     assert "overall: **passed**" in md
-    assert "[gpu_check] passed" in (out / "gpu_check.log").read_text()
+    log = (out / "gpu_check.log").read_text()
+    assert "[gpu_check] passed" in log and "== gpu_check summary ==" in log
+    assert "== gpu_check summary ==" in r.stdout[-3000:]  # last: the part of the output a device call returns
 
 
 def test_failing_or_overrunning_section_is_recorded_and_the_rest_run(tmp_path, monkeypatch):
