@@ -582,7 +582,8 @@ def section_torchrun(ctx: dict[str, Any], deadline: float) -> dict[str, Any]:
     want = "nccl" if cuda else "gloo"
     runs["process_group"] = {"returncode": r.returncode, "result": res, "log_tail": log[-2500:],
                              "nccl_info_lines": sum("NCCL INFO" in line for line in log.splitlines())}
-    ok = r.returncode == 0 and res is not None and res.get("backend") == want and res.get("train_rc") == 0
+    ok = (r.returncode == 0 and res is not None and res.get("backend") == want and res.get("all_reduce_ok") is True
+          and res.get("train_rc") == 0)
     if cuda:  # NCCL itself said it ran (NCCL_DEBUG=INFO), not only torch's backend name
         ok = ok and runs["process_group"]["nccl_info_lines"] > 0
     checks.append(check(f"{want} process group: vidzoo train with the group up exits 0", ok, backend=(res or {}).get("backend")))
