@@ -91,7 +91,10 @@ def hf_config(pair: str, overrides: dict[str, Any]):
 def build_hf(pair: str, overrides: dict[str, Any], device: str, seed: int = 0):
     from transformers import (TimesformerForVideoClassification, VideoMAEForVideoClassification,
                               VivitForVideoClassification)
-    from transformers.initialization import no_init_weights
+    try:
+        from transformers.initialization import no_init_weights
+    except ImportError:  # transformers 4.x (e.g. a GPU image's)
+        from transformers.modeling_utils import no_init_weights
     cfg = hf_config(pair, overrides)
     cls = {"vivit": VivitForVideoClassification, "videomae": VideoMAEForVideoClassification}.get(
         PAIRS[pair]["hf"], TimesformerForVideoClassification)
@@ -192,6 +195,8 @@ def memory_worker(cfg: dict[str, Any]) -> dict[str, Any]:
     C.setup_torch(cfg["threads"], cfg["device"])
     device, B = cfg["device"], cfg["batch_size"]
     torch.manual_seed(0)
+    # CUDA: what other models of this process hold (--no-isolate) is not counted; 0 in a fresh process
+    base = C.current_memory(device) if device.startswith("cuda") else 0
     # Memory does not depend on weight values: each side builds only its own model (random
     # init), so nothing of the other side's model is left in this process's RSS.
     if cfg["side"] == "vidzoo":
@@ -211,7 +216,8 @@ def memory_worker(cfg: dict[str, Any]) -> dict[str, Any]:
     with C.PeakMemory(device) as mem:
         for _ in range(cfg["steps"]):
             step()
-    return {"peak_gb": C.gb(mem.peak), "state_gb": C.gb(mem.start), "step_gb": C.gb(mem.added), "method": mem.method}
+    return {"peak_gb": C.gb(mem.peak - base), "state_gb": C.gb(mem.start - base), "step_gb": C.gb(mem.added),
+            "method": mem.method}
 
 
 # ------------------------------------------------------------------------------------- main

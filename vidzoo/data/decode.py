@@ -20,11 +20,15 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Callable, Sequence, Union
 
-import av
 import numpy as np
 import torch
 from einops import rearrange
 from PIL import Image
+
+try:  # PyAV decodes video files; frame folders and npz volumes never need it
+    import av
+except ImportError:  # e.g. a GPU image without PyAV: fail when a video file is opened, not at import
+    av = None
 
 __all__ = [
     "VideoDecodeError",
@@ -191,7 +195,14 @@ def _read_folder(folder: Path, clips: list[torch.Tensor] | SamplerFn | None) -> 
 # video files
 
 
+def require_av() -> None:
+    """Raise a clear ImportError when PyAV, needed to decode video files, is not installed."""
+    if av is None:
+        raise ImportError("decoding video files needs PyAV, which is not installed (pip install av)")
+
+
 def _open(path: Path):
+    require_av()
     try:
         container = av.open(str(path))
     except av.FFmpegError as e:

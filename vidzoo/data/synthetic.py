@@ -16,10 +16,16 @@ import zlib
 from pathlib import Path
 from typing import Union
 
-import av
 import numpy as np
 import torch
 from tqdm.auto import tqdm
+
+from .decode import require_av
+
+try:  # PyAV writes the videos; importing this module must not need it (see decode.require_av)
+    import av
+except ImportError:
+    av = None
 
 __all__ = ["default_codec", "write_video", "make_motion_dataset", "MOTION_DIRECTIONS"]
 
@@ -41,6 +47,7 @@ MOTION_DIRECTIONS: dict[str, tuple[float, float]] = {
 
 def default_codec() -> str:
     """``"libx264"`` when this PyAV build can encode it, else ``"mpeg4"`` (always built in)."""
+    require_av()
     if "libx264" in av.codecs_available:
         try:
             av.codec.Codec("libx264", "w")
@@ -98,6 +105,7 @@ def write_video(path: PathLike, frames: np.ndarray | torch.Tensor, fps: int = 8,
     Returns:
         The written path.
     """
+    require_av()
     arr = _to_thwc(frames, layout)
     t, h, w, _ = arr.shape
     if t == 0:
