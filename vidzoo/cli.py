@@ -225,6 +225,27 @@ def cmd_convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from .export import ExportCheckError, export_model, format_from_path, summary_lines
+    if args.format and len(args.output) > 1:
+        raise UserError("export: --format applies to one --output file; with several, each file's suffix "
+                        "(.onnx / .pt2) names its format")
+    if not args.format:
+        for out in args.output:
+            try:
+                format_from_path(out)
+            except ValueError as e:
+                raise UserError(f"export: {e}") from e
+    model = _load(args)
+    try:
+        results = export_model(model, args.output, fmt=args.format, opset=args.opset, atol=args.atol, rtol=args.rtol)
+    except ExportCheckError as e:
+        raise UserError(f"export: {e}") from e
+    for r in results:
+        print("\n".join(summary_lines(r)))
+    return 0
+
+
 # -------------------------------------------------------------------------------------------- parser
 def _model_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("model")
@@ -365,6 +386,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", nargs="+", action="extend", metavar="KEY=VALUE", default=[],
                    help="model arguments on top of those read from the checkpoint's config")
     p.set_defaults(func=cmd_convert)
+
+    p = sub.add_parser("export", help="export a model to ONNX or a torch.export program (.pt2), checked against eager",
+                       description="Export a model (any --model that predict accepts) with a dynamic batch "
+                                   "dimension; the written file is run back (onnxruntime / torch.export.load) on "
+                                   "random clips and compared with the eager model.")
+    p.add_argument("--model", required=True,
+                   help="training output folder, saved model folder, checkpoint .pth, or registry name")
+    p.add_argument("--format", choices=("onnx", "pt2"), help="default: from --output's suffix (.onnx / .pt2)")
+    p.add_argument("--output", required=True, nargs="+", metavar="FILE",
+                   help="file(s) to write, e.g. model.onnx and/or model.pt2 (several files: one trace)")
+    p.add_argument("--opset", type=int, help="ONNX opset (default 20, torch's dynamo exporter default)")
+    p.add_argument("--atol", type=float, default=1e-4, help="check tolerance: |file - eager| <= atol + rtol |eager|")
+    p.add_argument("--rtol", type=float, default=1e-4)
+    _model_options(p)
+    p.set_defaults(func=cmd_export)
     return parser
 
 
