@@ -239,7 +239,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     model = _load(args)
     try:
         results = export_model(model, args.output, fmt=args.format, opset=args.opset, atol=args.atol, rtol=args.rtol)
-    except ExportCheckError as e:
+    except (ExportCheckError, ImportError) as e:
         raise UserError(f"export: {e}") from e
     for r in results:
         print("\n".join(summary_lines(r)))

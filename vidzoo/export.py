@@ -18,6 +18,7 @@ The files carry the model's input description (mean, std, input size, label name
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import json
 import os
 import time
@@ -174,6 +175,7 @@ def export_model(model: nn.Module, output: PathLike | Sequence[PathLike], fmt: s
 
     Raises:
         ValueError: Unknown format, or a model without an input size.
+        ImportError: ONNX export without onnx / onnxscript / onnxruntime installed.
         ExportCheckError: A file disagrees with the eager model (it is renamed ``FILE.unverified``).
         RuntimeError: Neither the SDPA nor the eager attention path exports (both errors are named).
     """
@@ -188,6 +190,10 @@ def export_model(model: nn.Module, output: PathLike | Sequence[PathLike], fmt: s
     input_size = tuple((getattr(model, "pretrained_cfg", None) or {}).get("input_size") or ())
     if len(input_size) != 4:
         raise ValueError(f"the model has no (C, T, H, W) input_size in its pretrained_cfg (got {input_size!r})")
+    if "onnx" in fmts:
+        missing = [m for m in ("onnx", "onnxscript", "onnxruntime") if importlib.util.find_spec(m) is None]
+        if missing:
+            raise ImportError(f"ONNX export needs {', '.join(missing)}: pip install 'vidzoo[export]'")
     opset = opset or DEFAULT_OPSET
     model = model.to("cpu", torch.float32).eval()
     meta = export_metadata(model)
