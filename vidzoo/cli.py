@@ -181,7 +181,34 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _predict_timeline(args: argparse.Namespace) -> int:
+    from .engine.timeline import run_timelines, summary_lines
+    if not args.output:
+        raise UserError("--timeline writes <name>_timeline.csv/.png: give --output DIR")
+    for flag, value in (("--views", args.views), ("--sampling", args.sampling)):
+        if value:
+            raise UserError(f"{flag} does not apply to --timeline (one centre view per window; "
+                            f"use --window / --stride)")
+    model = _load(args)
+    done, failed = run_timelines(model, args.videos, args.output, window=args.window, stride=args.stride,
+                                 frame_stride=args.frame_stride, top_k=args.top_k, batch_size=args.batch_size,
+                                 device=args.device, amp=args.amp, progress=not args.no_progress)
+    if args.json:
+        print(json.dumps([dict(tl.to_dict(args.top_k), csv=str(c), png=str(p)) for tl, c, p in done]
+                         + [{"path": v, "error": e} for v, e in failed], indent=2))
+    else:
+        for tl, c, p in done:
+            print("\n".join(summary_lines(tl)))
+            print(f"  wrote {c} and {p}")
+    if failed:
+        raise UserError(f"{len(failed)} of {len(args.videos)} videos could not be read: "
+                        + "; ".join(f"{v}: {e}" for v, e in failed))
+    return 0
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
+    if getattr(args, "timeline", False):
+        return _predict_timeline(args)
     from .engine.inference import predict_videos
     model = _load(args)
     preds = predict_videos(model, args.videos, top_k=args.top_k, views=args.views, device=args.device,
@@ -357,9 +384,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--views", help="temporal clips x spatial crops (default: the model's)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("--device", default="auto")
-    p.add_argument("--amp", default="auto", choices=("auto", "bf16", "fp16", "none"))
+    p.add_argument("--amp", default="auto", choices=("auto", "bf16", "fp16", "none"),
+                   help="autocast: auto = bf16/fp16 on CUDA, fp32 on CPU; bf16 also runs on CPU (fast with "
+                        "AMX / AVX512-BF16)")
     _model_options(p)
     _sampling_options(p)
+    t = p.add_argument_group("timeline (long videos)")
+    t.add_argument("--timeline", action="store_true",
+                   help="slide the clip window over each whole video; writes <name>_timeline.csv/.png to --output")
+    t.add_argument("--window", metavar="SPAN", help="window length, seconds ('2s') or frames ('64'); default the "
+                                                    "model's clip span, (T-1) x frame stride + 1 frames")
+    t.add_argument("--stride", metavar="SPAN", help="step between window starts, seconds or frames "
+                                                    "(default half the window)")
+    t.add_argument("--output", help="folder for the timeline files")
+    t.add_argument("--batch-size", type=int, default=8, help="windows per forward pass (default 8)")
+    t.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("demo", help="offline end to end: synthetic motion videos -> train -> eval -> predict")
