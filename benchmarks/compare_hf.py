@@ -180,6 +180,43 @@ def make_step(side: str, model, x: torch.Tensor, y: torch.Tensor, device: str, d
     return step, fwd
 
 
+def low_precision_agreement(models: dict[str, Any], device: str, dtype: str, clips: int,
+                            shape: tuple[int, ...]) -> dict[str, Any]:
+    """Each side's logits in fp32 and under ``dtype`` autocast on ``clips`` random clips (batches of
+    the benchmark's batch size): top-1 agreement and the largest logit difference. HF space_only
+    gives per-frame logits, so its outputs are frames, not clips."""
+    out: dict[str, Any] = {"agree_clips": clips}
+    g = torch.Generator().manual_seed(1)
+    xs = [torch.randn(shape, generator=g) for _ in range(-(-clips // shape[0]))]
+    for side, model in models.items():
+        model.eval()
+        fwd = (lambda x: model(pixel_values=x.transpose(1, 2).contiguous()).logits) if side == "hf" else model
+        same = total = 0
+        diff = 0.0
+        t_ref: list[float] = []
+        t_low: list[float] = []
+        for x in xs:
+            x = x.to(device)
+            with torch.no_grad():
+                t0 = time.perf_counter()
+                ref = fwd(x).float()
+                t1 = time.perf_counter()
+                with C.autocast_ctx(device, dtype):
+                    low = fwd(x).float()
+                t_low.append(time.perf_counter() - t1)
+                t_ref.append(t1 - t0)
+            same += int((ref.argmax(-1) == low.argmax(-1)).sum())
+            total += ref.shape[0]
+            diff = max(diff, (ref - low).abs().max().item())
+        out[f"{side}_low_top1_agree"] = same / total
+        out[f"{side}_low_max_abs_diff"] = diff
+        out[f"{side}_low_outputs"] = total
+        if device == "cpu":  # CPU wall times of the same calls, fp32 then low precision, alternating
+            out[f"{side}_agree_fp32_ms"] = C.median(t_ref) * 1e3
+            out[f"{side}_agree_low_ms"] = C.median(t_low) * 1e3
+    return out
+
+
 def forward_flops(fwd) -> int:
     """FLOPs of one forward (fp32 eager). A training step counts as 3x this (the MFU convention:
     backward = 2x forward), so HF's eager and vidzoo's flash attention are credited alike."""
@@ -244,6 +281,9 @@ def run_pair(pair: str, args: argparse.Namespace) -> list[dict[str, Any]]:
         y = torch.randint(0, vz.num_classes, (B,), device=device)
         steps = {side: make_step(side, m, x, y, device, args.dtype, mode == "train")
                  for side, m in (("vidzoo", vz), ("hf", hf))}
+        agree = (low_precision_agreement({"vidzoo": vz, "hf": hf}, device, args.dtype, args.agree_clips,
+                                         (B, *clip_for(vz)))
+                 if mode == "infer" and args.dtype != "fp32" and args.agree_clips else {})
         mm0 = C.matmul_rate(device, args.dtype, args.matmul_n)
         cpu_times: dict[str, list[float]] = {}
         times = C.time_interleaved({s: f for s, (f, _) in steps.items()}, device, args.warmup, args.runs, cpu_times)
@@ -253,7 +293,7 @@ def run_pair(pair: str, args: argparse.Namespace) -> list[dict[str, Any]]:
                                "input": "x".join(map(str, x.shape)),
                                "overrides": " ".join(f"{k}={v}" for k, v in overrides.items()) or "(paper config)",
                                "batch": B, "dtype": args.dtype, "device": device, "vidzoo_attn": "sdpa",
-                               "hf_attn": impl, **parity,
+                               "hf_attn": impl, **parity, **agree,
                                "matmul_tflops_before": mm0["matmul_tflops"], "matmul_tflops_after": mm1["matmul_tflops"]}
         for side in ("vidzoo", "hf"):
             row[f"{side}_ms"] = C.median(times[side]) * 1e3
@@ -296,7 +336,11 @@ COLUMNS = [("pair", "pair", ""), ("mode", "mode", ""), ("input", "input (B,C,T,H
            ("vidzoo_roofline", "vidzoo % matmul peak", ".0%"), ("hf_roofline", "HF % matmul peak", ".0%"),
            ("vidzoo_peak_gb", "vidzoo peak (GB)", ".2f"), ("hf_peak_gb", "HF peak (GB)", ".2f"),
            ("peak_ratio", "peak vidzoo/HF", ".3f"), ("vidzoo_step_gb", "vidzoo step memory (GB)", ".2f"),
-           ("hf_step_gb", "HF step memory (GB)", ".2f"), ("step_ratio", "step memory vidzoo/HF", ".3f")]
+           ("hf_step_gb", "HF step memory (GB)", ".2f"), ("step_ratio", "step memory vidzoo/HF", ".3f"),
+           ("vidzoo_agree_fp32_ms", "vidzoo fp32 (ms)", ".0f"), ("hf_agree_fp32_ms", "HF fp32 (ms)", ".0f"),
+           ("vidzoo_low_top1_agree", "vidzoo top-1 = fp32", ".0%"), ("hf_low_top1_agree", "HF top-1 = fp32", ".0%"),
+           ("vidzoo_low_max_abs_diff", "vidzoo max |logit diff| vs fp32", ".3f"),
+           ("hf_low_max_abs_diff", "HF max |logit diff| vs fp32", ".3f")]
 
 
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
@@ -313,6 +357,9 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     p.add_argument("--runs", type=int, default=3, help="timed calls per side, interleaved; medians reported")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--tol", type=float, default=1e-4, help="parity tolerance relative to max(1, max |logit|)")
+    p.add_argument("--agree-clips", type=int, default=4,
+                   help="--dtype bf16: random clips on which each side's bf16 and fp32 logits are compared "
+                        "(top-1 agreement, max |diff|); 0 skips")
     p.add_argument("--no-train", action="store_true")
     p.add_argument("--no-memory", action="store_true")
     p.add_argument("--mem-steps", type=int, default=1, help="calls measured for peak memory, after one warm-up "

@@ -136,6 +136,22 @@ def test_compare_hf_smoke(tmp_path):
     assert "HF/vidzoo time" in out.with_suffix(".md").read_text()
 
 
+def test_compare_hf_bf16_agreement(tmp_path):
+    pytest.importorskip("transformers")
+    from benchmarks import compare_hf
+    tiny = ["num_frames=4", "img_size=32", "depth=1", "embed_dim=32", "num_heads=2", "num_classes=7"]
+    rows = compare_hf.main(["--pairs", "timesformer", "--infer-set", *tiny, "--dtype", "bf16", "--no-train",
+                            "--no-memory", "--warmup", "0", "--runs", "1", "--matmul-n", "128", "--agree-clips", "3",
+                            "--out", str(tmp_path / "hf")])
+    (r,) = rows
+    assert r["dtype"] == "bf16" and r["agree_clips"] == 3
+    for side in ("vidzoo", "hf"):
+        assert r[f"{side}_low_outputs"] == 3 and 0.0 <= r[f"{side}_low_top1_agree"] <= 1.0
+        assert 0.0 < r[f"{side}_low_max_abs_diff"] < 0.5  # bf16 differs from fp32, but not wildly
+        assert r[f"{side}_agree_fp32_ms"] > 0 and r[f"{side}_agree_low_ms"] > 0
+    assert "top-1 = fp32" in (tmp_path / "hf").with_suffix(".md").read_text()
+
+
 def test_compare_hf_parity_catches_a_wrong_weight(tmp_path):
     pytest.importorskip("transformers")
     from benchmarks import compare_hf

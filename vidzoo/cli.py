@@ -250,7 +250,35 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _predict_timeline(args: argparse.Namespace) -> int:
+    from .engine.timeline import run_timelines, summary_lines
+    if not args.output:
+        raise UserError("--timeline writes <name>_timeline.csv/.png: give --output DIR")
+    for flag, value in (("--views", args.views), ("--sampling", args.sampling)):
+        if value:
+            raise UserError(f"{flag} does not apply to --timeline (one centre view per window; "
+                            f"use --window / --stride)")
+    with torch_threads(args.threads):
+        model = _load(args)
+        done, failed = run_timelines(model, args.videos, args.output, window=args.window, stride=args.stride,
+                                     frame_stride=args.frame_stride, top_k=args.top_k, batch_size=args.batch_size,
+                                     device=args.device, amp=args.amp, progress=not args.no_progress)
+    if args.json:
+        print(json.dumps([dict(tl.to_dict(args.top_k), csv=str(c), png=str(p)) for tl, c, p in done]
+                         + [{"path": v, "error": e} for v, e in failed], indent=2))
+    else:
+        for tl, c, p in done:
+            print("\n".join(summary_lines(tl)))
+            print(f"  wrote {c} and {p}")
+    if failed:
+        raise UserError(f"{len(failed)} of {len(args.videos)} videos could not be read: "
+                        + "; ".join(f"{v}: {e}" for v, e in failed))
+    return 0
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
+    if getattr(args, "timeline", False):
+        return _predict_timeline(args)
     from .engine.inference import predict_videos
     with torch_threads(args.threads):
         model = _load(args)
@@ -300,6 +328,27 @@ def cmd_convert(args: argparse.Namespace) -> int:
         raise UserError(f"convert: {str(e).splitlines()[0]}") from e
     print(f"converted {args.src} -> {args.dst} ({model.architecture}, {model.num_classes} classes); "
           f"load it with create_model('local-dir:{args.dst}') or --model {args.dst}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from .export import ExportCheckError, export_model, format_from_path, summary_lines
+    if args.format and len(args.output) > 1:
+        raise UserError("export: --format applies to one --output file; with several, each file's suffix "
+                        "(.onnx / .pt2) names its format")
+    if not args.format:
+        for out in args.output:
+            try:
+                format_from_path(out)
+            except ValueError as e:
+                raise UserError(f"export: {e}") from e
+    model = _load(args)
+    try:
+        results = export_model(model, args.output, fmt=args.format, opset=args.opset, atol=args.atol, rtol=args.rtol)
+    except (ExportCheckError, ImportError) as e:
+        raise UserError(f"export: {e}") from e
+    for r in results:
+        print("\n".join(summary_lines(r)))
     return 0
 
 
@@ -468,10 +517,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     p.add_argument("--amp", default="auto", choices=("auto", "bf16", "fp16", "none"),
-                   help="autocast: auto = bf16 (fp16 on older GPUs) on CUDA, fp32 on CPU")
+                   help="autocast: auto = bf16/fp16 on CUDA, fp32 on CPU; bf16 also runs on CPU (fast with "
+                        "AMX / AVX512-BF16)")
     _threads_option(p, why="1 is often faster for small models on few or busy cores")
     _model_options(p)
     _sampling_options(p)
+    t = p.add_argument_group("timeline (long videos)")
+    t.add_argument("--timeline", action="store_true",
+                   help="slide the clip window over each whole video; writes <name>_timeline.csv/.png to --output")
+    t.add_argument("--window", metavar="SPAN", help="window length, seconds ('2s') or frames ('64'); default the "
+                                                    "model's clip span, (T-1) x frame stride + 1 frames")
+    t.add_argument("--stride", metavar="SPAN", help="step between window starts, seconds or frames "
+                                                    "(default half the window)")
+    t.add_argument("--output", help="folder for the timeline files")
+    t.add_argument("--batch-size", type=int, default=8, help="windows per forward pass (default 8)")
+    t.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("demo", help="offline end to end: synthetic motion videos -> train -> eval -> predict")
@@ -499,6 +559,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", nargs="+", action="extend", metavar="KEY=VALUE", default=[],
                    help="model arguments on top of those read from the checkpoint's config")
     p.set_defaults(func=cmd_convert)
+
+    p = sub.add_parser("export", help="export a model to ONNX or a torch.export program (.pt2), checked against eager",
+                       description="Export a model (any --model that predict accepts) with a dynamic batch "
+                                   "dimension; the written file is run back (onnxruntime / torch.export.load) on "
+                                   "random clips and compared with the eager model.")
+    p.add_argument("--model", required=True,
+                   help="training output folder, saved model folder, checkpoint .pth, or registry name")
+    p.add_argument("--format", choices=("onnx", "pt2"), help="default: from --output's suffix (.onnx / .pt2)")
+    p.add_argument("--output", required=True, nargs="+", metavar="FILE",
+                   help="file(s) to write, e.g. model.onnx and/or model.pt2 (several files: one trace)")
+    p.add_argument("--opset", type=int, help="ONNX opset (default 20, torch's dynamo exporter default)")
+    p.add_argument("--atol", type=float, default=1e-4, help="check tolerance: |file - eager| <= atol + rtol |eager|")
+    p.add_argument("--rtol", type=float, default=1e-4)
+    _model_options(p)
+    p.set_defaults(func=cmd_export)
     return _finish_help(parser)
 
 

@@ -13,6 +13,7 @@ from typing import Any, Callable, ClassVar
 import torch
 from einops import rearrange, reduce
 from timm.layers import get_act_layer, trunc_normal_
+from timm.models._features import feature_take_indices
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
@@ -320,6 +321,105 @@ class VideoTransformer(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))
 
+    # ------------------------------------------------------------------ features (timm API)
+    def forward_intermediates(
+        self,
+        x: torch.Tensor,
+        indices: int | list[int] | None = None,
+        return_prefix_tokens: bool = False,
+        norm: bool = False,
+        output_fmt: str = "NCTHW",
+        intermediates_only: bool = False,
+    ) -> list[Any] | tuple[torch.Tensor, list[Any]]:
+        """Forward pass that also returns the output of chosen blocks (timm's feature API).
+
+        Feature maps are the video tokens of a block on the token grid, ``(B, D, T', H', W')``
+        (``output_fmt='NCTHW'``) or ``(B, T'*H'*W', D)`` (``'NLC'``); class tokens are split off.
+        Blocks are indexed over ``blocks`` in order; ``factorised_encoder`` continues the count
+        over ``temporal_blocks`` (see that class). ``space_only`` and the spatial stage of
+        ``factorised_encoder`` encode each frame on its own, so their class tokens are per frame.
+
+        Args:
+            x: Clip ``(B, C, T, H, W)``.
+            indices: Last ``n`` blocks if int, all if None, else these block indices (negative
+                counts from the end).
+            return_prefix_tokens: Return ``(feature_map, prefix_tokens)`` pairs: class tokens
+                ``(B, P, D)``, or ``(B, T', P, D)`` per frame where frames are encoded alone.
+                Without a class token the feature maps are returned alone.
+            norm: Apply the final norm (``norm``; ``temporal_norm`` for temporal blocks) to each.
+            output_fmt: ``'NCTHW'`` or ``'NLC'``.
+            intermediates_only: Return only the list of intermediates; blocks after the last
+                one asked for are not run.
+
+        Returns:
+            ``(final_tokens, intermediates)`` where ``final_tokens`` is what ``forward_features``
+            returns, or ``intermediates`` alone.
+        """
+        if output_fmt not in ("NCTHW", "NLC"):
+            raise ValueError(f"output_fmt must be 'NCTHW' or 'NLC', got {output_fmt!r}.")
+        take, max_index = feature_take_indices(self._num_feature_blocks(), indices)
+        final, feats = self._intermediate_tokens(x, set(take), norm, max_index if intermediates_only else None)
+        out = []
+        for y, prefix in feats:  # y: (B, T', H', W', D)
+            y = y.permute(0, 4, 1, 2, 3).contiguous() if output_fmt == "NCTHW" else y.flatten(1, 3)
+            out.append((y, prefix) if return_prefix_tokens and prefix is not None else y)
+        return out if intermediates_only else (final, out)
+
+    def prune_intermediate_layers(self, indices: int | list[int] = 1, prune_norm: bool = False,
+                                  prune_head: bool = True) -> list[int]:
+        """Drop the blocks after the last of ``indices`` (and optionally the final norm and the head),
+        for a model used only through :meth:`forward_intermediates`; returns the kept indices."""
+        take, max_index = feature_take_indices(self._num_feature_blocks(), indices)
+        self._prune_blocks(max_index, prune_norm)
+        if prune_head:
+            if getattr(self, "fc_norm", None) is not None:
+                self.fc_norm = nn.Identity()
+            self.reset_classifier(0)
+        return take
+
+    def _num_feature_blocks(self) -> int:
+        return len(self.blocks)
+
+    def _prune_blocks(self, max_index: int, prune_norm: bool) -> None:
+        self.blocks = self.blocks[:max_index + 1]
+        if prune_norm:
+            self.norm = nn.Identity()
+
+    def _grid_feature(self, y: torch.Tensor, batch: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Block output ``(B, P + T'N, D)`` -> grid tokens ``(B, T', H', W', D)``, class tokens ``(B, P, D)``."""
+        T, H, W = self.grid_size
+        P = self.num_prefix_tokens
+        return y[:, P:].reshape(batch, T, H, W, -1), (y[:, :P] if P else None)
+
+    def _frame_feature(self, y: torch.Tensor, batch: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Per-frame block output ``(B*T', P + N, D)`` -> ``(B, T', H', W', D)``, ``(B, T', P, D)``."""
+        T, H, W = self.grid_size
+        P = self.num_prefix_tokens
+        grid = rearrange(y[:, P:], "(b t) (h w) d -> b t h w d", b=batch, h=H)
+        return grid, (rearrange(y[:, :P], "(b t) p d -> b t p d", b=batch) if P else None)
+
+    def _frames_in(self, x: torch.Tensor) -> torch.Tensor:
+        """Clip -> per-frame sequences ``(B*T', P + N, D)`` with position embeddings (and class tokens),
+        for the variants that encode frames alone (``space_only``, ``factorised_encoder``)."""
+        x = self.patch_embed(x)
+        B, T = x.shape[:2]
+        x = x + self.pos_embed[:, self.num_prefix_tokens:].unsqueeze(1)
+        x = rearrange(x, "b t n d -> (b t) n d")
+        cls = self._prefix(B * T)
+        return self.pos_drop(torch.cat([cls, x], dim=1) if cls is not None else x)
+
+    def _intermediate_tokens(self, x: torch.Tensor, take: set[int], norm: bool, stop: int | None):
+        """``(final tokens or None, [(grid tokens (B, T', H', W', D), prefix or None), ...])``."""
+        B = x.shape[0]
+        T, H, W = self.grid_size
+        x = self._pos_embed(self.patch_embed(x))
+        feats = []
+        for i, blk in enumerate(self.blocks[:None if stop is None else stop + 1]):
+            x = self._run_blocks([blk], x, (T, H * W))
+            if i in take:
+                feats.append(self._grid_feature(self.norm(x) if norm else x, B))
+        return (self.norm(x) if stop is None else None), feats
+
 
 def _linspace(end: float, n: int) -> list[float]:
     """Stochastic-depth rates 0..end over n blocks (plain Python: works under a meta device)."""
@@ -397,6 +497,18 @@ class SpaceOnlyTransformer(VideoTransformer):
         x = reduce(x, "(b t) l d -> b l d", "mean", t=T)
         return self.norm(x)
 
+    def _intermediate_tokens(self, x: torch.Tensor, take: set[int], norm: bool, stop: int | None):
+        # Frames are encoded alone: feature maps stack them, class tokens are per frame (B, T', P, D).
+        B, T = x.shape[0], self.grid_size[0]
+        x = self._frames_in(x)
+        feats = []
+        for i, blk in enumerate(self.blocks[:None if stop is None else stop + 1]):
+            x = self._run_blocks([blk], x, (1, x.shape[1] - self.num_prefix_tokens))
+            if i in take:
+                feats.append(self._frame_feature(self.norm(x) if norm else x, B))
+        final = self.norm(reduce(x, "(b t) l d -> b l d", "mean", t=T)) if stop is None else None
+        return final, feats
+
 
 @register_attention("factorised_encoder")
 class FactorisedEncoderTransformer(VideoTransformer):
@@ -447,3 +559,44 @@ class FactorisedEncoderTransformer(VideoTransformer):
         x = self.pos_drop(x + self.temporal_pos_embed)
         x = self._run_blocks(self.temporal_blocks, x, (T, 1))
         return self.temporal_norm(x)
+
+    # Intermediates: indices 0..depth-1 are the spatial blocks, maps (B, D, T', H', W') with
+    # per-frame class tokens (B, T', P, D) (normalised with ``norm``); indices depth..depth +
+    # temporal_depth - 1 are the temporal blocks, whose tokens are one per time step: maps
+    # (B, D, T', 1, 1), class token (B, P, D) (normalised with ``temporal_norm``).
+    def _num_feature_blocks(self) -> int:
+        return len(self.blocks) + len(self.temporal_blocks)
+
+    def _prune_blocks(self, max_index: int, prune_norm: bool) -> None:
+        depth = len(self.blocks)
+        if max_index < depth:  # only spatial features are kept: the temporal encoder goes entirely
+            self.blocks = self.blocks[:max_index + 1]
+            self.temporal_blocks = nn.ModuleList()
+            if prune_norm:
+                self.norm = nn.Identity()
+                self.temporal_norm = nn.Identity()
+        else:
+            self.temporal_blocks = self.temporal_blocks[:max_index - depth + 1]
+            if prune_norm:
+                self.temporal_norm = nn.Identity()
+
+    def _intermediate_tokens(self, x: torch.Tensor, take: set[int], norm: bool, stop: int | None):
+        B, (T, _, _), P, depth = x.shape[0], self.grid_size, self.num_prefix_tokens, len(self.blocks)
+        x = self._frames_in(x)
+        feats = []
+        for i, blk in enumerate(self.blocks[:None if stop is None else stop + 1]):
+            x = self._run_blocks([blk], x, (1, x.shape[1] - P))
+            if i in take:
+                feats.append(self._frame_feature(self.norm(x) if norm else x, B))
+        if stop is not None and stop < depth:
+            return None, feats
+        x = rearrange(self.pool(self.norm(x)), "(b t) d -> b t d", b=B)
+        if self.temporal_cls_token is not None:
+            x = torch.cat([self.temporal_cls_token.expand(B, -1, -1), x], dim=1)
+        x = self.pos_drop(x + self.temporal_pos_embed)
+        for j, blk in enumerate(self.temporal_blocks[:None if stop is None else stop - depth + 1]):
+            x = self._run_blocks([blk], x, (T, 1))
+            if depth + j in take:
+                y = self.temporal_norm(x) if norm else x
+                feats.append((y[:, P:, None, None, :], y[:, :P] if P else None))
+        return (self.temporal_norm(x) if stop is None else None), feats

@@ -1,0 +1,132 @@
+"""``vidzoo export``: ONNX (run back with onnxruntime) and torch.export ``.pt2`` for every attention
+variant x tokenizer, the eager-attention fallback, the failing check, and the CLI."""
+from __future__ import annotations
+
+import json
+import warnings
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+
+import vidzoo
+from vidzoo import export as vz_export
+from vidzoo.cli import main
+from vidzoo.engine.model_io import save_model_folder
+from vidzoo.layers import attention as attn_mod
+from vidzoo.models.video_transformer import list_attention
+from vidzoo.tokenizers import list_tokenizers
+
+TINY = dict(embed_dim=32, depth=1, num_heads=2, num_frames=4, img_size=32, patch_size=8, num_classes=3)
+
+
+@pytest.fixture(autouse=True)
+def _quiet():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
+
+
+def _tiny(attention: str, tokenizer: str, **kw) -> torch.nn.Module:
+    args = dict(TINY, attention=attention, tokenizer=tokenizer, **kw)
+    if tokenizer == "tubelet":
+        args["tubelet_size"] = 2
+    torch.manual_seed(0)
+    return vidzoo.create_model("vivit_tubelet", **args).eval()
+
+
+def test_variants_and_tokenizers_are_all_covered():
+    assert set(list_tokenizers()) == {"tubelet", "uniform"}
+    assert len(list_attention()) == 6
+
+
+@pytest.mark.parametrize("tokenizer", list_tokenizers())
+@pytest.mark.parametrize("attention", list_attention())
+def test_export_every_variant(attention, tokenizer, tmp_path):
+    model = _tiny(attention, tokenizer)
+    x = torch.randn(2, *model.pretrained_cfg["input_size"])
+    with torch.no_grad():
+        ref = model(x).numpy()
+
+    # One trace, both files (each checked by export_model on batches of 1 and 3).
+    r, r2 = vz_export.export_model(model, [tmp_path / "m.onnx", tmp_path / "m.pt2"])
+    assert r.format == "onnx" and r.opset == vz_export.DEFAULT_OPSET and r.attention == "sdpa"
+    assert [c.batch_size for c in r.checks] == [1, 3] and all(c.ok for c in r.checks)
+    assert r.max_abs_diff < 1e-4
+    # Independent of export_model's own check: the file, as a user runs it.
+    proto = onnx.load(str(tmp_path / "m.onnx"))
+    assert proto.graph.input[0].type.tensor_type.shape.dim[0].dim_param == "batch"
+    meta = json.loads({p.key: p.value for p in proto.metadata_props}["vidzoo"])
+    assert meta["input_size"] == list(model.pretrained_cfg["input_size"])
+    assert meta["mean"] == list(model.pretrained_cfg["mean"]) and meta["model_args"]["attention"] == attention
+    sess = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
+    got = sess.run(["logits"], {"video": x.numpy()})[0]
+    np.testing.assert_allclose(got, ref, atol=1e-4, rtol=1e-4)
+
+    assert r2.format == "pt2" and r2.opset is None and all(c.ok for c in r2.checks)
+    extra = {"vidzoo.json": ""}
+    ep = torch.export.load(tmp_path / "m.pt2", extra_files=extra)
+    assert json.loads(extra["vidzoo.json"])["architecture"] == model.architecture
+    # The CPU fused-linear fast path must not leak into the graph (it is CPU/oneDNN-only).
+    assert not [n for n in ep.graph.nodes if "mkldnn" in str(n.target)]
+    np.testing.assert_allclose(ep.module()(x).detach().numpy(), ref, atol=1e-5, rtol=1e-5)
+
+
+def test_long_sequences_export_through_sdpa(tmp_path):
+    # 4 frames x 16 tokens + a class token = 65 tokens: above the CPU short-sequence cut-off.
+    model = _tiny("joint", "uniform")
+    r = vz_export.export_model(model, tmp_path / "m.pt2")
+    assert r.attention == "sdpa" and r.sdpa_calls == 1 and r.fallback_reason is None
+
+
+def test_sdpa_that_does_not_export_falls_back_to_eager(tmp_path, monkeypatch):
+    real_sdpa = attn_mod.F.scaled_dot_product_attention
+
+    def sdpa_not_exportable(*args, **kwargs):
+        if torch.compiler.is_exporting():
+            raise NotImplementedError("sdpa cannot be traced here")
+        return real_sdpa(*args, **kwargs)
+
+    class FakeF:  # torch.nn.functional as vidzoo.layers.attention sees it, SDPA swapped
+        def __getattr__(self, name):
+            return sdpa_not_exportable if name == "scaled_dot_product_attention" else getattr(torch.nn.functional, name)
+
+    monkeypatch.setattr(attn_mod, "F", FakeF())
+    model = _tiny("joint", "uniform")
+    r = vz_export.export_model(model, tmp_path / "m.onnx")
+    assert r.attention == "eager" and r.sdpa_calls == 0
+    assert "sdpa cannot be traced here" in r.fallback_reason
+    assert all(c.ok for c in r.checks)
+    assert attn_mod.use_fused_attn()  # the global switch is restored
+    assert "eager matmul+softmax" in "\n".join(vz_export.summary_lines(r))
+
+
+def test_export_check_failure_is_loud(tmp_path, monkeypatch):
+    real = vz_export._run_file
+    monkeypatch.setattr(vz_export, "_run_file", lambda path, fmt: (lambda x, run=real(path, fmt): run(x) + 1e-3))
+    with pytest.raises(vz_export.ExportCheckError, match=r"max \|file - eager\| = 0\.001"):
+        vz_export.export_model(_tiny("divided", "uniform"), tmp_path / "m.pt2")
+    assert not (tmp_path / "m.pt2").exists() and (tmp_path / "m.pt2.unverified").exists()
+
+
+def test_cli_export_saved_model_folder(tmp_path, capsys):
+    model = _tiny("factorised_encoder", "tubelet")
+    save_model_folder(model, tmp_path / "model")
+    assert main(["export", "--model", str(tmp_path / "model"), "--output", str(tmp_path / "out" / "m.onnx")]) == 0
+    out = capsys.readouterr().out
+    assert "wrote" in out and "opset 20" in out and "batch 3: max |diff|" in out and "OK" in out
+    sess = ort.InferenceSession(str(tmp_path / "out" / "m.onnx"), providers=["CPUExecutionProvider"])
+    x = torch.randn(1, *model.pretrained_cfg["input_size"])
+    with torch.no_grad():
+        np.testing.assert_allclose(sess.run(None, {"video": x.numpy()})[0], model(x).numpy(), atol=1e-4, rtol=1e-4)
+
+
+def test_cli_export_errors(tmp_path, capsys):
+    assert main(["export", "--model", "vivit_tubelet", "--format", "onnx", "--output", "a.onnx", "b.pt2"]) == 2
+    assert "--format applies to one --output" in capsys.readouterr().err
+    assert main(["export", "--model", "vivit_tubelet", "--output", str(tmp_path / "m.bin")]) == 2
+    assert "expected a .onnx or .pt2" in capsys.readouterr().err
+    assert main(["export", "--model", "vivit_tubelett", "--output", str(tmp_path / "m.onnx")]) == 2
+    assert "vivit_tubelet" in capsys.readouterr().err

@@ -1,0 +1,353 @@
+"""Classify a long video window by window: ``vidzoo predict --timeline``.
+
+The model's clip window slides over the whole video. Each window of ``W`` frames gives the model
+its ``T`` frames evenly spaced from the window's first to its last frame (index
+``start + round(i * (W - 1) / (T - 1))``); with the default window, ``(T - 1) * frame_stride + 1``
+frames, that is exactly the model's dense sampling, every ``frame_stride``-th frame. Windows start
+every ``stride`` frames (default: half a window); when the last one stops short of the end, one
+more window ending at the last frame is added, so the whole video is covered. A video shorter than
+a window gives one window over the whole video.
+
+The video is decoded once, front to back; each frame that some window uses is resized and cropped
+(the model's evaluation transform, one centre view) once and kept only while a pending window
+needs it. Times are frame index / frame rate (constant frame rate, as in the rest of vidzoo).
+"""
+from __future__ import annotations
+
+import csv
+import math
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import torch
+from torch import nn
+
+from ..data import VideoDecodeError, eval_transforms, video_info
+from .errors import UserError
+
+PathLike = str | os.PathLike
+_SPAN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|f|frames?)?\s*$", re.IGNORECASE)
+
+
+def parse_span(value: str | int | None, fps: float, what: str = "--window") -> int | None:
+    """``'2s'`` / ``'2.5s'`` (seconds) or ``'48'`` / ``'48f'`` (frames) -> frames (>= 1); None stays None.
+
+    Raises:
+        UserError: Not a positive number of seconds or frames.
+    """
+    if value is None:
+        return None
+    m = _SPAN.match(str(value))
+    if not m:
+        raise UserError(f"{what} expects seconds ('2s', '1.5s') or frames ('48', '48f'); got {value!r}")
+    number, unit = float(m.group(1)), (m.group(2) or "f").lower()
+    if unit.startswith("s"):
+        frames = int(round(number * fps))
+    else:
+        if number != int(number):
+            raise UserError(f"{what} in frames must be a whole number, got {value!r}")
+        frames = int(number)
+    if frames < 1:
+        raise UserError(f"{what} {value!r} is less than one frame at {fps:g} fps")
+    return frames
+
+
+def window_layout(num_video_frames: int, window: int, stride: int, num_samples: int
+                  ) -> list[tuple[int, int, list[int]]]:
+    """Windows ``(start, end_exclusive, sampled frame indices)`` covering the video (module docstring)."""
+    n, w, t = num_video_frames, min(window, num_video_frames), num_samples
+    starts = list(range(0, n - w + 1, stride))
+    if starts[-1] + w < n:
+        starts.append(n - w)  # cover the tail
+    out = []
+    for s in starts:
+        if t == 1:
+            idx = [s + (w - 1) // 2]
+        else:  # round(i * (w - 1) / (t - 1)) in integers (halves round up)
+            idx = [s + (2 * i * (w - 1) + (t - 1)) // (2 * (t - 1)) for i in range(t)]
+        out.append((s, s + w, idx))
+    return out
+
+
+@dataclass
+class Timeline:
+    """Window-by-window predictions over one video."""
+
+    path: str
+    fps: float
+    num_frames: int
+    window: int  # frames per window
+    stride: int  # frames between window starts
+    class_names: list[str]
+    starts: list[int] = field(default_factory=list)
+    ends: list[int] = field(default_factory=list)  # exclusive
+    probs: torch.Tensor | None = None  # (windows, classes)
+
+    @property
+    def duration(self) -> float:
+        return self.num_frames / self.fps
+
+    def top(self, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.probs.topk(min(k, self.probs.shape[1]), dim=1)
+
+    def segments(self) -> list[tuple[float, float, str, float]]:
+        """Runs of windows with the same top-1 class: ``(start_s, end_s, label, mean top-1 prob)``."""
+        p, idx = self.probs.max(dim=1)
+        out: list[tuple[float, float, str, float]] = []
+        i = 0
+        while i < len(idx):
+            j = i
+            while j + 1 < len(idx) and idx[j + 1] == idx[i]:
+                j += 1
+            out.append((self.starts[i] / self.fps, self.ends[j] / self.fps, self.class_names[int(idx[i])],
+                        float(p[i:j + 1].mean())))
+            i = j + 1
+        return out
+
+    def to_dict(self, top_k: int = 5) -> dict[str, Any]:
+        p, idx = self.top(top_k)
+        return {"path": self.path, "fps": self.fps, "num_frames": self.num_frames, "window_frames": self.window,
+                "stride_frames": self.stride,
+                "windows": [{"start_frame": s, "end_frame": e, "start_time": s / self.fps, "end_time": e / self.fps,
+                             "top": [{"index": int(j), "label": self.class_names[int(j)], "prob": float(q)}
+                                     for j, q in zip(idx[w].tolist(), p[w].tolist())]}
+                            for w, (s, e) in enumerate(zip(self.starts, self.ends))]}
+
+
+def _decode_frames(path: Path, wanted: Sequence[int], progress: bool) -> Iterator[tuple[int, torch.Tensor]]:
+    """Yield ``(index, uint8 frame (3, H, W))`` for the sorted ``wanted`` indices, decoding the
+    video once from the start. Indices past the end of the stream get its last frame (the frame
+    count of some containers overstates the stream by a few frames)."""
+    import av
+    from tqdm import tqdm
+
+    from ..data.decode import _open
+    container = _open(path)
+    wanted = list(wanted)
+    w, last, decoded = 0, None, 0
+    bar = tqdm(total=wanted[-1] + 1, unit="frame", desc=f"decode {path.name}", disable=not progress,
+               leave=False)
+    try:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        for i, frame in enumerate(container.decode(stream)):
+            decoded += 1
+            bar.update(1)
+            if w < len(wanted) and wanted[w] == i:
+                last = torch.from_numpy(frame.to_ndarray(format="rgb24")).permute(2, 0, 1)
+                while w < len(wanted) and wanted[w] == i:
+                    yield i, last
+                    w += 1
+            if w == len(wanted):
+                break
+    except av.FFmpegError as e:
+        raise VideoDecodeError(path, f"decoding failed after {decoded} frames ({e})") from e
+    finally:
+        bar.close()
+        container.close()
+    if decoded == 0:
+        raise VideoDecodeError(path, "video stream has no decodable frames")
+    if w < len(wanted):
+        if last is None:  # nothing wanted was reached: decode failed early in the stream
+            raise VideoDecodeError(path, f"the stream ended after {decoded} frames, before frame {wanted[w]}")
+        for i in wanted[w:]:
+            yield i, last
+
+
+@torch.no_grad()
+def predict_timeline(model: nn.Module, path: PathLike, window: str | int | None = None,
+                     stride: str | int | None = None, frame_stride: int | None = None, batch_size: int = 8,
+                     device: torch.device | str = "cpu", amp_dtype: torch.dtype | None = None,
+                     progress: bool = True) -> Timeline:
+    """Slide the model's clip window over the video at ``path`` (see the module docstring).
+
+    Args:
+        model: Classifier with ``pretrained_cfg`` (input size, mean/std, frame_sample_rate).
+        path: Video file.
+        window: Window length: seconds (``'2s'``) or frames (``'64'``, ``'64f'``); default
+            ``(T - 1) * frame_stride + 1`` frames.
+        stride: Step between window starts, same units; default half the window (at least 1 frame).
+        frame_stride: Frame stride of the default window (default: the model's ``frame_sample_rate``).
+        batch_size: Windows per forward pass.
+        device: Where the model runs (it is moved there).
+        amp_dtype: Autocast dtype (None: full precision).
+        progress: tqdm bar over decoded frames.
+
+    Raises:
+        UserError: A frame folder (no frame rate), a bad window/stride.
+        VideoDecodeError: The video cannot be decoded.
+    """
+    from .evaluate import predict_probs
+    from .inference import class_names_of
+    p = Path(path)
+    if p.is_dir():
+        raise UserError(f"--timeline needs a video file with a frame rate; '{p}' is a frame folder")
+    info = video_info(p)
+    if not info.fps:
+        raise UserError(f"--timeline: '{p}' has no frame rate")
+    cfg = model.pretrained_cfg
+    c, t, h, w = cfg["input_size"]
+    fstride = frame_stride or cfg.get("frame_sample_rate") or 1
+    if fstride < 1:
+        raise UserError(f"--frame-stride must be >= 1, got {fstride}")
+    win = parse_span(window, info.fps, "--window") or (t - 1) * fstride + 1
+    if win < t:
+        raise UserError(f"--window of {win} frames is shorter than the model's {t}-frame clip")
+    step = parse_span(stride, info.fps, "--stride") or max(1, win // 2)
+    layout = window_layout(info.num_frames, win, step, t)
+    transform = eval_transforms((h, w), cfg["mean"], cfg["std"], crop_pct=cfg.get("crop_pct") or 1.0)
+    dev = torch.device(device)
+    model = model.to(dev).eval()
+    tl = Timeline(str(path), float(info.fps), info.num_frames, min(win, info.num_frames), step,
+                  class_names_of(model))
+
+    wanted = sorted({i for _, _, idx in layout for i in idx})
+    cache: dict[int, torch.Tensor] = {}  # transformed frames (C, 1, h, w) still needed by a window
+    batch: list[torch.Tensor] = []
+    probs: list[torch.Tensor] = []
+    nxt = 0  # next window to assemble
+
+    def flush() -> None:
+        if batch:
+            probs.append(predict_probs(model, torch.stack(batch).to(dev), amp_dtype).cpu())
+            batch.clear()
+
+    for i, frame in _decode_frames(p, wanted, progress):
+        if i not in cache:
+            cache[i] = transform(frame.unsqueeze(1))  # one frame through the clip transform
+        while nxt < len(layout) and layout[nxt][2][-1] <= i:
+            s, e, idx = layout[nxt]
+            clip = torch.cat([cache[j] for j in idx], dim=1)
+            if tuple(clip.shape) != (c, t, h, w):
+                raise UserError(f"'{p}' gives clips {tuple(clip.shape)}, the model takes {(c, t, h, w)}")
+            batch.append(clip)
+            tl.starts.append(s)
+            tl.ends.append(e)
+            nxt += 1
+            if len(batch) == batch_size:
+                flush()
+            first_needed = layout[nxt][2][0] if nxt < len(layout) else math.inf
+            for j in [j for j in cache if j < first_needed]:
+                del cache[j]
+    flush()
+    tl.probs = torch.cat(probs)
+    return tl
+
+
+def _mmss(seconds: float) -> str:
+    seconds = max(0.0, seconds)
+    m, s = divmod(seconds, 60)
+    return f"{int(m) // 60}:{int(m) % 60:02d}:{s:04.1f}" if m >= 60 else f"{int(m):02d}:{s:04.1f}"
+
+
+def write_timeline_csv(tl: Timeline, path: PathLike, top_k: int = 5) -> Path:
+    """One row per window: index, start/end frame (end exclusive), start/end time (s), top-k labels and scores."""
+    p, idx = tl.top(top_k)
+    k = p.shape[1]
+    path = Path(path)
+    with open(path, "w", newline="") as f:
+        wr = csv.writer(f)
+        wr.writerow(["window", "start_frame", "end_frame", "start_time", "end_time"]
+                    + [x for r in range(1, k + 1) for x in (f"label_{r}", f"score_{r}")])
+        for w, (s, e) in enumerate(zip(tl.starts, tl.ends)):
+            wr.writerow([w, s, e, f"{s / tl.fps:.3f}", f"{e / tl.fps:.3f}"]
+                        + [x for j, q in zip(idx[w].tolist(), p[w].tolist()) for x in (tl.class_names[j], f"{q:.6f}")])
+    return path
+
+
+def plot_timeline(tl: Timeline, path: PathLike, num_classes: int = 5) -> Path:
+    """Scores of the ``num_classes`` classes with the highest peak score over time (window centres),
+    with a band of each window's top-1 class on top; minute:second axis, wide enough for long videos."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter, MultipleLocator
+
+    probs = tl.probs.float()
+    k = min(num_classes, probs.shape[1])
+    classes = probs.max(dim=0).values.topk(k).indices.tolist()
+    centres = [(s + e) / 2 / tl.fps for s, e in zip(tl.starts, tl.ends)]
+    colours = plt.get_cmap("tab10")
+    fig, (band, ax) = plt.subplots(2, 1, figsize=(14, 4.8), sharex=True,
+                                   gridspec_kw={"height_ratios": [1, 6], "hspace": 0.05})
+    top1 = probs.argmax(dim=1).tolist()
+    # Band: each window's top-1 class from its start to the next window's start.
+    nexts = tl.starts[1:] + [tl.ends[-1]]
+    band.bar([s / tl.fps for s in tl.starts], 1.0, width=[(n - s) / tl.fps for s, n in zip(tl.starts, nexts)],
+             align="edge", lw=0, color=[colours(classes.index(c) % 10) if c in classes else (0.6, 0.6, 0.6)
+                                        for c in top1])
+    band.set_ylim(0, 1)
+    band.set_yticks([])
+    band.set_ylabel("top-1", rotation=0, ha="right", va="center")
+    for n, c in enumerate(classes):
+        ax.plot(centres, probs[:, c].numpy(), color=colours(n % 10), lw=1.4, label=tl.class_names[c],
+                marker="o" if len(centres) < 40 else None, ms=3)
+    ax.set_ylim(0, 1.02)
+    ax.set_xlim(0, tl.duration)
+    ax.set_ylabel("probability")
+    ax.set_xlabel("time (min:s)")
+    tick = next((t for t in (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600) if tl.duration / t <= 15),
+                7200)  # whole seconds / minutes on the axis
+    ax.xaxis.set_major_locator(MultipleLocator(tick))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{int(v // 60)}:{int(v % 60):02d}"))
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.005, 1.0), fontsize=9, frameon=False)
+    band.set_title(f"{Path(tl.path).name}: {len(tl.starts)} windows of {tl.window} frames "
+                   f"({tl.window / tl.fps:.2f} s), stride {tl.stride} frames ({tl.stride / tl.fps:.2f} s)", fontsize=10)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return Path(path)
+
+
+def summary_lines(tl: Timeline, max_segments: int = 12) -> list[str]:
+    """Short console summary: windows, and the runs of one top-1 class."""
+    segs = tl.segments()
+    lines = [f"{tl.path}: {_mmss(tl.duration)} ({tl.num_frames} frames at {tl.fps:g} fps), {len(tl.starts)} windows "
+             f"of {tl.window} frames ({tl.window / tl.fps:.2f} s), stride {tl.stride} frames "
+             f"({tl.stride / tl.fps:.2f} s); top-1 over time:"]
+    width = max(len(label) for _, _, label, _ in segs[:max_segments])
+    for s, e, label, p in segs[:max_segments]:
+        lines.append(f"  {_mmss(s)} - {_mmss(e)}  {label:<{width}}  (mean p {p:.2f})")
+    if len(segs) > max_segments:
+        lines.append(f"  ... {len(segs) - max_segments} more segments in the CSV")
+    return lines
+
+
+def run_timelines(model: nn.Module, videos: Sequence[PathLike], output: PathLike, window: str | None = None,
+                  stride: str | None = None, frame_stride: int | None = None, top_k: int = 5,
+                  batch_size: int = 8, device: str = "auto", amp: str = "auto", progress: bool = True
+                  ) -> tuple[list[tuple[Timeline, Path, Path]], list[tuple[str, str]]]:
+    """Timelines of several videos into ``output``: ``<name>_timeline.csv`` and ``.png`` each.
+
+    Returns:
+        ``([(timeline, csv, png), ...], [(path, error), ...])``: every readable video is answered;
+        unreadable ones are listed with their error.
+    """
+    from .distributed import init_distributed
+    from .train import resolve_amp
+    if top_k < 1:
+        raise UserError(f"--top-k must be >= 1, got {top_k}")
+    if batch_size < 1:
+        raise UserError(f"--batch-size must be >= 1, got {batch_size}")
+    dev = init_distributed(device).device
+    amp_dtype = resolve_amp(amp, dev)
+    out = Path(output)
+    out.mkdir(parents=True, exist_ok=True)
+    stems = [Path(v).stem for v in videos]
+    done, failed = [], []
+    for v in videos:
+        name = Path(v).stem if stems.count(Path(v).stem) == 1 else f"{Path(v).parent.name}_{Path(v).stem}"
+        try:
+            if not Path(v).exists():
+                raise UserError(f"'{v}' does not exist")
+            tl = predict_timeline(model, v, window, stride, frame_stride, batch_size, dev, amp_dtype, progress)
+        except (UserError, VideoDecodeError) as e:
+            failed.append((str(v), str(e).splitlines()[0]))
+            continue
+        csv_path = write_timeline_csv(tl, out / f"{name}_timeline.csv", top_k)
+        png_path = plot_timeline(tl, out / f"{name}_timeline.png")
+        done.append((tl, csv_path, png_path))
+    return done, failed
