@@ -571,7 +571,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="file(s) to write, e.g. model.onnx and/or model.pt2 (several files: one trace)")
     p.add_argument("--opset", type=int, help="ONNX opset (default 20, torch's dynamo exporter default)")
     p.add_argument("--atol", type=float, default=1e-4, help="check tolerance: |file - eager| <= atol + rtol |eager|")
-    p.add_argument("--rtol", type=float, default=1e-4)
+    p.add_argument("--rtol", type=float, default=1e-4, help="relative part of the check tolerance")
     _model_options(p)
     p.set_defaults(func=cmd_export)
     return _finish_help(parser)
