@@ -82,6 +82,17 @@ def test_eval_excludes_unreadable_videos_from_every_figure(clean, model, tmp_pat
     assert "6 video(s) scored, 2 unreadable" in log and "0005_text.mp4" in log and "0006_truncated.mp4" in log
 
 
+
+def test_eval_report_names_ignored_entries(clean, model, tmp_path):
+    shutil.copytree(clean, tmp_path / "data")
+    (tmp_path / "data" / "left" / "sub").mkdir()
+    shutil.copy(clean / "left" / "0000.mp4", tmp_path / "data" / "left" / "sub" / "deep.mp4")
+    run_evaluation(model, tmp_path / "data", batch_size=4, output=tmp_path / "eval", progress=False)
+    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert [Path(e["path"]).name for e in metrics["ignored_entries"]] == ["sub"] and metrics["num_samples"] == 6
+    assert "ignored '" in (tmp_path / "eval" / "eval.log").read_text()
+
+
 def test_eval_on_error_raise_stops_at_the_first(clean, model, tmp_path):
     dirty = with_bad_files(clean, tmp_path / "dirty")
     with pytest.raises(VideoDecodeError, match="0005_text.mp4"):
