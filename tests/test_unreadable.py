@@ -120,6 +120,8 @@ def test_eval_with_no_readable_video_is_an_error(model, tmp_path):
 def test_validation_excludes_and_counts_unreadable_videos(clean, tmp_path):
     shutil.copytree(clean, tmp_path / "data" / "train")
     with_bad_files(clean, tmp_path / "data" / "val")
+    (tmp_path / "data" / "train" / "left" / "sub").mkdir()
+    shutil.copy(clean / "left" / "0000.mp4", tmp_path / "data" / "train" / "left" / "sub" / "deep.mp4")
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # named in the log, not through Python warnings
         res = train(_cfg(tmp_path / "data", tmp_path / "run", epochs=2))
@@ -131,6 +133,16 @@ def test_validation_excludes_and_counts_unreadable_videos(clean, tmp_path):
     assert "0005_text.mp4" in log and "0006_truncated.mp4" in log and "2 unreadable validation video(s)" in log
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics[0]["val_unreadable"] == 2
+    assert f"ignoring '{tmp_path / 'data' / 'train' / 'left' / 'sub'}': a nested folder" in log
+
+
+def test_validation_data_with_no_readable_video_is_an_error(clean, tmp_path):
+    (tmp_path / "val").mkdir()
+    for c in ("left", "right"):
+        (tmp_path / "val" / c).mkdir()
+        (tmp_path / "val" / c / "x.mp4").write_text("text")
+    with pytest.raises(UserError, match="--val-data: none of its 2 videos can be read"):
+        train(_cfg(clean, tmp_path / "run", val_data=str(tmp_path / "val")))
 
 
 def test_a_class_with_no_readable_video_stops_training(clean, tmp_path):
