@@ -97,7 +97,9 @@ def test_user_errors_are_one_line(motion, tmp_path, capsys):
     assert "Unknown model 'vivit_nope'" in error("eval", "--model", "vivit_nope", "--data", motion)
     weights = tmp_path / "w.pth"  # a model with weights (eval/predict refuse a random initialisation)
     torch.save(vidzoo.create_model(MODEL, embed_dim=32, depth=1, num_heads=2, patch_size=8).state_dict(), weights)
-    assert "does not exist" in error("predict", "--model", MODEL, "--weights", weights, tmp_path / "nope.mp4", *TINY)
+    # predict answers every readable video; a missing one is named and the exit status is 1 (partial results)
+    assert main(["predict", "--model", MODEL, "--weights", str(weights), str(tmp_path / "nope.mp4"), *TINY]) == 1
+    assert "vidzoo: cannot read video" in capsys.readouterr().err
     assert "no checkpoint" in error(*train_args(motion, tmp_path / "fresh"), "--resume")
 
 

@@ -82,6 +82,17 @@ def test_eval_excludes_unreadable_videos_from_every_figure(clean, model, tmp_pat
     assert "6 video(s) scored, 2 unreadable" in log and "0005_text.mp4" in log and "0006_truncated.mp4" in log
 
 
+
+def test_eval_report_names_ignored_entries(clean, model, tmp_path):
+    shutil.copytree(clean, tmp_path / "data")
+    (tmp_path / "data" / "left" / "sub").mkdir()
+    shutil.copy(clean / "left" / "0000.mp4", tmp_path / "data" / "left" / "sub" / "deep.mp4")
+    run_evaluation(model, tmp_path / "data", batch_size=4, output=tmp_path / "eval", progress=False)
+    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert [Path(e["path"]).name for e in metrics["ignored_entries"]] == ["sub"] and metrics["num_samples"] == 6
+    assert "ignored '" in (tmp_path / "eval" / "eval.log").read_text()
+
+
 def test_eval_on_error_raise_stops_at_the_first(clean, model, tmp_path):
     dirty = with_bad_files(clean, tmp_path / "dirty")
     with pytest.raises(VideoDecodeError, match="0005_text.mp4"):
@@ -109,6 +120,8 @@ def test_eval_with_no_readable_video_is_an_error(model, tmp_path):
 def test_validation_excludes_and_counts_unreadable_videos(clean, tmp_path):
     shutil.copytree(clean, tmp_path / "data" / "train")
     with_bad_files(clean, tmp_path / "data" / "val")
+    (tmp_path / "data" / "train" / "left" / "sub").mkdir()
+    shutil.copy(clean / "left" / "0000.mp4", tmp_path / "data" / "train" / "left" / "sub" / "deep.mp4")
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # named in the log, not through Python warnings
         res = train(_cfg(tmp_path / "data", tmp_path / "run", epochs=2))
@@ -120,6 +133,16 @@ def test_validation_excludes_and_counts_unreadable_videos(clean, tmp_path):
     assert "0005_text.mp4" in log and "0006_truncated.mp4" in log and "2 unreadable validation video(s)" in log
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics[0]["val_unreadable"] == 2
+    assert f"ignoring '{tmp_path / 'data' / 'train' / 'left' / 'sub'}': a nested folder" in log
+
+
+def test_validation_data_with_no_readable_video_is_an_error(clean, tmp_path):
+    (tmp_path / "val").mkdir()
+    for c in ("left", "right"):
+        (tmp_path / "val" / c).mkdir()
+        (tmp_path / "val" / c / "x.mp4").write_text("text")
+    with pytest.raises(UserError, match="--val-data: none of its 2 videos can be read"):
+        train(_cfg(clean, tmp_path / "run", val_data=str(tmp_path / "val")))
 
 
 def test_a_class_with_no_readable_video_stops_training(clean, tmp_path):

@@ -64,6 +64,11 @@ class InputSpec:
                    mean=tuple(data["mean"]), std=tuple(data["std"]), crop_pct=data["crop_pct"], sampling=sampling,
                    frame_stride=int(stride))
 
+    @classmethod
+    def from_model(cls, model: Any, sampling: str | None = None, frame_stride: int | None = None) -> "InputSpec":
+        """The spec of ``model`` (its ``pretrained_cfg``); see :meth:`from_pretrained_cfg`."""
+        return cls.from_pretrained_cfg(model.pretrained_cfg, sampling, frame_stride)
+
     @property
     def shape(self) -> tuple[int, int, int, int]:
         """``(C, T, H, W)``."""

@@ -11,6 +11,7 @@ Datasets are built with ``on_error="raise"`` and wrapped by the policy of their 
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,9 +28,12 @@ UNREADABLE_ERRORS: tuple[type[BaseException], ...] = (VideoDecodeError, OSError)
 
 
 def reason_of(err: BaseException) -> str:
-    """One line saying why a sample could not be read."""
+    """One line saying why a sample could not be read (without FFmpeg's error number and a second
+    copy of the path, which the caller names anyway)."""
     if isinstance(err, VideoDecodeError):
-        return err.reason.splitlines()[0]
+        reason = err.reason.splitlines()[0] if err.reason else "unreadable"
+        reason = re.sub(r"\[Errno -?\d+\] ", "", reason)
+        return re.sub(r": '[^']*'(?=\)|$)", "", reason)
     if isinstance(err, OSError) and err.strerror:
         return err.strerror
     return (str(err).splitlines() or [type(err).__name__])[0]

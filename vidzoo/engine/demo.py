@@ -121,10 +121,10 @@ def _run_demo(cfg: DemoConfig) -> DemoResult:
 
     t0 = time.time()
     out = Path(cfg.output)
-    data_dir, run = out / "data", RunLayout(out / "run")
-    run_dir, eval_dir = run.root, run.eval_dir
-    if (data_dir.exists() or run.holds_previous_run()) and not cfg.overwrite:
-        raise UserError(f"'{out}' already holds a demo ({data_dir if data_dir.exists() else run.root}); pass "
+    data_dir, layout = out / "data", RunLayout(out / "run")
+    run_dir, eval_dir = layout.root, layout.eval_dir
+    if (data_dir.exists() or layout.holds_previous_run()) and not cfg.overwrite:
+        raise UserError(f"'{out}' already holds a demo ({data_dir if data_dir.exists() else layout.root}); pass "
                         f"--overwrite to replace it, or another --output")
     if data_dir.exists():
         shutil.rmtree(data_dir)
@@ -162,7 +162,7 @@ def _run_demo(cfg: DemoConfig) -> DemoResult:
         _say(f"      {i}. {name:<8} {prob:.3f}")
 
     wall = time.time() - t0
-    model_dir = run.model_dir if result.model_dir is not None else run.best
+    model_dir = layout.model_dir if result.model_dir is not None else layout.best
     _say(f"\ndone in {wall:.0f}s. Outputs:")
     _say(f"  videos            {data_dir}/{{train,val}}/<class>/*.mp4")
     _say(f"  training          {run_dir}/  (train.log, metrics.json/.csv, curves.png, checkpoints/)")

@@ -190,7 +190,8 @@ def _csv_text(rows: Sequence[Sequence[Any]]) -> str:
 
 def write_eval_outputs(result: EvalResult, out_dir: PathLike, class_names: Sequence[str],
                        mean: Sequence[float], std: Sequence[float], sample_names: Sequence[str] | None = None,
-                       extra: dict[str, Any] | None = None) -> dict[str, Path]:
+                       extra: dict[str, Any] | None = None, ignored: Sequence[tuple[str, str]] = ()
+                       ) -> dict[str, Path]:
     """Write an evaluation's files into ``out_dir``.
 
     Files: ``metrics.json`` (top-1/top-5/loss and ``num_samples`` over scored videos only, per-class
@@ -208,6 +209,8 @@ def write_eval_outputs(result: EvalResult, out_dir: PathLike, class_names: Seque
         std: Normalisation std.
         sample_names: Per dataset index, a name (the video path) for ``predictions.csv``.
         extra: More fields for ``metrics.json`` (model, data, views...).
+        ignored: ``(path, reason)`` of entries of the data folder that were not used (nested
+            video folders, FIFOs named like videos), for ``metrics.json`` and ``eval.log``.
 
     Returns:
         ``{name: path}`` of the files written.
@@ -219,10 +222,12 @@ def write_eval_outputs(result: EvalResult, out_dir: PathLike, class_names: Seque
     per_class = {n: a for n, a in zip(names, result.per_class_accuracy)}
     paths: dict[str, Path] = {}
     bad = [{"path": u["path"], "reason": u["reason"]} for u in result.unreadable]
-    paths["metrics"] = atomic_write_json({**result.summary(), "unreadable_videos": bad, "per_class_accuracy": per_class,
-                                          **(extra or {})}, out / "metrics.json")
+    skipped = [{"path": p, "reason": r} for p, r in ignored]
+    paths["metrics"] = atomic_write_json({**result.summary(), "unreadable_videos": bad, "ignored_entries": skipped,
+                                          "per_class_accuracy": per_class, **(extra or {})}, out / "metrics.json")
     log = [f"{result.num_samples} video(s) scored, {len(bad)} unreadable and excluded from every figure"]
     log += [f"excluded unreadable video '{u['path']}': {u['reason']}" for u in bad]
+    log += [f"ignored '{u['path']}': {u['reason']}" for u in skipped]
     paths["log"] = atomic_write_text("\n".join(log) + "\n", out / EVAL_LOG)
     support = cm.sum(dim=1).tolist()
     rows = [["class", "samples", "correct", "accuracy"]]

@@ -125,7 +125,8 @@ def run_evaluation(model: nn.Module, data: PathLike, views: str | tuple[int, int
         extra = {"data": str(data), "split": split, "views": f"{views[0]}x{views[1]}",
                  "model": model.pretrained_cfg.get("architecture") or getattr(model, "architecture", ""),
                  "world_size": dinfo.world_size}
-        files = write_eval_outputs(result, output, names, spec.mean, spec.std, sample_names_of(ds), extra)
+        files = write_eval_outputs(result, output, names, spec.mean, spec.std, sample_names_of(ds), extra,
+                                   ignored=getattr(listing, "ignored", ()))
     return EvalRun(result, names, views, files, str(data), split)
 
 

@@ -406,8 +406,9 @@ def train(cfg: TrainConfig, train_dataset: Dataset | None = None, val_dataset: D
     Args:
         cfg: The run.
         train_dataset: Use this dataset instead of opening ``cfg.data`` (any dataset of
-            ``(clip (C, T, H, W) float, label)``; :mod:`vidzoo.data` datasets get the model's
-            sampler/transforms attached).
+            ``(clip (C, T, H, W) float, label)``; a :mod:`vidzoo.data` dataset is taken as a
+            listing, and the training dataset is built from it with the model's sampler and
+            transforms).
         val_dataset: Validation dataset to go with ``train_dataset``.
         classes: Class names (default: ``train_dataset.classes``).
         callbacks: Called as ``cb(epoch, record)`` on every rank after each epoch's checkpoint
