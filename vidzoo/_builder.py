@@ -115,9 +115,10 @@ def build_model_with_cfg(
     model.model_args = args
     model.architecture = variant
     model.pretrained_cfg = _feed_cfg(cfg, model)
-    if pretrained:
-        load_pretrained(model, cfg, filter_fn=pretrained_filter_fn)
+    report = load_pretrained(model, cfg, filter_fn=pretrained_filter_fn) if pretrained else {}
     model.pretrained_cfg["provenance"] = _provenance(variant, cfg, pretrained)
+    if report.get("head_dropped"):  # the weights' classifier had another class count: this head is random
+        model.pretrained_cfg["provenance"]["head"] = "fresh"
     return model
 
 

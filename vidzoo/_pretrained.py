@@ -134,7 +134,8 @@ def describe_provenance(prov: Mapping[str, Any] | None) -> str:
         src = prov.get("source") or "?"
         origin = f" ({prov['origin_url']})" if prov.get("origin_url") else ""
         data = f", trained on {prov['dataset']}" if prov.get("dataset") else ""
-        return f"pretrained weights of {src}{origin}{data}{lic}"
+        head = "; classifier head freshly initialised (other class count)" if prov.get("head") == "fresh" else ""
+        return f"pretrained weights of {src}{origin}{data}{lic}{head}"
     if kind in ("trained", "fine_tuned"):
         run = (f"on {prov.get('data') or '?'} ({prov.get('num_classes', '?')} classes, "
                f"{prov.get('epochs', '?')} epochs)")

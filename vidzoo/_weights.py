@@ -240,13 +240,17 @@ def _cfg_grid_hint(cfg: PretrainedCfg, model: nn.Module) -> tuple[int, int, int]
 
 
 def load_pretrained(model: nn.Module, pretrained_cfg: PretrainedCfg | Mapping[str, Any] | None = None,
-                    filter_fn: Callable | None = None, strict: bool = True) -> None:
+                    filter_fn: Callable | None = None, strict: bool = True) -> dict[str, Any]:
     """Load the weights named by ``pretrained_cfg`` into ``model`` (state_dict > file > Hub).
 
     The Hub path downloads ``hf_hub_filename`` of ``hf_hub_id`` at ``hf_hub_revision`` through
     huggingface_hub (its cache, token and offline mode apply). For HF transformers checkpoints the
     repo's ``config.json`` is read too, for the checkpoint's grid and ``id2label`` (attached as
     ``model.pretrained_cfg['label_names']``); if it cannot be fetched the weights still load.
+
+    Returns:
+        The conversion report: ``format``, ``head_dropped`` (the checkpoint's classifier had
+        another class count and a fresh head was initialised), ``notes``.
 
     Raises:
         ValueError: The cfg names no weights.
@@ -279,3 +283,4 @@ def load_pretrained(model: nn.Module, pretrained_cfg: PretrainedCfg | Mapping[st
     report = _convert_and_apply(model, sd, source, hf_cfg, filter_fn, strict, inflation=cfg.inflation,
                                 source_format=cfg.source_format, source_grid=grid)
     _logger.info("Loaded pretrained weights for %s from %s (%s format).", name, source, report.get("format", "?"))
+    return report

@@ -205,7 +205,7 @@ def build_model(name: str, num_classes: int | None = None, pretrained: bool | No
             if pretrained is False:
                 raise UserError(f"--no-pretrained: '{name}' is a trained checkpoint; name its architecture "
                                 "instead to start from scratch")
-            return _checkpoint_model(path, load_checkpoint(path), None, **overrides)
+            return _checkpoint_model(path, load_checkpoint(path), overrides.pop("num_classes", None), **overrides)
         name = f"local-dir:{path}"
     if name.startswith(_SCHEMES):
         if weights is not None:
@@ -256,8 +256,12 @@ def load_model(name_or_path: str, pretrained: bool | None = None, weights: PathL
         pretrained = wants_weights(name_or_path, pretrained) or weights is not None
         if require_weights and not pretrained:
             raise _no_weights_error(name_or_path)
-        return build_model(name_or_path, pretrained=pretrained, weights=weights, _weights_flag=True,
-                           **overrides).eval()
+        model = build_model(name_or_path, pretrained=pretrained, weights=weights, _weights_flag=True, **overrides)
+        if require_weights and (model.pretrained_cfg.get("provenance") or {}).get("head") == "fresh":
+            raise UserError(f"--model '{name_or_path}': the classifier in its weights has another number of classes "
+                            f"than the model ({model.num_classes}), so its head would be random; pass --set "
+                            "num_classes=N with the checkpoint's class count")
+        return model.eval()
     try:
         model = build_model(name_or_path, pretrained=pretrained, weights=weights, _weights_flag=True, **overrides)
     except UserError as e:
