@@ -11,6 +11,8 @@ With ``--organmnist PATH.npz`` the same grid is also trained on OrganMNIST3D (Me
 volumes, depth as time; ``vivit_joint_mini_patch8x8_28`` recipe, attention / tokenizer
 overridden) and evaluated on its test split.
 
+Rows are attention variants, plus ``videomae`` (a family spec over ``joint``, see ``SPECS``).
+
 Examples::
 
     python benchmarks/accuracy.py                                   # default grid, a few minutes on 2 cores
@@ -36,7 +38,11 @@ import torch.nn.functional as F
 from benchmarks import _common as C
 
 ATTENTIONS = ("joint", "factorised_encoder", "factorised_self_attention", "factorised_dot_product", "divided",
-              "space_only")
+              "space_only", "videomae")
+# Grid rows that are a family's spec rather than a bare attention variant: VideoMAE is joint
+# attention with a fixed sin-cos position table, q/v biases and mean pooling + fc_norm.
+SPECS = {"videomae": dict(attention="joint", pos_embed="sincos", qkv_bias="qv", fc_norm=True, global_pool="avg",
+                          class_token=False, norm_eps=1e-6)}
 TOKENIZERS = ("uniform", "tubelet")
 
 
@@ -103,6 +109,7 @@ def to_input(clips: torch.Tensor, mean: float, std: float) -> torch.Tensor:
 def build(arch: str, attention: str, tokenizer: str, args: argparse.Namespace, num_classes: int, model_kw: dict):
     import vidzoo
     kw = dict(model_kw, attention=attention, tokenizer=tokenizer, num_classes=num_classes)
+    kw.update(SPECS.get(attention, {}))
     if tokenizer == "tubelet":
         kw.setdefault("tubelet_size", args.tubelet_size)
     else:

@@ -408,3 +408,19 @@ def test_model_card_names_family_and_licence():
     card = generate_model_card(m, "me/videomae-tiny")
     assert "license: cc-by-nc-4.0" in card and "A VideoMAE video classifier" in card
     assert "position embeddings `sincos`" in card and "pooling `avg`" in card
+
+
+def test_vidzoo_convert_hf_videomae_folder(tmp_path):
+    """`vidzoo convert` of a transformers VideoMAE folder: architecture and arguments from its
+    config.json (eps: the family's 1e-6), class names from id2label, logits as transformers'."""
+    from vidzoo.convert import convert_checkpoint
+    hf = hf_classifier()
+    hf.config.id2label = {i: f"action {i}" for i in range(5)}
+    hf.save_pretrained(tmp_path / "hf")
+    convert_checkpoint(str(tmp_path / "hf"), tmp_path / "out")
+    cfg = json.loads((tmp_path / "out" / "config.json").read_text())
+    assert cfg["architecture"] == ARCH and cfg["model_args"]["qkv_bias"] == "qv"
+    assert cfg["model_args"]["norm_eps"] == 1e-6 and cfg["pretrained_cfg"]["label_names"][4] == "action 4"
+    vz = vidzoo.create_model(f"local-dir:{tmp_path / 'out'}", pretrained=True).eval()
+    x = clip()
+    assert (hf_logits(hf, x) - vz(x.transpose(1, 2))).abs().max() <= TOL
