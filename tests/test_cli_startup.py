@@ -102,3 +102,16 @@ def test_vidzoo_debug_shows_the_traceback_and_keeps_exit_2(tmp_path):
     assert plain.stderr.strip() == line
     assert "Traceback (most recent call last)" in debug.stderr and "UserError" in debug.stderr
     assert debug.stderr.strip().splitlines()[-1] == line
+
+
+def test_startup_benchmark_times_a_command(monkeypatch):
+    from benchmarks.startup import time_command
+    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    times = time_command(("--help",), runs=2, env=env)
+    assert len(times) == 2 and all(t > 0 for t in times)
+    try:
+        time_command(("no-such-command",), runs=1, env=env)
+    except RuntimeError as e:
+        assert "failed (rc 2)" in str(e)
+    else:
+        raise AssertionError("a failing command was timed as if it worked")
