@@ -132,11 +132,13 @@ def is_model(name: str) -> bool:
 
 def is_architecture(name: str) -> bool:
     """Whether ``name`` is a registered architecture exactly (no alias, no tag)."""
+    _load_builtin_models()
     return name in _model_entrypoints
 
 
 def closest_architectures_hint(name: str) -> str:
     """``' Closest: a, b.'`` for an error message (empty when nothing is close)."""
+    _load_builtin_models()
     close = closest_names(str(name), _model_entrypoints)
     return f". Closest registered architectures: {', '.join(close)}" if close else ""
 
