@@ -39,7 +39,8 @@ def test_rng_state_round_trip_and_weights_only_checkpoint(tmp_path):
     random.seed(1), np.random.seed(1), torch.manual_seed(1)
     state = capture_rng_state()
     a = (random.random(), float(np.random.rand()), torch.rand(3))
-    atomic_save({"model": {}, "model_name": "x", "rng": [state]}, tmp_path / "c.pth")
+    atomic_save({"model": {}, "model_name": "x", "architecture": "x", "model_args": {}, "pretrained_cfg": {},
+                 "classes": [], "rng": [state]}, tmp_path / "c.pth")
     assert [p.name for p in tmp_path.iterdir()] == ["c.pth"]  # no temporary file left behind
     ckpt = load_checkpoint(tmp_path / "c.pth")  # weights_only=True
     restore_rng_state(ckpt["rng"][0])
@@ -51,10 +52,10 @@ def test_load_checkpoint_errors(tmp_path):
     with pytest.raises(UserError, match="does not exist"):
         load_checkpoint(tmp_path / "nope.pth")
     (tmp_path / "junk.pth").write_bytes(b"not a checkpoint")
-    with pytest.raises(UserError, match="cannot read checkpoint"):
+    with pytest.raises(UserError, match="is not a vidzoo checkpoint: not a PyTorch checkpoint"):
         load_checkpoint(tmp_path / "junk.pth")
     torch.save({"a": 1}, tmp_path / "other.pth")
-    with pytest.raises(UserError, match="not a vidzoo training checkpoint"):
+    with pytest.raises(UserError, match="is not a vidzoo checkpoint: it has no 'model'"):
         load_checkpoint(tmp_path / "other.pth")
 
 

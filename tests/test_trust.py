@@ -82,6 +82,8 @@ def test_tag_on_cli_loads_weights_and_fails_fast_offline(motion, tmp_path):
         assert ("--weights" in err) == (args[0] != "train")  # train has no --weights flag
     err = one_line_error(cli("predict", "--model", TAGGED, video, env={**cache, "HF_HUB_OFFLINE": "1"}))
     assert "HF_HUB_OFFLINE=1" in err and repo in err
+    err = one_line_error(cli("predict", "--model", "hf-hub:me/never-pushed", video, env=cache))
+    assert "hf download me/never-pushed --local-dir DIR" in err and "--model DIR" in err
 
 
 def test_eval_predict_refuse_models_without_weights(motion, capsys):

@@ -99,11 +99,8 @@ def _norm_eps(key: str, v: Any) -> None:
 
 
 def _act_layer(key: str, v: Any) -> None:
-    if isinstance(v, str):
-        if v not in _ACTS:
-            raise ValueError(f"{key} must be one of {', '.join(_ACTS)}, got {v!r}")
-    elif not callable(v):
-        raise ValueError(f"{key} must be one of {', '.join(_ACTS)} (or a module class), got {v!r}")
+    if (isinstance(v, str) and v not in _ACTS) or not (isinstance(v, str) or callable(v)):
+        raise ValueError(f"{key} must be 'gelu' or 'gelu_tanh' (or a module class), got {v!r}")
 
 
 def _attention_order(key: str, v: Any) -> None:

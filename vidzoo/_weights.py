@@ -88,12 +88,6 @@ def torch_load_reason(e: BaseException, path: str | os.PathLike | None = None) -
     a file that is neither a zip archive nor a pickle (a text file, say, which torch reports as a
     bare ``KeyError``) is called what it is; anything else gives the error's first line.
     """
-    text = str(e)
-    for line in text.splitlines():
-        if "WeightsUnpickler error:" in line:
-            reason = line.split("WeightsUnpickler error:", 1)[1].strip()
-            reason = reason.split(" Please use `torch.serialization")[0].rstrip(". ")
-            return f"{reason} (weights-only loading refuses it)"
     if path is not None:
         try:
             with open(path, "rb") as f:
@@ -102,6 +96,12 @@ def torch_load_reason(e: BaseException, path: str | os.PathLike | None = None) -
             head = b""
         if head and not head.startswith((b"PK\x03\x04", b"\x80")):
             return f"not a PyTorch checkpoint (neither a zip archive nor a pickle; it starts with {head!r})"
+    text = str(e)
+    if "WeightsUnpickler error:" in text:
+        after = text.split("WeightsUnpickler error:", 1)[1]
+        reason = next((ln.strip() for ln in after.splitlines() if ln.strip()), "")
+        reason = reason.split(" Please use `torch.serialization")[0].rstrip(". ")
+        return f"{reason or 'unsupported content'} (weights-only loading refuses it)"
     first = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
     return f"{type(e).__name__}: {first}" if first else type(e).__name__
 

@@ -103,6 +103,10 @@ def _hub_route(name: str, e: HubDownloadError, weights_flag: bool) -> str:
     why = ("offline mode is on (HF_HUB_OFFLINE=1)" if e.reason == "offline"
            else f"the Hub ({constants.ENDPOINT}) could not be reached")
     f = e.filename
+    if name.startswith("hf-hub:"):  # a saved vidzoo model: the whole folder is what is missing
+        return (f"cannot load model '{name}': '{f}' of Hub repo '{e.repo_id}' is not in the local cache and {why}. "
+                f"Download the repo where there is network (`hf download {e.repo_id} --local-dir DIR`), then use "
+                "--model DIR")
     convert = f"convert it once with `vidzoo convert /path/to/{f} DIR --model {name}` and use --model DIR"
     return (f"cannot load the weights of '{name}': '{f}' of Hub repo '{e.repo_id}' is not in the local cache and "
             f"{why}. Download it where there is network (`hf download {e.repo_id} {f}`), then "
