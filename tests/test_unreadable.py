@@ -101,7 +101,9 @@ def test_eval_on_error_raise_stops_at_the_first(clean, model, tmp_path):
 
 def test_eval_cli_names_unreadable_videos(clean, model, tmp_path, capsys):
     dirty = with_bad_files(clean, tmp_path / "dirty")
-    save_model_folder(model, tmp_path / "model")
+    # saved as trained weights (eval/predict refuse a folder whose provenance says random initialisation)
+    save_model_folder(model, tmp_path / "model", run_config={"data": str(clean), "epochs": 1, "model": MODEL},
+                      classes=["left", "right"])
     assert main(["eval", "--model", str(tmp_path / "model"), "--data", str(dirty), "--output", str(tmp_path / "e"),
                  "--no-progress", "--batch-size", "4"]) == 0
     out = capsys.readouterr().out
@@ -211,7 +213,9 @@ def test_val_split_opens_the_data_once(clean, monkeypatch):
 
 # ------------------------------------------------------------------------------------- prediction
 def test_predict_answers_readable_videos_and_marks_the_others(clean, model, tmp_path):
-    save_model_folder(model, tmp_path / "model")
+    # saved as trained weights (eval/predict refuse a folder whose provenance says random initialisation)
+    save_model_folder(model, tmp_path / "model", run_config={"data": str(clean), "epochs": 1, "model": MODEL},
+                      classes=["left", "right"])
     text = tmp_path / "text.mp4"
     text.write_text("not a video")
     fifo = tmp_path / "pipe.mp4"
