@@ -43,9 +43,16 @@ def test_info_reports_params_and_gmacs_for_every_kind_of_model(run, capsys):
         assert "classes      : 2 (left, right)" in out
 
 
-def test_info_refuses_size_overrides_for_a_saved_model(run, capsys):
-    assert main(["info", str(run), "--num-frames", "8"]) == 2
-    assert "apply to registry names" in capsys.readouterr().err
+def test_info_applies_size_overrides_to_a_saved_model(run, capsys):
+    """--num-frames on a saved model is applied (time embeddings resampled as the weights load), not
+    silently dropped: the input row and the GMACs are those of the model it builds."""
+    assert main(["info", str(run)]) == 0
+    plain = capsys.readouterr().out
+    assert main(["info", str(run), "--num-frames", "8"]) == 0
+    longer = capsys.readouterr().out
+    assert "(C, T, H, W) = (3, 8," in longer and "(C, T, H, W) = (3, 8," not in plain
+    gmacs = [float(_field(out, "GMACs")) for out in (plain, longer)]
+    assert gmacs[1] > gmacs[0]
 
 
 @pytest.mark.parametrize("command", ["train", "eval", "predict"])

@@ -113,7 +113,8 @@ def test_export_check_failure_is_loud(tmp_path, monkeypatch):
 
 def test_cli_export_saved_model_folder(tmp_path, capsys):
     model = _tiny("factorised_encoder", "tubelet")
-    save_model_folder(model, tmp_path / "model")
+    # saved as trained weights: export, like eval/predict, refuses a saved random initialisation
+    save_model_folder(model, tmp_path / "model", run_config={"data": "clips/", "epochs": 1}, classes=["a", "b", "c"])
     assert main(["export", "--model", str(tmp_path / "model"), "--output", str(tmp_path / "out" / "m.onnx")]) == 0
     out = capsys.readouterr().out
     assert "wrote" in out and "opset 20" in out and "batch 3: max |diff|" in out and "OK" in out

@@ -116,7 +116,9 @@ def test_timeline_finds_the_direction_change(tmp_path):
 
 def test_cli_timeline(tmp_path, capsys):
     torch.manual_seed(0)
-    save_model_folder(vidzoo.create_model("vivit_tubelet", **TINY), tmp_path / "model")
+    # saved as trained weights: predict refuses a saved random initialisation
+    save_model_folder(vidzoo.create_model("vivit_tubelet", **TINY), tmp_path / "model",
+                      run_config={"data": "clips/", "epochs": 1}, classes=["a", "b", "c"])
     v1 = _video(tmp_path / "a.mp4", 16, 16)
     out = tmp_path / "out"
     args = ["predict", "--model", str(tmp_path / "model"), str(v1), "--timeline", "--output", str(out),
@@ -128,8 +130,8 @@ def test_cli_timeline(tmp_path, capsys):
     assert [int(r["start_frame"]) for r in rows] == [0, 4, 8, 12, 16, 20, 24]
     assert (out / "a_timeline.png").stat().st_size > 10_000
 
-    # A missing video among good ones: the good one is answered, the bad one named, exit 2.
-    assert main(args[:4] + [str(tmp_path / "missing.mp4")] + args[4:] + ["--json"]) == 2
+    # A missing video among good ones: the good one is answered, the bad one named, exit 1 (as predict).
+    assert main(args[:4] + [str(tmp_path / "missing.mp4")] + args[4:] + ["--json"]) == 1
     cap = capsys.readouterr()
     assert "missing.mp4" in cap.err and '"path"' in cap.out and "missing.mp4" in cap.out
     assert main(args[:5] + ["--timeline"]) == 2

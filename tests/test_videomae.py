@@ -345,14 +345,14 @@ def test_layer_decay_other_variants_and_cli():
     div = vidzoo.create_model("timesformer_divided_base_patch16_224", num_frames=2, **{**VZ_TINY, "depth": 2})
     s, _ = _scales(div, layer_decay=0.5)
     assert s["blocks.0.temporal_fc.weight"] == s["blocks.0.attn.qkv.weight"] == 0.25
-    from vidzoo.cli import _train_config, build_parser
+    from vidzoo.cli import _train_config, build_parser, main
     args = build_parser().parse_args(["train", "--model", "videomae", "--data", "x", "--output", "o",
                                        "--layer-decay", "0.75"])
     assert _train_config(args).layer_decay == 0.75
-    from vidzoo.engine.errors import UserError
     from vidzoo.engine.train import TrainConfig
-    with pytest.raises(UserError, match="layer-decay"):
-        TrainConfig(layer_decay=1.5).validate()
+    with pytest.raises(ValueError, match=r"--layer-decay must be a number in \(0, 1\], got 1.5"):
+        TrainConfig(layer_decay=1.5)  # checked when the config is made (engine/validation.py)
+    assert main(["train", "--model", ARCH, "--data", "x", "--output", "o", "--layer-decay", "0"]) == 2
 
 
 class _ColourClips(torch.utils.data.Dataset):
@@ -376,14 +376,21 @@ def test_finetune_videomae_backbone_with_layer_decay(tmp_path):
     """A saved VideoMAE backbone (features, no head) fine-tunes with layer decay: a head for the
     data's classes is added, the loss goes down, the saved model reloads with its licence."""
     from vidzoo.engine.train import TrainConfig, train
-    backbone = vidzoo.create_model(ARCH, num_classes=0, num_frames=4, embed_dim=32, depth=2, num_heads=2, img_size=32)
+    size = dict(num_classes=0, num_frames=4, embed_dim=32, depth=2, num_heads=2, img_size=32)
+    weights = vidzoo.create_model(ARCH, **size).state_dict()
+    # the backbone as the .pt_k400 tag's weights (licence cc-by-nc-4.0) would load them: its provenance says so
+    backbone = vidzoo.create_model(f"{ARCH}.pt_k400", pretrained=True, pretrained_cfg_overlay=dict(state_dict=weights),
+                                   **size)
     vidzoo.save_pretrained(backbone, tmp_path / "backbone")
     res = train(TrainConfig(model=f"local-dir:{tmp_path / 'backbone'}", pretrained=True, output=str(tmp_path / "run"),
                             epochs=3, batch_size=8, lr=2e-3, warmup_epochs=0.5, layer_decay=0.75, progress=False,
                             seed=3), _ColourClips(), _ColourClips(12, seed=1))
     losses = [r["train_loss"] for r in res.history]
     assert losses[-1] < losses[0] - 0.1
-    assert res.model.num_classes == 3 and res.model.pretrained_cfg["license"] == "cc-by-nc-4.0"
+    assert res.model.num_classes == 3
+    saved = vidzoo.create_model(f"local-dir:{res.model_dir}")  # fine-tuned from the tag: its licence carried
+    assert saved.pretrained_cfg["license"] == "cc-by-nc-4.0"
+    assert saved.pretrained_cfg["provenance"]["kind"] == "fine_tuned"
     assert json.loads((tmp_path / "run" / "train_config.json").read_text())["config"]["layer_decay"] == 0.75
 
 
@@ -404,10 +411,14 @@ def test_cli_marks_non_commercial_weights(capsys):
 
 def test_model_card_names_family_and_licence():
     from vidzoo._hub import generate_model_card
-    m = vidzoo.create_model("videomae.k400", num_frames=4, **VZ_TINY)
+    weights = vidzoo.create_model(ARCH, num_frames=4, **VZ_TINY).state_dict()
+    m = vidzoo.create_model("videomae.k400", num_frames=4, pretrained=True,
+                            pretrained_cfg_overlay=dict(state_dict=weights), **VZ_TINY)
     card = generate_model_card(m, "me/videomae-tiny")
     assert "license: cc-by-nc-4.0" in card and "A VideoMAE video classifier" in card
     assert "position embeddings `sincos`" in card and "pooling `avg`" in card
+    random_card = generate_model_card(vidzoo.create_model("videomae.k400", num_frames=4, **VZ_TINY))
+    assert "license: other" in random_card  # random weights claim no upstream licence
 
 
 def test_vidzoo_convert_hf_videomae_folder(tmp_path):

@@ -199,7 +199,8 @@ def _load(args: argparse.Namespace):
     from .engine.validation import validate_eval_options
     try:
         validate_eval_options(batch_size=getattr(args, "batch_size", None), workers=getattr(args, "workers", None),
-                              frame_stride=args.frame_stride, num_frames=args.num_frames, img_size=args.img_size,
+                              frame_stride=getattr(args, "frame_stride", None), num_frames=args.num_frames,
+                              img_size=args.img_size,
                               top_k=getattr(args, "top_k", None), num_samples=getattr(args, "num_samples", None))
     except ValueError as e:
         raise UserError(str(e)) from e
@@ -251,7 +252,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def _predict_timeline(args: argparse.Namespace) -> int:
-    from .engine.timeline import run_timelines, summary_lines
+    from .engine.timeline import parse_span, run_timelines, summary_lines
+    for flag, value in (("--window", args.window), ("--stride", args.stride)):
+        parse_span(value, fps=1000.0, what=flag)  # a malformed span is the user's error before any video is read
     if not args.output:
         raise UserError("--timeline writes <name>_timeline.csv/.png: give --output DIR")
     for flag, value in (("--views", args.views), ("--sampling", args.sampling)):
@@ -270,9 +273,11 @@ def _predict_timeline(args: argparse.Namespace) -> int:
         for tl, c, p in done:
             print("\n".join(summary_lines(tl)))
             print(f"  wrote {c} and {p}")
-    if failed:
-        raise UserError(f"{len(failed)} of {len(args.videos)} videos could not be read: "
-                        + "; ".join(f"{v}: {e}" for v, e in failed))
+    for v, e in failed:
+        print(f"vidzoo: cannot read video '{v}': {e}", file=sys.stderr)
+    if failed:  # partial results, as plain predict: the readable videos were answered above
+        print(f"vidzoo: {len(failed)} of {len(args.videos)} videos could not be read", file=sys.stderr)
+        return 1
     return 0
 
 
