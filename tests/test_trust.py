@@ -393,3 +393,18 @@ def test_push_to_hub_errors_are_vidzoos(env, why):
     msg = json.loads(lines[0][7:])
     assert "me/model" in msg and why in msg and "\n" not in msg
     assert "Retrying in" not in r.stderr
+
+
+def test_size_given_twice_differently_is_refused(tmp_path, capsys):
+    """--num-frames 8 with --set num_frames=4: neither silently wins (train config, eval/predict, info)."""
+    from vidzoo.cli import main
+    from vidzoo.engine.train import TrainConfig
+    with pytest.raises(ValueError, match=r"--num-frames 8 and --set num_frames=4 disagree"):
+        TrainConfig(data="x", num_frames=8, model_overrides={"num_frames": 4})
+    TrainConfig(data="x", num_frames=8, model_overrides={"num_frames": 8})  # the same size twice is fine
+    for argv in (["info", "vivit_tubelet", "--num-frames", "8", "--set", "num_frames=4"],
+                 ["predict", "--model", "vivit_tubelet.in21k", str(tmp_path / "v.mp4"), "--img-size", "64",
+                  "--set", "img_size=32"]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("vidzoo: error: ") and "disagree" in err and err.count("\n") == 1, err

@@ -58,7 +58,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     from .engine.validation import check_model_size_flags
     overrides = parse_overrides(args.set)
     try:
-        check_model_size_flags(args.num_frames, args.img_size)
+        check_model_size_flags(args.num_frames, args.img_size, overrides)
     except ValueError as e:
         raise UserError(str(e)) from e
     if args.num_frames:
@@ -196,7 +196,7 @@ def _print_train_outputs(result) -> None:
 def _load(args: argparse.Namespace):
     """The model of eval / predict: a tag loads its weights; a model without weights is refused."""
     from .engine.model_io import load_model, parse_overrides
-    from .engine.validation import validate_eval_options
+    from .engine.validation import check_model_size_flags, validate_eval_options
     try:
         validate_eval_options(batch_size=getattr(args, "batch_size", None), workers=getattr(args, "workers", None),
                               frame_stride=getattr(args, "frame_stride", None), num_frames=args.num_frames,
@@ -205,6 +205,10 @@ def _load(args: argparse.Namespace):
     except ValueError as e:
         raise UserError(str(e)) from e
     overrides = parse_overrides(getattr(args, "set", None))
+    try:
+        check_model_size_flags(args.num_frames, args.img_size, overrides)
+    except ValueError as e:
+        raise UserError(str(e)) from e
     if getattr(args, "num_frames", None):
         overrides["num_frames"] = args.num_frames
     if getattr(args, "img_size", None):

@@ -60,10 +60,14 @@ def check_choice(flag: str, v: Any, choices: Iterable[str], optional: bool = Fal
         raise ValueError(f"{flag} must be one of {', '.join(choices)}, got {v!r}")
 
 
-def check_model_size_flags(num_frames: Any = None, img_size: Any = None) -> None:
-    """``--num-frames`` / ``--img-size`` (None: the model's)."""
+def check_model_size_flags(num_frames: Any = None, img_size: Any = None, overrides: Any = None) -> None:
+    """``--num-frames`` / ``--img-size`` (None: the model's); when ``--set`` (``overrides``) names
+    the same size differently, neither silently wins."""
     check_int("--num-frames", num_frames, 1, optional=True)
     check_int("--img-size", img_size, 1, optional=True)
+    for flag, key, value in (("--num-frames", "num_frames", num_frames), ("--img-size", "img_size", img_size)):
+        if value is not None and isinstance(overrides, dict) and key in overrides and overrides[key] != value:
+            raise ValueError(f"{flag} {value} and --set {key}={overrides[key]!r} disagree; give the size once")
 
 
 def validate_train_config(cfg: Any) -> None:
@@ -80,7 +84,7 @@ def validate_train_config(cfg: Any) -> None:
     if not _int(cfg.seed):
         raise ValueError(f"--seed must be an integer, got {cfg.seed!r}")
     check_int("--frame-stride", cfg.frame_stride, 1, optional=True)
-    check_model_size_flags(cfg.num_frames, cfg.img_size)
+    check_model_size_flags(cfg.num_frames, cfg.img_size, cfg.model_overrides)
     check_number("--lr", cfg.lr, 0, lo_open=True)
     check_number("--min-lr", cfg.min_lr, 0)
     check_number("--weight-decay", cfg.weight_decay, 0, optional=True)
