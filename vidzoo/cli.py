@@ -196,17 +196,13 @@ def _print_train_outputs(result) -> None:
 def _load(args: argparse.Namespace):
     """The model of eval / predict: a tag loads its weights; a model without weights is refused."""
     from .engine.model_io import load_model, parse_overrides
-    from .engine.validation import check_model_size_flags, validate_eval_options
+    from .engine.validation import validate_eval_options
+    overrides = parse_overrides(getattr(args, "set", None))
     try:
         validate_eval_options(batch_size=getattr(args, "batch_size", None), workers=getattr(args, "workers", None),
                               frame_stride=getattr(args, "frame_stride", None), num_frames=args.num_frames,
-                              img_size=args.img_size,
-                              top_k=getattr(args, "top_k", None), num_samples=getattr(args, "num_samples", None))
-    except ValueError as e:
-        raise UserError(str(e)) from e
-    overrides = parse_overrides(getattr(args, "set", None))
-    try:
-        check_model_size_flags(args.num_frames, args.img_size, overrides)
+                              img_size=args.img_size, top_k=getattr(args, "top_k", None),
+                              num_samples=getattr(args, "num_samples", None), overrides=overrides)
     except ValueError as e:
         raise UserError(str(e)) from e
     if getattr(args, "num_frames", None):

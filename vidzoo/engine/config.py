@@ -7,12 +7,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import UserError
-from .precision import AMP_MODES
-from .validation import validate_train_config
+from .validation import AMP_MODES, OPTIMIZERS, validate_train_config
 
 __all__ = ["TrainConfig", "OPTIMIZERS", "AMP_MODES", "config_dict"]
-
-OPTIMIZERS = ("adamw", "adam", "sgd", "momentum")
 
 
 @dataclass
@@ -111,25 +108,12 @@ class TrainConfig:
         validate_train_config(self)  # ValueError naming the flag (vidzoo/engine/validation.py)
 
     def validate(self) -> None:
-        """Raise :class:`UserError` for values that cannot work."""
-        checks = [
-            (self.epochs >= 1, f"--epochs must be >= 1, got {self.epochs}"),
-            (self.batch_size >= 1, f"--batch-size must be >= 1, got {self.batch_size}"),
-            (self.lr > 0, f"--lr must be > 0, got {self.lr}"),
-            (self.accum_steps >= 1, f"--accum-steps must be >= 1, got {self.accum_steps}"),
-            (self.opt in OPTIMIZERS, f"--opt must be one of {', '.join(OPTIMIZERS)}, got {self.opt!r}"),
-            (self.amp in AMP_MODES, f"--amp must be one of {', '.join(AMP_MODES)}, got {self.amp!r}"),
-            (0.0 <= self.label_smoothing < 1.0, f"--label-smoothing must be in [0, 1), got {self.label_smoothing}"),
-            (self.warmup_epochs >= 0, f"--warmup-epochs must be >= 0, got {self.warmup_epochs}"),
-            (self.layer_decay is None or 0.0 < self.layer_decay <= 1.0,
-             f"--layer-decay must be in (0, 1], got {self.layer_decay}"),
-            (self.workers >= 0, f"--workers must be >= 0, got {self.workers}"),
-            (0.0 <= self.hflip <= 1.0, f"--hflip must be in [0, 1], got {self.hflip}"),
-            (self.on_error in ("skip", "raise"), f"--on-error must be 'skip' or 'raise', got {self.on_error!r}"),
-        ]
-        for ok, msg in checks:
-            if not ok:
-                raise UserError(msg)
+        """Check the options again (a config changed after it was made) with the rules of
+        :func:`~vidzoo.engine.validation.validate_train_config`, as a :class:`UserError`."""
+        try:
+            validate_train_config(self)
+        except ValueError as e:
+            raise UserError(str(e)) from e
 
     def resolved_weight_decay(self) -> float:
         if self.weight_decay is not None:

@@ -7,10 +7,9 @@ import contextlib
 import torch
 
 from .errors import UserError
+from .validation import AMP_MODES
 
 __all__ = ["AMP_MODES", "resolve_amp", "autocast_context", "amp_name"]
-
-AMP_MODES = ("auto", "bf16", "fp16", "none")
 
 
 def resolve_amp(amp: str, device: torch.device) -> torch.dtype | None:

@@ -10,8 +10,8 @@ import math
 import numbers
 from typing import Any, Iterable
 
-_OPTIMIZERS = ("adamw", "adam", "sgd", "momentum")
-_AMP = ("auto", "bf16", "fp16", "none")
+OPTIMIZERS = ("adamw", "adam", "sgd", "momentum")
+AMP_MODES = ("auto", "bf16", "fp16", "none")
 
 
 def _num(v: Any) -> bool:
@@ -100,8 +100,8 @@ def validate_train_config(cfg: Any) -> None:
     if (not isinstance(scale, (tuple, list)) or len(scale) != 2 or not all(_num(s) for s in scale)
             or not 0 < scale[0] <= scale[1] <= 1):
         raise ValueError(f"crop_scale must be (min, max) with 0 < min <= max <= 1, got {scale!r}")
-    check_choice("--opt", cfg.opt, _OPTIMIZERS)
-    check_choice("--amp", cfg.amp, _AMP)
+    check_choice("--opt", cfg.opt, OPTIMIZERS)
+    check_choice("--amp", cfg.amp, AMP_MODES)
     check_choice("--sampling", cfg.sampling, ("dense", "uniform"), optional=True)
     check_choice("--on-error", cfg.on_error, ("skip", "raise"))
     if not isinstance(cfg.model_overrides, dict):
@@ -113,11 +113,12 @@ def validate_train_config(cfg: Any) -> None:
 
 def validate_eval_options(batch_size: Any = None, workers: Any = None, frame_stride: Any = None,
                           num_frames: Any = None, img_size: Any = None, top_k: Any = None,
-                          num_samples: Any = None) -> None:
-    """The numeric flags of ``vidzoo eval`` / ``predict`` (None: not given)."""
+                          num_samples: Any = None, overrides: Any = None) -> None:
+    """The numeric flags of ``vidzoo eval`` / ``predict`` (None: not given); ``overrides``: the
+    ``--set`` arguments, which must not give a size differently from ``--num-frames`` / ``--img-size``."""
     check_int("--batch-size", batch_size, 1, optional=True)
     check_int("--workers", workers, 0, optional=True)
     check_int("--frame-stride", frame_stride, 1, optional=True)
     check_int("--top-k", top_k, 1, optional=True)
     check_int("--num-samples", num_samples, 0, optional=True)
-    check_model_size_flags(num_frames, img_size)
+    check_model_size_flags(num_frames, img_size, overrides)
