@@ -107,13 +107,7 @@ def run_one(cfg: dict[str, Any]) -> dict[str, Any]:
         model.train()
         model.set_grad_checkpointing(mode == "train_ckpt")
         opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=True)
-
-        def step() -> None:
-            with amp():
-                loss = F.cross_entropy(run_model(x), y)
-            loss.backward()
-            opt.step()
-            opt.zero_grad(set_to_none=True)
+        step = C.train_step(run_model, x, y, opt, device, dtype)
 
     t_first = time.perf_counter()
     step()  # first call: compiles under --compile, allocates the optimizer state in training

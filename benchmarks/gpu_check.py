@@ -51,7 +51,6 @@ if __package__ in (None, ""):
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from benchmarks import _common as C
 
@@ -457,13 +456,7 @@ def _ckpt_memory(dev: str) -> dict[str, Any]:
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=True)
     x = torch.randn(8, *model.pretrained_cfg["input_size"], device=dev)
     y = torch.randint(0, model.num_classes, (8,), device=dev)
-
-    def step() -> None:
-        with C.autocast_ctx(dev, "bf16"):
-            loss = F.cross_entropy(model(x), y)
-        loss.backward()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
+    step = C.train_step(model, x, y, opt, dev, "bf16")
     res = {}
     for on in (False, True):
         model.set_grad_checkpointing(on)
@@ -687,21 +680,13 @@ def section_compile(ctx: dict[str, Any], deadline: float) -> dict[str, Any]:
         model.train()
         opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
         y = torch.randint(0, model.num_classes, (batch,), device=dev)
-
-        def train(m) -> Callable[[], None]:
-            def f() -> None:
-                with C.autocast_ctx(dev, "bf16"):
-                    loss = F.cross_entropy(m(x), y)
-                loss.backward()
-                opt.step()
-                opt.zero_grad(set_to_none=True)
-            return f
-        t_eager_tr = C.median(C.time_fn(train(model), dev, warmup=1, runs=runs))
+        eager_step, compiled_step = (C.train_step(m, x, y, opt, dev, "bf16") for m in (model, cmodel))
+        t_eager_tr = C.median(C.time_fn(eager_step, dev, warmup=1, runs=runs))
         t0 = time.perf_counter()
-        train(cmodel)()
+        compiled_step()
         C.sync(dev)
         compile_tr = time.perf_counter() - t0
-        t_comp_tr = C.median(C.time_fn(train(cmodel), dev, warmup=1, runs=runs))
+        t_comp_tr = C.median(C.time_fn(compiled_step, dev, warmup=1, runs=runs))
         res["train"] = {"compile_s": compile_tr, "eager_ms": t_eager_tr * 1e3, "compiled_ms": t_comp_tr * 1e3,
                         "speedup": t_eager_tr / t_comp_tr}
         ctx["log"](f"  training step: compile {compile_tr:.1f} s, eager {t_eager_tr * 1e3:.1f} ms, "
