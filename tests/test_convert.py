@@ -13,6 +13,7 @@ import pytest
 import torch
 
 import vidzoo
+from _random_weights import randomize  # tests/_random_weights.py
 from vidzoo.convert import convert_checkpoint, model_args_from_hf_config
 
 transformers = pytest.importorskip("transformers")
@@ -28,22 +29,6 @@ VZ_TINY = dict(embed_dim=64, depth=2, num_heads=4)
 def build(cls, config):
     with no_init_weights():  # every parameter is overwritten by randomize()
         return randomize(cls(config))
-
-
-def randomize(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
-    """Random weights everywhere (LayerNorm scales around 1), so a wrong mapping cannot hide behind
-    an init that is zero or one; logits come out of order 1."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            noise = torch.randn(p.shape, generator=g)
-            if "norm" in name and name.endswith("weight"):
-                p.copy_(1 + 0.2 * noise)
-            elif "classifier" in name:
-                p.copy_(0.1 * noise)
-            else:
-                p.copy_(0.05 * noise)
-    return model.eval()
 
 
 def hf_vivit(tmp_path, name="hfv", **kw):

@@ -18,6 +18,7 @@ import pytest
 import torch
 
 import vidzoo
+from _random_weights import randomize  # tests/_random_weights.py
 from vidzoo._convert import CheckpointError, CheckpointMismatchError
 from vidzoo._weights import load_pretrained
 
@@ -32,22 +33,6 @@ TINY = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermed
             decoder_hidden_size=32, decoder_num_hidden_layers=1, decoder_num_attention_heads=2,
             decoder_intermediate_size=64)
 VZ_TINY = dict(embed_dim=64, depth=2, num_heads=4, img_size=32)
-
-
-def randomize(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
-    """Random weights everywhere: LayerNorm scales around 1, every bias (q/v biases included) and
-    norm bias non-zero, so a dropped or misplaced tensor changes the logits."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            noise = torch.randn(p.shape, generator=g)
-            if ("norm" in name or "layernorm" in name) and name.endswith("weight"):
-                p.copy_(1 + 0.2 * noise)
-            elif "classifier" in name:
-                p.copy_(0.1 * noise)
-            else:
-                p.copy_(0.05 * noise)
-    return model.eval()
 
 
 def hf_config(**kw) -> VideoMAEConfig:
