@@ -52,7 +52,7 @@ def _fmt_tuple(t: Sequence[Any]) -> str:
 def cmd_info(args: argparse.Namespace) -> int:
     from . import get_pretrained_cfg, list_aliases, list_models, list_pretrained, split_model_name_tag
     from ._pretrained import describe_provenance
-    from ._registry import resolve_alias
+    from .models import resolve_alias
     from .engine.model_io import (count_params, explicit_tag, load_model, looks_like_path, model_complexity,
                                   parse_overrides)
     from .engine.validation import check_model_size_flags

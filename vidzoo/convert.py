@@ -17,8 +17,8 @@ from torch import nn
 from ._factory import create_model
 from ._hub import WEIGHT_FILES, HubDownloadError, download_file, download_weights, save_pretrained
 from ._pretrained import PretrainedCfg
-from ._registry import get_pretrained_cfg, resolve_alias, split_model_name_tag
 from ._weights import _read_json, label_names_from_config, load_checkpoint
+from .models import get_pretrained_cfg, resolve_alias, split_model_name_tag
 
 _HF_ACT = {"gelu": "gelu", "gelu_fast": "gelu_tanh", "gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh"}
 _TIMESFORMER_ATTN = {"divided_space_time": "divided", "joint_space_time": "joint", "space_only": "space"}

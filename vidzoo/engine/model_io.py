@@ -15,11 +15,11 @@ from torch.overrides import TorchFunctionMode
 from torch.utils._device import _device_constructors
 from torch.utils.flop_counter import FlopCounterMode
 
-from .. import create_model
 from .._convert import CheckpointError
+from .._factory import create_model
 from .._hub import HubDownloadError, ModelConfigError, save_pretrained
 from .._pretrained import describe_provenance, pretrained_cfg_from_dict
-from .._registry import get_pretrained_cfg, is_architecture, list_pretrained, resolve_alias, split_model_name_tag
+from ..models import get_pretrained_cfg, is_architecture, list_pretrained, resolve_alias, split_model_name_tag
 from .._weights import CorruptCheckpointError
 from .checkpoint import load_checkpoint
 from .errors import UserError

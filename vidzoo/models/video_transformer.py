@@ -108,6 +108,11 @@ class VideoTransformer(nn.Module):
     supports_fc_norm: ClassVar[bool] = True
     variant_args: ClassVar[tuple[str, ...]] = ()  # extra constructor args of this variant
 
+    @staticmethod
+    def for_attention(name: str) -> type["VideoTransformer"]:
+        """The registered subclass of attention variant ``name`` (what the builder instantiates)."""
+        return get_attention(name)
+
     def __init__(
         self,
         img_size: int | tuple[int, int] = 224,

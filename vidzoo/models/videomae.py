@@ -53,7 +53,8 @@ def checkpoint_filter_fn(state_dict: dict[str, torch.Tensor], model: VideoTransf
 
 
 def _create_videomae(variant: str, pretrained: bool, spec: dict[str, Any], **kwargs: Any) -> VideoTransformer:
-    return build_model_with_cfg(variant, pretrained, spec, pretrained_filter_fn=checkpoint_filter_fn, **kwargs)
+    return build_model_with_cfg(VideoTransformer, variant, pretrained, spec,
+                                pretrained_filter_fn=checkpoint_filter_fn, **kwargs)
 
 
 _DATASETS = {"k400": ("Kinetics-400", 400), "ssv2": ("Something-Something v2", 174)}

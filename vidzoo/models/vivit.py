@@ -43,7 +43,8 @@ def checkpoint_filter_fn(state_dict: dict[str, torch.Tensor], model: VideoTransf
 
 
 def _create_vivit(variant: str, pretrained: bool, spec: dict[str, Any], **kwargs: Any) -> VideoTransformer:
-    return build_model_with_cfg(variant, pretrained, spec, pretrained_filter_fn=checkpoint_filter_fn, **kwargs)
+    return build_model_with_cfg(VideoTransformer, variant, pretrained, spec,
+                                pretrained_filter_fn=checkpoint_filter_fn, **kwargs)
 
 
 def _cfg(num_frames: int = 32, img_size: int = 224, in_chans: int = 3, **kwargs: Any) -> PretrainedCfg:
