@@ -1,11 +1,11 @@
 """``vidzoo info`` on every kind of model it accepts (params and GMACs alike), and ``--threads``."""
-import importlib
 import re
 
 import pytest
 import torch
 
 import vidzoo.cli as cli
+import vidzoo.engine.trainer
 from vidzoo.cli import main
 from vidzoo.data import make_motion_dataset
 from vidzoo.engine.errors import UserError
@@ -63,8 +63,7 @@ def test_threads_applies_to_the_command_and_is_restored(command, monkeypatch, tm
         seen.append(torch.get_num_threads())
         raise UserError("stop here")
 
-    engine_train = importlib.import_module("vidzoo.engine.train")  # the module (vidzoo.engine.train is the function)
-    monkeypatch.setattr(engine_train, "train", record)
+    monkeypatch.setattr(vidzoo.engine.trainer, "train", record)
     monkeypatch.setattr(cli, "_load", record)
     before = torch.get_num_threads()
     want = 2 if before == 1 else 1

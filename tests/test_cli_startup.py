@@ -76,21 +76,6 @@ def test_registry_loads_the_models_when_used_directly():
     assert r.returncode == 0, r.stderr
 
 
-def test_engine_train_and_evaluate_are_the_functions_whatever_is_imported_first():
-    """``train`` / ``evaluate`` are submodules and functions; eager imports made the function win."""
-    r = run_python("""
-        import types
-        import vidzoo.engine.inference  # imports the engine.train and engine.evaluate submodules first
-        import vidzoo.engine as E
-        from vidzoo.engine import train, evaluate, TrainConfig
-        import vidzoo.engine.trainer
-        assert isinstance(train, types.FunctionType) and train is vidzoo.engine.trainer.train
-        assert isinstance(evaluate, types.FunctionType) and evaluate.__module__ == "vidzoo.engine.evaluate"
-        assert E.train is train and E.evaluate is evaluate and TrainConfig.__name__ == "TrainConfig"
-    """)
-    assert r.returncode == 0, r.stderr
-
-
 def test_vidzoo_debug_shows_the_traceback_and_keeps_exit_2(tmp_path):
     missing = tmp_path / "nowhere"
     argv = ["train", "--model", "vivit_joint_tiny_patch16x2_224", "--data", str(missing), "--output",

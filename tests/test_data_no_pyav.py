@@ -29,6 +29,6 @@ def test_cli_imports_without_pyav(tmp_path):
     blocker.mkdir(parents=True)
     (blocker / "__init__.py").write_text("raise ImportError('PyAV blocked by the test')\n")
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(blocker.parent), str(REPO), os.environ.get("PYTHONPATH", "")]))
-    code = "import vidzoo.cli, vidzoo.engine.train, vidzoo.data; from vidzoo.data import decode; assert decode.av is None"
+    code = "import vidzoo.cli, vidzoo.engine.trainer, vidzoo.data; from vidzoo.data import decode; assert decode.av is None"
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert r.returncode == 0, r.stderr[-2000:]

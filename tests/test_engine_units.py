@@ -10,7 +10,7 @@ import vidzoo
 from vidzoo.engine.checkpoint import (atomic_save, atomic_write_json, capture_rng_state, load_checkpoint,
                                       restore_rng_state)
 from vidzoo.engine.errors import UserError
-from vidzoo.engine.evaluate import EvalResult, evaluate, predict_probs, write_eval_outputs
+from vidzoo.engine.evaluation import EvalResult, evaluate, predict_probs, write_eval_outputs
 from vidzoo.engine.inference import parse_views
 from vidzoo.engine.metrics import ClassificationMeter, topk_correct
 from vidzoo.engine.model_io import model_complexity, parse_overrides

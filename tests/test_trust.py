@@ -189,7 +189,7 @@ def test_api_model_arguments_raise_value_error(kwargs, name):
 
 
 def test_train_config_rejects_bad_values_in_the_api():
-    from vidzoo.engine.train import TrainConfig
+    from vidzoo.engine import TrainConfig
     for kw in (dict(clip_grad=-1.0), dict(clip_grad=0.0), dict(momentum=-3), dict(min_lr=-5), dict(frame_stride=0),
                dict(val_batch_size=0), dict(crop_scale=(0.5, 0.1))):
         with pytest.raises(ValueError, match=next(iter(kw)).replace("_", "[-_]")):
@@ -383,7 +383,7 @@ def test_push_to_hub_errors_are_vidzoos(env, why):
 def test_size_given_twice_differently_is_refused(tmp_path, capsys):
     """--num-frames 8 with --set num_frames=4: neither silently wins (train config, eval/predict, info)."""
     from vidzoo.cli import main
-    from vidzoo.engine.train import TrainConfig
+    from vidzoo.engine import TrainConfig
     with pytest.raises(ValueError, match=r"--num-frames 8 and --set num_frames=4 disagree"):
         TrainConfig(data="x", num_frames=8, model_overrides={"num_frames": 4})
     TrainConfig(data="x", num_frames=8, model_overrides={"num_frames": 8})  # the same size twice is fine

@@ -15,11 +15,11 @@ import torch
 import vidzoo
 from vidzoo.cli import main
 from vidzoo.data import VideoDecodeError, VideoFolder, make_motion_dataset
-from vidzoo.engine.data_setup import open_train_val
+from vidzoo.engine.data_sources import open_train_val
 from vidzoo.engine.errors import UserError
 from vidzoo.engine.inference import predict_videos, run_evaluation
 from vidzoo.engine.model_io import save_model_folder
-from vidzoo.engine.train import TrainConfig, build_scheduler, train
+from vidzoo.engine import TrainConfig, build_scheduler, train
 
 REPO = Path(__file__).resolve().parents[1]
 MODEL = "vivit_joint_tiny_patch16x2_224"
@@ -254,11 +254,9 @@ def test_short_run_schedule_has_no_noop_cosine(caplog):
 
 
 def test_only_the_main_rank_prints_the_summary(monkeypatch, capsys, tmp_path):
-    import importlib
-    from vidzoo.engine.trainer import TrainResult
-    train_mod = importlib.import_module("vidzoo.engine.train")  # the module (the package exports a function of that name)
-    result = TrainResult(None, [], 1, None, tmp_path, None, ["a", "b"], is_main=False)
-    monkeypatch.setattr(train_mod, "train", lambda cfg: result)
+    import vidzoo.engine.trainer as trainer
+    result = trainer.TrainResult(None, [], 1, None, tmp_path, None, ["a", "b"], is_main=False)
+    monkeypatch.setattr(trainer, "train", lambda cfg: result)
     assert main(["train", "--model", MODEL, "--data", str(tmp_path), "--output", str(tmp_path / "o")]) == 0
     assert "done:" not in capsys.readouterr().out
 

@@ -144,8 +144,6 @@ def _provenance(variant: str, cfg: PretrainedCfg, pretrained: bool) -> dict[str,
         return {"kind": "random_init", "architecture": variant}
     if cfg.source_format == "vidzoo" and cfg.provenance:
         return dict(cfg.provenance)  # a saved vidzoo model: its own record
-    if cfg.source_format == "vidzoo" and (cfg.file or cfg.hf_hub_id):  # saved before provenance was recorded
-        return {"kind": "unknown", "source": cfg.file or f"hf-hub:{cfg.hf_hub_id}"}
     if cfg.state_dict is not None:
         source = "a state dict given in pretrained_cfg"
     elif cfg.file:

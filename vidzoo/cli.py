@@ -148,7 +148,7 @@ def _gmacs(model, input_size: tuple[int, ...]) -> float:
 # ------------------------------------------------------------------------------------------- train
 def _train_config(args: argparse.Namespace):
     from .engine.model_io import looks_like_path, parse_overrides, wants_weights
-    from .engine.train import TrainConfig
+    from .engine.config import TrainConfig
     if args.pretrained is False and (looks_like_path(args.model) or args.model.startswith(("local-dir:", "hf-hub:"))):
         raise UserError(f"--no-pretrained applies to registry names; to train the architecture of '{args.model}' "
                         "from scratch, name the architecture (vidzoo info shows it)")
@@ -175,7 +175,7 @@ def _make_train_config(TrainConfig, args: argparse.Namespace, pretrained: bool, 
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .engine.train import train
+    from .engine.trainer import train
     with torch_threads(args.threads):
         result = train(_train_config(args))
     if result.is_main:  # after train() has left torch.distributed every rank would call itself the main one

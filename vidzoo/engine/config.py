@@ -19,7 +19,7 @@ class TrainConfig:
     Attributes:
         model: Registry name or alias (``vidzoo list``), or a saved model (folder,
             ``local-dir:DIR``, ``hf-hub:org/repo``) to fine-tune.
-        data: Training data (folder, list file or npz; see :mod:`vidzoo.engine.data_setup`).
+        data: Training data (folder, list file or npz; see :mod:`vidzoo.engine.data_sources`).
         val_data: Validation data (an npz means its ``val`` split).
         val_split: Fraction of ``data`` held out for validation (stratified, from ``seed``).
         output: Output folder.

@@ -117,7 +117,8 @@ def _run_demo(cfg: DemoConfig) -> DemoResult:
     from ..data import make_motion_dataset
     from .inference import predict_videos, run_evaluation
     from .model_io import load_model
-    from .train import TrainConfig, train
+    from .config import TrainConfig
+    from .trainer import train
 
     t0 = time.time()
     out = Path(cfg.output)

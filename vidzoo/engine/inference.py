@@ -19,7 +19,7 @@ from ..data.unreadable import reason_of
 from .data_sources import open_eval
 from .distributed import DistInfo, init_distributed
 from .errors import UserError
-from .evaluate import EvalResult, evaluate, make_eval_loader, predict_probs, sample_names_of, write_eval_outputs
+from .evaluation import EvalResult, evaluate, make_eval_loader, predict_probs, sample_names_of, write_eval_outputs
 from .pipelines import align_classes, build_dataset, check_input_fits, input_spec
 from .precision import resolve_amp
 

@@ -301,7 +301,7 @@ def save_model_folder(model: nn.Module, path: PathLike, run_config: dict[str, An
         model: The model (its ``pretrained_cfg['provenance']`` says what it started as).
         path: The folder.
         run_config: The training run's config; default: ``train_config.json`` of the run folder
-            that holds ``path`` (written by :func:`vidzoo.engine.train.train`). Without either, the
+            that holds ``path`` (written by :func:`vidzoo.engine.trainer.train`). Without either, the
             model is saved as it is.
         classes: The classes trained on (default: the run's).
     """

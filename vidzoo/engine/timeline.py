@@ -180,7 +180,7 @@ def predict_timeline(model: nn.Module, path: PathLike, window: str | int | None 
         UserError: A frame folder (no frame rate), a bad window/stride.
         VideoDecodeError: The video cannot be decoded.
     """
-    from .evaluate import predict_probs
+    from .evaluation import predict_probs
     from .inference import class_names_of
     p = Path(path)
     if p.is_dir():
@@ -327,7 +327,7 @@ def run_timelines(model: nn.Module, videos: Sequence[PathLike], output: PathLike
         unreadable ones are listed with their error.
     """
     from .distributed import init_distributed
-    from .train import resolve_amp
+    from .precision import resolve_amp
     if top_k < 1:
         raise UserError(f"--top-k must be >= 1, got {top_k}")
     if batch_size < 1:

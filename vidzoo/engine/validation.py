@@ -71,7 +71,7 @@ def check_model_size_flags(num_frames: Any = None, img_size: Any = None, overrid
 
 
 def validate_train_config(cfg: Any) -> None:
-    """Check every option of a :class:`vidzoo.engine.train.TrainConfig` that has a domain.
+    """Check every option of a :class:`vidzoo.engine.config.TrainConfig` that has a domain.
 
     Raises:
         ValueError: Naming the flag (``--clip-grad``, ...), its domain and the value given.
