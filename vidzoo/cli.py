@@ -622,10 +622,10 @@ def _finish_help(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
 def _user_error_types() -> tuple[type[BaseException], ...]:
     """The exceptions printed as one line with exit 2: :class:`UserError`, and a video that cannot
-    be decoded (under ``--on-error raise`` it is the user's to fix). ``vidzoo.data`` imports torch,
+    be read (under ``--on-error raise`` it is the user's to fix). ``vidzoo.data`` imports torch,
     so its error class is looked up only if the module was loaded (nothing else can raise it)."""
     decode = sys.modules.get("vidzoo.data.decode")
-    return (UserError, decode.VideoDecodeError) if decode is not None else (UserError,)
+    return (UserError, decode.UnreadableVideoError) if decode is not None else (UserError,)
 
 
 def _rank() -> int:

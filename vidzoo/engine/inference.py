@@ -14,7 +14,7 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
-from ..data import UNREADABLE_ERRORS, VideoPathDataset
+from ..data import UnreadableVideoError, VideoPathDataset
 from ..data.unreadable import reason_of
 from .data_sources import open_eval
 from .distributed import DistInfo, init_distributed
@@ -180,7 +180,7 @@ def predict_videos(model: nn.Module, paths: Sequence[PathLike], top_k: int = 5,
     for i, path in enumerate(paths):
         try:
             x, _ = ds[i]
-        except (*UNREADABLE_ERRORS, IndexError, ValueError) as e:
+        except UnreadableVideoError as e:
             why = reason_of(e)
             if on_error == "raise":
                 raise UserError(f"cannot read video '{path}': {why}") from e

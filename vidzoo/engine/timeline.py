@@ -25,7 +25,7 @@ from typing import Any, Iterator, Sequence
 import torch
 from torch import nn
 
-from ..data import VideoDecodeError, eval_transforms, video_info
+from ..data import UnreadableVideoError, VideoDecodeError, eval_transforms, video_info
 from .errors import UserError
 
 PathLike = str | os.PathLike
@@ -344,7 +344,7 @@ def run_timelines(model: nn.Module, videos: Sequence[PathLike], output: PathLike
             if not Path(v).exists():
                 raise UserError(f"'{v}' does not exist")
             tl = predict_timeline(model, v, window, stride, frame_stride, batch_size, dev, amp_dtype, progress)
-        except (UserError, VideoDecodeError) as e:
+        except (UserError, UnreadableVideoError) as e:
             failed.append((str(v), str(e).splitlines()[0]))
             continue
         csv_path = write_timeline_csv(tl, out / f"{name}_timeline.csv", top_k)
