@@ -37,6 +37,8 @@ import torch
 import torch.nn.functional as F
 
 from benchmarks import _common as C
+from vidzoo.engine.complexity import count_flops
+from vidzoo.engine.options import parse_overrides
 
 PAIRS = {
     "vivit": dict(vidzoo="vivit_joint_base_patch16x2_224", hf="vivit", hf_attn="sdpa"),
@@ -221,7 +223,7 @@ def forward_flops(fwd) -> int:
     """FLOPs of one forward (fp32 eager). A training step counts as 3x this (the MFU convention:
     backward = 2x forward), so HF's eager and vidzoo's flash attention are credited alike."""
     with torch.no_grad():
-        return C.count_flops(fwd)[0]
+        return count_flops(fwd)[0]
 
 
 # ---------------------------------------------------------------------------- memory worker
@@ -263,7 +265,7 @@ def memory_worker(cfg: dict[str, Any]) -> dict[str, Any]:
 def run_pair(pair: str, args: argparse.Namespace) -> list[dict[str, Any]]:
     device, B = args.device, args.batch_size
     rows = []
-    modes = [("infer", C.parse_overrides(args.infer_set))] + ([("train", C.parse_overrides(args.train_set))]
+    modes = [("infer", parse_overrides(args.infer_set))] + ([("train", parse_overrides(args.train_set))]
                                                               if not args.no_train else [])
     built: dict[str, Any] = {}
     for mode, overrides in modes:

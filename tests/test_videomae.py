@@ -285,15 +285,6 @@ def test_registry_tags_and_licences():
     assert vidzoo.create_model("videomae.k400", num_classes=0, depth=1).pretrained_cfg["license"] == "cc-by-nc-4.0"
 
 
-@pytest.mark.parametrize("size,params,gmacs", [("small", 22.0, 57.0), ("base", 86.5, 180.5)])
-def test_param_counts_and_flops(size, params, gmacs):
-    """Paper (VideoMAE Table 6 / V2): ViT-S 22M / 57 GFLOPs, ViT-B 87M / 180 GFLOPs per 16x224 view."""
-    from vidzoo.engine.model_io import model_complexity
-    info = model_complexity(f"videomae_joint_{size}_patch16x2_224")
-    assert abs(info["params"] / 1e6 - params) / params < 0.01
-    assert abs(info["gmacs"] - gmacs) / gmacs < 0.02
-
-
 # ---------------------------------------------------------------------------- layer-wise lr decay
 def _scales(model, **cfg_kw):
     from vidzoo.engine import TrainConfig, build_optimizer

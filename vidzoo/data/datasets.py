@@ -31,6 +31,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Subset
 
+from .._choices import SPLITS
 from .decode import UnreadableVideoError, _natural_key, is_frame_folder, read_video_clips
 from .sampling import FrameSampler
 from .transforms import ToFloat
@@ -408,7 +409,7 @@ class NpzVolumeDataset(ClipDataset):
         ValueError: not an npz, missing keys, or wrong shapes (naming the file and what was expected).
     """
 
-    SPLITS = ("train", "val", "test")
+    SPLITS = SPLITS
 
     def __init__(self, path: PathLike, split: str = "train", transform: Transform | None = None,
                  sampler: FrameSampler | Callable | None = None, label_names: Sequence[str] | None = None,

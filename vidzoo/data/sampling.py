@@ -18,6 +18,8 @@ from typing import Literal
 
 import torch
 
+from .._choices import SAMPLING_MODES
+
 __all__ = [
     "uniform_segment_indices",
     "dense_clip_indices",
@@ -152,8 +154,8 @@ class FrameSampler:
     pad: PadMode = "clamp"
 
     def __post_init__(self) -> None:
-        if self.mode not in ("uniform", "dense"):
-            raise ValueError(f"FrameSampler mode must be 'uniform' or 'dense', got {self.mode!r}")
+        if self.mode not in SAMPLING_MODES:
+            raise ValueError(f"FrameSampler mode must be one of {', '.join(SAMPLING_MODES)}, got {self.mode!r}")
         if self.num_frames <= 0 or self.num_clips <= 0 or self.stride <= 0:
             raise ValueError(f"num_frames, num_clips and stride must be >= 1, got num_frames="
                              f"{self.num_frames}, num_clips={self.num_clips}, stride={self.stride}")

@@ -20,6 +20,7 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset, default_collate
 
+from .._choices import ON_ERROR
 from .decode import UnreadableVideoError
 
 __all__ = ["UNREADABLE_ERRORS", "Unreadable", "SubstituteUnreadable", "ExcludeUnreadable", "collate_readable",
@@ -102,8 +103,8 @@ class ExcludeUnreadable(Dataset):
     """
 
     def __init__(self, dataset: Dataset, on_error: str = "skip") -> None:
-        if on_error not in ("skip", "raise"):
-            raise ValueError(f"on_error must be 'skip' or 'raise', got {on_error!r}")
+        if on_error not in ON_ERROR:
+            raise ValueError(f"on_error must be one of {', '.join(ON_ERROR)}, got {on_error!r}")
         self.dataset = dataset
         self.on_error = on_error
 

@@ -35,7 +35,8 @@ _LAZY = {
     "train_one_epoch": "loop",
     "ClassificationMeter": "metrics", "topk_correct": "metrics",
     "build_model": "model_io", "load_model": "model_io", "model_complexity": "model_io",
-    "parse_overrides": "model_io", "save_model_folder": "model_io",
+    "save_model_folder": "model_io",
+    "parse_overrides": "options",
     "build_optimizer": "optim", "build_scheduler": "optim",
     "build_dataset": "pipelines",
     "Trainer": "trainer", "TrainResult": "trainer", "train": "trainer",
@@ -74,7 +75,8 @@ if TYPE_CHECKING:  # the same names, eagerly, for type checkers and IDEs
     from .inference import EvalRun, Prediction, parse_views, predict_videos, run_evaluation
     from .loop import train_one_epoch
     from .metrics import ClassificationMeter, topk_correct
-    from .model_io import build_model, load_model, model_complexity, parse_overrides, save_model_folder
+    from .model_io import build_model, load_model, model_complexity, save_model_folder
     from .optim import build_optimizer, build_scheduler
+    from .options import parse_overrides
     from .pipelines import build_dataset
     from .trainer import Trainer, TrainResult, train

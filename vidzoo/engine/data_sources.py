@@ -22,13 +22,14 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from .._choices import SPLITS
 from ..data import (CachedVideoFolder, CachedVideoListDataset, ClipDataset, NpzVolumeDataset, VideoFolder,
                     VideoListDataset, split_indices)
 from .errors import UserError
 
 PathLike = str | os.PathLike
 LIST_SUFFIXES = (".csv", ".tsv", ".txt")
-SPLIT_NAMES = ("train", "val", "test")
+SPLIT_NAMES = SPLITS
 
 
 def data_kind(path: PathLike, flag: str = "--data") -> str:

@@ -14,6 +14,7 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
+from .._choices import ON_ERROR
 from ..data import UnreadableVideoError, VideoPathDataset
 from ..data.unreadable import reason_of
 from .data_sources import open_eval
@@ -104,8 +105,8 @@ def run_evaluation(model: nn.Module, data: PathLike, views: str | tuple[int, int
     model = model.to(dinfo.device).eval()
     label_names = model.pretrained_cfg.get("label_names")
     views = parse_views(views, model)
-    if on_error not in ("skip", "raise"):
-        raise UserError(f"--on-error must be 'skip' or 'raise', got {on_error!r}")
+    if on_error not in ON_ERROR:
+        raise UserError(f"--on-error must be one of {', '.join(ON_ERROR)}, got {on_error!r}")
     listing, data_classes = open_eval(data, split, classes=label_names)
     spec = input_spec(model, sampling, frame_stride)
     ds = build_dataset(listing, spec, train=False, views=views)

@@ -38,7 +38,8 @@ from .errors import UserError
 from .evaluation import EvalResult, evaluate, make_eval_loader
 from .history import epoch_line, write_metrics
 from .loop import EpochContext, train_one_epoch
-from .model_io import build_model, count_params, save_model_folder
+from .complexity import count_params
+from .model_io import build_model, save_model_folder
 from .optim import build_optimizer, build_scheduler, current_lr
 from .pipelines import build_dataset, check_input_fits, input_spec
 from .precision import amp_name, resolve_amp

@@ -16,14 +16,14 @@ from .._builder import build_model_with_cfg
 from .._pretrained import (INCEPTION_MEAN, INCEPTION_STD, KINETICS_MEAN, KINETICS_STD, PretrainedCfg,
                            generate_default_cfgs)
 from .._registry import register_model, register_model_alias
+from .tables import VIT_SIZES
 from .video_transformer import VideoTransformer
-from .vivit import SIZES
 
 ATTENTION = {"divided": "divided", "joint": "joint", "space": "space_only"}
 
 
 def _spec(attn: str, size: str, **kwargs: Any) -> dict[str, Any]:
-    dim, depth, heads = SIZES[size]
+    dim, depth, heads = VIT_SIZES[size]
     spec = dict(attention=ATTENTION[attn], tokenizer="uniform", img_size=224, num_frames=8, patch_size=16,
                 embed_dim=dim, depth=depth, num_heads=heads, act_layer="gelu")
     if attn != "space":
