@@ -84,6 +84,24 @@ def train_step(model: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, y
     return step
 
 
+def randomize(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
+    """Random weights everywhere, for parity checks (here and in the tests): LayerNorm scales around 1,
+    every bias (q/v biases included) and norm bias non-zero, so a wrong, dropped or misplaced tensor
+    cannot hide behind an init of zeros and ones; logits come out of order 1. Returns the model in
+    eval mode."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            noise = torch.randn(p.shape, generator=g)
+            if "norm" in name and name.endswith("weight"):  # also transformers' "layernorm_*"
+                p.copy_(1 + 0.2 * noise)
+            elif "classifier" in name:
+                p.copy_(0.1 * noise)
+            else:
+                p.copy_(0.05 * noise)
+    return model.eval()
+
+
 # -------------------------------------------------------------------------------------- timing
 
 

@@ -61,17 +61,6 @@ _HF_KEYS = {"num_frames": "num_frames", "img_size": "image_size", "depth": "num_
             "num_heads": "num_attention_heads", "num_classes": "num_labels"}
 
 
-def randomize(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
-    """Random weights everywhere (LayerNorm scales around 1) so parity cannot pass on an init of
-    zeros and ones; logits come out of order 1."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            noise = torch.randn(p.shape, generator=g)
-            p.copy_(1 + 0.2 * noise if ("norm" in name and name.endswith("weight")) else 0.05 * noise)
-    return model
-
-
 def hf_config(pair: str, overrides: dict[str, Any]):
     from transformers import TimesformerConfig, VideoMAEConfig, VivitConfig
     spec = PAIRS[pair]
@@ -101,7 +90,7 @@ def build_hf(pair: str, overrides: dict[str, Any], device: str, seed: int = 0):
     cls = {"vivit": VivitForVideoClassification, "videomae": VideoMAEForVideoClassification}.get(
         PAIRS[pair]["hf"], TimesformerForVideoClassification)
     with no_init_weights():  # every parameter is overwritten by randomize()
-        model = randomize(cls(cfg), seed)
+        model = C.randomize(cls(cfg), seed)
     if getattr(model, "fc_norm", None) is not None:
         model.fc_norm.eps = cfg.layer_norm_eps  # VideoMAE: the original code's eps (see PAIRS)
     impl = getattr(model.config, "_attn_implementation", None) or "eager"

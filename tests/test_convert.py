@@ -13,7 +13,7 @@ import pytest
 import torch
 
 import vidzoo
-from _random_weights import randomize  # tests/_random_weights.py
+from benchmarks._common import randomize
 from vidzoo.convert import convert_checkpoint, model_args_from_hf_config
 
 transformers = pytest.importorskip("transformers")

@@ -18,7 +18,7 @@ import pytest
 import torch
 
 import vidzoo
-from _random_weights import randomize  # tests/_random_weights.py
+from benchmarks._common import randomize
 from vidzoo._convert import CheckpointError, CheckpointMismatchError
 from vidzoo._weights import load_pretrained
 
