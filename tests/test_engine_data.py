@@ -1,9 +1,7 @@
 """The engine on real files: folders of mp4s, list files, npz volumes, corrupt videos, multi-view
 evaluation and prediction."""
 import json
-import os
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -133,24 +131,17 @@ def test_training_on_videos_skips_a_corrupt_file(trained):
     assert cfg["pretrained_cfg"]["sampling"] == "uniform"
 
 
-def test_on_error_raise_stops_naming_the_file(motion, tmp_path):
-    import subprocess
-    import sys
+def test_on_error_raise_stops_naming_the_file(motion, tmp_path, cli):
     bad = motion / "train" / "right" / "9998.mp4"
     bad.write_bytes(b"garbage")
     try:
-        cmd = [sys.executable, "-m", "vidzoo", "train", "--model", "vivit_joint_tiny_patch16x2_224", "--data",
-               str(motion), "--output", str(tmp_path / "run"), "--epochs", "1", "--batch-size", "4",
-               "--num-frames", "4", "--img-size", "16", "--no-progress", "--on-error", "raise", "--set",
-               *[f"{k}={v}" for k, v in TINY.items()]]
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300,
-                              env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+        r = cli("train", "--model", "vivit_joint_tiny_patch16x2_224", "--data", motion, "--output", tmp_path / "run",
+                "--epochs", "1", "--batch-size", "4", "--num-frames", "4", "--img-size", "16", "--no-progress",
+                "--on-error", "raise", "--set", *[f"{k}={v}" for k, v in TINY.items()])
     finally:
         bad.unlink()
-    assert proc.returncode == 2, proc.stderr[-2000:]
-    assert "Traceback" not in proc.stderr
-    errors = [line for line in proc.stderr.splitlines() if line.startswith("vidzoo: error:")]
-    assert len(errors) == 1 and "9998.mp4" in errors[0]
+    assert r.code == 2 and "Traceback" not in r.err
+    assert r.err.startswith("vidzoo: error: ") and r.err.count("\n") == 1 and "9998.mp4" in r.err, r.err
 
 
 def test_multi_view_evaluation_and_prediction(trained, motion, tmp_path):
