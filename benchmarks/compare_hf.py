@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""vidzoo against HF transformers ViViT and TimeSformer, same configuration, same weights.
+"""vidzoo against HF transformers ViViT, TimeSformer and VideoMAE, same configuration, same weights.
 
 For each pair: build the HF model (random weights, fixed seed), convert its state dict with
 vidzoo's own converter (``create_model(..., pretrained=True, pretrained_cfg_overlay=dict(state_dict=...))``),

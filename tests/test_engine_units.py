@@ -72,7 +72,7 @@ def test_parse_overrides_and_views():
     assert parse_overrides(["depth=2", "img_size=(32, 48)", "act_layer=gelu", "drop-path-rate=0.1",
                             "class_token=False"]) == {"depth": 2, "img_size": (32, 48), "act_layer": "gelu",
                                                       "drop_path_rate": 0.1, "class_token": False}
-    # Python and JSON spellings alike (the benchmarks' --set once parsed JSON only, the CLI Python only)
+    # Python and JSON spellings alike: the command and the benchmark scripts share this parser
     assert parse_overrides(["qkv_bias=True", "fc_norm=true", "tubelet_size=null", "img_size=[32, 48]"]) == {
         "qkv_bias": True, "fc_norm": True, "tubelet_size": None, "img_size": [32, 48]}
     assert parse_overrides(["qkv_bias=qv"]) == {"qkv_bias": "qv"}

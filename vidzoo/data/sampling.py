@@ -1,6 +1,6 @@
 """Temporal sampling: which frame indices of a video make up a clip.
 
-Two families cover ViViT / TimeSformer recipes:
+Two kinds cover the ViViT, TimeSformer and VideoMAE recipes:
 
 * **uniform** (TSN-style): split the video into ``T`` equal segments and take one frame from each,
   so a clip always spans the whole video whatever its length.
