@@ -171,7 +171,3 @@ def test_training_curves_png(tmp_path):
              "val_loss": 1.1 / e, "val_top1": 9 * e, "val_top5": 19 * e} for e in (1, 2, 3)]
     path = plot_training_curves(hist, tmp_path / "curves.png")
     assert path.stat().st_size > 1000
-
-
-def test_vidzoo_exports_save_pretrained():
-    assert callable(vidzoo.save_pretrained)

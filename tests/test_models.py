@@ -98,7 +98,7 @@ def test_every_registered_model_forward_backward(name):
 
 @pytest.mark.parametrize("tokenizer,attention", PAIRS)
 def test_tokenizer_attention_pairs_compose(tokenizer, attention, monkeypatch):
-    """The issue's example, for all 2 x 6 pairs: shape, backward, SDPA vs eager parity."""
+    """Every tokenizer with every attention variant (2 x 6 pairs): shape, backward, SDPA vs eager parity."""
     model = vidzoo.create_model("vivit_tubelet", tokenizer=tokenizer, attention=attention, embed_dim=48, depth=2,
                                 num_heads=4, num_frames=4, img_size=32, patch_size=8, num_classes=3)
     assert model.model_args["tokenizer"] == tokenizer and model.attention == attention
