@@ -14,10 +14,10 @@ TINY_SET = ["--set", *(f"{k}={v}" for k, v in TINY.items())]  # the same on the 
 CLIP = ["--num-frames", "4", "--img-size", "16"]  # the motion fixtures' clips: 4 frames of 16x16
 
 
-def train_argv(data, out, *extra, model: str = MODEL, epochs: int = 1) -> list[str]:
+def train_argv(data, out, *extra, model: str = MODEL, epochs: int = 1, batch_size: int = 4) -> list[str]:
     """``vidzoo train`` of a tiny model on the motion fixtures, as strings."""
     return [str(a) for a in ("train", "--model", model, "--data", data, "--output", out, "--epochs", epochs,
-                             "--batch-size", 4, "--lr", 1e-3, *CLIP, "--sampling", "uniform", "--hflip", 0,
+                             "--batch-size", batch_size, "--lr", 1e-3, *CLIP, "--sampling", "uniform", "--hflip", 0,
                              "--no-progress", "--threads", 1, *extra)]
 
 
