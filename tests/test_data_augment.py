@@ -263,6 +263,27 @@ def test_op_matches_timm_pil_op_on_every_frame(name):
             assert diff.max() <= 1
 
 
+@pytest.mark.parametrize("name,args", [("Solarize", (0,)), ("Solarize", (256,)), ("SolarizeAdd", (0,)),
+                                       ("SolarizeAdd", (128,)), ("Posterize", (8,)), ("Posterize", (1,)),
+                                       ("Color", (1.0,)), ("Rotate", (0.0,)), ("ShearX", (0.0,))])
+def test_ops_at_the_ends_of_their_range_match_timm(name, args):
+    # the ends of the magnitude scale: identity (Solarize 256, Posterize 8, factor 1, angle 0) or
+    # the strongest setting (Solarize 0 inverts everything, SolarizeAdd 128 saturates at 255)
+    x = torch.arange(256, dtype=torch.uint8).view(1, 1, 16, 16).expand(3, 2, 16, 16).contiguous()
+    ours = VideoRandAugment("rand").apply(x, [(name, args)])
+    pil = Image.fromarray(x[:, 0].permute(1, 2, 0).numpy())
+    ref = timm_aa.NAME_TO_OP[name](pil, *args, fillcolor=(128, 128, 128), resample=Image.BILINEAR)
+    ref = torch.from_numpy(np.array(ref)).permute(2, 0, 1)
+    assert torch.equal(ours[:, 0], ref) and torch.equal(ours[:, 1], ref)
+
+
+def test_posterize_to_zero_bits_is_black():
+    # PosterizeIncreasing at magnitude 10 keeps 0 bits; PIL 13 refuses that (timm's op raises there).
+    assert level_to_arg("PosterizeIncreasing", 10.0) == (0,)
+    x = torch.randint(0, 256, (3, 2, 8, 8), dtype=torch.uint8)
+    assert not VideoRandAugment("rand").apply(x, [("PosterizeIncreasing", (0,))]).any()
+
+
 @pytest.mark.parametrize("name", sorted(_OPS))
 def test_every_op_treats_each_frame_as_alone(name):
     # Frame t of the clip's output equals the op on frame t alone: nothing mixes frames.
@@ -444,3 +465,23 @@ def test_erasing_refuses_bad_input():
         VideoRandomErasing(0.5, mode="noise")
     with pytest.raises(ValueError, match="probability"):
         VideoRandomErasing(1.5)
+
+
+# --------------------------------------------------------------------------------------------------
+# benchmarks/augment.py
+
+
+def test_augment_benchmark_runs_and_writes_its_table(tmp_path):
+    from benchmarks import augment
+    rows = augment.main(["--sizes", "2x16", "--runs", "1", "--warmup", "0", "--clips", "2", "--batch-size", "2",
+                         "--out", str(tmp_path / "aug")])
+    names = [r["augmentation"] for r in rows]
+    assert "VideoRandAugment rand-m7-n4-mstd0.5-inc1" in names and "VideoRandomErasing p=0.25 pixel" in names
+    assert sum(n.startswith("VideoMixup") for n in names) == 4
+    assert sum(r["per_op"] for r in rows) == 15  # every op of the inc1 set
+    assert all(r["best_ms"] > 0 and r["best_ms"] <= r["median_ms"] for r in rows)
+    md = (tmp_path / "aug.md").read_text()
+    assert "## 2 frames of 16x16" in md and "| VideoRandAugment rand-m7-n4-mstd0.5-inc1 |" in md
+    assert (tmp_path / "aug.csv").exists() and (tmp_path / "aug.json").exists()
+    with pytest.raises(SystemExit):
+        augment.main(["--randaug", "rand-q3", "--out", str(tmp_path / "bad")])

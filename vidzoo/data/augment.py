@@ -20,7 +20,7 @@ exceptions below:
 - ``GaussianBlur`` (``t3a`` / ``t3aw`` sets) is a true Gaussian with ``sigma`` = PIL's radius.
   PIL approximates it with box blurs, so the two differ by about 1 level on average.
 - ``Posterize`` to 0 bits (``PosterizeIncreasing`` at magnitude 10) gives a black frame. That is
-  what PIL did before version 10; PIL 13 raises instead, which makes timm's own op crash there.
+  what older PIL did; PIL 13 (installed here) raises instead, so timm's own op crashes there.
 - Random draws come from a ``torch.Generator`` (or torch's global RNG), not Python's
   ``random`` / numpy, so seeds do not reproduce timm's draws, only their distribution.
 """
@@ -165,11 +165,11 @@ def _enhance_increasing(m: float, sign: float) -> tuple:
     return (max(0.1, 1.0 + sign * _level(m) * 0.9),)
 
 
-def _posterize(m: float, sign: float) -> tuple:
+def _posterize_level(m: float, sign: float) -> tuple:
     return (int(_level(m) * 4),)
 
 
-def _solarize(m: float, sign: float) -> tuple:
+def _solarize_level(m: float, sign: float) -> tuple:
     return (min(256, int(_level(m) * 256)),)
 
 
@@ -179,11 +179,11 @@ _LEVEL_TO_ARG: dict[str, tuple[Callable[[float, float], tuple] | None, bool]] = 
     "Equalize": (None, False),
     "Invert": (None, False),
     "Rotate": (_signed(30.0), True),
-    "Posterize": (_posterize, False),
-    "PosterizeIncreasing": (lambda m, s: (4 - _posterize(m, s)[0],), False),
-    "PosterizeOriginal": (lambda m, s: (_posterize(m, s)[0] + 4,), False),
-    "Solarize": (_solarize, False),
-    "SolarizeIncreasing": (lambda m, s: (256 - _solarize(m, s)[0],), False),
+    "Posterize": (_posterize_level, False),
+    "PosterizeIncreasing": (lambda m, s: (4 - _posterize_level(m, s)[0],), False),
+    "PosterizeOriginal": (lambda m, s: (_posterize_level(m, s)[0] + 4,), False),
+    "Solarize": (_solarize_level, False),
+    "SolarizeIncreasing": (lambda m, s: (256 - _solarize_level(m, s)[0],), False),
     "SolarizeAdd": (lambda m, s: (min(128, int(_level(m) * 110)),), False),
     "Color": (_enhance, False),
     "ColorIncreasing": (_enhance_increasing, True),
@@ -224,7 +224,16 @@ def _affine(x: torch.Tensor, interp: InterpolationMode, fill: list[float], *, sh
                      fill=fill, center=[0.0, 0.0])
 
 
+# Masks times values instead of torch.where, which is about 7x slower on uint8 (measured, 1 thread).
+def _solarize(x: torch.Tensor, thresh: int) -> torch.Tensor:
+    if thresh >= 256:
+        return x
+    return x ^ (x >= thresh).to(torch.uint8).mul_(255)  # x ^ 255 == 255 - x, PIL's invert
+
+
 def _solarize_add(x: torch.Tensor, add: int, thresh: int = 128) -> torch.Tensor:
+    if add + thresh - 1 <= 255:  # timm's range (add <= 128 below 128) cannot overflow uint8
+        return x + (x < thresh).to(torch.uint8).mul_(add)
     return torch.where(x < thresh, (x.to(torch.int16) + add).clamp_(max=255).to(torch.uint8), x)
 
 
@@ -241,7 +250,7 @@ _OPS: dict[str, Callable[..., torch.Tensor]] = {
     # PIL and torchvision both turn counter-clockwise for positive angles, about the centre.
     "Rotate": lambda x, i, f, deg: TF.rotate(x, deg, interpolation=i, fill=f),
     "Posterize": lambda x, i, f, bits: x if bits >= 8 else TF.posterize(x, bits),
-    "Solarize": lambda x, i, f, t: x if t >= 256 else TF.solarize(x, t),
+    "Solarize": lambda x, i, f, t: _solarize(x, t),
     "SolarizeAdd": lambda x, i, f, add: _solarize_add(x, add),
     "Color": lambda x, i, f, v: TF.adjust_saturation(x, v),
     "Contrast": lambda x, i, f, v: TF.adjust_contrast(x, v),
