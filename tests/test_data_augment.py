@@ -2,6 +2,7 @@
 RandAugment draws once per clip and applies that draw (timm's ops, timm's magnitudes) to every
 frame, random erasing erases the same box in every frame. timm's image versions are the
 reference where they are right, and the tests show where they are wrong on clips."""
+import math
 import random
 
 import numpy as np
@@ -277,11 +278,31 @@ def test_ops_at_the_ends_of_their_range_match_timm(name, args):
     assert torch.equal(ours[:, 0], ref) and torch.equal(ours[:, 1], ref)
 
 
+def test_convolution_ops_equal_torchvision_per_frame():
+    # Sharpness and GaussianBlur fold frames into channels for speed; the result must stay
+    # torchvision's, bit for bit.
+    import torchvision.transforms.v2.functional as TF
+    from vidzoo.data.augment import _gaussian_blur, _sharpness
+    for seed in range(4):
+        y = torch.randint(0, 256, (5, 3, 19, 27), generator=torch.Generator().manual_seed(seed), dtype=torch.uint8)
+        for f in (0.1, 0.7, 1.63, 1.9):
+            assert torch.equal(_sharpness(y, f), TF.adjust_sharpness(y, f))
+        for r in (0.3, 1.2, 2.0):
+            assert torch.equal(_gaussian_blur(y, r), TF.gaussian_blur(y, [2 * math.ceil(3 * r) + 1] * 2, [r, r]))
+
+
 def test_posterize_to_zero_bits_is_black():
     # PosterizeIncreasing at magnitude 10 keeps 0 bits; PIL 13 refuses that (timm's op raises there).
     assert level_to_arg("PosterizeIncreasing", 10.0) == (0,)
     x = torch.randint(0, 256, (3, 2, 8, 8), dtype=torch.uint8)
     assert not VideoRandAugment("rand").apply(x, [("PosterizeIncreasing", (0,))]).any()
+    # mmax > 10 extrapolates timm's formulas: PosterizeIncreasing at m=15 asks for -2 bits
+    assert level_to_arg("PosterizeIncreasing", 15.0) == (-2,)
+    assert not VideoRandAugment("rand-mmax15").apply(x, [("PosterizeIncreasing", (-2,))]).any()
+    aug = VideoRandAugment("rand-m15-mmax15-inc1")
+    for name in aug.op_names:  # every op of the set runs at m=15, both signs
+        for sign in (1.0, -1.0):
+            assert aug.apply(x, [(name, level_to_arg(name, 15.0, sign))]).shape == x.shape
 
 
 @pytest.mark.parametrize("name", sorted(_OPS))

@@ -143,7 +143,7 @@ class VideoMixup(Mixup):
             raise ValueError(f"{name} needs an even batch size (clip i is mixed with clip B-1-i), got {b}; "
                              f"drop the last incomplete batch (DataLoader(drop_last=True))")
         if (not isinstance(target, torch.Tensor) or target.shape != (b,)
-                or target.is_floating_point() or target.is_complex()):
+                or target.is_floating_point() or target.is_complex() or target.dtype == torch.bool):
             got = (f"shape {tuple(target.shape)} dtype {target.dtype}" if isinstance(target, torch.Tensor)
                    else type(target).__name__)
             raise ValueError(f"{name} expects integer class indices of shape ({b},), got {got}")
