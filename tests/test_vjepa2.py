@@ -272,13 +272,18 @@ def test_encoder_only_checkpoints_keep_a_fresh_probe():
     assert built.pretrained_cfg["provenance"]["head"] == "fresh"
 
 
-def test_original_pretraining_pt_and_probe_keys():
+def test_original_pretraining_pt_and_probe_keys(tmp_path):
     """The original .pt ({'encoder': module.backbone.*, 'predictor': ...}) as upstream's hub loader reads
     it, and an upstream probe's keys merged with it, against transformers with the same weights."""
     hf = upstream_probe_eps(hf_model())
     orig = original_layout(hf.state_dict())
     x = clip()
-    enc_only = vz_from(orig["pt"], num_classes=0)
+    torch.save(orig["pt"], tmp_path / "vitl.pt")
+    enc_only = vidzoo.create_model(ARCH, **VZ_TINY, num_frames=4, img_size=32, num_classes=0).eval()
+    report = vidzoo.load_checkpoint(enc_only, tmp_path / "vitl.pt")
+    assert report["format"] == "vjepa2" and report["head_dropped"]
+    assert any("'encoder' entry" in n and "predictor" in n for n in report["notes"])
+    assert any("pos_embed dropped" in n for n in report["notes"])
     with torch.no_grad():
         ref = hf.vjepa2(pixel_values_videos=x.transpose(1, 2), skip_predictor=True).last_hidden_state
         torch.testing.assert_close(enc_only.forward_features(x), ref, atol=1e-5, rtol=1e-5)

@@ -107,7 +107,9 @@ def _encoder(repo: str, size: int) -> PretrainedCfg:
                 frame_sample_rate=4,
                 notes="Self-supervised V-JEPA 2 encoder (predictor dropped). forward_features gives its tokens; "
                       "the attentive pooler and head are untrained: train a probe on the frozen encoder, or "
-                      "pass global_pool='avg' for mean-pooled features.")
+                      "pass global_pool='avg' for mean-pooled features. Pretraining sampled clips at 4 frames per "
+                      "second; the default stride here is 4 frames (the ViT-L SSv2 probe's): set --frame-stride "
+                      "for your videos' frame rate.")
 
 
 def _probe(repo: str, size: int, frames: int, data: str, stride: int, views: tuple[int, int],
