@@ -11,7 +11,7 @@ from ._pretrained import PretrainedCfg, pretrained_cfg_from_dict
 from ._registry import get_pretrained_cfg
 from ._validation import validate_model_args
 from ._weights import load_pretrained
-from .models.video_transformer import VideoTransformer, get_attention
+from .models.video_transformer import DEPENDENT_ARGS, VideoTransformer, get_attention
 
 # Arguments of the composed model that an entry point's spec may set and a user may override.
 _BASE_ARGS = tuple(p for p in inspect.signature(VideoTransformer.__init__).parameters
@@ -29,7 +29,9 @@ def merge_model_args(spec: dict[str, Any], overrides: dict[str, Any]) -> dict[st
     Switching tokenizer or attention variant resets the spec's arguments that only meant
     something for the old one (``tubelet_size``; ``temporal_depth``, ``attention_order``; a
     position-embedding layout or class token the new variant does not support) unless the user
-    set them too; anything the user set explicitly is passed on and checked by the model.
+    set them too; likewise a ``pos_embed`` / ``global_pool`` that ends up other than the spec's
+    drops the spec's ``rope_layout`` / ``attn_pool_*`` (``DEPENDENT_ARGS``). Anything the user
+    set explicitly is passed on and checked by the model.
     """
     validate_model_args(overrides)  # the user's values, named as given, before they mix with the spec
     if "attention" in overrides:
@@ -52,6 +54,11 @@ def merge_model_args(spec: dict[str, Any], overrides: dict[str, Any]) -> dict[st
             if args.get("global_pool") == "token":
                 args.pop("global_pool")
     args.update(overrides)
+    for (arg, choice), deps in DEPENDENT_ARGS.items():  # e.g. rope_layout goes with a pos_embed override
+        if args.get(arg) != choice:
+            for dep in deps:
+                if dep not in overrides:
+                    args.pop(dep, None)
     accepted = model_arg_names(args["attention"])
     unknown = sorted(set(args) - set(accepted))
     if unknown:
