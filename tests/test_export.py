@@ -78,6 +78,23 @@ def test_export_every_variant(attention, tokenizer, tmp_path):
     np.testing.assert_allclose(ep.module()(x).detach().numpy(), ref, atol=1e-5, rtol=1e-5)
 
 
+def test_export_vjepa2_with_its_probe(tmp_path):
+    """3-D RoPE (non-square grid) + the attentive probe reading two blocks, to ONNX and torch.export."""
+    torch.manual_seed(0)
+    model = vidzoo.create_model("vjepa2_joint_large_patch16x2_256.diving48", embed_dim=48, depth=3, num_heads=2,
+                                attn_pool_heads=4, attn_pool_depth=2, attn_pool_layers=[0, 2], num_frames=4,
+                                img_size=(32, 24), patch_size=8, num_classes=3).eval()
+    x = torch.randn(2, *model.pretrained_cfg["input_size"])
+    with torch.no_grad():
+        ref = model(x).numpy()
+    r, r2 = vz_export.export_model(model, [tmp_path / "m.onnx", tmp_path / "m.pt2"])
+    assert all(c.ok for c in r.checks + r2.checks) and r.max_abs_diff < 1e-4
+    sess = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
+    np.testing.assert_allclose(sess.run(["logits"], {"video": x.numpy()})[0], ref, atol=1e-4, rtol=1e-4)
+    ep = torch.export.load(tmp_path / "m.pt2")
+    np.testing.assert_allclose(ep.module()(x).detach().numpy(), ref, atol=1e-5, rtol=1e-5)
+
+
 def test_long_sequences_export_through_sdpa(tmp_path):
     # 4 frames x 16 tokens + a class token = 65 tokens: above the CPU short-sequence cut-off.
     model = _tiny("joint", "uniform")

@@ -286,12 +286,14 @@ def test_counts_match_the_papers(name):
     ("timesformer_divided_base_patch16_448", "base", 1, 16, 448),
     ("timesformer_divided_base_patch16_224", "base", 1, 8, 224),
     ("videomae_joint_huge_patch16x2_224", "huge", 2, 16, 224),
+    ("vjepa2_joint_giant_patch16x2_384", "giant", 2, 64, 384),
 ])
 def test_named_architectures_have_paper_sizes(name, size, tubelet, frames, img):
     with torch.device("meta"):
         model = vidzoo.create_model(name)
-    embed_dim, depth, heads = VIT_SIZES[size]
-    assert model.embed_dim == embed_dim and len(model.blocks) == depth and model.blocks[0].attn.num_heads == heads
+    vit = VIT_SIZES[size]
+    assert model.embed_dim == vit.embed_dim and len(model.blocks) == vit.depth
+    assert model.blocks[0].attn.num_heads == vit.num_heads and model.model_args.get("mlp_ratio", 4.0) == vit.mlp_ratio
     assert model.patch_embed.tubelet_size == tubelet and model.num_frames == frames and model.img_size == (img, img)
     if name.startswith("vivit"):
         assert model.model_args["act_layer"] == "gelu_tanh"  # official JAX ViViT

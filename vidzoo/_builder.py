@@ -41,7 +41,9 @@ def merge_model_args(model_cls: type[VideoTransformer], spec: dict[str, Any],
     Switching tokenizer or attention variant resets the spec's arguments that only meant
     something for the old one (``tubelet_size``; ``temporal_depth``, ``attention_order``; a
     position-embedding layout or class token the new variant does not support) unless the user
-    set them too; anything the user set explicitly is passed on and checked by the model.
+    set them too; likewise a ``pos_embed`` / ``global_pool`` that ends up other than the spec's
+    drops the spec's ``rope_layout`` / ``attn_pool_*`` (``DEPENDENT_ARGS``). Anything the user
+    set explicitly is passed on and checked by the model.
     """
     validate_model_args(overrides)  # the user's values, named as given, before they mix with the spec
     get_attention = model_cls.for_attention
@@ -65,6 +67,11 @@ def merge_model_args(model_cls: type[VideoTransformer], spec: dict[str, Any],
             if args.get("global_pool") == "token":
                 args.pop("global_pool")
     args.update(overrides)
+    for (arg, choice), deps in model_cls.dependent_args.items():  # e.g. rope_layout goes with a pos_embed override
+        if args.get(arg) != choice:
+            for dep in deps:
+                if dep not in overrides:
+                    args.pop(dep, None)
     accepted = model_arg_names(model_cls, args["attention"])
     unknown = sorted(set(args) - set(accepted))
     if unknown:

@@ -251,7 +251,8 @@ def generate_model_card(model: nn.Module, repo_id: str | None = None) -> str:
     args, pcfg = cfg["model_args"], cfg["pretrained_cfg"]
     arch, tag = cfg["architecture"], pcfg.get("tag") or ""
     family = ("ViViT" if arch.startswith("vivit") else "TimeSformer" if arch.startswith("timesformer")
-              else "VideoMAE" if arch.startswith("videomae") else "video transformer")
+              else "VideoMAE" if arch.startswith("videomae") else "V-JEPA 2" if arch.startswith("vjepa2")
+              else "video transformer")
     license_ = pcfg.get("license") or "other"
     C, T, H, W = pcfg.get("input_size") or (args.get("in_chans", 3), model.num_frames, *model.img_size)
     tok = args.get("tokenizer", "uniform")

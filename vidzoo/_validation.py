@@ -118,6 +118,35 @@ def _opt_tubelet(key: str, v: Any) -> None:
         _int_in(1, MAX_PATCH)(key, v)
 
 
+# -- rotary positions and the attentive pooler (pos_embed='rope3d', global_pool='attentive')
+def _opt_int_in(lo: int, hi: int) -> Callable[[str, Any], None]:
+    one = _int_in(lo, hi)
+
+    def check(key: str, v: Any) -> None:
+        if v is not None:
+            one(key, v)
+    return check
+
+
+def _attn_pool_layers(key: str, v: Any) -> None:
+    if v is None:
+        return
+    if not isinstance(v, (list, tuple)) or not v or len(v) > MAX_DEPTH:
+        raise ValueError(f"{key} must be a non-empty list of block indices, got {v!r}")
+    for i, x in enumerate(v):
+        _int_in(0, MAX_DEPTH - 1)(f"{key}[{i}]", x)
+    if list(v) != sorted(set(v)):
+        raise ValueError(f"{key} must be strictly increasing block indices, got {list(v)}")
+
+
+_POOL_AND_ROPE_CHECKS: dict[str, Callable[[str, Any], None]] = {
+    "rope_layout": _opt_str,  # its choices: the model (vidzoo.layers.rope.ROPE_LAYOUTS)
+    "attn_pool_depth": _opt_int_in(1, MAX_DEPTH),
+    "attn_pool_heads": _opt_int_in(1, MAX_EMBED_DIM),
+    "attn_pool_layers": _attn_pool_layers,
+}
+
+
 MODEL_ARG_CHECKS: dict[str, Callable[[str, Any], None]] = {
     "attention": _str,
     "tokenizer": _str,
@@ -142,6 +171,7 @@ MODEL_ARG_CHECKS: dict[str, Callable[[str, Any], None]] = {
     "temporal_depth": _int_in(1, MAX_DEPTH),
     "attention_order": _attention_order,
     **{k: _rate for k in _RATES},
+    **_POOL_AND_ROPE_CHECKS,
 }
 
 
@@ -173,6 +203,9 @@ def validate_model_args(args: Mapping[str, Any], complete: bool = False) -> None
     dim, heads = args.get("embed_dim"), args.get("num_heads")
     if dim is not None and heads is not None and dim % heads:
         raise ValueError(f"num_heads ({heads}) must divide embed_dim ({dim})")
+    pool_heads = args.get("attn_pool_heads")
+    if dim is not None and pool_heads is not None and dim % pool_heads:
+        raise ValueError(f"attn_pool_heads ({pool_heads}) must divide embed_dim ({dim})")
     if not complete:
         return
     # Bounds on the whole model: the position table and the parameter count.
@@ -184,7 +217,7 @@ def validate_model_args(args: Mapping[str, Any], complete: bool = False) -> None
         raise ValueError(f"num_frames / img_size / patch_size give {tokens} tokens per clip (more than {MAX_TOKENS}); "
                          "use a larger patch or fewer frames")
     if dim is not None:
-        blocks = args.get("depth", 12) + (args.get("temporal_depth") or 0)
+        blocks = args.get("depth", 12) + (args.get("temporal_depth") or 0) + (args.get("attn_pool_depth") or 0)
         params = blocks * (4 + 2 * args.get("mlp_ratio", 4.0)) * dim * dim + tokens * dim
         if params > MAX_PARAMS:
             raise ValueError(f"depth={args.get('depth')} and embed_dim={dim} give ~{params / 1e9:.0f}B parameters "

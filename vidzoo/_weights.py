@@ -119,7 +119,7 @@ def _sibling_hf_config(path: str | os.PathLike) -> dict[str, Any] | None:
     """The HF transformers ``config.json`` next to a checkpoint file, if there is one."""
     p = Path(path)
     cfg = _read_json((p if p.is_dir() else p.parent) / "config.json")
-    return cfg if cfg and cfg.get("model_type") in ("vivit", "timesformer", "videomae") else None
+    return cfg if cfg and cfg.get("model_type") in ("vivit", "timesformer", "videomae", "vjepa2") else None
 
 
 def hf_source_grid(config: Mapping[str, Any] | None) -> tuple[int, int, int] | None:

@@ -99,6 +99,7 @@ def cmd_info(args: argparse.Namespace) -> int:
                              + (f"x{args_['tubelet_size']}" if args_.get("tubelet_size") else "")
                              + f", width {args_.get('embed_dim')}, depth {args_.get('depth')}, "
                              f"heads {args_.get('num_heads')})")]
+    rows += _positions_and_head(model)
     rows.append(("params", f"{params / 1e6:.2f}M"))
     gmacs = info["gmacs"]
     rows.append(("GMACs", (f"{gmacs:.2f}" if gmacs >= 0.1 else f"{gmacs:.3g}")
@@ -132,6 +133,36 @@ def cmd_info(args: argparse.Namespace) -> int:
     for k, v in rows:
         print(f"  {k:<{width}} : {v}")
     return 0
+
+
+_POSITIONS = {"joint": "learnt table over the clip", "separable": "learnt spatial table + time table",
+              "space": "learnt spatial table", "sincos": "fixed 1-D sin-cos table",
+              "rope3d": "3-D rotary embedding of q and k, positions from the token grid"}
+
+
+def _positions_and_head(model) -> list[tuple[str, str]]:
+    """``info`` rows: the position scheme and the head (pooling, attentive pooler, classes)."""
+    pos = getattr(model, "pos_embed_type", None)
+    rows = []
+    if pos:
+        layout = f", {model.rope_layout} layout" if pos == "rope3d" else ""
+        rows.append(("positions", f"{pos} ({_POSITIONS.get(pos, pos)}{layout})"))
+    pool = getattr(model, "global_pool", None)
+    if pool:
+        if pool == "attentive":
+            layers = getattr(model, "attn_pool_layers", None)
+            reads = (f"the normed tokens of blocks {', '.join(map(str, layers))}" if layers
+                     else "the final normed tokens")
+            desc = (f"attentive pooler ({model.attn_pool.depth} blocks, {model.attn_pool.num_heads} heads) over "
+                    f"{reads}")
+        else:
+            desc = {"token": "class token", "avg": "mean of the tokens"}.get(pool, pool)
+        fc_norm = getattr(model, "fc_norm", None)
+        if fc_norm is not None and any(True for _ in fc_norm.parameters()):
+            desc += " + fc_norm"
+        n = getattr(model, "num_classes", 0)
+        rows.append(("head", desc + (f" -> linear {n} classes" if n else " (features: no classifier)")))
+    return rows
 
 
 # ------------------------------------------------------------------------------------------- train
@@ -208,11 +239,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
         run = run_evaluation(model, args.data, views=args.views, batch_size=args.batch_size, workers=args.workers,
                              device=args.device, output=output, split=args.split, amp=args.amp,
                              num_visuals=args.num_samples, progress=args.progress, sampling=args.sampling,
-                             frame_stride=args.frame_stride, on_error=args.on_error)
+                             frame_stride=args.frame_stride, on_error=args.on_error, view_merge=args.view_merge)
     if is_main_process():
         r = run.result
         k5 = min(5, len(run.class_names))
-        print(f"{r.num_samples} videos scored, {run.views[0]}x{run.views[1]} views: top-1 {r.top1:.2f}%  top-{k5} "
+        merged = " (clip tokens merged)" if args.view_merge == "tokens" else ""
+        print(f"{r.num_samples} videos scored, {run.views[0]}x{run.views[1]} views{merged}: top-1 {r.top1:.2f}%  top-{k5} "
               f"{r.top5:.2f}%  loss {r.loss:.4f}")
         if r.unreadable:
             print(f"{len(r.unreadable)} unreadable video(s) excluded from every figure:")
@@ -401,7 +433,7 @@ def torch_threads(n: int | None):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from ._choices import EXPORT_FORMATS, INFLATION_MODES, SPLITS
+    from ._choices import EXPORT_FORMATS, INFLATION_MODES, SPLITS, VIEW_MERGES
     from .engine import options as o
     from .engine.config import TrainConfig
     from .version import __version__
@@ -440,6 +472,11 @@ def build_parser() -> argparse.ArgumentParser:
     _model_options(p, groups)
     p.add_argument("--data", required=True, help="folder, list file or npz (its test split)")
     p.add_argument("--views", help="temporal clips x spatial crops, e.g. 1x1, 4x3 (default: the model's)")
+    p.add_argument("--view-merge", choices=VIEW_MERGES, default=VIEW_MERGES[0],
+                   help="how views combine: probs = softmax averaged over every view (default); tokens = "
+                        "attentive-pool models (V-JEPA 2 probes): each crop's clips encoded apart, their tokens "
+                        "concatenated and read by the head once, softmax averaged over crops (how V-JEPA 2 "
+                        "reports its probes)")
     p.add_argument("--split", choices=SPLITS, help="npz split or split sub-folder")
     _add(p, groups, "on_error", o.ON_ERROR_OPTION)
     p.add_argument("--output", help="report folder (default: MODEL/eval for a training folder, else ./vidzoo-eval)")

@@ -1,5 +1,6 @@
 """Evaluation and prediction: top-1/top-5, per-class accuracy, confusion matrix, multi-view testing
-(clip/crop scores averaged), and captioned sample clips.
+(clip/crop scores averaged, or, for an attentive-pool model, the clips' tokens merged before the head),
+and captioned sample clips.
 
 Batches may hold one view per sample ``(B, C, T, H, W)`` or several ``(B, V, C, T, H, W)``
 (``V = clips x crops``, as :mod:`vidzoo.data` datasets stack them); the softmax scores of the views
@@ -27,6 +28,8 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
+from einops import rearrange
+
 from ..data import ExcludeUnreadable, collate_readable
 from .checkpoint import atomic_write_json, atomic_write_text
 from .distributed import ShardedEvalSampler, all_gather_object, get_rank, get_world_size
@@ -47,6 +50,23 @@ def predict_probs(model: nn.Module, x: torch.Tensor, amp_dtype: torch.dtype | No
         logits = model(x.flatten(0, 1) if multi else x)
     probs = logits.float().softmax(dim=-1)
     return probs.view(b, -1, probs.shape[-1]).mean(dim=1) if multi else probs
+
+
+def predict_probs_merged_tokens(model: nn.Module, x: torch.Tensor, num_clips: int,
+                                amp_dtype: torch.dtype | None = None) -> torch.Tensor:
+    """Class probabilities ``(B, K)`` of a multi-view batch ``(B, V, C, T, H, W)`` (``V = num_clips x crops``,
+    clip-major), scored as V-JEPA 2's evaluation does: every view is encoded on its own
+    (``forward_features``), the tokens of a crop's ``num_clips`` temporal clips are concatenated along the
+    token axis and read by the head once (``forward_head``; an attentive pooler sees the whole video), and
+    the softmax is averaged over the crops."""
+    b, v = x.shape[:2]
+    if v % num_clips:
+        raise ValueError(f"{v} views per sample are not {num_clips} clips x crops")
+    with autocast_context(x.device, amp_dtype):
+        tokens = model.forward_features(x.flatten(0, 1))
+        tokens = rearrange(tokens, "(b c s) n d -> (b s) (c n) d", b=b, c=num_clips)
+        logits = model.forward_head(tokens)
+    return logits.float().softmax(dim=-1).view(b, v // num_clips, -1).mean(dim=1)
 
 
 @dataclass
@@ -98,7 +118,8 @@ def _visual_indices(n: int, k: int, rank: int, world: int) -> set[int]:
 @torch.no_grad()
 def evaluate(model: nn.Module, loader: DataLoader, device: torch.device | str, num_classes: int,
              amp_dtype: torch.dtype | None = None, collect_predictions: bool = False, num_visuals: int = 0,
-             top_k: int = 5, progress: bool = True, desc: str = "eval") -> EvalResult:
+             top_k: int = 5, progress: bool = True, desc: str = "eval", view_merge: str = "probs",
+             num_clips: int = 1) -> EvalResult:
     """Evaluate ``model`` on ``loader`` (``(x, y)``, ``(x, y, index)`` or, from
     :func:`make_eval_loader`, ``(x, y, index, unreadable)`` batches).
 
@@ -118,6 +139,9 @@ def evaluate(model: nn.Module, loader: DataLoader, device: torch.device | str, n
         top_k: Classes kept per prediction.
         progress: tqdm bar.
         desc: Bar label.
+        view_merge: ``'probs'`` (softmax averaged over views) or ``'tokens'``
+            (:func:`predict_probs_merged_tokens`, with ``num_clips`` temporal clips per sample).
+        num_clips: Temporal clips among a sample's views (``'tokens'`` only).
     """
     device = torch.device(device)
     model.eval()
@@ -134,7 +158,10 @@ def evaluate(model: nn.Module, loader: DataLoader, device: torch.device | str, n
                 continue
         x, y = batch[0].to(device, non_blocking=True), batch[1].to(device, non_blocking=True)
         index = batch[2].tolist() if len(batch) > 2 else [None] * len(y)
-        probs = predict_probs(model, x, amp_dtype)
+        if view_merge == "tokens" and x.ndim == 6:
+            probs = predict_probs_merged_tokens(model, x, num_clips, amp_dtype)
+        else:
+            probs = predict_probs(model, x, amp_dtype)
         loss = F.nll_loss(probs.clamp_min(1e-12).log(), y)
         meter.update(probs, y, loss)
         if collect_predictions or want:

@@ -5,15 +5,27 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-__all__ = ["VIT_SIZES", "PaperFigures", "PAPER_FIGURES"]
+__all__ = ["ViTSize", "VIT_SIZES", "PaperFigures", "PAPER_FIGURES"]
 
-# width, depth, heads of the ViT encoders (ViT-Ti and ViT-S as in DeiT; ViT-H as in VideoMAE)
-VIT_SIZES: dict[str, tuple[int, int, int]] = {
-    "tiny": (192, 12, 3),
-    "small": (384, 12, 6),
-    "base": (768, 12, 12),
-    "large": (1024, 24, 16),
-    "huge": (1280, 32, 16),
+
+class ViTSize(NamedTuple):
+    """A ViT encoder's width, depth, heads and MLP ratio."""
+
+    embed_dim: int
+    depth: int
+    num_heads: int
+    mlp_ratio: float = 4.0
+
+
+# ViT-Ti and ViT-S as in DeiT, ViT-B/L/H as in ViT (ViT-H also VideoMAE's and V-JEPA 2's), ViT-g as
+# V-JEPA 2 builds it (upstream's vit_giant_xformers: 22 heads of 64 channels)
+VIT_SIZES: dict[str, ViTSize] = {
+    "tiny": ViTSize(192, 12, 3),
+    "small": ViTSize(384, 12, 6),
+    "base": ViTSize(768, 12, 12),
+    "large": ViTSize(1024, 24, 16),
+    "huge": ViTSize(1280, 32, 16),
+    "giant": ViTSize(1408, 40, 22, 48 / 11),
 }
 
 

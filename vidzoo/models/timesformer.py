@@ -23,7 +23,7 @@ ATTENTION = {"divided": "divided", "joint": "joint", "space": "space_only"}
 
 
 def _spec(attn: str, size: str, **kwargs: Any) -> dict[str, Any]:
-    dim, depth, heads = VIT_SIZES[size]
+    dim, depth, heads, _ = VIT_SIZES[size]
     spec = dict(attention=ATTENTION[attn], tokenizer="uniform", img_size=224, num_frames=8, patch_size=16,
                 embed_dim=dim, depth=depth, num_heads=heads, act_layer="gelu")
     if attn != "space":

@@ -29,7 +29,7 @@ from .video_transformer import VideoTransformer
 
 
 def _spec(size: str, **kwargs: Any) -> dict[str, Any]:
-    dim, depth, heads = VIT_SIZES[size]
+    dim, depth, heads, _ = VIT_SIZES[size]
     spec = dict(attention="joint", tokenizer="tubelet", img_size=224, num_frames=16, patch_size=16, tubelet_size=2,
                 embed_dim=dim, depth=depth, num_heads=heads, qkv_bias="qv", pos_embed="sincos", class_token=False,
                 global_pool="avg", fc_norm=True, norm_eps=1e-6, act_layer="gelu")

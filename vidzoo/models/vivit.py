@@ -22,7 +22,7 @@ ATTENTION = {"joint": "joint", "fenc": "factorised_encoder", "fsa": "factorised_
 
 
 def _spec(attn: str, size: str, **kwargs: Any) -> dict[str, Any]:
-    dim, depth, heads = VIT_SIZES[size]
+    dim, depth, heads, _ = VIT_SIZES[size]
     spec = dict(attention=ATTENTION[attn], tokenizer="tubelet", img_size=224, num_frames=32, patch_size=16,
                 tubelet_size=2, embed_dim=dim, depth=depth, num_heads=heads, act_layer="gelu_tanh")
     if attn == "fenc":
