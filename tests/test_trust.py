@@ -349,14 +349,39 @@ class _Payload:
     pass
 
 
-def test_unsafe_pickle_keeps_torchs_reason(tmp_path):
+class _Exploit:
+    """A pickle that would run ``call(*args)`` when loaded without ``weights_only=True``."""
+
+    def __init__(self, call, *args):
+        self.call, self.args = call, args
+
+    def __reduce__(self):
+        return self.call, self.args
+
+
+@pytest.mark.parametrize("call,blocked", [
+    (os.system, "os.system"),
+    (eval, "builtins.eval"),
+    (_Payload, "_Payload"),
+])
+def test_malicious_pickle_is_refused_naming_the_global(tmp_path, capsys, call, blocked):
+    """A real exploit pickle: refused before it runs, the message names the global torch blocked and never repeats
+    torch's advice to reload with weights_only=False (the API, and a checkpoint given to --model)."""
+    marker = tmp_path / "pwned"
+    payload = {os.system: _Exploit(os.system, f"touch {marker}"),
+               eval: _Exploit(eval, f"open({str(marker)!r}, 'w').close()"), _Payload: _Payload()}[call]
     path = tmp_path / "evil.pth"
-    torch.save({"pos_embed": torch.zeros(1), "payload": _Payload()}, path)
+    torch.save({"pos_embed": torch.zeros(1), "payload": payload}, path)
+    assert not marker.exists()
     with pytest.raises(vidzoo.CorruptCheckpointError) as e:
         vidzoo.create_model("vivit_joint_tiny_patch16x2_224", pretrained=True, pretrained_cfg=dict(file=str(path)))
-    msg = str(e.value)
-    assert "Unsupported global" in msg and "_Payload" in msg and "weights_only=False" not in msg
-    assert "add_safe_globals" not in msg
+    msgs = [str(e.value)]
+    assert main(["predict", "--model", str(path), str(tmp_path / "v.mp4")]) == 2
+    msgs.append(capsys.readouterr().err)
+    for msg in msgs:
+        assert blocked in msg and "weights_only=False" not in msg and "add_safe_globals" not in msg, msg
+        assert "\n" not in msg.rstrip("\n")
+    assert not marker.exists()  # the payload never ran
 
 
 def test_text_file_is_not_a_vidzoo_checkpoint(motion, tmp_path, capsys):
