@@ -144,7 +144,7 @@ HOSTILE_SET = [("depth=-1", "depth"), ("depth=1e7", "depth"), ("depth=10000000",
                ("patch_size=0", "patch_size"), ("mlp_ratio=-1", "mlp_ratio"), ("norm_eps=0", "norm_eps"),
                ("act_layer=relu", "act_layer"), ("attention=nope", "attention variant 'nope'"),
                ("in_chans=0", "in_chans"), ("tubelet_size=0", "tubelet_size"), ("qkv_bias=maybe", "qkv_bias"),
-               ("embed_dim=15360", "parameters"), ("num_frames=4096", "tokens"), ("nonsense=1", "nonsense")]
+               ("embed_dim=8192", "embed_dim"), ("num_frames=4096", "tokens"), ("nonsense=1", "nonsense")]
 
 
 def test_hostile_values_are_one_line_errors(motion, tmp_path, capsys):
@@ -183,9 +183,12 @@ def test_hostile_values_in_a_subprocess_have_no_traceback(motion, tmp_path):
 
 @pytest.mark.parametrize("kwargs,name", [(dict(num_classes=-5), "num_classes"), (dict(depth=-1), "depth"),
                                          (dict(embed_dim=0), "embed_dim"), (dict(num_heads=0), "num_heads"),
-                                         (dict(depth=1e7), "depth"), (dict(num_heads=7), "num_heads")])
+                                         (dict(depth=1e7), "depth"), (dict(num_heads=7), "num_heads"),
+                                         (dict(embed_dim=8192, num_heads=32), "embed_dim"),
+                                         (dict(embed_dim=4096, depth=64, num_heads=32), "parameters"),
+                                         (dict(pretrained_cfg_overlay=dict(crop_pct=1e-6)), "crop_pct")])
 def test_api_model_arguments_raise_value_error(kwargs, name):
-    with pytest.raises(ValueError, match=name):
+    with torch.device("meta"), pytest.raises(ValueError, match=name):  # meta: a missed bound allocates nothing
         vidzoo.create_model("vivit_joint_tiny_patch16x2_224", **kwargs)
 
 
@@ -223,6 +226,12 @@ def _saved(tmp_path) -> Path:
     (lambda c, d: c["pretrained_cfg"].update(hf_hub_id="org/other"), "pretrained_cfg.hf_hub_id"),
     (lambda c, d: c["pretrained_cfg"].update(mean="grey"), "pretrained_cfg.mean"),
     (lambda c, d: c["pretrained_cfg"].update(surprise=1), "pretrained_cfg.surprise"),
+    # sizes are bounded before anything is allocated
+    (lambda c, d: c["model_args"].update(embed_dim=8192), "model_args.embed_dim"),
+    (lambda c, d: c["pretrained_cfg"].update(crop_pct=1e-6), "pretrained_cfg.crop_pct"),
+    (lambda c, d: c["pretrained_cfg"].update(input_size=[3, 10 ** 9, 16, 16]), "pretrained_cfg.input_size"),
+    (lambda c, d: c["pretrained_cfg"].update(test_num_clips=10 ** 6), "pretrained_cfg.test_num_clips"),
+    (lambda c, d: c["pretrained_cfg"].update(test_num_crops=7), "pretrained_cfg.test_num_crops"),
 ])
 def test_hostile_config_json(tmp_path, edit, field):
     d = _saved(tmp_path)
@@ -233,6 +242,57 @@ def test_hostile_config_json(tmp_path, edit, field):
         vidzoo.create_model(f"local-dir:{d}")
     msg = str(e.value)
     assert str(d / "config.json") in msg and field in msg and "\n" not in msg, msg
+
+
+def test_size_bounds_admit_vit_g_at_384px_64_frames():
+    """The bounds are generous: a ViT-g (V-JEPA 2 giant) clip model at 384 px, 64 frames builds (on the meta
+    device: no memory), and the pre-allocation estimate is within a few percent of its real size."""
+    from vidzoo._validation import check_crop_pct, estimate_params
+    with torch.device("meta"):
+        m = vidzoo.create_model("vivit_joint_base_patch16x2_224", embed_dim=1408, depth=40, num_heads=22,
+                                mlp_ratio=48 / 11, num_frames=64, img_size=384, num_classes=400)
+    real = sum(p.numel() for p in m.parameters())
+    assert 0.95e9 < real < 1.1e9 and abs(estimate_params(m.model_args) / real - 1) < 0.05
+    check_crop_pct(0.875, 384)
+
+
+def _tiny_folder_naming_a_giant(tmp_path) -> Path:
+    """A saved tiny model whose config.json says embed_dim 2048 (within the bounds: ~600M parameters)."""
+    d = _saved(tmp_path)
+    cfg = json.loads((d / "config.json").read_text())
+    cfg["model_args"].update(embed_dim=2048, num_heads=16)
+    (d / "config.json").write_text(json.dumps(cfg))
+    return d
+
+
+def test_config_json_naming_a_giant_is_refused_before_allocation(tmp_path, capsys, monkeypatch):
+    """config.json and model.safetensors disagree by orders of magnitude: refused from the file headers, before the
+    model is built (no VideoTransformer is constructed), one line through the CLI."""
+    from vidzoo.models.video_transformer import VideoTransformer
+    d = _tiny_folder_naming_a_giant(tmp_path)
+    built = []
+    real = VideoTransformer.__init__
+    monkeypatch.setattr(VideoTransformer, "__init__", lambda self, *a, **k: built.append(k) or real(self, *a, **k))
+    with pytest.raises(vidzoo.CheckpointMismatchError, match=r"~\d+\.\dM parameters but the weights .* hold 0\.\d+M"):
+        vidzoo.create_model(f"local-dir:{d}")
+    assert built == []
+    assert main(["predict", "--model", str(d), str(tmp_path / "v.mp4")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "nothing was built" in err and built == []
+
+
+def test_hub_config_naming_a_giant_is_refused_before_allocation(tmp_path):
+    """The same through hf-hub: (a seeded cache, HF_HUB_OFFLINE=1): the weights' header is read before the build."""
+    d = _tiny_folder_naming_a_giant(tmp_path)
+    snapshot = tmp_path / "cache" / "models--org--giant" / "snapshots" / ("0" * 40)
+    snapshot.mkdir(parents=True)
+    for f in d.iterdir():
+        (snapshot / f.name).write_bytes(f.read_bytes())
+    (tmp_path / "cache" / "models--org--giant" / "refs").mkdir()
+    (tmp_path / "cache" / "models--org--giant" / "refs" / "main").write_text("0" * 40)
+    err = one_line_error(cli("predict", "--model", "hf-hub:org/giant", tmp_path / "v.mp4",
+                             env={"HF_HUB_CACHE": str(tmp_path / "cache"), "HF_HUB_OFFLINE": "1"}))
+    assert "parameters but the weights hf-hub:org/giant" in err and "nothing was built" in err
 
 
 def test_config_json_not_json_names_the_file(tmp_path, capsys):

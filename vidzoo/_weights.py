@@ -272,6 +272,25 @@ def _convert_and_apply(model: nn.Module, state_dict: Mapping[str, Any], source: 
     return report
 
 
+def stored_numel(cfg: PretrainedCfg) -> int | None:
+    """Number of values in the weights a cfg names, without loading them: the in-memory state dict,
+    or the header of a ``.safetensors`` file (local, or a saved vidzoo model on the Hub, downloaded
+    here instead of after the build); None when unknown (a pickle, a file that cannot be read)."""
+    if cfg.state_dict is not None:
+        return sum(v.numel() for v in cfg.state_dict.values() if isinstance(v, torch.Tensor))
+    path = cfg.file
+    if not path and cfg.hf_hub_id and cfg.source_format == "vidzoo":  # the load reads the same cached file
+        path = download_weights(cfg.hf_hub_id, cfg.hf_hub_filename, revision=cfg.hf_hub_revision)
+    if path and str(path).endswith(".safetensors") and os.path.isfile(path):
+        from safetensors import safe_open
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                return sum(math.prod(f.get_slice(k).get_shape()) for k in f.keys())
+        except Exception:  # noqa: BLE001 - an unreadable file is reported by the load itself
+            return None
+    return None
+
+
 def _cfg_grid_hint(cfg: PretrainedCfg, model: nn.Module) -> tuple[int, int, int] | None:
     """The token grid of a tag's own weights (its native num_frames / input size) for this model's patches."""
     tok = getattr(model, "patch_embed", None)
