@@ -232,6 +232,8 @@ def _saved(tmp_path) -> Path:
     (lambda c, d: c["pretrained_cfg"].update(input_size=[3, 10 ** 9, 16, 16]), "pretrained_cfg.input_size"),
     (lambda c, d: c["pretrained_cfg"].update(test_num_clips=10 ** 6), "pretrained_cfg.test_num_clips"),
     (lambda c, d: c["pretrained_cfg"].update(test_num_crops=7), "pretrained_cfg.test_num_crops"),
+    # one class count: config, pretrained cfg and (below, test_safety) weights agree
+    (lambda c, d: c["pretrained_cfg"].update(num_classes=5), "pretrained_cfg.num_classes"),
 ])
 def test_hostile_config_json(tmp_path, edit, field):
     d = _saved(tmp_path)
@@ -293,6 +295,62 @@ def test_hub_config_naming_a_giant_is_refused_before_allocation(tmp_path):
     err = one_line_error(cli("predict", "--model", "hf-hub:org/giant", tmp_path / "v.mp4",
                              env={"HF_HUB_CACHE": str(tmp_path / "cache"), "HF_HUB_OFFLINE": "1"}))
     assert "parameters but the weights hf-hub:org/giant" in err and "nothing was built" in err
+
+
+def _trained_folder_with_another_head(tmp_path) -> Path:
+    """A trained 2-class model folder whose config.json was edited to say 5 classes everywhere (its weights keep
+    the 2-class classifier)."""
+    from vidzoo.engine.model_io import save_model_folder
+    model = vidzoo.create_model("vivit_joint_tiny_patch16x2_224", num_classes=2, **TINY_ARGS)
+    d = save_model_folder(model, tmp_path / "m", run_config={"data": "clips/", "epochs": 1}, classes=["l", "r"])
+    cfg = json.loads((d / "config.json").read_text())
+    cfg["num_classes"] = cfg["model_args"]["num_classes"] = cfg["pretrained_cfg"]["num_classes"] = 5
+    cfg["pretrained_cfg"]["label_names"] = list("abcde")
+    (d / "config.json").write_text(json.dumps(cfg))
+    return d
+
+
+def test_config_and_weights_disagreeing_on_classes_is_refused_everywhere(motion, tmp_path, capsys):
+    """A head that would be random (config.json: 5 classes, weights: 2) is refused by create_model and by every
+    command (exit 2, one line naming both counts), instead of predictions that change on every run; asking for
+    another class count (fine-tuning) still starts a fresh head, which predict then refuses as --weights does."""
+    d = _trained_folder_with_another_head(tmp_path)
+    with pytest.raises(vidzoo.CheckpointMismatchError, match=r"a classifier of 2 classes, but its config.json has 5"):
+        vidzoo.create_model(f"local-dir:{d}")
+    video = motion / "val" / "left" / "0000.mp4"
+    for args in (["predict", "--model", d, video], ["predict", "--model", d, video, "--timeline", "--output",
+                                                     tmp_path / "tl"],
+                 ["eval", "--model", d, "--data", motion, "--output", tmp_path / "ev"],
+                 ["export", "--model", d, "--output", tmp_path / "m.onnx"]):
+        assert main([str(a) for a in args]) == 2, args
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "2 classes" in err and "5 classes" in err and "random" in err, err
+    assert not (tmp_path / "m.onnx").exists() and not (tmp_path / "ev" / "metrics.json").exists()
+    m = vidzoo.create_model(f"local-dir:{d}", num_classes=7)  # asked for: a new head to fine-tune
+    assert m.num_classes == 7 and m.pretrained_cfg["provenance"]["head"] == "fresh"
+    assert main(["predict", "--model", str(d), str(video), "--set", "num_classes=7"]) == 2
+    assert "head would be random" in capsys.readouterr().err
+
+
+def test_convert_refuses_a_head_that_would_be_random(tmp_path, capsys):
+    """convert with a tag of 400 classes and a file holding 3: refused (it used to save a random head as the
+    converted model); asking for a class count converts with a fresh head, recorded as such."""
+    transformers = pytest.importorskip("transformers")
+    hf_cfg = transformers.TimesformerConfig(image_size=16, num_frames=4, patch_size=8, hidden_size=32,
+                                            num_hidden_layers=1, num_attention_heads=2, intermediate_size=128,
+                                            num_labels=3)
+    transformers.TimesformerForVideoClassification(hf_cfg).save_pretrained(tmp_path / "hf")
+    (tmp_path / "hf" / "config.json").unlink()  # a checkpoint file alone: the tag's cfg says what it holds
+    capsys.readouterr()  # transformers' own progress output
+    weights = tmp_path / "hf" / "model.safetensors"
+    tiny = ["--set", "embed_dim=32", "depth=1", "num_heads=2", "patch_size=8", "num_frames=4", "img_size=16"]
+    assert main(["convert", str(weights), str(tmp_path / "out"), "--model", TAGGED, *tiny]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "3 classes" in err and "400 classes" in err, err
+    assert not (tmp_path / "out" / "model.safetensors").exists()
+    assert main(["convert", str(weights), str(tmp_path / "out"), "--model", TAGGED, *tiny, "num_classes=5"]) == 0
+    cfg = json.loads((tmp_path / "out" / "config.json").read_text())
+    assert cfg["num_classes"] == 5 and cfg["pretrained_cfg"]["provenance"]["head"] == "fresh"
 
 
 def test_config_json_not_json_names_the_file(tmp_path, capsys):

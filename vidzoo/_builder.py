@@ -11,7 +11,7 @@ from ._convert import CheckpointMismatchError
 from ._pretrained import PretrainedCfg, pretrained_cfg_from_dict
 from ._registry import get_pretrained_cfg
 from ._validation import check_crop_pct, estimate_params, validate_model_args
-from ._weights import load_pretrained, stored_numel
+from ._weights import check_head_kept, load_pretrained, stored_numel
 from .models.video_transformer import VideoTransformer, get_attention
 
 # Arguments of the composed model that an entry point's spec may set and a user may override.
@@ -120,6 +120,11 @@ def build_model_with_cfg(
     model.architecture = variant
     model.pretrained_cfg = _feed_cfg(cfg, model)
     report = load_pretrained(model, cfg, filter_fn=pretrained_filter_fn) if pretrained else {}
+    if report:
+        saved = cfg.source_format == "vidzoo"
+        check_head_kept(report, model, asked=model.num_classes != cfg.num_classes, weights=_weights_name(cfg),
+                        declared=("its config.json" if cfg.state_dict is None else "its checkpoint's model_args")
+                        if saved else f"{variant} (its pretrained cfg)")
     model.pretrained_cfg["provenance"] = _provenance(variant, cfg, pretrained)
     if report.get("head_dropped"):  # the weights' classifier had another class count: this head is random
         model.pretrained_cfg["provenance"]["head"] = "fresh"

@@ -339,6 +339,8 @@ def parse_model_config(config: Any, is_registered: Callable[[str], bool],
         _cfg_field(key, value)
     labels = pcfg.get("label_names")
     n = num_classes if num_classes is not None else model_args.get("num_classes")
+    if n is not None and pcfg.get("num_classes", n) != n:  # one class count: the head's (see check_head_kept)
+        raise ValueError(f"pretrained_cfg.num_classes: {pcfg['num_classes']} differs from num_classes ({n})")
     if labels is not None and n is not None and len(labels) != n:
         raise ValueError(f"pretrained_cfg.label_names: {len(labels)} names for {n} classes")
     pcfg = {k: v for k, v in pcfg.items() if k not in _SOURCE_FIELDS}

@@ -291,6 +291,37 @@ def stored_numel(cfg: PretrainedCfg) -> int | None:
     return None
 
 
+def check_head_kept(report: Mapping[str, Any], model: nn.Module, asked: bool, weights: str,
+                    declared: str = "the model") -> None:
+    """The one rule for a classifier that does not fit: it is replaced by a fresh (random) one only
+    when the caller asked for a class count other than the one the weights come with.
+
+    A checkpoint whose classifier has another size than the model it was declared for (a saved
+    folder whose ``config.json`` disagrees with its ``model.safetensors``, a tag's file with another
+    class count) is refused; nothing would say that the head is random. The classifier of an image
+    checkpoint (``timm_vit`` format) belongs to another task and is always replaced, as its tags say.
+
+    Args:
+        report: The conversion report of the load (``head_dropped``, ``head_classes``, ``format``).
+        model: The loaded model.
+        asked: The caller asked for this class count (e.g. ``num_classes=`` other than the cfg's).
+        weights: The weights, for the message.
+        declared: What declared the model's class count, for the message (``its config.json``).
+
+    Raises:
+        CheckpointMismatchError: Naming both class counts.
+    """
+    n = getattr(model, "num_classes", 0)
+    if not report.get("head_dropped") or not n or asked or report.get("format") == "timm_vit":
+        return
+    have = report.get("head_classes")
+    held = f"a classifier of {have} classes" if have else "no classifier"
+    fix = (f"pass num_classes={have} (--set num_classes={have}) to load it as it is, or " if have else "") \
+        + "ask for the class count you want explicitly (num_classes=N) to start a new head for fine-tuning"
+    raise CheckpointMismatchError(f"{weights} holds {held}, but {declared} has {n} classes: its head would be "
+                                  f"random; {fix}", mismatched=[("head.weight", (have or 0,), (n,))])
+
+
 def _cfg_grid_hint(cfg: PretrainedCfg, model: nn.Module) -> tuple[int, int, int] | None:
     """The token grid of a tag's own weights (its native num_frames / input size) for this model's patches."""
     tok = getattr(model, "patch_embed", None)
