@@ -514,6 +514,45 @@ def test_text_file_is_not_a_vidzoo_checkpoint(motion, tmp_path, capsys):
     assert "is not a vidzoo checkpoint" in err and "KeyError" not in err, err
 
 
+# ------------------------------------------------------------------------- every number finite
+def _trained_folder_with_bias(tmp_path, value: float) -> Path:
+    """A trained-looking 2-class model whose classifier bias is ``value`` (NaN / inf): every logit is non-finite."""
+    from vidzoo.engine.model_io import save_model_folder
+    model = vidzoo.create_model("vivit_joint_tiny_patch16x2_224", num_classes=2, **TINY_ARGS)
+    with torch.no_grad():
+        model.head.bias.fill_(value)
+    return save_model_folder(model, tmp_path / f"bias_{value}", run_config={"data": "clips/", "epochs": 1},
+                             classes=["left", "right"])
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_non_finite_logits_stop_with_one_line(motion, tmp_path, capsys, value):
+    """NaN / inf logits: predict (plain, --json, --timeline) and eval stop with exit 2 and one line naming the model
+    and the video, instead of "prob": NaN (invalid JSON) or an eval report of some top-1 with exit 0."""
+    d = _trained_folder_with_bias(tmp_path, value)
+    video = motion / "val" / "left" / "0000.mp4"
+    for args in (["predict", "--model", d, video], ["predict", "--model", d, video, "--json"],
+                 ["predict", "--model", d, video, "--timeline", "--output", tmp_path / "tl", "--window", "4f"],
+                 ["eval", "--model", d, "--data", motion, "--split", "val", "--output", tmp_path / "ev"]):
+        assert main([str(a) for a in args]) == 2, args
+        cap = capsys.readouterr()
+        assert cap.out == "" and cap.err.count("\n") == 1 and "non-finite logits" in cap.err, cap
+        assert str(d / "model.safetensors") in cap.err and "/val/" in cap.err and ".mp4" in cap.err, cap.err
+    assert not (tmp_path / "ev" / "metrics.json").exists() and not list((tmp_path / "tl").glob("*.csv"))
+
+
+def test_json_written_by_vidzoo_is_valid_json(tmp_path):
+    """Non-finite floats never reach a JSON file: null in run files, a one-line refusal in config.json."""
+    from vidzoo.engine.checkpoint import atomic_write_json
+    atomic_write_json({"loss": float("nan"), "lr": [float("inf"), 1.0]}, tmp_path / "m.json")
+    assert json.loads((tmp_path / "m.json").read_text(), parse_constant=pytest.fail) == {"loss": None,
+                                                                                       "lr": [None, 1.0]}
+    model = vidzoo.create_model("vivit_joint_tiny_patch16x2_224", num_classes=2, **TINY_ARGS)
+    model.pretrained_cfg["extra"] = {"score": float("inf")}
+    with pytest.raises(ValueError, match="not JSON-serialisable"):
+        vidzoo.save_pretrained(model, tmp_path / "m")
+
+
 # ---------------------------------------------------------------------------- push_to_hub
 PUSH = """
 import json, vidzoo

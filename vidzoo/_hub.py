@@ -177,8 +177,8 @@ def atomic_write_text(text: str, path: str | os.PathLike) -> Path:
 # -------------------------------------------------------------------------------------- saving
 def _jsonable(obj: Any, where: str) -> Any:
     try:
-        return json.loads(json.dumps(obj))
-    except TypeError as e:
+        return json.loads(json.dumps(obj, allow_nan=False))
+    except (TypeError, ValueError) as e:  # ValueError: NaN / inf, which JSON cannot hold
         raise ValueError(f"{where} is not JSON-serialisable ({e}); save models whose arguments are plain values "
                          "(e.g. act_layer='gelu', not a class).") from e
 
@@ -234,7 +234,7 @@ def save_pretrained(model: nn.Module, save_directory: str | os.PathLike) -> Path
     out.mkdir(parents=True, exist_ok=True)
     config = model_config(model)
     config["vidzoo_version"] = __version__
-    text = json.dumps(config, indent=2) + "\n"  # everything that can fail before a byte is written
+    text = json.dumps(config, indent=2, allow_nan=False) + "\n"  # everything that can fail before a byte is written
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
     atomic_replace(lambda tmp: save_file(tensors, tmp, metadata={"format": "pt", "architecture": model.architecture}),
                    out / WEIGHTS_NAME)

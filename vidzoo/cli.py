@@ -268,7 +268,7 @@ def _predict_timeline(args: argparse.Namespace) -> int:
                                      device=args.device, amp=args.amp, progress=not args.no_progress)
     if args.json:
         print(json.dumps([dict(tl.to_dict(args.top_k), csv=str(c), png=str(p)) for tl, c, p in done]
-                         + [{"path": v, "error": e} for v, e in failed], indent=2))
+                         + [{"path": v, "error": e} for v, e in failed], indent=2, allow_nan=False))
     else:
         for tl, c, p in done:
             print("\n".join(summary_lines(tl)))
@@ -291,7 +291,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
                                amp=args.amp, sampling=args.sampling, frame_stride=args.frame_stride)
     failed = [p for p in preds if not p.ok]
     if args.json:
-        print(json.dumps([p.to_dict() for p in preds], indent=2))
+        print(json.dumps([p.to_dict() for p in preds], indent=2, allow_nan=False))
     else:
         for p in preds:
             if not p.ok:

@@ -95,7 +95,7 @@ def export_metadata(model: nn.Module) -> dict[str, Any]:
     meta["model_args"] = dict(getattr(model, "model_args", None) or {})
     meta["input_name"], meta["output_name"] = INPUT_NAME, OUTPUT_NAME
     meta["input_layout"] = "(batch, C, T, H, W), float32, (x / 255 - mean) / std per channel"
-    return json.loads(json.dumps(meta, default=str))  # plain JSON types only
+    return json.loads(json.dumps(meta, default=str, allow_nan=False))  # plain JSON types only
 
 
 @contextlib.contextmanager

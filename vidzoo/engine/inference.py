@@ -188,7 +188,7 @@ def predict_videos(model: nn.Module, paths: Sequence[PathLike], top_k: int = 5,
             continue
         if tuple(x.shape[-4:]) != spec.shape:
             raise UserError(f"'{path}' gives clips {tuple(x.shape[-4:])}, the model takes {spec.shape}")
-        probs = predict_probs(model, x.unsqueeze(0).to(dev), amp_dtype)[0]
+        probs = predict_probs(model, x.unsqueeze(0).to(dev), amp_dtype, name_of=lambda _: f"'{path}'")[0]
         p, idx = probs.topk(min(top_k, probs.numel()))
         out.append(Prediction(str(path), [(int(j), names[j], float(q)) for j, q in zip(idx.tolist(), p.tolist())]))
     return out

@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from ..data import VideoDecodeError, eval_transforms, video_info
-from .errors import UserError
+from .errors import NonFiniteLogitsError, UserError
 
 PathLike = str | os.PathLike
 _SPAN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|f|frames?)?\s*$", re.IGNORECASE)
@@ -212,7 +212,9 @@ def predict_timeline(model: nn.Module, path: PathLike, window: str | int | None 
 
     def flush() -> None:
         if batch:
-            probs.append(predict_probs(model, torch.stack(batch).to(dev), amp_dtype).cpu())
+            first = len(tl.starts) - len(batch)  # the batch's windows are the last ones listed
+            probs.append(predict_probs(model, torch.stack(batch).to(dev), amp_dtype, name_of=lambda j: (
+                f"'{p}' (frames {tl.starts[first + j]}-{tl.ends[first + j] - 1})")).cpu())
             batch.clear()
 
     for i, frame in _decode_frames(p, wanted, progress):
@@ -344,6 +346,8 @@ def run_timelines(model: nn.Module, videos: Sequence[PathLike], output: PathLike
             if not Path(v).exists():
                 raise UserError(f"'{v}' does not exist")
             tl = predict_timeline(model, v, window, stride, frame_stride, batch_size, dev, amp_dtype, progress)
+        except NonFiniteLogitsError:
+            raise  # the model, not this video: every other video would fail the same way
         except (UserError, VideoDecodeError) as e:
             failed.append((str(v), str(e).splitlines()[0]))
             continue
