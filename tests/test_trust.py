@@ -514,6 +514,23 @@ def test_text_file_is_not_a_vidzoo_checkpoint(motion, tmp_path, capsys):
     assert "is not a vidzoo checkpoint" in err and "KeyError" not in err, err
 
 
+# ------------------------------------------------------------------------------- npz data
+@pytest.mark.parametrize("labels,match", [([0, 1, -1, 0], "train_labels[2] is -1"),
+                                          ([0, 1, 1.5, 0], "train_labels[2] is 1.5"),
+                                          ([0, 1, 999_999_999, 0], "train_labels[2] is 999999999")])
+def test_hostile_npz_labels_are_one_line_errors(tmp_path, capsys, labels, match):
+    """Labels that are not class indices: one line, exit 2, before training (a negative one used to raise a
+    traceback mid-training, a float was truncated, a huge one made 10^9 class names)."""
+    import numpy as np
+    path = tmp_path / "organ.npz"
+    vols = np.zeros((4, 4, 16, 16), np.uint8)
+    np.savez(path, train_images=vols, train_labels=np.array(labels), val_images=vols, val_labels=np.array([0, 1, 0, 1]))
+    assert main([str(a) for a in train_args("vivit_organmnist3d", path, tmp_path / "o", *TINY)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and match in err and str(path) in err, err
+    assert not (tmp_path / "o").exists()
+
+
 # ------------------------------------------------------------------------- every number finite
 def _trained_folder_with_bias(tmp_path, value: float) -> Path:
     """A trained-looking 2-class model whose classifier bias is ``value`` (NaN / inf): every logit is non-finite."""
