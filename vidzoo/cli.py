@@ -350,7 +350,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     model = _load(args)
     try:
         results = export_model(model, args.output, fmt=args.format, opset=args.opset, atol=args.atol, rtol=args.rtol)
-    except (ExportCheckError, ImportError) as e:
+    except (ExportCheckError, ImportError, ValueError) as e:
         raise UserError(f"export: {e}") from e
     for r in results:
         print("\n".join(summary_lines(r)))
@@ -621,11 +621,17 @@ def _finish_help(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
 
 def _user_error_types() -> tuple[type[BaseException], ...]:
-    """The exceptions printed as one line with exit 2: :class:`UserError`, and a video that cannot
-    be decoded (under ``--on-error raise`` it is the user's to fix). ``vidzoo.data`` imports torch,
-    so its error class is looked up only if the module was loaded (nothing else can raise it)."""
-    decode = sys.modules.get("vidzoo.data.decode")
-    return (UserError, decode.VideoDecodeError) if decode is not None else (UserError,)
+    """The exceptions printed as one line with exit 2: :class:`UserError`, a video that cannot
+    be decoded (under ``--on-error raise`` it is the user's to fix) and an output that cannot be
+    written (``vidzoo._hub.OutputError``). Those modules import torch, so their error classes are
+    looked up only if the module was loaded (nothing else can raise them)."""
+    types: tuple[type[BaseException], ...] = (UserError,)
+    decode, hub = sys.modules.get("vidzoo.data.decode"), sys.modules.get("vidzoo._hub")
+    if decode is not None:
+        types += (decode.VideoDecodeError,)
+    if hub is not None:  # an output in a read-only folder, on a full disk, a directory in the way
+        types += (hub.OutputError,)
+    return types
 
 
 def _rank() -> int:
