@@ -252,7 +252,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def _predict_timeline(args: argparse.Namespace) -> int:
-    from .engine.timeline import parse_span, run_timelines, summary_lines
+    from .engine.timeline import check_timeline_output, parse_span, run_timelines, summary_lines
     for flag, value in (("--window", args.window), ("--stride", args.stride)):
         parse_span(value, fps=1000.0, what=flag)  # a malformed span is the user's error before any video is read
     if not args.output:
@@ -261,6 +261,7 @@ def _predict_timeline(args: argparse.Namespace) -> int:
         if value:
             raise UserError(f"{flag} does not apply to --timeline (one centre view per window; "
                             f"use --window / --stride)")
+    check_timeline_output(args.videos, args.output)  # before the model loads
     with torch_threads(args.threads):
         model = _load(args)
         done, failed = run_timelines(model, args.videos, args.output, window=args.window, stride=args.stride,
