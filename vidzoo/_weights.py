@@ -71,7 +71,7 @@ def load_state_dict_from_file(path: str | os.PathLike) -> dict[str, Any]:
         else:
             sd = torch.load(str(p), map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - every reader error means the same to the caller
-        refused = refused_pickle_reason(e)
+        refused = refused_pickle_reason(e) if _foreign_file(p) is None else None
         if refused is not None:
             raise CorruptCheckpointError(
                 f"Refusing to load checkpoint file '{p}': {refused}. vidzoo reads checkpoints with "
@@ -125,6 +125,18 @@ def refused_pickle_reason(e: BaseException) -> str | None:
     return f"{keep[0].rstrip('. ') if keep else 'unsupported content'} {_REFUSED}"
 
 
+def _foreign_file(path: str | os.PathLike) -> str | None:
+    """Why ``path`` is no PyTorch checkpoint at all (neither a zip archive nor a pickle), else None."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+    except OSError:
+        return None
+    if head and not head.startswith((b"PK\x03\x04", b"\x80")):
+        return f"not a PyTorch checkpoint (neither a zip archive nor a pickle; it starts with {head!r})"
+    return None
+
+
 def torch_load_reason(e: BaseException, path: str | os.PathLike | None = None) -> str:
     """Why ``torch.load`` failed, without torch's advice to retry with ``weights_only=False``.
 
@@ -133,17 +145,12 @@ def torch_load_reason(e: BaseException, path: str | os.PathLike | None = None) -
     text file, say, which torch reports as a bare ``KeyError``) is called what it is; anything
     else gives the error's first line.
     """
+    foreign = _foreign_file(path) if path is not None else None
+    if foreign is not None:  # torch's unpickler refuses a text file too: say what the file is instead
+        return foreign
     refused = refused_pickle_reason(e)
     if refused is not None:
         return refused
-    if path is not None:
-        try:
-            with open(path, "rb") as f:
-                head = f.read(4)
-        except OSError:
-            head = b""
-        if head and not head.startswith((b"PK\x03\x04", b"\x80")):
-            return f"not a PyTorch checkpoint (neither a zip archive nor a pickle; it starts with {head!r})"
     text = str(e)
     first = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
     return f"{type(e).__name__}: {first}" if first else type(e).__name__
