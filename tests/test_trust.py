@@ -570,6 +570,38 @@ def test_json_written_by_vidzoo_is_valid_json(tmp_path):
         vidzoo.save_pretrained(model, tmp_path / "m")
 
 
+# --------------------------------------------------------------------------------- outputs
+def test_eval_report_folder_errors_are_one_line_before_evaluating(motion, tmp_path, capsys, monkeypatch):
+    """eval --output inside --data (its pictures would be read as data: a folder of .png frames in a class folder is
+    one more video), a file, or read-only: one line, exit 2, before the evaluation; a symlink planted at a report
+    file is replaced, its target untouched."""
+    from _outputs import read_only_folder, simulate_read_only
+    d = _trained_folder_with_bias(tmp_path, 0.0)
+    (tmp_path / "file").write_text("x")
+
+    def error(out):
+        assert main(["eval", "--model", str(d), "--data", str(motion), "--output", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("vidzoo: error: ") and err.count("\n") == 1, err
+        return err
+
+    for inside in (motion / "val" / "left" / "report", motion / "report"):
+        assert "is inside --data" in error(inside) and not inside.exists()
+    assert "a file is in the way" in error(tmp_path / "file")
+    with read_only_folder(tmp_path / "ro", simulate_read_only(monkeypatch)):
+        assert "read-only" in error(tmp_path / "ro" / "report")
+    monkeypatch.undo()
+    out = tmp_path / "report"
+    out.mkdir()
+    for name in ("metrics.json", "confusion_matrix.png", "samples.gif"):
+        (tmp_path / f"target_{name}").write_text("the user's")
+        (out / name).symlink_to(tmp_path / f"target_{name}")
+    assert main(["eval", "--model", str(d), "--data", str(motion), "--output", str(out), "--no-progress"]) == 0
+    for name in ("metrics.json", "confusion_matrix.png", "samples.gif"):
+        assert (tmp_path / f"target_{name}").read_text() == "the user's" and not (out / name).is_symlink()
+    json.loads((out / "metrics.json").read_text())
+
+
 # ---------------------------------------------------------------------------- push_to_hub
 PUSH = """
 import json, vidzoo

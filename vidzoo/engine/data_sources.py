@@ -135,8 +135,16 @@ def data_channels(ds: Any) -> int:
     return 1 if isinstance(ds, NpzVolumeDataset) else 3
 
 
-def check_output_outside_data(output: PathLike, data: PathLike | None, flag: str = "--data") -> None:
-    """Refuse an output folder inside a data folder (the next run would read it as a class).
+def check_output_outside_data(output: PathLike, data: PathLike | None, flag: str = "--data",
+                              why: str = "the run folder would be read as a class of the data") -> None:
+    """Refuse an output folder inside a data folder (the next run would read what is written there
+    as data: a run folder as a class, a folder of pictures as a video).
+
+    Args:
+        output: The output folder.
+        data: The data folder (anything else is not checked).
+        flag: How the data was given, for the message.
+        why: What would go wrong, for the message.
 
     Raises:
         UserError: ``output`` is ``data`` or lies below it.
@@ -145,8 +153,7 @@ def check_output_outside_data(output: PathLike, data: PathLike | None, flag: str
         return
     out, root = Path(output).resolve(), Path(data).resolve()
     if out == root or root in out.parents:
-        raise UserError(f"--output '{output}' is inside {flag} '{data}': the run folder would be read as a class "
-                        f"of the data; write it elsewhere")
+        raise UserError(f"--output '{output}' is inside {flag} '{data}': {why}; write it elsewhere")
 
 
 def check_same_classes(train_classes: Sequence[str], val_classes: Sequence[str], train_flag: str = "--data",
