@@ -602,6 +602,51 @@ def test_eval_report_folder_errors_are_one_line_before_evaluating(motion, tmp_pa
     json.loads((out / "metrics.json").read_text())
 
 
+def test_convert_output_errors_are_one_line_and_replace_only_vidzoo_folders(tmp_path, capsys, monkeypatch):
+    """convert into a file, a folder of someone else's files (the HF source folder itself included), a read-only
+    folder or a full disk: one line, exit 2, nothing of theirs replaced; an earlier vidzoo folder is updated."""
+    import vidzoo._hub
+    from _outputs import full_folder, read_only_folder, simulate_read_only
+    from safetensors import SafetensorError
+    transformers = pytest.importorskip("transformers")
+    hf_cfg = transformers.TimesformerConfig(image_size=16, num_frames=4, patch_size=8, hidden_size=32,
+                                            num_hidden_layers=1, num_attention_heads=2, intermediate_size=128,
+                                            num_labels=3)
+    hf = tmp_path / "hf"
+    transformers.TimesformerForVideoClassification(hf_cfg).save_pretrained(hf)
+    capsys.readouterr()
+    before = {f.name: f.read_bytes() for f in hf.iterdir()}
+    (tmp_path / "file").write_text("x")
+    (tmp_path / "foreign").mkdir()
+    (tmp_path / "foreign" / "notes.txt").write_text("mine")
+
+    def error(dst):
+        assert main(["convert", str(hf), str(dst)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("vidzoo: error: ") and err.count("\n") == 1 and "Traceback" not in err, err
+        return err
+
+    assert "a file is in the way" in error(tmp_path / "file")
+    assert "holds files vidzoo did not write (notes.txt)" in error(tmp_path / "foreign")
+    assert [f.name for f in (tmp_path / "foreign").iterdir()] == ["notes.txt"]
+    assert "is not a vidzoo model folder" in error(hf)  # converting in place would replace the source's files
+    assert {f.name: f.read_bytes() for f in hf.iterdir()} == before
+    with read_only_folder(tmp_path / "ro", simulate_read_only(monkeypatch)):
+        assert "read-only" in error(tmp_path / "ro" / "out")
+    monkeypatch.undo()
+    def no_space_safetensors(*args, **kwargs):  # how safetensors reports a full disk
+        raise SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)")
+
+    with full_folder(tmp_path / "full", lambda: monkeypatch.setattr(vidzoo._hub, "save_file",
+                                                                      no_space_safetensors)) as real:
+        assert "the disk is full" in error(tmp_path / "full"), real
+        assert not [f for f in (tmp_path / "full").iterdir() if f.name != "config.json"]  # no partial weights
+    monkeypatch.undo()
+    for _ in range(2):  # a new folder, then the same (vidzoo's own) folder again
+        assert main(["convert", str(hf), str(tmp_path / "out")]) == 0
+    assert sorted(f.name for f in (tmp_path / "out").iterdir()) == ["config.json", "model.safetensors"]
+
+
 # ---------------------------------------------------------------------------- push_to_hub
 PUSH = """
 import json, vidzoo

@@ -15,11 +15,13 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from safetensors import SafetensorError
 from safetensors.torch import save_file
 from torch import nn
 
@@ -372,6 +374,44 @@ def model_config(model: nn.Module) -> dict[str, Any]:
     }
 
 
+def check_model_folder_destination(path: str | os.PathLike) -> Path:
+    """A folder a model may be saved into without replacing anything vidzoo did not write: a new or
+    empty folder, or a vidzoo model folder (its ``config.json`` says ``"format": "vidzoo"``; only
+    ``config.json`` and ``model.safetensors`` are replaced, nothing else in it is touched). The
+    folder is created and checked writable.
+
+    Raises:
+        OutputError: A file is in the way, the folder holds something else (an HF transformers
+            folder, any other files), it is read-only, or the disk is full.
+    """
+    path = Path(path)
+    if path.is_dir() and any(path.iterdir()):
+        config = path / CONFIG_NAME
+        try:
+            with open(config, encoding="utf-8") as f:
+                ours = json.load(f).get("format") == "vidzoo"
+        except (OSError, ValueError, AttributeError):
+            ours = False
+        if not ours:
+            held = sorted(p.name for p in path.iterdir())
+            raise OutputError(f"cannot write model folder '{path}': it holds files vidzoo did not write "
+                              f"({', '.join(held[:5])}{', ...' if len(held) > 5 else ''}) and is not a vidzoo model "
+                              "folder; give a new or empty folder")
+    return ensure_output_dir(path, "model folder")
+
+
+def _save_safetensors(tensors: dict[str, Any], path: str, metadata: dict[str, str]) -> None:
+    """``safetensors.torch.save_file``, its I/O errors (a full disk...) raised as the OSError they are
+    (safetensors reports them as ``SafetensorError: ... (os error 28)``)."""
+    try:
+        save_file(tensors, path, metadata=metadata)
+    except SafetensorError as e:
+        code = re.search(r"\(os error (\d+)\)", str(e))
+        if code is None:
+            raise
+        raise OSError(int(code.group(1)), os.strerror(int(code.group(1)))) from e
+
+
 def save_pretrained(model: nn.Module, save_directory: str | os.PathLike) -> Path:
     """Save ``model`` as a vidzoo folder: ``config.json`` + ``model.safetensors``.
 
@@ -387,7 +427,7 @@ def save_pretrained(model: nn.Module, save_directory: str | os.PathLike) -> Path
     config["vidzoo_version"] = __version__
     text = json.dumps(config, indent=2, allow_nan=False) + "\n"  # everything that can fail before a byte is written
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
-    atomic_replace(lambda tmp: save_file(tensors, tmp, metadata={"format": "pt", "architecture": model.architecture}),
+    atomic_replace(lambda tmp: _save_safetensors(tensors, tmp, {"format": "pt", "architecture": model.architecture}),
                    out / WEIGHTS_NAME)
     atomic_write_text(text, out / CONFIG_NAME)
     return out

@@ -15,7 +15,8 @@ from typing import Any
 from torch import nn
 
 from ._factory import create_model
-from ._hub import WEIGHT_FILES, HubDownloadError, download_file, download_weights, save_pretrained
+from ._hub import (WEIGHT_FILES, HubDownloadError, check_model_folder_destination, download_file, download_weights,
+                   save_pretrained)
 from ._pretrained import PretrainedCfg
 from ._registry import get_pretrained_cfg, resolve_alias, split_model_name_tag
 from ._weights import _read_json, check_head_kept, label_names_from_config, load_checkpoint
@@ -117,7 +118,12 @@ def convert_checkpoint(src: str, dst: str | os.PathLike, model_name: str | None 
 
     Returns:
         The converted model (``create_model("local-dir:DST")`` loads the folder).
+
+    Raises:
+        vidzoo.OutputError: ``dst`` is a file, a folder holding anything but a vidzoo model (it is
+            never replaced), read-only, or the disk is full; checked before any work.
     """
+    check_model_folder_destination(dst)
     weights, hf_cfg, pre, origin = _locate(str(src))
     args: dict[str, Any] = {}
     arch = None
