@@ -172,6 +172,26 @@ def test_hostile_values_are_one_line_errors(motion, tmp_path, capsys):
                        (["--num-samples", "-1"], "--num-samples")]:
         assert name in error("eval", "--model", TAGGED, "--data", motion, *args)
 
+    # Outputs that were written through, into the data or over other outputs, and inputs that were trusted: each
+    # is one line before anything is written (the tests further down check each in depth).
+    import numpy as np
+    d, mismatched = _trained_folder_with_bias(tmp_path, 0.0), _trained_folder_with_another_head(tmp_path)
+    (tmp_path / "dir.onnx").mkdir()
+    (tmp_path / "afile").write_text("x")
+    npz = tmp_path / "labels.npz"
+    np.savez(npz, train_images=np.zeros((2, 4, 16, 16), np.uint8), train_labels=np.array([0, -1]))
+    for args, name in [(["export", "--model", d, "--output", tmp_path / "dir.onnx"], "it is a directory"),
+                       (["export", "--model", d, "--output", tmp_path / "afile" / "m.onnx"], "a parent of it is a file"),
+                       (["predict", "--model", d, video, "--timeline", "--output", tmp_path / "afile"], "a file is in"),
+                       (["predict", "--model", d, video, "--timeline", "--output", video.parent / "tl"], "directly in"),
+                       (["eval", "--model", d, "--data", motion, "--output", motion / "val" / "left" / "r"], "inside"),
+                       (["convert", d, tmp_path / "afile"], "a file is in the way"),
+                       (["predict", "--model", mismatched, video], "but its config.json has 5 classes"),
+                       (["eval", "--model", mismatched, "--data", motion], "but its config.json has 5 classes"),
+                       (train_args("vivit_organmnist3d", npz, tmp_path / "o", *TINY), "train_labels[1] is -1")]:
+        assert name in error(*args), (args, name)
+    assert not (video.parent / "tl").exists() and not (motion / "val" / "left" / "r").exists()
+
 
 def test_hostile_values_in_a_subprocess_have_no_traceback(motion, tmp_path):
     err = one_line_error(cli(*train_args("vivit_joint_tiny_patch16x2_224", motion, tmp_path / "o"), "--clip-grad",
