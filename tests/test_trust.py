@@ -181,7 +181,7 @@ def test_hostile_values_are_one_line_errors(motion, tmp_path, capsys):
     npz = tmp_path / "labels.npz"
     np.savez(npz, train_images=np.zeros((2, 4, 16, 16), np.uint8), train_labels=np.array([0, -1]))
     for args, name in [(["export", "--model", d, "--output", tmp_path / "dir.onnx"], "it is a directory"),
-                       (["export", "--model", d, "--output", tmp_path / "afile" / "m.onnx"], "a parent of it is a file"),
+                       (["export", "--model", d, "--output", tmp_path / "afile" / "m.onnx"], "parent of it is a"),
                        (["predict", "--model", d, video, "--timeline", "--output", tmp_path / "afile"], "a file is in"),
                        (["predict", "--model", d, video, "--timeline", "--output", video.parent / "tl"], "directly in"),
                        (["eval", "--model", d, "--data", motion, "--output", motion / "val" / "left" / "r"], "inside"),
