@@ -13,10 +13,11 @@ from typing import TYPE_CHECKING, Any, Callable
 import torch
 from torch import nn
 
+from ._convert import CheckpointMismatchError
 from ._pretrained import PretrainedCfg, pretrained_cfg_from_dict
 from ._registry import get_pretrained_cfg
-from ._validation import validate_model_args
-from ._weights import load_pretrained
+from ._validation import check_crop_pct, estimate_params, validate_model_args
+from ._weights import check_head_kept, load_pretrained, stored_numel
 
 if TYPE_CHECKING:
     from .models.video_transformer import VideoTransformer
@@ -133,16 +134,47 @@ def build_model_with_cfg(
     args = merge_model_args(model_cls, spec, kwargs)
     args.setdefault("num_classes", cfg.num_classes)
     validate_model_args(args, complete=True)
+    check_crop_pct(cfg.crop_pct, args.get("img_size", 224), key="pretrained_cfg.crop_pct")  # eval resize size
+    if pretrained and cfg.source_format == "vidzoo":
+        _check_stored_size(cfg, args)
     variant_cls = model_cls.for_attention(args["attention"])
     model = variant_cls(**{k: v for k, v in args.items() if k != "attention"})
     model.model_args = args
     model.architecture = variant
     model.pretrained_cfg = _feed_cfg(cfg, model)
     report = load_pretrained(model, cfg, filter_fn=pretrained_filter_fn) if pretrained else {}
+    if report:
+        saved = cfg.source_format == "vidzoo"
+        check_head_kept(report, model, asked=model.num_classes != cfg.num_classes, weights=_weights_name(cfg),
+                        declared=("its config.json" if cfg.state_dict is None else "its checkpoint's model_args")
+                        if saved else f"{variant} (its pretrained cfg)")
     model.pretrained_cfg["provenance"] = _provenance(variant, cfg, pretrained)
     if report.get("head_dropped"):  # the weights' classifier had another class count: this head is random
         model.pretrained_cfg["provenance"]["head"] = "fresh"
     return model
+
+
+def _check_stored_size(cfg: PretrainedCfg, args: dict[str, Any]) -> None:
+    """A saved model's arguments must describe about as many parameters as its weights hold: checked
+    before the model is allocated, so a config.json that names a giant never costs its memory.
+
+    Raises:
+        CheckpointMismatchError: Naming both sizes (nothing was built).
+    """
+    stored = stored_numel(cfg)
+    wanted = estimate_params(args)
+    if stored is not None and wanted > 2 * stored + 1_000_000:  # the estimate is within ~10%; small models pass
+        raise CheckpointMismatchError(
+            f"the model arguments describe ~{wanted / 1e6:.1f}M parameters but the weights {_weights_name(cfg)} "
+            f"hold {stored / 1e6:.2f}M: they do not belong together (nothing was built)")
+
+
+def _weights_name(cfg: PretrainedCfg) -> str:
+    if cfg.state_dict is not None:
+        return "the state dict given"
+    if cfg.file:
+        return f"'{cfg.file}'"
+    return f"hf-hub:{cfg.hf_hub_id}" + (f" ({cfg.hf_hub_filename})" if cfg.hf_hub_filename else "")
 
 
 def _provenance(variant: str, cfg: PretrainedCfg, pretrained: bool) -> dict[str, Any]:

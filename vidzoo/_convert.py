@@ -306,7 +306,7 @@ def _adapt_videomae(sd: dict[str, torch.Tensor], target: Mapping[str, torch.Tens
     fresh = [k for k in ("fc_norm.weight", "fc_norm.bias") if k in target and k not in sd]
     if "head.weight" in target and "head.weight" not in sd:
         fresh += [k for k in ("head.weight", "head.bias") if k in target]
-        report["head_dropped"] = True
+        report["head_dropped"], report["head_classes"] = True, 0  # a pretraining encoder has no classifier
     for k in fresh:
         sd[k] = target[k]
     if fresh:
@@ -579,7 +579,7 @@ def _adapt_head(sd: dict[str, torch.Tensor], model: nn.Module, target: Mapping[s
     sd.pop("head.bias", None)
     if tw is not None:
         sd["head.weight"], sd["head.bias"] = target["head.weight"], target["head.bias"]
-    report["head_dropped"] = True
+    report["head_dropped"], report["head_classes"] = True, int(w.shape[0])
     _logger.info("Checkpoint head has %d classes, the model %d: the head is not loaded (a fresh one is "
                  "initialised), as timm does.", w.shape[0], getattr(model, "num_classes", 0))
 
@@ -597,7 +597,8 @@ def convert_state_dict(state_dict: Mapping[str, Any], model: nn.Module, *, infla
         source_format: The tag's declared format; used only where the keys are ambiguous.
         source_grid: Token grid ``(T, H, W)`` of the checkpoint where known (from its
             config.json); otherwise inferred from the table sizes.
-        report: Optional dict filled with ``format``, ``head_dropped`` and ``notes``.
+        report: Optional dict filled with ``format``, ``head_dropped`` (with ``head_classes``, the
+            classifier size of the checkpoint, 0 without one) and ``notes``.
 
     Raises:
         CheckpointError: The format is not recognised or a table cannot be converted.

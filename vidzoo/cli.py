@@ -258,7 +258,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def _predict_timeline(args: argparse.Namespace) -> int:
-    from .engine.timeline import parse_span, run_timelines, summary_lines
+    from .engine.timeline import check_timeline_output, parse_span, run_timelines, summary_lines
     for flag, value in (("--window", args.window), ("--stride", args.stride)):
         parse_span(value, fps=1000.0, what=flag)  # a malformed span is the user's error before any video is read
     if not args.output:
@@ -267,6 +267,7 @@ def _predict_timeline(args: argparse.Namespace) -> int:
         if value:
             raise UserError(f"{flag} does not apply to --timeline (one centre view per window; "
                             f"use --window / --stride)")
+    check_timeline_output(args.videos, args.output)  # before the model loads
     with torch_threads(args.threads):
         model = _load(args)
         done, failed = run_timelines(model, args.videos, args.output, window=args.window, stride=args.stride,
@@ -274,7 +275,7 @@ def _predict_timeline(args: argparse.Namespace) -> int:
                                      device=args.device, amp=args.amp, progress=args.progress)
     if args.json:
         print(json.dumps([dict(tl.to_dict(args.top_k), csv=str(c), png=str(p)) for tl, c, p in done]
-                         + [{"path": v, "error": e} for v, e in failed], indent=2))
+                         + [{"path": v, "error": e} for v, e in failed], indent=2, allow_nan=False))
     else:
         for tl, c, p in done:
             print("\n".join(summary_lines(tl)))
@@ -297,7 +298,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
                                amp=args.amp, sampling=args.sampling, frame_stride=args.frame_stride)
     failed = [p for p in preds if not p.ok]
     if args.json:
-        print(json.dumps([p.to_dict() for p in preds], indent=2))
+        print(json.dumps([p.to_dict() for p in preds], indent=2, allow_nan=False))
     else:
         for p in preds:
             if not p.ok:
@@ -356,7 +357,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     model = _load(args)
     try:
         results = export_model(model, args.output, fmt=args.format, opset=args.opset, atol=args.atol, rtol=args.rtol)
-    except (ExportCheckError, ImportError) as e:
+    except (ExportCheckError, ImportError, ValueError) as e:
         raise UserError(f"export: {e}") from e
     for r in results:
         print("\n".join(summary_lines(r)))
@@ -595,11 +596,17 @@ def _finish_help(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
 
 def _user_error_types() -> tuple[type[BaseException], ...]:
-    """The exceptions printed as one line with exit 2: :class:`UserError`, and a video that cannot
-    be read (under ``--on-error raise`` it is the user's to fix). ``vidzoo.data`` imports torch,
-    so its error class is looked up only if the module was loaded (nothing else can raise it)."""
-    decode = sys.modules.get("vidzoo.data.decode")
-    return (UserError, decode.UnreadableVideoError) if decode is not None else (UserError,)
+    """The exceptions printed as one line with exit 2: :class:`UserError`, a video that cannot
+    be read (under ``--on-error raise`` it is the user's to fix) and an output that cannot be
+    written (``vidzoo._hub.OutputError``). Those modules import torch, so their error classes are
+    looked up only if the module was loaded (nothing else can raise them)."""
+    types: tuple[type[BaseException], ...] = (UserError,)
+    decode, hub = sys.modules.get("vidzoo.data.decode"), sys.modules.get("vidzoo._hub")
+    if decode is not None:
+        types += (decode.UnreadableVideoError,)
+    if hub is not None:  # an output in a read-only folder, on a full disk, a directory in the way
+        types += (hub.OutputError,)
+    return types
 
 
 def _rank() -> int:

@@ -15,9 +15,10 @@ from typing import Any
 from torch import nn
 
 from ._factory import create_model
-from ._hub import WEIGHT_FILES, HubDownloadError, download_file, download_weights, save_pretrained
+from ._hub import (WEIGHT_FILES, HubDownloadError, check_model_folder_destination, download_file, download_weights,
+                   save_pretrained)
 from ._pretrained import PretrainedCfg
-from ._weights import _read_json, label_names_from_config, load_checkpoint
+from ._weights import _read_json, check_head_kept, label_names_from_config, load_checkpoint
 from .models import get_pretrained_cfg, list_pretrained, resolve_alias, split_model_name_tag
 from .models.tables import VIT_SIZES
 from .models.vjepa2 import SIZES as VJEPA2_SIZES
@@ -154,7 +155,12 @@ def convert_checkpoint(src: str, dst: str | os.PathLike, model_name: str | None 
 
     Returns:
         The converted model (``create_model("local-dir:DST")`` loads the folder).
+
+    Raises:
+        vidzoo.OutputError: ``dst`` is a file, a folder holding anything but a vidzoo model (it is
+            never replaced), read-only, or the disk is full; checked before any work.
     """
+    check_model_folder_destination(dst)
     weights, hf_cfg, pre, origin = _locate(str(src))
     args: dict[str, Any] = {}
     arch = None
@@ -185,7 +191,12 @@ def convert_checkpoint(src: str, dst: str | os.PathLike, model_name: str | None 
     if pre and pre.get("image_mean") and pre.get("image_std"):
         cfg = cfg.replace(mean=tuple(pre["image_mean"]), std=tuple(pre["image_std"]))
     model = create_model(base, pretrained=False, pretrained_cfg=cfg, **args)
-    load_checkpoint(model, weights, inflation=inflation, source_format=source_format)
+    report = load_checkpoint(model, weights, inflation=inflation, source_format=source_format)
+    check_head_kept(report, model, asked="num_classes" in overrides, weights=f"'{weights}'",
+                    declared="the HF config.json" if hf_cfg is not None and "num_classes" in args
+                    else f"{arch} (its pretrained cfg)")
+    if report.get("head_dropped") and model.num_classes:
+        provenance["head"] = "fresh"  # asked for: a new classifier, to fine-tune
     model.pretrained_cfg["provenance"] = provenance
     save_pretrained(model, dst)
     return model

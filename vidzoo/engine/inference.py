@@ -15,9 +15,10 @@ import torch
 from torch import nn
 
 from .._choices import ON_ERROR, VIEW_MERGES
+from .._hub import ensure_output_dir
 from ..data import UnreadableVideoError, VideoPathDataset
 from ..data.unreadable import reason_of
-from .data_sources import open_eval
+from .data_sources import check_output_outside_data, open_eval
 from .distributed import DistInfo, init_distributed
 from .errors import UserError
 from .evaluation import EvalResult, evaluate, make_eval_loader, predict_probs, sample_names_of, write_eval_outputs
@@ -102,9 +103,15 @@ def run_evaluation(model: nn.Module, data: PathLike, views: str | tuple[int, int
 
     Raises:
         UserError: Missing/empty data, classes the model does not know, clips of the wrong shape, no
-            readable video at all.
+            readable video at all, ``output`` inside the data folder.
+        vidzoo.OutputError: ``output`` is a file, read-only, or the disk is full.
     """
     dinfo: DistInfo = init_distributed(device)
+    if output is not None:
+        check_output_outside_data(output, data, why="its report pictures would be read as data (a folder of .png "
+                                                    "pictures is one more video)")
+        if dinfo.is_main:
+            ensure_output_dir(output, "report folder")  # before the evaluation, not after it
     model = model.to(dinfo.device).eval()
     label_names = model.pretrained_cfg.get("label_names")
     views = parse_views(views, model)
@@ -204,7 +211,7 @@ def predict_videos(model: nn.Module, paths: Sequence[PathLike], top_k: int = 5,
             continue
         if tuple(x.shape[-4:]) != spec.shape:
             raise UserError(f"'{path}' gives clips {tuple(x.shape[-4:])}, the model takes {spec.shape}")
-        probs = predict_probs(model, x.unsqueeze(0).to(dev), amp_dtype)[0]
+        probs = predict_probs(model, x.unsqueeze(0).to(dev), amp_dtype, name_of=lambda _: f"'{path}'")[0]
         p, idx = probs.topk(min(top_k, probs.numel()))
         out.append(Prediction(str(path), [(int(j), names[j], float(q)) for j, q in zip(idx.tolist(), p.tolist())]))
     return out
