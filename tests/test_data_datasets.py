@@ -265,8 +265,8 @@ def test_npz_errors(tmp_path, npz_file):
     (np.array(["0", "1"]), None, r"integer class indices, got dtype <U1"),
 ])
 def test_npz_labels_are_class_indices(tmp_path, labels, names, match):
-    """Labels are whole numbers in [0, classes): a negative one no longer fails mid-training, a float is not
-    truncated, one huge label does not make a billion class names."""
+    """Labels are whole numbers in [0, classes): a negative one is refused when the file opens (not mid-training),
+    a float is not truncated, one huge label does not make a billion class names."""
     path = tmp_path / "l.npz"
     np.savez(path, train_images=np.zeros((2, 2, 4, 4), np.uint8), train_labels=labels)
     with pytest.raises(ValueError, match=match):

@@ -225,7 +225,7 @@ def test_export_output_errors_are_one_line(tmp_path, capsys, monkeypatch):
     with read_only_folder(tmp_path / "ro", simulate_read_only(monkeypatch)):
         assert "read-only" in error(tmp_path / "ro" / "m.onnx")
     monkeypatch.undo()
-    for name in ("m.onnx", "m.pt2"):  # torch's .pt2 writer used to abort the process on a full disk
+    for name in ("m.onnx", "m.pt2"):  # torch's .pt2 writer aborts the process on a full disk: vidzoo's must not
         with full_folder(tmp_path / "full", lambda: monkeypatch.setattr(vz_export, "_write", no_space)) as real:
             assert "the disk is full" in error(tmp_path / "full" / name), real
             assert list((tmp_path / "full").iterdir()) == []  # the partial file is gone

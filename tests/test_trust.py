@@ -408,8 +408,8 @@ def test_config_and_weights_disagreeing_on_classes_is_refused_everywhere(motion,
 
 
 def test_convert_refuses_a_head_that_would_be_random(tmp_path, capsys):
-    """convert with a tag of 400 classes and a file holding 3: refused (it used to save a random head as the
-    converted model); asking for a class count converts with a fresh head, recorded as such."""
+    """convert with a tag of 400 classes and a file holding 3: refused (a random head is not the converted
+    model); asking for a class count converts with a fresh head, recorded as such."""
     transformers = pytest.importorskip("transformers")
     hf_cfg = transformers.TimesformerConfig(image_size=16, num_frames=4, patch_size=8, hidden_size=32,
                                             num_hidden_layers=1, num_attention_heads=2, intermediate_size=128,
@@ -575,8 +575,8 @@ def test_text_file_is_not_a_vidzoo_checkpoint(motion, tmp_path, capsys):
                                           ([0, 1, 1.5, 0], "train_labels[2] is 1.5"),
                                           ([0, 1, 999_999_999, 0], "train_labels[2] is 999999999")])
 def test_hostile_npz_labels_are_one_line_errors(tmp_path, capsys, labels, match):
-    """Labels that are not class indices: one line, exit 2, before training (a negative one used to raise a
-    traceback mid-training, a float was truncated, a huge one made 10^9 class names)."""
+    """Labels that are not class indices: one line, exit 2, before training (not a traceback mid-training for a
+    negative one, not a truncated float, not 10^9 class names for a huge one)."""
     import numpy as np
     path = tmp_path / "organ.npz"
     vols = np.zeros((4, 4, 16, 16), np.uint8)

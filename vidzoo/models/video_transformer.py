@@ -711,7 +711,7 @@ class FactorisedEncoderTransformer(VideoTransformer):
 
     def reset_classifier(self, num_classes: int, global_pool: str | None = None, **kwargs: Any) -> None:
         super().reset_classifier(num_classes, global_pool, **kwargs)
-        if global_pool in ("token", "avg"):  # as before the attentive pooler: the frames pool likewise
+        if global_pool in ("token", "avg"):  # without the attentive pooler the frames pool the same way
             self.frame_pool = global_pool
 
     def init_weights(self) -> None:
