@@ -36,10 +36,14 @@ def test_decode_sizes_of_the_transforms():
     assert train_transforms(224).decode_size(720, 1280) == (388, 690)
 
 
-def test_random_crops_of_the_decode_size_are_never_enlarged():
-    rrc = RandomResizedCrop(224, scale=(0.25, 1.0), generator=torch.Generator().manual_seed(0))
-    h, w = rrc.decode_size(720, 1280)
-    boxes = [rrc.get_params(h, w) for _ in range(5000)]
+@pytest.mark.parametrize("scale,frame", [((0.25, 1.0), (720, 1280)), ((0.08, 1.0), (1080, 1920)),
+                                         ((1.0, 1.0), (720, 1280)), ((0.5, 1.0), (1280, 720))])
+def test_random_crops_of_the_decode_size_are_never_enlarged(scale, frame):
+    # (1, 1) on 16:9: no crop of the full area fits the ratio range, every box is the fallback one.
+    rrc = RandomResizedCrop(224, scale=scale, generator=torch.Generator().manual_seed(0))
+    h, w = rrc.decode_size(*frame)
+    assert h < frame[0] and w < frame[1]
+    boxes = [rrc.get_params(h, w) for _ in range(3000)]
     assert min(min(b[2], b[3]) for b in boxes) >= 224
 
 

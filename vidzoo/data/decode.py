@@ -55,6 +55,7 @@ __all__ = [
     "video_info",
     "read_video",
     "read_video_clips",
+    "iter_video_frames",
     "list_frame_files",
     "is_frame_folder",
 ]

@@ -218,11 +218,16 @@ class RandomResizedCrop:
         None when that is the full frame.
 
         The smallest crop height is that of the smallest area at the widest ratio,
-        ``sqrt(scale_min * H * W / ratio_max)``, the smallest width that at the narrowest ratio; a
-        720p frame with ``scale=(0.25, 1)`` and ``size=224`` is decoded at 388x690, 3.4x fewer pixels.
+        ``sqrt(scale_min * H * W / ratio_max)``, or the height of the fallback box (when no crop
+        fits), whichever is less; widths likewise. A 720p frame with ``scale=(0.25, 1)`` and
+        ``size=224`` is decoded at 388x690, 3.4x fewer pixels.
         """
         area = self.scale[0] * height * width
-        min_h, min_w = math.sqrt(area / self.ratio[1]), math.sqrt(area * self.ratio[0])
+        aspect = width / height
+        fallback_h = width / self.ratio[0] if aspect < self.ratio[0] else height  # see get_params
+        fallback_w = height * self.ratio[1] if aspect > self.ratio[1] else width
+        min_h = min(math.sqrt(area / self.ratio[1]), fallback_h)
+        min_w = min(math.sqrt(area * self.ratio[0]), fallback_w)
         factor = max(self.size[0] / min_h, self.size[1] / min_w)
         if factor >= 1:
             return None
