@@ -4,6 +4,7 @@ shows, in the decoder, in prediction, evaluation, training and ``predict --timel
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import struct
 from fractions import Fraction
@@ -244,3 +245,15 @@ def test_timeline_times_come_from_timestamps(tmp_path):
     assert float(rows[w]["start_time"]) == pytest.approx(10.0, abs=1e-3)
     segs = tl.segments()
     assert segs[0][0] == 0.0 and segs[-1][1] == pytest.approx(tl.duration)
+
+
+def test_timeline_lays_windows_out_again_when_the_stream_is_shorter_than_counted(tmp_path, monkeypatch):
+    # A count that survived the header check (here: forced) but that decoding does not reach.
+    path = write_video(tmp_path / "v.mp4", ramp(12, 32, 32), fps=8)
+    real = tlm.video_info
+    monkeypatch.setattr(tlm, "video_info", lambda p, exact=False: dataclasses.replace(real(p, exact), num_frames=20))
+    torch.manual_seed(0)
+    model = vidzoo.create_model(MODEL, num_classes=2, num_frames=4, img_size=16, **TINY).eval()
+    tl = tlm.predict_timeline(model, path, window="4", stride="4", progress=False)
+    assert tl.num_frames == 12 and tl.starts == [0, 4, 8] and len(tl.times) == 13
+    assert tl.duration == pytest.approx(1.5, abs=1e-3)
