@@ -160,19 +160,20 @@ def _is_inside(path: Path, folder: Path) -> bool:
 
 
 def _walk(root: Path) -> tuple[list[Path], list[Path]]:
-    """Video files and frame folders under ``root`` (hidden entries skipped), in a stable order."""
+    """Video files and frame folders (images, no videos) under ``root`` (hidden entries skipped),
+    in a stable order."""
     from ..data.datasets import VIDEO_EXTENSIONS
     from ..data.decode import is_frame_folder
     videos, folders = [], []
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         here = Path(dirpath)
-        if here != root and is_frame_folder(here):
+        found = [here / f for f in sorted(filenames)
+                 if not f.startswith(".") and Path(f).suffix.lower() in VIDEO_EXTENSIONS]
+        if not found and here != root and is_frame_folder(here):
             folders.append(here)
             dirnames[:] = []
-            continue
-        videos += [here / f for f in sorted(filenames)
-                   if not f.startswith(".") and Path(f).suffix.lower() in VIDEO_EXTENSIONS]
+        videos += found
     return videos, folders
 
 
@@ -241,7 +242,7 @@ def _check_paths(data: Path, output: Path, root: Path, jobs: list[_Job], is_list
         if dst in sources or (not is_list and _is_inside(dst, tree)):
             raise UserError(f"--output '{output}': the prepared copy of '{j.source}' would be written at "
                             f"'{j.output}', inside the sources; choose another folder")
-        if is_list and any(_is_inside(s, out) for s in (j.source.resolve(),)):
+        if is_list and _is_inside(j.source.resolve(), out):
             raise UserError(f"--output '{output}' holds the listed video '{j.source}'; choose another folder")
         if dst in seen:
             raise UserError(f"'{seen[dst]}' and '{j.source}' would both be prepared as '{j.output}' "
@@ -595,6 +596,7 @@ def prepare_videos(data: PathLike, output: PathLike, short_side: int = DEFAULT_S
                     record(r)
     finally:
         bar.close()
+        _remove_stale_temporaries(out)  # those of workers stopped mid-file (Ctrl-C terminates the pool)
         # Whatever stopped the run, the report says what is in place (a rerun completes the rest).
         report.results += [done[j.source] for j in jobs if j.source in done]
         if done or folders:
