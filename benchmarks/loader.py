@@ -185,12 +185,13 @@ def gpu_train_speeds(gpu_check: Path | None) -> tuple[dict[str, float], str]:
         if path is None or not path.is_file():
             continue
         report = json.loads(path.read_text())
-        rows = (report.get("sections", report).get("hf_speed") or {}).get("rows", []) if isinstance(report, dict) else []
+        if report.get("tiny"):
+            continue  # a dry run's tiny models say nothing about the real ones
+        rows = [r for sec in report.get("sections", []) if sec.get("section") == "hf_speed" for r in sec.get("rows", [])]
         out = {}
-        for r in rows:
+        for r in rows:  # compare_hf rows: "input" is "BxCxTxHxW", "vidzoo_ms" one bf16 training step
             if r.get("mode") == "train" and r.get("vidzoo_ms"):
-                b = int(str(r.get("input", "8")).strip("()").split(",")[0])
-                out[r["vidzoo_model"]] = b / (r["vidzoo_ms"] / 1e3)
+                out[r["vidzoo_model"]] = int(str(r["input"]).split("x")[0]) / (r["vidzoo_ms"] / 1e3)
         if out:
             return out, f"measured by gpu_check.py ({path.name})"
     return {}, ""
