@@ -234,6 +234,71 @@ def test_npz_errors(tmp_path, npz_file):
         NpzVolumeDataset(path, split="dev")
 
 
+@pytest.mark.parametrize("labels,names,match", [
+    (np.array([0, -1]), None, r"train_labels\[1\] is -1; labels must be class indices >= 0"),
+    (np.array([0.0, 1.5]), None, r"train_labels\[1\] is 1.5; labels must be whole class indices"),
+    (np.array([0.0, np.nan]), None, r"train_labels\[1\] is nan"),
+    (np.array([[0], [999_999_999]]), None,
+     r"train_labels\[1\] is 999999999; .* below 1000000 \(vidzoo._validation.MAX_CLASSES\)"),
+    (np.array([0, 3]), ["a", "b", "c"], r"train_labels\[1\] is 3; .* below 3, the number of classes \(a, b, c\)"),
+    (np.array([True, False]), None, r"train_labels must hold integer class indices, got dtype bool"),
+    (np.array(["0", "1"]), None, r"integer class indices, got dtype <U1"),
+])
+def test_npz_labels_are_class_indices(tmp_path, labels, names, match):
+    """Labels are whole numbers in [0, classes): a negative one no longer fails mid-training, a float is not
+    truncated, one huge label does not make a billion class names."""
+    path = tmp_path / "l.npz"
+    np.savez(path, train_images=np.zeros((2, 2, 4, 4), np.uint8), train_labels=labels)
+    with pytest.raises(ValueError, match=match):
+        NpzVolumeDataset(path, label_names=names)
+
+
+def test_npz_whole_float_labels_are_kept(tmp_path):
+    path = tmp_path / "f.npz"
+    np.savez(path, train_images=np.zeros((3, 2, 4, 4), np.uint8), train_labels=np.array([[0.0], [2.0], [1.0]]))
+    ds = NpzVolumeDataset(path)
+    assert ds.targets == [0, 2, 1] and ds.classes == ["0", "1", "2"]
+
+
+def _npz_declaring(path, shape, dtype=np.uint8) -> None:
+    """An npz whose train_images header declares ``shape`` but holds a few bytes (a zip bomb's effect without its
+    cost: nothing past the header can be read)."""
+    import io
+    import zipfile
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": np.dtype(dtype).str, "fortran_order": False,
+                                                  "shape": shape})
+    labels = io.BytesIO()
+    np.save(labels, np.zeros(shape[0], np.int64))
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("train_images.npy", header.getvalue() + b"\x00" * 64)
+        z.writestr("train_labels.npy", labels.getvalue())
+
+
+def test_npz_declared_size_is_bounded_before_reading(tmp_path, monkeypatch):
+    """An npz declaring 1.6 GB of volumes is refused from its headers (before a byte of them is decompressed),
+    against a documented limit that max_bytes= or VIDZOO_NPZ_MAX_BYTES raises."""
+    from vidzoo.data.datasets import NPZ_MAX_BYTES
+    bomb = tmp_path / "bomb.npz"
+    _npz_declaring(bomb, (6250, 64, 64, 64))  # 1.6 GB of uint8
+    assert bomb.stat().st_size < 10_000
+    with pytest.raises(ValueError, match=r"bomb.npz' declares arrays of 1\.53 GiB .*more than the 1\.00 GiB limit"):
+        NpzVolumeDataset(bomb)
+    assert NPZ_MAX_BYTES == 2 ** 30
+    small = tmp_path / "small.npz"
+    np.savez_compressed(small, train_images=np.zeros((4, 8, 16, 16), np.uint8), train_labels=np.zeros(4, np.int64))
+    with pytest.raises(ValueError, match="VIDZOO_NPZ_MAX_BYTES"):
+        NpzVolumeDataset(small, max_bytes=4096)
+    monkeypatch.setenv("VIDZOO_NPZ_MAX_BYTES", "4096")
+    with pytest.raises(ValueError, match="0.00 GiB limit"):
+        NpzVolumeDataset(small)
+    monkeypatch.setenv("VIDZOO_NPZ_MAX_BYTES", str(2 ** 20))
+    assert len(NpzVolumeDataset(small)) == 4
+    monkeypatch.setenv("VIDZOO_NPZ_MAX_BYTES", "lots")
+    with pytest.raises(ValueError, match="VIDZOO_NPZ_MAX_BYTES must be a number of bytes, got 'lots'"):
+        NpzVolumeDataset(small)
+
+
 def test_split_indices_stratified_and_reproducible():
     labels = [0] * 10 + [1] * 5 + [2] * 2
     tr, va = split_indices(labels, val_fraction=0.2, seed=1)

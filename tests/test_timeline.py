@@ -17,6 +17,8 @@ from vidzoo.engine import timeline as tlm
 from vidzoo.engine.errors import UserError
 from vidzoo.engine.model_io import save_model_folder
 
+from _outputs import full_folder, no_space, read_only_folder, simulate_read_only
+
 TINY = dict(embed_dim=32, depth=1, num_heads=2, num_frames=4, img_size=32, patch_size=8, num_classes=3)
 FPS = 8
 
@@ -119,7 +121,8 @@ def test_cli_timeline(tmp_path, capsys):
     # saved as trained weights: predict refuses a saved random initialisation
     save_model_folder(vidzoo.create_model("vivit_tubelet", **TINY), tmp_path / "model",
                       run_config={"data": "clips/", "epochs": 1}, classes=["a", "b", "c"])
-    v1 = _video(tmp_path / "a.mp4", 16, 16)
+    (tmp_path / "videos").mkdir()  # the timeline folder may not go inside the videos' folder
+    v1 = _video(tmp_path / "videos" / "a.mp4", 16, 16)
     out = tmp_path / "out"
     args = ["predict", "--model", str(tmp_path / "model"), str(v1), "--timeline", "--output", str(out),
             "--window", "1s", "--stride", "4", "--top-k", "2", "--no-progress"]
@@ -131,7 +134,7 @@ def test_cli_timeline(tmp_path, capsys):
     assert (out / "a_timeline.png").stat().st_size > 10_000
 
     # A missing video among good ones: the good one is answered, the bad one named, exit 1 (as predict).
-    assert main(args[:4] + [str(tmp_path / "missing.mp4")] + args[4:] + ["--json"]) == 1
+    assert main(args[:4] + [str(tmp_path / "videos" / "missing.mp4")] + args[4:] + ["--json"]) == 1
     cap = capsys.readouterr()
     assert "missing.mp4" in cap.err and '"path"' in cap.out and "missing.mp4" in cap.out
     assert main(args[:5] + ["--timeline"]) == 2
@@ -140,3 +143,69 @@ def test_cli_timeline(tmp_path, capsys):
     assert "--views does not apply" in capsys.readouterr().err
     assert main(args[:-5] + ["--window", "2x"]) == 2
     assert "--window expects" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------ outputs
+def _timeline_args(tmp_path, videos, out):
+    if not (tmp_path / "model").exists():
+        torch.manual_seed(0)
+        save_model_folder(vidzoo.create_model("vivit_tubelet", **TINY), tmp_path / "model",
+                          run_config={"data": "clips/", "epochs": 1}, classes=["a", "b", "c"])
+    return ["predict", "--model", str(tmp_path / "model"), *map(str, videos), "--timeline", "--output", str(out),
+            "--window", "8", "--stride", "8", "--no-progress"]
+
+
+def test_timeline_outputs_are_unique_and_never_follow_a_symlink(tmp_path, capsys):
+    """x/a/v.mp4 and y/a/v.mp4 (and v.mp4 and v.mkv) no longer overwrite each other's files with "wrote" printed for
+    both; a symlink planted at an output path is replaced, its target untouched."""
+    v1 = _video((tmp_path / "x" / "a").mkdir(parents=True) or tmp_path / "x" / "a" / "v.mp4", 8, 8)
+    v2 = _video((tmp_path / "y" / "a").mkdir(parents=True) or tmp_path / "y" / "a" / "v.mp4", 12, 12)
+    out = tmp_path / "x" / "a" / "deeper" / "timelines"  # two levels below a video's folder: not read as a video
+    out.mkdir(parents=True)
+    target = tmp_path / "precious.csv"
+    target.write_text("not a timeline")
+    (out / "x_a_v_timeline.csv").symlink_to(target)
+    assert main(_timeline_args(tmp_path, [v1, v2], out)) == 0
+    text = capsys.readouterr().out
+    rows = {f.name: len(list(csv.DictReader(open(f)))) for f in out.glob("*.csv")}
+    assert rows == {"x_a_v_timeline.csv": 2, "y_a_v_timeline.csv": 3}  # 16 and 24 frames, 8-frame windows
+    assert sorted(p.name for p in out.glob("*.png")) == ["x_a_v_timeline.png", "y_a_v_timeline.png"]
+    for name in rows:
+        assert text.count(f"{out / name} and") == 1, text
+    assert target.read_text() == "not a timeline" and not (out / "x_a_v_timeline.csv").is_symlink()
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporary file left
+
+    v3, v4 = _video(tmp_path / "v.mp4", 8, 8), _video(tmp_path / "v.mkv", 16, 16)
+    out2 = tmp_path / "y" / "other" / "timelines"
+    assert main(_timeline_args(tmp_path, [v3, v4], out2)) == 0
+    capsys.readouterr()
+    assert {f.name: len(list(csv.DictReader(open(f)))) for f in out2.glob("*.csv")} == {
+        "v_mp4_timeline.csv": 2, "v_mkv_timeline.csv": 4}
+    assert tlm.output_names(["v.mp4", "./v.mp4"]) == ["v", "v-2"]  # the same video twice
+
+
+def test_timeline_output_folder_errors_are_one_line(tmp_path, capsys, monkeypatch):
+    (tmp_path / "videos").mkdir()
+    v = _video(tmp_path / "videos" / "a.mp4", 8, 8)
+    (tmp_path / "file").write_text("x")
+
+    def error(out):
+        assert main(_timeline_args(tmp_path, [v], out)) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("vidzoo: error: ") and err.count("\n") == 1 and "Traceback" not in err, err
+        return err
+
+    assert "a file is in the way" in error(tmp_path / "file")
+    assert "a parent of it is a file" in error(tmp_path / "file" / "tl")
+    # a timeline folder in (or directly in) a class folder would be read as one more video of that class
+    assert "is the folder of" in error(tmp_path / "videos")
+    assert "is a folder directly in the folder of" in error(tmp_path / "videos" / "tl")
+    assert not (tmp_path / "videos" / "tl").exists()
+    with read_only_folder(tmp_path / "ro", simulate_read_only(monkeypatch)):
+        assert "read-only" in error(tmp_path / "ro" / "tl")
+    monkeypatch.undo()
+    import matplotlib.figure
+    with full_folder(tmp_path / "full", lambda: monkeypatch.setattr(matplotlib.figure.Figure, "savefig",
+                                                                      no_space)) as real:
+        assert "the disk is full" in error(tmp_path / "full"), real
+        assert not [p for p in (tmp_path / "full").iterdir() if p.suffix != ".csv"]  # no partial picture

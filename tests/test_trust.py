@@ -144,7 +144,7 @@ HOSTILE_SET = [("depth=-1", "depth"), ("depth=1e7", "depth"), ("depth=10000000",
                ("patch_size=0", "patch_size"), ("mlp_ratio=-1", "mlp_ratio"), ("norm_eps=0", "norm_eps"),
                ("act_layer=relu", "act_layer"), ("attention=nope", "attention variant 'nope'"),
                ("in_chans=0", "in_chans"), ("tubelet_size=0", "tubelet_size"), ("qkv_bias=maybe", "qkv_bias"),
-               ("embed_dim=15360", "parameters"), ("num_frames=4096", "tokens"), ("nonsense=1", "nonsense")]
+               ("embed_dim=8192", "embed_dim"), ("num_frames=4096", "tokens"), ("nonsense=1", "nonsense")]
 
 
 def test_hostile_values_are_one_line_errors(motion, tmp_path, capsys):
@@ -172,6 +172,26 @@ def test_hostile_values_are_one_line_errors(motion, tmp_path, capsys):
                        (["--num-samples", "-1"], "--num-samples")]:
         assert name in error("eval", "--model", TAGGED, "--data", motion, *args)
 
+    # Outputs that were written through, into the data or over other outputs, and inputs that were trusted: each
+    # is one line before anything is written (the tests further down check each in depth).
+    import numpy as np
+    d, mismatched = _trained_folder_with_bias(tmp_path, 0.0), _trained_folder_with_another_head(tmp_path)
+    (tmp_path / "dir.onnx").mkdir()
+    (tmp_path / "afile").write_text("x")
+    npz = tmp_path / "labels.npz"
+    np.savez(npz, train_images=np.zeros((2, 4, 16, 16), np.uint8), train_labels=np.array([0, -1]))
+    for args, name in [(["export", "--model", d, "--output", tmp_path / "dir.onnx"], "it is a directory"),
+                       (["export", "--model", d, "--output", tmp_path / "afile" / "m.onnx"], "parent of it is a"),
+                       (["predict", "--model", d, video, "--timeline", "--output", tmp_path / "afile"], "a file is in"),
+                       (["predict", "--model", d, video, "--timeline", "--output", video.parent / "tl"], "directly in"),
+                       (["eval", "--model", d, "--data", motion, "--output", motion / "val" / "left" / "r"], "inside"),
+                       (["convert", d, tmp_path / "afile"], "a file is in the way"),
+                       (["predict", "--model", mismatched, video], "but its config.json has 5 classes"),
+                       (["eval", "--model", mismatched, "--data", motion], "but its config.json has 5 classes"),
+                       (train_args("vivit_organmnist3d", npz, tmp_path / "o", *TINY), "train_labels[1] is -1")]:
+        assert name in error(*args), (args, name)
+    assert not (video.parent / "tl").exists() and not (motion / "val" / "left" / "r").exists()
+
 
 def test_hostile_values_in_a_subprocess_have_no_traceback(motion, tmp_path):
     err = one_line_error(cli(*train_args("vivit_joint_tiny_patch16x2_224", motion, tmp_path / "o"), "--clip-grad",
@@ -183,9 +203,12 @@ def test_hostile_values_in_a_subprocess_have_no_traceback(motion, tmp_path):
 
 @pytest.mark.parametrize("kwargs,name", [(dict(num_classes=-5), "num_classes"), (dict(depth=-1), "depth"),
                                          (dict(embed_dim=0), "embed_dim"), (dict(num_heads=0), "num_heads"),
-                                         (dict(depth=1e7), "depth"), (dict(num_heads=7), "num_heads")])
+                                         (dict(depth=1e7), "depth"), (dict(num_heads=7), "num_heads"),
+                                         (dict(embed_dim=8192, num_heads=32), "embed_dim"),
+                                         (dict(embed_dim=4096, depth=64, num_heads=32), "parameters"),
+                                         (dict(pretrained_cfg_overlay=dict(crop_pct=1e-6)), "crop_pct")])
 def test_api_model_arguments_raise_value_error(kwargs, name):
-    with pytest.raises(ValueError, match=name):
+    with torch.device("meta"), pytest.raises(ValueError, match=name):  # meta: a missed bound allocates nothing
         vidzoo.create_model("vivit_joint_tiny_patch16x2_224", **kwargs)
 
 
@@ -223,6 +246,14 @@ def _saved(tmp_path) -> Path:
     (lambda c, d: c["pretrained_cfg"].update(hf_hub_id="org/other"), "pretrained_cfg.hf_hub_id"),
     (lambda c, d: c["pretrained_cfg"].update(mean="grey"), "pretrained_cfg.mean"),
     (lambda c, d: c["pretrained_cfg"].update(surprise=1), "pretrained_cfg.surprise"),
+    # sizes are bounded before anything is allocated
+    (lambda c, d: c["model_args"].update(embed_dim=8192), "model_args.embed_dim"),
+    (lambda c, d: c["pretrained_cfg"].update(crop_pct=1e-6), "pretrained_cfg.crop_pct"),
+    (lambda c, d: c["pretrained_cfg"].update(input_size=[3, 10 ** 9, 16, 16]), "pretrained_cfg.input_size"),
+    (lambda c, d: c["pretrained_cfg"].update(test_num_clips=10 ** 6), "pretrained_cfg.test_num_clips"),
+    (lambda c, d: c["pretrained_cfg"].update(test_num_crops=7), "pretrained_cfg.test_num_crops"),
+    # one class count: config, pretrained cfg and (below, test_safety) weights agree
+    (lambda c, d: c["pretrained_cfg"].update(num_classes=5), "pretrained_cfg.num_classes"),
 ])
 def test_hostile_config_json(tmp_path, edit, field):
     d = _saved(tmp_path)
@@ -233,6 +264,113 @@ def test_hostile_config_json(tmp_path, edit, field):
         vidzoo.create_model(f"local-dir:{d}")
     msg = str(e.value)
     assert str(d / "config.json") in msg and field in msg and "\n" not in msg, msg
+
+
+def test_size_bounds_admit_vit_g_at_384px_64_frames():
+    """The bounds are generous: a ViT-g (V-JEPA 2 giant) clip model at 384 px, 64 frames builds (on the meta
+    device: no memory), and the pre-allocation estimate is within a few percent of its real size."""
+    from vidzoo._validation import check_crop_pct, estimate_params
+    with torch.device("meta"):
+        m = vidzoo.create_model("vivit_joint_base_patch16x2_224", embed_dim=1408, depth=40, num_heads=22,
+                                mlp_ratio=48 / 11, num_frames=64, img_size=384, num_classes=400)
+    real = sum(p.numel() for p in m.parameters())
+    assert 0.95e9 < real < 1.1e9 and abs(estimate_params(m.model_args) / real - 1) < 0.05
+    check_crop_pct(0.875, 384)
+
+
+def _tiny_folder_naming_a_giant(tmp_path) -> Path:
+    """A saved tiny model whose config.json says embed_dim 2048 (within the bounds: ~600M parameters)."""
+    d = _saved(tmp_path)
+    cfg = json.loads((d / "config.json").read_text())
+    cfg["model_args"].update(embed_dim=2048, num_heads=16)
+    (d / "config.json").write_text(json.dumps(cfg))
+    return d
+
+
+def test_config_json_naming_a_giant_is_refused_before_allocation(tmp_path, capsys, monkeypatch):
+    """config.json and model.safetensors disagree by orders of magnitude: refused from the file headers, before the
+    model is built (no VideoTransformer is constructed), one line through the CLI."""
+    from vidzoo.models.video_transformer import VideoTransformer
+    d = _tiny_folder_naming_a_giant(tmp_path)
+    built = []
+    real = VideoTransformer.__init__
+    monkeypatch.setattr(VideoTransformer, "__init__", lambda self, *a, **k: built.append(k) or real(self, *a, **k))
+    with pytest.raises(vidzoo.CheckpointMismatchError, match=r"~\d+\.\dM parameters but the weights .* hold 0\.\d+M"):
+        vidzoo.create_model(f"local-dir:{d}")
+    assert built == []
+    assert main(["predict", "--model", str(d), str(tmp_path / "v.mp4")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "nothing was built" in err and built == []
+
+
+def test_hub_config_naming_a_giant_is_refused_before_allocation(tmp_path):
+    """The same through hf-hub: (a seeded cache, HF_HUB_OFFLINE=1): the weights' header is read before the build."""
+    d = _tiny_folder_naming_a_giant(tmp_path)
+    snapshot = tmp_path / "cache" / "models--org--giant" / "snapshots" / ("0" * 40)
+    snapshot.mkdir(parents=True)
+    for f in d.iterdir():
+        (snapshot / f.name).write_bytes(f.read_bytes())
+    (tmp_path / "cache" / "models--org--giant" / "refs").mkdir()
+    (tmp_path / "cache" / "models--org--giant" / "refs" / "main").write_text("0" * 40)
+    err = one_line_error(cli("predict", "--model", "hf-hub:org/giant", tmp_path / "v.mp4",
+                             env={"HF_HUB_CACHE": str(tmp_path / "cache"), "HF_HUB_OFFLINE": "1"}))
+    assert "parameters but the weights hf-hub:org/giant" in err and "nothing was built" in err
+
+
+def _trained_folder_with_another_head(tmp_path) -> Path:
+    """A trained 2-class model folder whose config.json was edited to say 5 classes everywhere (its weights keep
+    the 2-class classifier)."""
+    from vidzoo.engine.model_io import save_model_folder
+    model = vidzoo.create_model("vivit_joint_tiny_patch16x2_224", num_classes=2, **TINY_ARGS)
+    d = save_model_folder(model, tmp_path / "m", run_config={"data": "clips/", "epochs": 1}, classes=["l", "r"])
+    cfg = json.loads((d / "config.json").read_text())
+    cfg["num_classes"] = cfg["model_args"]["num_classes"] = cfg["pretrained_cfg"]["num_classes"] = 5
+    cfg["pretrained_cfg"]["label_names"] = list("abcde")
+    (d / "config.json").write_text(json.dumps(cfg))
+    return d
+
+
+def test_config_and_weights_disagreeing_on_classes_is_refused_everywhere(motion, tmp_path, capsys):
+    """A head that would be random (config.json: 5 classes, weights: 2) is refused by create_model and by every
+    command (exit 2, one line naming both counts), instead of predictions that change on every run; asking for
+    another class count (fine-tuning) still starts a fresh head, which predict then refuses as --weights does."""
+    d = _trained_folder_with_another_head(tmp_path)
+    with pytest.raises(vidzoo.CheckpointMismatchError, match=r"a classifier of 2 classes, but its config.json has 5"):
+        vidzoo.create_model(f"local-dir:{d}")
+    video = motion / "val" / "left" / "0000.mp4"
+    for args in (["predict", "--model", d, video], ["predict", "--model", d, video, "--timeline", "--output",
+                                                     tmp_path / "tl"],
+                 ["eval", "--model", d, "--data", motion, "--output", tmp_path / "ev"],
+                 ["export", "--model", d, "--output", tmp_path / "m.onnx"]):
+        assert main([str(a) for a in args]) == 2, args
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "2 classes" in err and "5 classes" in err and "random" in err, err
+    assert not (tmp_path / "m.onnx").exists() and not (tmp_path / "ev" / "metrics.json").exists()
+    m = vidzoo.create_model(f"local-dir:{d}", num_classes=7)  # asked for: a new head to fine-tune
+    assert m.num_classes == 7 and m.pretrained_cfg["provenance"]["head"] == "fresh"
+    assert main(["predict", "--model", str(d), str(video), "--set", "num_classes=7"]) == 2
+    assert "head would be random" in capsys.readouterr().err
+
+
+def test_convert_refuses_a_head_that_would_be_random(tmp_path, capsys):
+    """convert with a tag of 400 classes and a file holding 3: refused (it used to save a random head as the
+    converted model); asking for a class count converts with a fresh head, recorded as such."""
+    transformers = pytest.importorskip("transformers")
+    hf_cfg = transformers.TimesformerConfig(image_size=16, num_frames=4, patch_size=8, hidden_size=32,
+                                            num_hidden_layers=1, num_attention_heads=2, intermediate_size=128,
+                                            num_labels=3)
+    transformers.TimesformerForVideoClassification(hf_cfg).save_pretrained(tmp_path / "hf")
+    (tmp_path / "hf" / "config.json").unlink()  # a checkpoint file alone: the tag's cfg says what it holds
+    capsys.readouterr()  # transformers' own progress output
+    weights = tmp_path / "hf" / "model.safetensors"
+    tiny = ["--set", "embed_dim=32", "depth=1", "num_heads=2", "patch_size=8", "num_frames=4", "img_size=16"]
+    assert main(["convert", str(weights), str(tmp_path / "out"), "--model", TAGGED, *tiny]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "3 classes" in err and "400 classes" in err, err
+    assert not (tmp_path / "out" / "model.safetensors").exists()
+    assert main(["convert", str(weights), str(tmp_path / "out"), "--model", TAGGED, *tiny, "num_classes=5"]) == 0
+    cfg = json.loads((tmp_path / "out" / "config.json").read_text())
+    assert cfg["num_classes"] == 5 and cfg["pretrained_cfg"]["provenance"]["head"] == "fresh"
 
 
 def test_config_json_not_json_names_the_file(tmp_path, capsys):
@@ -349,14 +487,39 @@ class _Payload:
     pass
 
 
-def test_unsafe_pickle_keeps_torchs_reason(tmp_path):
+class _Exploit:
+    """A pickle that would run ``call(*args)`` when loaded without ``weights_only=True``."""
+
+    def __init__(self, call, *args):
+        self.call, self.args = call, args
+
+    def __reduce__(self):
+        return self.call, self.args
+
+
+@pytest.mark.parametrize("call,blocked", [
+    (os.system, "os.system"),
+    (eval, "builtins.eval"),
+    (_Payload, "_Payload"),
+])
+def test_malicious_pickle_is_refused_naming_the_global(tmp_path, capsys, call, blocked):
+    """A real exploit pickle: refused before it runs, the message names the global torch blocked and never repeats
+    torch's advice to reload with weights_only=False (the API, and a checkpoint given to --model)."""
+    marker = tmp_path / "pwned"
+    payload = {os.system: _Exploit(os.system, f"touch {marker}"),
+               eval: _Exploit(eval, f"open({str(marker)!r}, 'w').close()"), _Payload: _Payload()}[call]
     path = tmp_path / "evil.pth"
-    torch.save({"pos_embed": torch.zeros(1), "payload": _Payload()}, path)
+    torch.save({"pos_embed": torch.zeros(1), "payload": payload}, path)
+    assert not marker.exists()
     with pytest.raises(vidzoo.CorruptCheckpointError) as e:
         vidzoo.create_model("vivit_joint_tiny_patch16x2_224", pretrained=True, pretrained_cfg=dict(file=str(path)))
-    msg = str(e.value)
-    assert "Unsupported global" in msg and "_Payload" in msg and "weights_only=False" not in msg
-    assert "add_safe_globals" not in msg
+    msgs = [str(e.value)]
+    assert main(["predict", "--model", str(path), str(tmp_path / "v.mp4")]) == 2
+    msgs.append(capsys.readouterr().err)
+    for msg in msgs:
+        assert blocked in msg and "weights_only=False" not in msg and "add_safe_globals" not in msg, msg
+        assert "\n" not in msg.rstrip("\n")
+    assert not marker.exists()  # the payload never ran
 
 
 def test_text_file_is_not_a_vidzoo_checkpoint(motion, tmp_path, capsys):
@@ -369,6 +532,139 @@ def test_text_file_is_not_a_vidzoo_checkpoint(motion, tmp_path, capsys):
                 + ["--resume", str(text)]) == 2
     err = capsys.readouterr().err
     assert "is not a vidzoo checkpoint" in err and "KeyError" not in err, err
+
+
+# ------------------------------------------------------------------------------- npz data
+@pytest.mark.parametrize("labels,match", [([0, 1, -1, 0], "train_labels[2] is -1"),
+                                          ([0, 1, 1.5, 0], "train_labels[2] is 1.5"),
+                                          ([0, 1, 999_999_999, 0], "train_labels[2] is 999999999")])
+def test_hostile_npz_labels_are_one_line_errors(tmp_path, capsys, labels, match):
+    """Labels that are not class indices: one line, exit 2, before training (a negative one used to raise a
+    traceback mid-training, a float was truncated, a huge one made 10^9 class names)."""
+    import numpy as np
+    path = tmp_path / "organ.npz"
+    vols = np.zeros((4, 4, 16, 16), np.uint8)
+    np.savez(path, train_images=vols, train_labels=np.array(labels), val_images=vols, val_labels=np.array([0, 1, 0, 1]))
+    assert main([str(a) for a in train_args("vivit_organmnist3d", path, tmp_path / "o", *TINY)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and match in err and str(path) in err, err
+    assert not (tmp_path / "o").exists()
+
+
+# ------------------------------------------------------------------------- every number finite
+def _trained_folder_with_bias(tmp_path, value: float) -> Path:
+    """A trained-looking 2-class model whose classifier bias is ``value`` (NaN / inf): every logit is non-finite."""
+    from vidzoo.engine.model_io import save_model_folder
+    model = vidzoo.create_model("vivit_joint_tiny_patch16x2_224", num_classes=2, **TINY_ARGS)
+    with torch.no_grad():
+        model.head.bias.fill_(value)
+    return save_model_folder(model, tmp_path / f"bias_{value}", run_config={"data": "clips/", "epochs": 1},
+                             classes=["left", "right"])
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_non_finite_logits_stop_with_one_line(motion, tmp_path, capsys, value):
+    """NaN / inf logits: predict (plain, --json, --timeline) and eval stop with exit 2 and one line naming the model
+    and the video, instead of "prob": NaN (invalid JSON) or an eval report of some top-1 with exit 0."""
+    d = _trained_folder_with_bias(tmp_path, value)
+    video = motion / "val" / "left" / "0000.mp4"
+    for args in (["predict", "--model", d, video], ["predict", "--model", d, video, "--json"],
+                 ["predict", "--model", d, video, "--timeline", "--output", tmp_path / "tl", "--window", "4f"],
+                 ["eval", "--model", d, "--data", motion, "--split", "val", "--output", tmp_path / "ev"]):
+        assert main([str(a) for a in args]) == 2, args
+        cap = capsys.readouterr()
+        assert cap.out == "" and cap.err.count("\n") == 1 and "non-finite logits" in cap.err, cap
+        assert str(d / "model.safetensors") in cap.err and "/val/" in cap.err and ".mp4" in cap.err, cap.err
+    assert not (tmp_path / "ev" / "metrics.json").exists() and not list((tmp_path / "tl").glob("*.csv"))
+
+
+def test_json_written_by_vidzoo_is_valid_json(tmp_path):
+    """Non-finite floats never reach a JSON file: null in run files, a one-line refusal in config.json."""
+    from vidzoo.engine.checkpoint import atomic_write_json
+    atomic_write_json({"loss": float("nan"), "lr": [float("inf"), 1.0]}, tmp_path / "m.json")
+    assert json.loads((tmp_path / "m.json").read_text(), parse_constant=pytest.fail) == {"loss": None,
+                                                                                       "lr": [None, 1.0]}
+    model = vidzoo.create_model("vivit_joint_tiny_patch16x2_224", num_classes=2, **TINY_ARGS)
+    model.pretrained_cfg["extra"] = {"score": float("inf")}
+    with pytest.raises(ValueError, match="not JSON-serialisable"):
+        vidzoo.save_pretrained(model, tmp_path / "m")
+
+
+# --------------------------------------------------------------------------------- outputs
+def test_eval_report_folder_errors_are_one_line_before_evaluating(motion, tmp_path, capsys, monkeypatch):
+    """eval --output inside --data (its pictures would be read as data: a folder of .png frames in a class folder is
+    one more video), a file, or read-only: one line, exit 2, before the evaluation; a symlink planted at a report
+    file is replaced, its target untouched."""
+    from _outputs import read_only_folder, simulate_read_only
+    d = _trained_folder_with_bias(tmp_path, 0.0)
+    (tmp_path / "file").write_text("x")
+
+    def error(out):
+        assert main(["eval", "--model", str(d), "--data", str(motion), "--output", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("vidzoo: error: ") and err.count("\n") == 1, err
+        return err
+
+    for inside in (motion / "val" / "left" / "report", motion / "report"):
+        assert "is inside --data" in error(inside) and not inside.exists()
+    assert "a file is in the way" in error(tmp_path / "file")
+    with read_only_folder(tmp_path / "ro", simulate_read_only(monkeypatch)):
+        assert "read-only" in error(tmp_path / "ro" / "report")
+    monkeypatch.undo()
+    out = tmp_path / "report"
+    out.mkdir()
+    for name in ("metrics.json", "confusion_matrix.png", "samples.gif"):
+        (tmp_path / f"target_{name}").write_text("the user's")
+        (out / name).symlink_to(tmp_path / f"target_{name}")
+    assert main(["eval", "--model", str(d), "--data", str(motion), "--output", str(out), "--no-progress"]) == 0
+    for name in ("metrics.json", "confusion_matrix.png", "samples.gif"):
+        assert (tmp_path / f"target_{name}").read_text() == "the user's" and not (out / name).is_symlink()
+    json.loads((out / "metrics.json").read_text())
+
+
+def test_convert_output_errors_are_one_line_and_replace_only_vidzoo_folders(tmp_path, capsys, monkeypatch):
+    """convert into a file, a folder of someone else's files (the HF source folder itself included), a read-only
+    folder or a full disk: one line, exit 2, nothing of theirs replaced; an earlier vidzoo folder is updated."""
+    import vidzoo._hub
+    from _outputs import full_folder, read_only_folder, simulate_read_only
+    from safetensors import SafetensorError
+    transformers = pytest.importorskip("transformers")
+    hf_cfg = transformers.TimesformerConfig(image_size=16, num_frames=4, patch_size=8, hidden_size=32,
+                                            num_hidden_layers=1, num_attention_heads=2, intermediate_size=128,
+                                            num_labels=3)
+    hf = tmp_path / "hf"
+    transformers.TimesformerForVideoClassification(hf_cfg).save_pretrained(hf)
+    capsys.readouterr()
+    before = {f.name: f.read_bytes() for f in hf.iterdir()}
+    (tmp_path / "file").write_text("x")
+    (tmp_path / "foreign").mkdir()
+    (tmp_path / "foreign" / "notes.txt").write_text("mine")
+
+    def error(dst):
+        assert main(["convert", str(hf), str(dst)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("vidzoo: error: ") and err.count("\n") == 1 and "Traceback" not in err, err
+        return err
+
+    assert "a file is in the way" in error(tmp_path / "file")
+    assert "holds files vidzoo did not write (notes.txt)" in error(tmp_path / "foreign")
+    assert [f.name for f in (tmp_path / "foreign").iterdir()] == ["notes.txt"]
+    assert "is not a vidzoo model folder" in error(hf)  # converting in place would replace the source's files
+    assert {f.name: f.read_bytes() for f in hf.iterdir()} == before
+    with read_only_folder(tmp_path / "ro", simulate_read_only(monkeypatch)):
+        assert "read-only" in error(tmp_path / "ro" / "out")
+    monkeypatch.undo()
+    def no_space_safetensors(*args, **kwargs):  # how safetensors reports a full disk
+        raise SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)")
+
+    with full_folder(tmp_path / "full", lambda: monkeypatch.setattr(vidzoo._hub, "save_file",
+                                                                      no_space_safetensors)) as real:
+        assert "the disk is full" in error(tmp_path / "full"), real
+        assert not [f for f in (tmp_path / "full").iterdir() if f.name != "config.json"]  # no partial weights
+    monkeypatch.undo()
+    for _ in range(2):  # a new folder, then the same (vidzoo's own) folder again
+        assert main(["convert", str(hf), str(tmp_path / "out")]) == 0
+    assert sorted(f.name for f in (tmp_path / "out").iterdir()) == ["config.json", "model.safetensors"]
 
 
 # ---------------------------------------------------------------------------- push_to_hub

@@ -25,7 +25,8 @@ def randomize(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
 
 # ------------------------------------------------------------------------------ tags / registry
 def test_tags_registered():
-    tags = set(vidzoo.list_pretrained(exclude_filters="videomae_*"))  # VideoMAE: tests/test_videomae.py
+    others = ["videomae_*", "vjepa2_*"]  # VideoMAE, V-JEPA 2: tests/test_videomae.py, tests/test_vjepa2.py
+    tags = set(vidzoo.list_pretrained(exclude_filters=others))
     want = {"vivit_joint_base_patch16x2_224.k400"}
     want |= {f"timesformer_divided_base_patch16_{r}.{t}" for r in (224, 448) for t in ("k400", "k600", "ssv2")}
     want |= {"timesformer_divided_base_patch16_224_f96.k400"}
@@ -34,7 +35,7 @@ def test_tags_registered():
              "timesformer_divided_base_patch16_224_f96.in21k"}
     want |= {f"timesformer_{a}_base_patch16_224.in21k" for a in ("divided", "joint", "space")}
     assert tags == want
-    assert set(vidzoo.list_models(pretrained=True, exclude_filters="videomae_*")) == want  # timm: arch.tag names
+    assert set(vidzoo.list_models(pretrained=True, exclude_filters=others)) == want  # timm: arch.tag names
     assert "vivit_joint_tiny_patch16x2_224" not in vidzoo.list_models(pretrained=True, include_tags=False)
 
 

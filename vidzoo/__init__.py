@@ -17,7 +17,7 @@ _LAZY = {
     "CheckpointError": "_convert", "CheckpointMismatchError": "_convert",
     "create_model": "_factory",
     "HubDownloadError": "_hub", "HubUploadError": "_hub", "ModelConfigError": "_hub", "push_to_hub": "_hub",
-    "save_pretrained": "_hub",
+    "save_pretrained": "_hub", "OutputError": "_hub",
     "PretrainedCfg": "_pretrained",
     "get_pretrained_cfg": "_registry", "is_model": "_registry", "list_aliases": "_registry",
     "list_models": "_registry", "list_pretrained": "_registry", "register_model": "_registry",
@@ -35,7 +35,7 @@ __all__ = ["create_model", "list_models", "list_pretrained", "is_model", "list_a
            "list_attention", "register_attention", "list_tokenizers", "register_tokenizer", "inflate_patch_kernel",
            "set_fused_attn", "set_gelu_recompute", "use_fused_attn", "save_pretrained", "push_to_hub",
            "load_checkpoint", "CheckpointError", "CheckpointMismatchError", "CorruptCheckpointError",
-           "HubDownloadError", "HubUploadError", "ModelConfigError", "__version__"]
+           "HubDownloadError", "HubUploadError", "ModelConfigError", "OutputError", "__version__"]
 
 
 def __getattr__(name: str) -> Any:
@@ -55,7 +55,7 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:  # the same names, eagerly, for type checkers and IDEs
     from ._convert import CheckpointError, CheckpointMismatchError
     from ._factory import create_model
-    from ._hub import HubDownloadError, HubUploadError, ModelConfigError, push_to_hub, save_pretrained
+    from ._hub import HubDownloadError, HubUploadError, ModelConfigError, OutputError, push_to_hub, save_pretrained
     from ._pretrained import PretrainedCfg
     from ._registry import (get_pretrained_cfg, is_model, list_aliases, list_models, list_pretrained,
                             register_model, register_model_alias, split_model_name_tag)

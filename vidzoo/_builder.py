@@ -7,11 +7,12 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
+from ._convert import CheckpointMismatchError
 from ._pretrained import PretrainedCfg, pretrained_cfg_from_dict
 from ._registry import get_pretrained_cfg
-from ._validation import validate_model_args
-from ._weights import load_pretrained
-from .models.video_transformer import VideoTransformer, get_attention
+from ._validation import check_crop_pct, estimate_params, validate_model_args
+from ._weights import check_head_kept, load_pretrained, stored_numel
+from .models.video_transformer import DEPENDENT_ARGS, VideoTransformer, get_attention
 
 # Arguments of the composed model that an entry point's spec may set and a user may override.
 _BASE_ARGS = tuple(p for p in inspect.signature(VideoTransformer.__init__).parameters
@@ -29,7 +30,9 @@ def merge_model_args(spec: dict[str, Any], overrides: dict[str, Any]) -> dict[st
     Switching tokenizer or attention variant resets the spec's arguments that only meant
     something for the old one (``tubelet_size``; ``temporal_depth``, ``attention_order``; a
     position-embedding layout or class token the new variant does not support) unless the user
-    set them too; anything the user set explicitly is passed on and checked by the model.
+    set them too; likewise a ``pos_embed`` / ``global_pool`` that ends up other than the spec's
+    drops the spec's ``rope_layout`` / ``attn_pool_*`` (``DEPENDENT_ARGS``). Anything the user
+    set explicitly is passed on and checked by the model.
     """
     validate_model_args(overrides)  # the user's values, named as given, before they mix with the spec
     if "attention" in overrides:
@@ -52,6 +55,11 @@ def merge_model_args(spec: dict[str, Any], overrides: dict[str, Any]) -> dict[st
             if args.get("global_pool") == "token":
                 args.pop("global_pool")
     args.update(overrides)
+    for (arg, choice), deps in DEPENDENT_ARGS.items():  # e.g. rope_layout goes with a pos_embed override
+        if args.get(arg) != choice:
+            for dep in deps:
+                if dep not in overrides:
+                    args.pop(dep, None)
     accepted = model_arg_names(args["attention"])
     unknown = sorted(set(args) - set(accepted))
     if unknown:
@@ -110,16 +118,47 @@ def build_model_with_cfg(
     args = merge_model_args(spec, kwargs)
     args.setdefault("num_classes", cfg.num_classes)
     validate_model_args(args, complete=True)
+    check_crop_pct(cfg.crop_pct, args.get("img_size", 224), key="pretrained_cfg.crop_pct")  # eval resize size
+    if pretrained and cfg.source_format == "vidzoo":
+        _check_stored_size(cfg, args)
     model_cls = get_attention(args["attention"])
     model = model_cls(**{k: v for k, v in args.items() if k != "attention"})
     model.model_args = args
     model.architecture = variant
     model.pretrained_cfg = _feed_cfg(cfg, model)
     report = load_pretrained(model, cfg, filter_fn=pretrained_filter_fn) if pretrained else {}
+    if report:
+        saved = cfg.source_format == "vidzoo"
+        check_head_kept(report, model, asked=model.num_classes != cfg.num_classes, weights=_weights_name(cfg),
+                        declared=("its config.json" if cfg.state_dict is None else "its checkpoint's model_args")
+                        if saved else f"{variant} (its pretrained cfg)")
     model.pretrained_cfg["provenance"] = _provenance(variant, cfg, pretrained)
     if report.get("head_dropped"):  # the weights' classifier had another class count: this head is random
         model.pretrained_cfg["provenance"]["head"] = "fresh"
     return model
+
+
+def _check_stored_size(cfg: PretrainedCfg, args: dict[str, Any]) -> None:
+    """A saved model's arguments must describe about as many parameters as its weights hold: checked
+    before the model is allocated, so a config.json that names a giant never costs its memory.
+
+    Raises:
+        CheckpointMismatchError: Naming both sizes (nothing was built).
+    """
+    stored = stored_numel(cfg)
+    wanted = estimate_params(args)
+    if stored is not None and wanted > 2 * stored + 1_000_000:  # the estimate is within ~10%; small models pass
+        raise CheckpointMismatchError(
+            f"the model arguments describe ~{wanted / 1e6:.1f}M parameters but the weights {_weights_name(cfg)} "
+            f"hold {stored / 1e6:.2f}M: they do not belong together (nothing was built)")
+
+
+def _weights_name(cfg: PretrainedCfg) -> str:
+    if cfg.state_dict is not None:
+        return "the state dict given"
+    if cfg.file:
+        return f"'{cfg.file}'"
+    return f"hf-hub:{cfg.hf_hub_id}" + (f" ({cfg.hf_hub_filename})" if cfg.hf_hub_filename else "")
 
 
 def _provenance(variant: str, cfg: PretrainedCfg, pretrained: bool) -> dict[str, Any]:

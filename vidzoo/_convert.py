@@ -11,7 +11,12 @@ One entry point, :func:`convert_state_dict`, maps a checkpoint onto a built mode
    timm 2-D ViT state dicts; HF transformers VideoMAE (``videomae.*``: Hub files with
    ``q_bias`` / ``v_bias``, in-memory state dicts with ``query.bias`` / ``value.bias``) and the
    original VideoMAE / VideoMAE V2 ``.pth`` (``attn.q_bias``; pretraining checkpoints with the
-   encoder under ``encoder.`` and an MAE decoder, which is dropped);
+   encoder under ``encoder.`` and an MAE decoder, which is dropped); HF transformers V-JEPA 2
+   (``vjepa2.encoder.layer.N.attention.{query,key,value,proj}``, ``pooler.*``, ``classifier``, or a
+   bare ``VJEPA2Model``'s ``encoder.*`` / ``predictor.*``) and the original V-JEPA 2 pretraining
+   ``.pt`` (``{"encoder": {"module.backbone.blocks.N.attn.qkv...."}, "predictor": ...}``, read as
+   upstream's torch.hub loader reads it: the ``encoder`` entry, ``module.`` / ``backbone.`` prefixes
+   stripped, the predictor and an unused ``pos_embed`` dropped);
 3. rename to vidzoo keys (HF ViViT's and VideoMAE's separate query/key/value are concatenated
    into ``qkv``);
 4. adapt to the model: inflate 2-D patch kernels for tubelet tokenizers, resample position and
@@ -38,9 +43,11 @@ from .tokenizers import inflate_patch_kernel
 
 _logger = logging.getLogger(__name__)
 
-FORMATS = ("vidzoo", "hf_vivit", "hf_timesformer", "timesformer", "timm_vit", "hf_videomae", "videomae")
-# Container keys of training checkpoints, tried in this order.
-_WRAPPER_KEYS = ("model_state", "state_dict", "model", "module", "model_ema", "state_dict_ema")
+FORMATS = ("vidzoo", "hf_vivit", "hf_timesformer", "timesformer", "timm_vit", "hf_videomae", "videomae", "hf_vjepa2",
+           "vjepa2")
+# Container keys of training checkpoints, tried in this order ('encoder': the V-JEPA 2 pretraining
+# .pt, whose predictor and target encoder are not read, as upstream's torch.hub loader does).
+_WRAPPER_KEYS = ("model_state", "state_dict", "model", "module", "model_ema", "state_dict_ema", "encoder")
 
 
 class CheckpointError(RuntimeError):
@@ -103,6 +110,11 @@ def detect_format(state_dict: Mapping[str, torch.Tensor], hint: str | None = Non
     without temporal parameters (space-only attention) has the same keys as a timm ViT.
     """
     keys = list(state_dict)
+    if (any(k.startswith(("vjepa2.", "pooler.cross_attention_layer.")) for k in keys)
+            or "encoder.embeddings.patch_embeddings.proj.weight" in state_dict):
+        return "hf_vjepa2"  # VJEPA2ForVideoClassification, or a bare VJEPA2Model (encoder.* + predictor.*)
+    if any(k.startswith("backbone.") for k in keys):
+        return "vjepa2"  # the original V-JEPA 2 encoder (module.backbone.*; 'module.' is already unwrapped)
     if (any(k.startswith("videomae.") for k in keys) or ("embeddings.patch_embeddings.projection.weight" in state_dict
                                                        and "embeddings.position_embeddings" not in state_dict)):
         return "hf_videomae"  # VideoMAE* of transformers (no stored position table: it is sin-cos)
@@ -124,8 +136,8 @@ def detect_format(state_dict: Mapping[str, torch.Tensor], hint: str | None = Non
         return "timm_vit"
     sample = ", ".join(keys[:8])
     raise CheckpointError(f"Unrecognised checkpoint format (first keys: {sample}). Supported: HF transformers ViViT, "
-                          "TimeSformer and VideoMAE, official TimeSformer and VideoMAE (V1/V2), timm ViT and vidzoo "
-                          "state dicts.")
+                          "TimeSformer, VideoMAE and V-JEPA 2, official TimeSformer, VideoMAE (V1/V2) and V-JEPA 2, "
+                          "timm ViT and vidzoo state dicts.")
 
 
 # ------------------------------------------------------------------------------ key renaming
@@ -294,12 +306,115 @@ def _adapt_videomae(sd: dict[str, torch.Tensor], target: Mapping[str, torch.Tens
     fresh = [k for k in ("fc_norm.weight", "fc_norm.bias") if k in target and k not in sd]
     if "head.weight" in target and "head.weight" not in sd:
         fresh += [k for k in ("head.weight", "head.bias") if k in target]
-        report["head_dropped"] = True
+        report["head_dropped"], report["head_classes"] = True, 0  # a pretraining encoder has no classifier
     for k in fresh:
         sd[k] = target[k]
     if fresh:
         notes.append(f"{', '.join(sorted({k.rsplit('.', 1)[0] for k in fresh}))} not in the checkpoint (a "
                      "pretrained backbone): the model's initialisation is kept")
+
+
+# -------------------------------------------------------------------------------------- V-JEPA 2
+_HF_VJEPA2_ENCODER_LAYER = (
+    ("attention.proj.", "attn.proj."),
+    ("norm1.", "norm1."),
+    ("norm2.", "norm2."),
+    ("mlp.fc1.", "mlp.fc1."),
+    ("mlp.fc2.", "mlp.fc2."),
+)
+_HF_VJEPA2_POOLER_LAYER = (  # pooler.self_attention_layers.N.* and pooler.cross_attention_layer.*
+    ("layer_norm1.", "norm1."),
+    ("layer_norm2.", "norm2."),
+    ("self_attn.out_proj.", "attn.proj."),
+    ("mlp.fc1.", "mlp.fc1."),
+    ("mlp.fc2.", "mlp.fc2."),
+)
+_HF_VJEPA2_QKV = re.compile(r"^(?:attention\.(query|key|value)|(?:self|cross)_attn\.(q|k|v)_proj)\.(weight|bias)$")
+_HF_VJEPA2_EMBED = {"encoder.embeddings.patch_embeddings.proj.weight": "patch_embed.proj.weight",
+                    "encoder.embeddings.patch_embeddings.proj.bias": "patch_embed.proj.bias",
+                    "encoder.layernorm.weight": "norm.weight", "encoder.layernorm.bias": "norm.bias",
+                    "pooler.query_tokens": "attn_pool.query_tokens"}
+_VJEPA2_LAYER = re.compile(r"^(encoder\.layer|pooler\.self_attention_layers)\.(\d+)\.(.+)$")
+
+
+def _from_hf_vjepa2(sd: Mapping[str, torch.Tensor], dropped: list[str]) -> dict[str, torch.Tensor]:
+    """HF transformers V-JEPA 2 keys -> vidzoo keys: separate q / k / v of the encoder and the pooler's
+    self-attention fused into ``qkv``, the cross-attention's k / v into ``kv``; the predictor dropped."""
+    out: dict[str, torch.Tensor] = {}
+    fuse: dict[str, dict[str, torch.Tensor]] = {}  # target key -> {'q'|'k'|'v': tensor}
+    for key, v in sd.items():
+        k = key[len("vjepa2."):] if key.startswith("vjepa2.") else key
+        if k.startswith("predictor."):
+            dropped.append(key)
+            continue
+        if k in _HF_VJEPA2_EMBED:
+            out[_HF_VJEPA2_EMBED[k]] = v
+            continue
+        if k.startswith("classifier."):
+            out["head." + k[len("classifier."):]] = v
+            continue
+        m = _VJEPA2_LAYER.match(k)
+        if m:
+            base = f"blocks.{m.group(2)}." if m.group(1) == "encoder.layer" else f"attn_pool.blocks.{m.group(2)}."
+            rest, table = m.group(3), (_HF_VJEPA2_ENCODER_LAYER if m.group(1) == "encoder.layer"
+                                       else _HF_VJEPA2_POOLER_LAYER)
+        elif k.startswith("pooler.cross_attention_layer."):
+            base, rest, table = "attn_pool.cross_attention_block.", k[len("pooler.cross_attention_layer."):], \
+                _HF_VJEPA2_POOLER_LAYER
+        else:
+            out[key] = v  # reported as unexpected
+            continue
+        if q := _HF_VJEPA2_QKV.match(rest):
+            which = {"query": "q", "key": "k", "value": "v"}.get(q.group(1) or "", q.group(2))
+            if base.endswith("cross_attention_block."):
+                target = base + ("xattn.q." if which == "q" else "xattn.kv.") + q.group(3)
+                if which == "q":
+                    out[target] = v
+                    continue
+            else:
+                target = base + "attn.qkv." + q.group(3)
+            fuse.setdefault(target, {})[which] = v
+            continue
+        new = _rename_layer_key(rest, table)
+        out[base + new if new else key] = v
+    for target, parts in fuse.items():
+        want = "kv" if ".xattn.kv." in target else "qkv"
+        if set(parts) != set(want):
+            raise CheckpointError(f"V-JEPA 2 checkpoint: {target} needs the {'/'.join(want)} projections, found "
+                                  f"{'/'.join(sorted(parts))} only.")
+        out[target] = torch.cat([parts[w] for w in want], dim=0)
+    return out
+
+
+def _from_vjepa2(sd: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The original V-JEPA 2 encoder: ``backbone.`` prefixes stripped (``module.`` is already gone), as
+    upstream's ``_clean_backbone_key`` does; the names are then vidzoo's. Keys of an upstream probe
+    (``AttentiveClassifier``: ``pooler.*``, ``linear.*``) merged into the same dict map to ``attn_pool.*``
+    and ``head.*``, whose names are otherwise upstream's."""
+    out = {}
+    for k, v in sd.items():
+        k = k[len("backbone."):] if k.startswith("backbone.") else k
+        if k.startswith("pooler."):
+            k = "attn_pool." + k[len("pooler."):]
+        elif k.startswith("linear."):
+            k = "head." + k[len("linear."):]
+        out[k] = v
+    return out
+
+
+def _adapt_vjepa2(sd: dict[str, torch.Tensor], target: Mapping[str, torch.Tensor], report: dict[str, Any],
+                  notes: list[str]) -> None:
+    """An unused position table dropped (the model rotates q / k instead); an encoder-only checkpoint
+    (pretraining ``.pt``, a bare ``VJEPA2Model``) keeps the model's fresh attentive pooler and head."""
+    if "pos_embed" in sd and "pos_embed" not in target:
+        sd.pop("pos_embed")
+        notes.append("unused pos_embed dropped (the model uses 3-D RoPE)")
+    head = [k for k in target if k.startswith(("attn_pool.", "head.", "fc_norm."))]
+    if head and not any(k in sd for k in head):
+        for k in head:
+            sd[k] = target[k]
+        report["head_dropped"] = True
+        notes.append("encoder-only checkpoint: the attentive pooler and the head keep the model's initialisation")
 
 
 # ----------------------------------------------------------------------------- token grids
@@ -464,7 +579,7 @@ def _adapt_head(sd: dict[str, torch.Tensor], model: nn.Module, target: Mapping[s
     sd.pop("head.bias", None)
     if tw is not None:
         sd["head.weight"], sd["head.bias"] = target["head.weight"], target["head.bias"]
-    report["head_dropped"] = True
+    report["head_dropped"], report["head_classes"] = True, int(w.shape[0])
     _logger.info("Checkpoint head has %d classes, the model %d: the head is not loaded (a fresh one is "
                  "initialised), as timm does.", w.shape[0], getattr(model, "num_classes", 0))
 
@@ -482,7 +597,8 @@ def convert_state_dict(state_dict: Mapping[str, Any], model: nn.Module, *, infla
         source_format: The tag's declared format; used only where the keys are ambiguous.
         source_grid: Token grid ``(T, H, W)`` of the checkpoint where known (from its
             config.json); otherwise inferred from the table sizes.
-        report: Optional dict filled with ``format``, ``head_dropped`` and ``notes``.
+        report: Optional dict filled with ``format``, ``head_dropped`` (with ``head_classes``, the
+            classifier size of the checkpoint, 0 without one) and ``notes``.
 
     Raises:
         CheckpointError: The format is not recognised or a table cannot be converted.
@@ -504,6 +620,14 @@ def convert_state_dict(state_dict: Mapping[str, Any], model: nn.Module, *, infla
         sd = _from_videomae(sd, dropped)
     elif fmt == "hf_timesformer":
         sd = _from_hf(sd, "timesformer", _HF_TIMESFORMER_LAYER)
+    elif fmt == "hf_vjepa2":
+        sd = _from_hf_vjepa2(sd, dropped)
+    elif fmt == "vjepa2":
+        sd = _from_vjepa2(sd)
+        skipped = [k for k in ("predictor", "target_encoder") if isinstance(state_dict.get(k), Mapping)]
+        if skipped and isinstance(state_dict.get("encoder"), Mapping):
+            notes.append(f"read the 'encoder' entry, as upstream's torch.hub loader does ({', '.join(skipped)} "
+                         "not read)")
     else:
         sd = dict(sd)
     image = fmt == "timm_vit"
@@ -511,10 +635,13 @@ def convert_state_dict(state_dict: Mapping[str, Any], model: nn.Module, *, infla
         for k in [k for k in sd if k.startswith("pre_logits.")]:
             del sd[k]
     if dropped:
-        notes.append(f"{len(dropped)} pretraining-only tensors dropped (MAE decoder, mask token)")
+        what = "V-JEPA 2 predictor" if fmt == "hf_vjepa2" else "MAE decoder, mask token"
+        notes.append(f"{len(dropped)} pretraining-only tensors dropped ({what})")
         _logger.info("Dropped pretraining-only checkpoint tensors: %s", ", ".join(dropped))
     if fmt in ("hf_videomae", "videomae"):
         _adapt_videomae(sd, target, report, notes)
+    if fmt in ("hf_vjepa2", "vjepa2"):
+        _adapt_vjepa2(sd, target, report, notes)
     _adapt_patch_embed(sd, target, inflation, notes)
     _adapt_pos_embed(sd, model, target, fmt, tuple(source_grid) if source_grid else None, notes)
     if image:

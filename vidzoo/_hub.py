@@ -12,12 +12,16 @@ endpoint (``HF_ENDPOINT``), token (``HF_TOKEN`` / ``hf auth login``) and offline
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
+import re
+import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
+from safetensors import SafetensorError
 from safetensors.torch import save_file
 from torch import nn
 
@@ -147,23 +151,172 @@ def _file_mode() -> int:
     return 0o666 & ~mask
 
 
+class OutputError(OSError):
+    """An output cannot be written where it was asked for (a directory or a file in the way, a
+    read-only folder, a full disk); the message is one line naming the path and the reason."""
+
+
+_OUTPUT_ERRNOS = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is exceeded",
+                  errno.EFBIG: "the file is too large for its file system",
+                  errno.EROFS: "the file system is read-only", errno.EACCES: "permission denied (read-only folder?)",
+                  errno.EPERM: "permission denied (read-only folder?)", errno.EISDIR: "it is a directory",
+                  errno.ENOTDIR: "a parent of it is a file, not a folder", errno.EEXIST: "a file is in the way"}
+
+
+def output_error(e: OSError, path: str | os.PathLike, what: str = "output") -> OSError:
+    """``e`` as an :class:`OutputError` naming ``path`` when it is about the place written to
+    (full disk, read-only folder, a file or directory in the way); other errors unchanged."""
+    if isinstance(e, OutputError) or e.errno not in _OUTPUT_ERRNOS:
+        return e
+    return OutputError(f"cannot write {what} '{path}': {_OUTPUT_ERRNOS[e.errno]}")
+
+
+def check_output_path(path: str | os.PathLike, what: str = "output") -> Path:
+    """Refuse, before any work, an output file path that is an existing directory or lies under a file."""
+    path = Path(path)
+    if path.is_dir() and not path.is_symlink():
+        raise output_error(IsADirectoryError(errno.EISDIR, "is a directory"), path, what)
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise output_error(NotADirectoryError(errno.ENOTDIR, "not a directory"), path, what)
+            break
+    return path
+
+
+def ensure_output_dir(path: str | os.PathLike, what: str = "output folder") -> Path:
+    """Create the folder ``path`` (and its parents) and make sure files can be created in it, before
+    any work is done.
+
+    Raises:
+        OutputError: A file is in the way, the folder is read-only, the disk is full.
+    """
+    path = Path(path)
+    try:
+        if path.exists() and not path.is_dir():
+            raise FileExistsError(errno.EEXIST, "not a directory", str(path))
+        path.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".vidzoo-write-test.", dir=path)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise output_error(e, path, what) from e
+    return path
+
+
 def atomic_replace(write_fn: Callable[[str], Any], path: str | os.PathLike) -> Path:
     """Write through ``write_fn(tmp_path)`` into a temporary file beside ``path``, then rename it
-    over ``path``: readers see the old file or the new one, never half of one. The file gets the
-    permissions a plain ``open(path, 'w')`` would give it."""
+    over ``path``: readers see the old file or the new one, never half of one, and a symlink at
+    ``path`` is replaced, never written through. The file gets the permissions a plain
+    ``open(path, 'w')`` would give it.
+
+    Raises:
+        OutputError: ``path`` is a directory, its folder is read-only, the disk is full (nothing
+            is left behind).
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
         write_fn(tmp)
         os.chmod(tmp, _file_mode())
         os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
+    except BaseException as e:
+        if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(e, OSError):
+            raise output_error(e, path) from e
         raise
     return path
+
+
+class StagedOutputs:
+    """New files for ``paths``, written and checked in temporary folders beside them, then renamed
+    into place all together: a file that failed its check never gets its final name, no output of
+    the call is renamed before every one passed, a symlink at a final path is replaced (never
+    written through), and nothing vidzoo did not write in this call is touched.
+
+    Use as a context manager: :meth:`staged` gives where to write output ``i`` (files its writer
+    adds beside it, such as ONNX external data, travel with it); :meth:`publish` renames all;
+    leaving the block without publishing removes what was staged.
+
+    Raises:
+        OutputError: A path is a directory or lies under a file, two paths are the same file, a
+            folder is read-only (found when the staging folders are made, before any work).
+    """
+
+    def __init__(self, paths: Sequence[str | os.PathLike], what: str = "output") -> None:
+        self.paths = [check_output_path(p, what) for p in paths]
+        seen: dict[Path, Path] = {}
+        for p in self.paths:
+            key = p.parent.resolve() / p.name
+            if key in seen:
+                raise OutputError(f"cannot write {what} '{p}': it is given twice (also as '{seen[key]}')")
+            seen[key] = p
+        self.what = what
+        self._dirs: list[Path | None] = []
+        try:
+            for p in self.paths:
+                p.parent.mkdir(parents=True, exist_ok=True)
+                self._dirs.append(Path(tempfile.mkdtemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)))
+        except OSError as e:
+            self.discard()
+            raise output_error(e, p, what) from e
+
+    def __enter__(self) -> "StagedOutputs":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.discard()
+
+    def staged(self, i: int) -> Path:
+        """Where output ``i`` is written and checked before :meth:`publish`."""
+        return self._dirs[i] / self.paths[i].name
+
+    def write(self, i: int, write_fn: Callable[[Path], Any]) -> Path:
+        """``write_fn(staged path)``, a failure (full disk...) reported as an :class:`OutputError`."""
+        try:
+            write_fn(self.staged(i))
+        except OSError as e:
+            raise output_error(e, self.paths[i], self.what) from e
+        return self.staged(i)
+
+    def keep_unverified(self, i: int) -> Path:
+        """Move output ``i``'s staging folder to a new visible folder ``NAME.unverified`` (or
+        ``NAME.unverified-2``, ...: never a name that exists) for inspection; returns it."""
+        p, src = self.paths[i], self._dirs[i]
+        for k in range(1, 1000):
+            dst = p.with_name(f"{p.name}.unverified" + (f"-{k}" if k > 1 else ""))
+            try:
+                dst.mkdir()  # claimed: made in this call, so renaming onto it touches nothing else
+            except FileExistsError:
+                continue
+            os.replace(src, dst)
+            self._dirs[i] = None
+            return dst
+        raise OutputError(f"cannot keep '{p}' for inspection: too many {p.name}.unverified folders")
+
+    def publish(self) -> list[Path]:
+        """Rename every staged file to its final name (a symlink there is replaced)."""
+        mode = _file_mode()
+        try:
+            for p, d in zip(self.paths, self._dirs):
+                for f in sorted(d.iterdir(), key=lambda f: f.name == p.name):  # the main file last
+                    os.chmod(f, mode)
+                    os.replace(f, p.parent / f.name)
+        except OSError as e:
+            raise output_error(e, p, self.what) from e
+        self.discard()
+        return self.paths
+
+    def discard(self) -> None:
+        """Remove what is still staged."""
+        for i, d in enumerate(self._dirs):
+            if d is not None:
+                shutil.rmtree(d, ignore_errors=True)
+                self._dirs[i] = None
 
 
 def atomic_write_text(text: str, path: str | os.PathLike) -> Path:
@@ -177,8 +330,8 @@ def atomic_write_text(text: str, path: str | os.PathLike) -> Path:
 # -------------------------------------------------------------------------------------- saving
 def _jsonable(obj: Any, where: str) -> Any:
     try:
-        return json.loads(json.dumps(obj))
-    except TypeError as e:
+        return json.loads(json.dumps(obj, allow_nan=False))
+    except (TypeError, ValueError) as e:  # ValueError: NaN / inf, which JSON cannot hold
         raise ValueError(f"{where} is not JSON-serialisable ({e}); save models whose arguments are plain values "
                          "(e.g. act_layer='gelu', not a class).") from e
 
@@ -221,6 +374,44 @@ def model_config(model: nn.Module) -> dict[str, Any]:
     }
 
 
+def check_model_folder_destination(path: str | os.PathLike) -> Path:
+    """A folder a model may be saved into without replacing anything vidzoo did not write: a new or
+    empty folder, or a vidzoo model folder (its ``config.json`` says ``"format": "vidzoo"``; only
+    ``config.json`` and ``model.safetensors`` are replaced, nothing else in it is touched). The
+    folder is created and checked writable.
+
+    Raises:
+        OutputError: A file is in the way, the folder holds something else (an HF transformers
+            folder, any other files), it is read-only, or the disk is full.
+    """
+    path = Path(path)
+    if path.is_dir() and any(path.iterdir()):
+        config = path / CONFIG_NAME
+        try:
+            with open(config, encoding="utf-8") as f:
+                ours = json.load(f).get("format") == "vidzoo"
+        except (OSError, ValueError, AttributeError):
+            ours = False
+        if not ours:
+            held = sorted(p.name for p in path.iterdir())
+            raise OutputError(f"cannot write model folder '{path}': it holds files vidzoo did not write "
+                              f"({', '.join(held[:5])}{', ...' if len(held) > 5 else ''}) and is not a vidzoo model "
+                              "folder; give a new or empty folder")
+    return ensure_output_dir(path, "model folder")
+
+
+def _save_safetensors(tensors: dict[str, Any], path: str, metadata: dict[str, str]) -> None:
+    """``safetensors.torch.save_file``, its I/O errors (a full disk...) raised as the OSError they are
+    (safetensors reports them as ``SafetensorError: ... (os error 28)``)."""
+    try:
+        save_file(tensors, path, metadata=metadata)
+    except SafetensorError as e:
+        code = re.search(r"\(os error (\d+)\)", str(e))
+        if code is None:
+            raise
+        raise OSError(int(code.group(1)), os.strerror(int(code.group(1)))) from e
+
+
 def save_pretrained(model: nn.Module, save_directory: str | os.PathLike) -> Path:
     """Save ``model`` as a vidzoo folder: ``config.json`` + ``model.safetensors``.
 
@@ -234,9 +425,9 @@ def save_pretrained(model: nn.Module, save_directory: str | os.PathLike) -> Path
     out.mkdir(parents=True, exist_ok=True)
     config = model_config(model)
     config["vidzoo_version"] = __version__
-    text = json.dumps(config, indent=2) + "\n"  # everything that can fail before a byte is written
+    text = json.dumps(config, indent=2, allow_nan=False) + "\n"  # everything that can fail before a byte is written
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
-    atomic_replace(lambda tmp: save_file(tensors, tmp, metadata={"format": "pt", "architecture": model.architecture}),
+    atomic_replace(lambda tmp: _save_safetensors(tensors, tmp, {"format": "pt", "architecture": model.architecture}),
                    out / WEIGHTS_NAME)
     atomic_write_text(text, out / CONFIG_NAME)
     return out
@@ -252,7 +443,8 @@ def generate_model_card(model: nn.Module, repo_id: str | None = None) -> str:
     args, pcfg = cfg["model_args"], cfg["pretrained_cfg"]
     arch, tag = cfg["architecture"], pcfg.get("tag") or ""
     family = ("ViViT" if arch.startswith("vivit") else "TimeSformer" if arch.startswith("timesformer")
-              else "VideoMAE" if arch.startswith("videomae") else "video transformer")
+              else "VideoMAE" if arch.startswith("videomae") else "V-JEPA 2" if arch.startswith("vjepa2")
+              else "video transformer")
     license_ = pcfg.get("license") or "other"
     C, T, H, W = pcfg.get("input_size") or (args.get("in_chans", 3), model.num_frames, *model.img_size)
     tok = args.get("tokenizer", "uniform")

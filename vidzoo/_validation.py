@@ -3,8 +3,10 @@
 Every model argument gets a type and a domain here, so ``create_model(..., depth=-1)``, a
 ``--set depth=one`` on the command line and a hostile ``config.json`` all end in the same one-line
 ``ValueError`` naming the key, instead of a model built with nonsense or a traceback deep in torch.
-The upper bounds are far above any real video transformer; they stop a typo (``depth=1e7``,
-``embed_dim=10**6``) from allocating the machine away.
+The bounds (below) are checked before anything is allocated. They are generous for real video
+transformers (ViT-g: width 1408, depth 40, 22 heads, MLP ratio 48/11, 64 frames at 384 px, ~1.0B
+parameters; a 6B InternVideo2-size model) and stop a typo or a hostile file (``depth=1e7``,
+``embed_dim: 8192``, ``crop_pct: 1e-6``) from allocating the machine away.
 """
 from __future__ import annotations
 
@@ -14,16 +16,20 @@ from typing import Any, Callable, Mapping
 
 from ._pretrained import PretrainedCfg
 
+# Bounds of sizes that enter from outside (arguments, config.json, pretrained cfgs, data labels).
 MAX_DEPTH = 256
-MAX_EMBED_DIM = 16384
+MAX_EMBED_DIM = 4096  # ViT-g 1408, ViT-G 1664, InternVideo2-6B 3200
 MAX_FRAMES = 4096
 MAX_IMG_SIZE = 8192
 MAX_PATCH = 1024
 MAX_CHANS = 64
-MAX_CLASSES = 1_000_000
+MAX_CLASSES = 1_000_000  # classifier outputs, and the largest label + 1 a dataset may hold
 MAX_MLP_RATIO = 64.0
-MAX_TOKENS = 1 << 17  # tokens per clip (T' * H' * W'); TimeSformer-L has 18816
-MAX_PARAMS = 20e9  # 80 GB of fp32 weights
+MAX_TOKENS = 1 << 17  # tokens per clip (T' * H' * W'); TimeSformer-L has 18816, ViT-g/16x2 at 64x384 18432
+MAX_PARAMS = 8e9  # 32 GB of fp32 weights; ViT-g is 1.0B, InternVideo2-6B 5.9B
+MIN_CROP_PCT = 0.25  # evaluation resizes frames to crop / crop_pct: at most 4x the crop's side (timm: 0.875-1)
+MAX_TEST_CLIPS = 32  # temporal views per video at test time (VideoMAE 5, ViViT 4)
+TEST_CROPS = (1, 3)  # spatial views per clip: a centre crop, or three along the long side
 
 _RATES = ("drop_rate", "pos_drop_rate", "proj_drop_rate", "attn_drop_rate", "drop_path_rate")
 _ACTS = ("gelu", "gelu_tanh")
@@ -118,6 +124,35 @@ def _opt_tubelet(key: str, v: Any) -> None:
         _int_in(1, MAX_PATCH)(key, v)
 
 
+# -- rotary positions and the attentive pooler (pos_embed='rope3d', global_pool='attentive')
+def _opt_int_in(lo: int, hi: int) -> Callable[[str, Any], None]:
+    one = _int_in(lo, hi)
+
+    def check(key: str, v: Any) -> None:
+        if v is not None:
+            one(key, v)
+    return check
+
+
+def _attn_pool_layers(key: str, v: Any) -> None:
+    if v is None:
+        return
+    if not isinstance(v, (list, tuple)) or not v or len(v) > MAX_DEPTH:
+        raise ValueError(f"{key} must be a non-empty list of block indices, got {v!r}")
+    for i, x in enumerate(v):
+        _int_in(0, MAX_DEPTH - 1)(f"{key}[{i}]", x)
+    if list(v) != sorted(set(v)):
+        raise ValueError(f"{key} must be strictly increasing block indices, got {list(v)}")
+
+
+_POOL_AND_ROPE_CHECKS: dict[str, Callable[[str, Any], None]] = {
+    "rope_layout": _opt_str,  # its choices: the model (vidzoo.layers.rope.ROPE_LAYOUTS)
+    "attn_pool_depth": _opt_int_in(1, MAX_DEPTH),
+    "attn_pool_heads": _opt_int_in(1, MAX_EMBED_DIM),
+    "attn_pool_layers": _attn_pool_layers,
+}
+
+
 MODEL_ARG_CHECKS: dict[str, Callable[[str, Any], None]] = {
     "attention": _str,
     "tokenizer": _str,
@@ -142,6 +177,7 @@ MODEL_ARG_CHECKS: dict[str, Callable[[str, Any], None]] = {
     "temporal_depth": _int_in(1, MAX_DEPTH),
     "attention_order": _attention_order,
     **{k: _rate for k in _RATES},
+    **_POOL_AND_ROPE_CHECKS,
 }
 
 
@@ -173,22 +209,62 @@ def validate_model_args(args: Mapping[str, Any], complete: bool = False) -> None
     dim, heads = args.get("embed_dim"), args.get("num_heads")
     if dim is not None and heads is not None and dim % heads:
         raise ValueError(f"num_heads ({heads}) must divide embed_dim ({dim})")
+    pool_heads = args.get("attn_pool_heads")
+    if dim is not None and pool_heads is not None and dim % pool_heads:
+        raise ValueError(f"attn_pool_heads ({pool_heads}) must divide embed_dim ({dim})")
     if not complete:
         return
     # Bounds on the whole model: the position table and the parameter count.
-    t = args.get("tubelet_size") or 1
-    ph, pw = _pair(args.get("patch_size", 16))
-    h, w = _pair(args.get("img_size", 224))
-    tokens = math.ceil(args.get("num_frames", 8) / t) * math.ceil(h / ph) * math.ceil(w / pw)
+    tokens = _tokens(args)
     if tokens > MAX_TOKENS:
         raise ValueError(f"num_frames / img_size / patch_size give {tokens} tokens per clip (more than {MAX_TOKENS}); "
                          "use a larger patch or fewer frames")
     if dim is not None:
-        blocks = args.get("depth", 12) + (args.get("temporal_depth") or 0)
-        params = blocks * (4 + 2 * args.get("mlp_ratio", 4.0)) * dim * dim + tokens * dim
+        params = estimate_params(args)
         if params > MAX_PARAMS:
-            raise ValueError(f"depth={args.get('depth')} and embed_dim={dim} give ~{params / 1e9:.0f}B parameters "
-                             f"(more than {MAX_PARAMS / 1e9:.0f}B); check these arguments")
+            raise ValueError(f"depth={args.get('depth')}, embed_dim={dim}, mlp_ratio={args.get('mlp_ratio', 4.0)} and "
+                             f"num_classes={args.get('num_classes')} give ~{params / 1e9:.1f}B parameters (more than "
+                             f"{MAX_PARAMS / 1e9:.0f}B); check these arguments")
+
+
+def _tokens(args: Mapping[str, Any]) -> int:
+    t = args.get("tubelet_size") or 1
+    ph, pw = _pair(args.get("patch_size", 16))
+    h, w = _pair(args.get("img_size", 224))
+    return math.ceil(args.get("num_frames", 8) / t) * math.ceil(h / ph) * math.ceil(w / pw)
+
+
+def estimate_params(args: Mapping[str, Any]) -> int:
+    """Parameters of a model with the complete arguments ``args``, from the sizes alone (nothing
+    is built): blocks (attention projections, a second attention for the divided / factorised
+    self-attention variants, MLP), the patch embedding, a position table and the classifier.
+    Within a few percent of the real count for the registered families."""
+    dim = args.get("embed_dim", 768)
+    pooler = (args.get("attn_pool_depth") or 1) if args.get("global_pool") == "attentive" else 0
+    blocks = args.get("depth", 12) + (args.get("temporal_depth") or 0) + pooler
+    attentions = 2 if args.get("attention") in ("divided", "factorised_self_attention") else 1
+    per_block = (4 * attentions + 2 * args.get("mlp_ratio", 4.0)) * dim * dim
+    ph, pw = _pair(args.get("patch_size", 16))
+    patch = args.get("in_chans", 3) * (args.get("tubelet_size") or 1) * ph * pw * dim
+    head = dim * args.get("num_classes", 0)
+    return int(blocks * per_block + patch + _tokens(args) * dim + head)
+
+
+def check_crop_pct(crop_pct: Any, img_size: Any = None, key: str = "crop_pct") -> None:
+    """``crop_pct`` in ``[MIN_CROP_PCT, 1]``, and the frame size it resizes to (the crop's short side
+    / crop_pct) within ``MAX_IMG_SIZE`` when ``img_size`` is given.
+
+    Raises:
+        ValueError: Naming ``key``, the bound and the value.
+    """
+    if not _is_num(crop_pct) or not MIN_CROP_PCT <= crop_pct <= 1:
+        raise ValueError(f"{key} must be a number in [{MIN_CROP_PCT:g}, 1] (evaluation resizes frames to the crop "
+                         f"size / crop_pct), got {crop_pct!r}")
+    if img_size is not None:
+        side = math.floor(min(_pair(img_size)) / crop_pct)
+        if side > MAX_IMG_SIZE:
+            raise ValueError(f"{key}={crop_pct:g} with img_size {img_size} resizes frames to {side} px (more than "
+                             f"{MAX_IMG_SIZE})")
 
 
 # ------------------------------------------------------------------------------ config.json
@@ -211,16 +287,22 @@ def _cfg_field(key: str, v: Any) -> None:
     elif key == "input_size":
         if not isinstance(v, (list, tuple)) or len(v) != 4 or not all(_is_int(x) and x >= 1 for x in v):
             raise ValueError(f"{name} must be 4 positive integers (C, T, H, W), got {v!r}")
-    elif key in ("num_frames", "test_num_clips", "test_num_crops"):
+        for what, x, hi in zip("CTHW", v, (MAX_CHANS, MAX_FRAMES, MAX_IMG_SIZE, MAX_IMG_SIZE)):
+            _int_in(1, hi)(f"{name} {what}", x)
+    elif key == "num_frames":
         _int_in(1, MAX_FRAMES)(name, v)
+    elif key == "test_num_clips":
+        _int_in(1, MAX_TEST_CLIPS)(name, v)
+    elif key == "test_num_crops":
+        if v not in TEST_CROPS or not _is_int(v):
+            raise ValueError(f"{name} must be one of {TEST_CROPS}, got {v!r}")
     elif key == "frame_sample_rate":
         if v is not None:
             _int_in(1, MAX_FRAMES)(name, v)
     elif key == "num_classes":
         _int_in(0, MAX_CLASSES)(name, v)
     elif key == "crop_pct":
-        if not _is_num(v) or not 0 < v <= 1:
-            raise ValueError(f"{name} must be a number in (0, 1], got {v!r}")
+        check_crop_pct(v, key=name)
     elif key == "label_names":
         if v is not None and (not isinstance(v, list) or not all(isinstance(x, str) for x in v)):
             raise ValueError(f"{name} must be a list of strings, got {str(v)[:80]}")
@@ -291,6 +373,8 @@ def parse_model_config(config: Any, is_registered: Callable[[str], bool],
         _cfg_field(key, value)
     labels = pcfg.get("label_names")
     n = num_classes if num_classes is not None else model_args.get("num_classes")
+    if n is not None and pcfg.get("num_classes", n) != n:  # one class count: the head's (see check_head_kept)
+        raise ValueError(f"pretrained_cfg.num_classes: {pcfg['num_classes']} differs from num_classes ({n})")
     if labels is not None and n is not None and len(labels) != n:
         raise ValueError(f"pretrained_cfg.label_names: {len(labels)} names for {n} classes")
     pcfg = {k: v for k, v in pcfg.items() if k not in _SOURCE_FIELDS}

@@ -14,7 +14,10 @@ from __future__ import annotations
 import inspect
 import json
 import logging
+import math
 import os
+import pickle
+import re
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -28,7 +31,8 @@ from ._pretrained import PretrainedCfg, pretrained_cfg_from_dict
 _logger = logging.getLogger(__name__)
 
 __all__ = ["WEIGHT_FILES", "CorruptCheckpointError", "load_state_dict_from_file", "pretrained_cfg_from_dict",
-           "load_checkpoint", "load_pretrained", "apply_state_dict", "torch_load_reason"]
+           "load_checkpoint", "load_pretrained", "apply_state_dict", "torch_load_reason",
+           "refused_pickle_reason"]
 _GENERIC_LABEL = "LABEL_{}"
 
 
@@ -67,9 +71,10 @@ def load_state_dict_from_file(path: str | os.PathLike) -> dict[str, Any]:
         else:
             sd = torch.load(str(p), map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - every reader error means the same to the caller
-        if "WeightsUnpickler error" in str(e):
+        refused = refused_pickle_reason(e) if _foreign_file(p) is None else None
+        if refused is not None:
             raise CorruptCheckpointError(
-                f"Refusing to load checkpoint file '{p}': {torch_load_reason(e)}. vidzoo reads checkpoints with "
+                f"Refusing to load checkpoint file '{p}': {refused}. vidzoo reads checkpoints with "
                 "torch.load(weights_only=True) only, so a file that pickles code or objects is not loaded; save "
                 "the plain state dict (tensors) instead.") from e
         raise CorruptCheckpointError(
@@ -81,27 +86,72 @@ def load_state_dict_from_file(path: str | os.PathLike) -> dict[str, Any]:
     return dict(sd)
 
 
+_BLOCKED_GLOBAL = re.compile(r"unsupported GLOBAL (\S+) whose module (\S+) is blocked")
+_UNSAFE_GLOBAL = re.compile(r"GLOBAL (\S+) was not an allowed global")
+_REFUSED = "(weights-only loading refuses it)"
+
+
+def _global_name(name: str) -> str:
+    """A pickled global as the user knows it: torch prints ``builtins.eval`` as ``eval`` and
+    ``os.system`` is pickled as ``posix.system`` (``nt.system`` on Windows)."""
+    if "." not in name:
+        return f"builtins.{name}"
+    module, _, attr = name.rpartition(".")
+    return f"{name} (os.{attr})" if module in ("posix", "nt") else name
+
+
+def refused_pickle_reason(e: BaseException) -> str | None:
+    """What a ``torch.load(weights_only=True)`` refusal refused, or None when ``e`` is no refusal.
+
+    Names the pickled global that was blocked (``posix.system (os.system)``, ``builtins.eval``,
+    a class) when torch's message says which; torch's advice to retry with ``weights_only=False``
+    or to allow-list the global is never repeated.
+    """
+    text = str(e)
+    if not (isinstance(e, pickle.UnpicklingError) and "Weights only load failed" in text):
+        return None
+    blocked = _BLOCKED_GLOBAL.search(text)
+    if blocked:
+        name, module = _global_name(blocked.group(1)), blocked.group(2)
+        return f"it pickles the global {name} of blocked module '{module}' {_REFUSED}"
+    unsafe = _UNSAFE_GLOBAL.search(text)
+    if unsafe:
+        return f"it pickles the global {_global_name(unsafe.group(1))}, not a tensor or plain value {_REFUSED}"
+    # Another refusal: the unpickler's own sentence, without torch's advice around it.
+    body = text.split("WeightsUnpickler error:", 1)[-1]
+    keep = [ln.strip() for ln in body.splitlines() if ln.strip() and not any(
+        w in ln for w in ("weights_only", "Weights only load failed", "add_safe_globals", "safe_globals(",
+                          "documentation of torch.load", "Please file an issue", "trust"))]
+    return f"{keep[0].rstrip('. ') if keep else 'unsupported content'} {_REFUSED}"
+
+
+def _foreign_file(path: str | os.PathLike) -> str | None:
+    """Why ``path`` is no PyTorch checkpoint at all (neither a zip archive nor a pickle), else None."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+    except OSError:
+        return None
+    if head and not head.startswith((b"PK\x03\x04", b"\x80")):
+        return f"not a PyTorch checkpoint (neither a zip archive nor a pickle; it starts with {head!r})"
+    return None
+
+
 def torch_load_reason(e: BaseException, path: str | os.PathLike | None = None) -> str:
     """Why ``torch.load`` failed, without torch's advice to retry with ``weights_only=False``.
 
-    A refused pickle gives torch's ``Unsupported global: ...`` sentence (which names the global);
-    a file that is neither a zip archive nor a pickle (a text file, say, which torch reports as a
-    bare ``KeyError``) is called what it is; anything else gives the error's first line.
+    A refused pickle names what it refused (:func:`refused_pickle_reason`, ending in
+    ``(weights-only loading refuses it)``); a file that is neither a zip archive nor a pickle (a
+    text file, say, which torch reports as a bare ``KeyError``) is called what it is; anything
+    else gives the error's first line.
     """
-    if path is not None:
-        try:
-            with open(path, "rb") as f:
-                head = f.read(4)
-        except OSError:
-            head = b""
-        if head and not head.startswith((b"PK\x03\x04", b"\x80")):
-            return f"not a PyTorch checkpoint (neither a zip archive nor a pickle; it starts with {head!r})"
+    foreign = _foreign_file(path) if path is not None else None
+    if foreign is not None:  # torch's unpickler refuses a text file too: say what the file is instead
+        return foreign
+    refused = refused_pickle_reason(e)
+    if refused is not None:
+        return refused
     text = str(e)
-    if "WeightsUnpickler error:" in text:
-        after = text.split("WeightsUnpickler error:", 1)[1]
-        reason = next((ln.strip() for ln in after.splitlines() if ln.strip()), "")
-        reason = reason.split(" Please use `torch.serialization")[0].rstrip(". ")
-        return f"{reason or 'unsupported content'} (weights-only loading refuses it)"
     first = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
     return f"{type(e).__name__}: {first}" if first else type(e).__name__
 
@@ -119,7 +169,7 @@ def _sibling_hf_config(path: str | os.PathLike) -> dict[str, Any] | None:
     """The HF transformers ``config.json`` next to a checkpoint file, if there is one."""
     p = Path(path)
     cfg = _read_json((p if p.is_dir() else p.parent) / "config.json")
-    return cfg if cfg and cfg.get("model_type") in ("vivit", "timesformer", "videomae") else None
+    return cfg if cfg and cfg.get("model_type") in ("vivit", "timesformer", "videomae", "vjepa2") else None
 
 
 def hf_source_grid(config: Mapping[str, Any] | None) -> tuple[int, int, int] | None:
@@ -227,6 +277,56 @@ def _convert_and_apply(model: nn.Module, state_dict: Mapping[str, Any], source: 
     if isinstance(cfg, dict) and not report.get("head_dropped") and names and len(names) == model.num_classes:
         cfg["label_names"] = names
     return report
+
+
+def stored_numel(cfg: PretrainedCfg) -> int | None:
+    """Number of values in the weights a cfg names, without loading them: the in-memory state dict,
+    or the header of a ``.safetensors`` file (local, or a saved vidzoo model on the Hub, downloaded
+    here instead of after the build); None when unknown (a pickle, a file that cannot be read)."""
+    if cfg.state_dict is not None:
+        return sum(v.numel() for v in cfg.state_dict.values() if isinstance(v, torch.Tensor))
+    path = cfg.file
+    if not path and cfg.hf_hub_id and cfg.source_format == "vidzoo":  # the load reads the same cached file
+        path = download_weights(cfg.hf_hub_id, cfg.hf_hub_filename, revision=cfg.hf_hub_revision)
+    if path and str(path).endswith(".safetensors") and os.path.isfile(path):
+        from safetensors import safe_open
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                return sum(math.prod(f.get_slice(k).get_shape()) for k in f.keys())
+        except Exception:  # noqa: BLE001 - an unreadable file is reported by the load itself
+            return None
+    return None
+
+
+def check_head_kept(report: Mapping[str, Any], model: nn.Module, asked: bool, weights: str,
+                    declared: str = "the model") -> None:
+    """The one rule for a classifier that does not fit: it is replaced by a fresh (random) one only
+    when the caller asked for a class count other than the one the weights come with.
+
+    A checkpoint whose classifier has another size than the model it was declared for (a saved
+    folder whose ``config.json`` disagrees with its ``model.safetensors``, a tag's file with another
+    class count) is refused; nothing would say that the head is random. The classifier of an image
+    checkpoint (``timm_vit`` format) belongs to another task and is always replaced, as its tags say.
+
+    Args:
+        report: The conversion report of the load (``head_dropped``, ``head_classes``, ``format``).
+        model: The loaded model.
+        asked: The caller asked for this class count (e.g. ``num_classes=`` other than the cfg's).
+        weights: The weights, for the message.
+        declared: What declared the model's class count, for the message (``its config.json``).
+
+    Raises:
+        CheckpointMismatchError: Naming both class counts.
+    """
+    n = getattr(model, "num_classes", 0)
+    if not report.get("head_dropped") or not n or asked or report.get("format") == "timm_vit":
+        return
+    have = report.get("head_classes")
+    held = f"a classifier of {have} classes" if have else "no classifier"
+    fix = (f"pass num_classes={have} (--set num_classes={have}) to load it as it is, or " if have else "") \
+        + "ask for the class count you want explicitly (num_classes=N) to start a new head for fine-tuning"
+    raise CheckpointMismatchError(f"{weights} holds {held}, but {declared} has {n} classes: its head would be "
+                                  f"random; {fix}", mismatched=[("head.weight", (have or 0,), (n,))])
 
 
 def _cfg_grid_hint(cfg: PretrainedCfg, model: nn.Module) -> tuple[int, int, int] | None:

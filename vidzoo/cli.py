@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from .engine.errors import UserError
+from .engine.validation import VIEW_MERGES
 
 
 # --------------------------------------------------------------------------------------- list/info
@@ -98,6 +99,7 @@ def cmd_info(args: argparse.Namespace) -> int:
                              + (f"x{args_['tubelet_size']}" if args_.get("tubelet_size") else "")
                              + f", width {args_.get('embed_dim')}, depth {args_.get('depth')}, "
                              f"heads {args_.get('num_heads')})")]
+    rows += _positions_and_head(model)
     rows.append(("params", f"{params / 1e6:.2f}M"))
     gmacs = info["gmacs"]
     rows.append(("GMACs", (f"{gmacs:.2f}" if gmacs >= 0.1 else f"{gmacs:.3g}")
@@ -131,6 +133,36 @@ def cmd_info(args: argparse.Namespace) -> int:
     for k, v in rows:
         print(f"  {k:<{width}} : {v}")
     return 0
+
+
+_POSITIONS = {"joint": "learnt table over the clip", "separable": "learnt spatial table + time table",
+              "space": "learnt spatial table", "sincos": "fixed 1-D sin-cos table",
+              "rope3d": "3-D rotary embedding of q and k, positions from the token grid"}
+
+
+def _positions_and_head(model) -> list[tuple[str, str]]:
+    """``info`` rows: the position scheme and the head (pooling, attentive pooler, classes)."""
+    pos = getattr(model, "pos_embed_type", None)
+    rows = []
+    if pos:
+        layout = f", {model.rope_layout} layout" if pos == "rope3d" else ""
+        rows.append(("positions", f"{pos} ({_POSITIONS.get(pos, pos)}{layout})"))
+    pool = getattr(model, "global_pool", None)
+    if pool:
+        if pool == "attentive":
+            layers = getattr(model, "attn_pool_layers", None)
+            reads = (f"the normed tokens of blocks {', '.join(map(str, layers))}" if layers
+                     else "the final normed tokens")
+            desc = (f"attentive pooler ({model.attn_pool.depth} blocks, {model.attn_pool.num_heads} heads) over "
+                    f"{reads}")
+        else:
+            desc = {"token": "class token", "avg": "mean of the tokens"}.get(pool, pool)
+        fc_norm = getattr(model, "fc_norm", None)
+        if fc_norm is not None and any(True for _ in fc_norm.parameters()):
+            desc += " + fc_norm"
+        n = getattr(model, "num_classes", 0)
+        rows.append(("head", desc + (f" -> linear {n} classes" if n else " (features: no classifier)")))
+    return rows
 
 
 def _gmacs(model, input_size: tuple[int, ...]) -> float:
@@ -234,11 +266,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
         run = run_evaluation(model, args.data, views=args.views, batch_size=args.batch_size, workers=args.workers,
                              device=args.device, output=output, split=args.split, amp=args.amp,
                              num_visuals=args.num_samples, progress=not args.no_progress, sampling=args.sampling,
-                             frame_stride=args.frame_stride, on_error=args.on_error)
+                             frame_stride=args.frame_stride, on_error=args.on_error, view_merge=args.view_merge)
     if is_main_process():
         r = run.result
         k5 = min(5, len(run.class_names))
-        print(f"{r.num_samples} videos scored, {run.views[0]}x{run.views[1]} views: top-1 {r.top1:.2f}%  top-{k5} "
+        merged = " (clip tokens merged)" if args.view_merge == "tokens" else ""
+        print(f"{r.num_samples} videos scored, {run.views[0]}x{run.views[1]} views{merged}: top-1 {r.top1:.2f}%  top-{k5} "
               f"{r.top5:.2f}%  loss {r.loss:.4f}")
         if r.unreadable:
             print(f"{len(r.unreadable)} unreadable video(s) excluded from every figure:")
@@ -252,7 +285,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def _predict_timeline(args: argparse.Namespace) -> int:
-    from .engine.timeline import parse_span, run_timelines, summary_lines
+    from .engine.timeline import check_timeline_output, parse_span, run_timelines, summary_lines
     for flag, value in (("--window", args.window), ("--stride", args.stride)):
         parse_span(value, fps=1000.0, what=flag)  # a malformed span is the user's error before any video is read
     if not args.output:
@@ -261,6 +294,7 @@ def _predict_timeline(args: argparse.Namespace) -> int:
         if value:
             raise UserError(f"{flag} does not apply to --timeline (one centre view per window; "
                             f"use --window / --stride)")
+    check_timeline_output(args.videos, args.output)  # before the model loads
     with torch_threads(args.threads):
         model = _load(args)
         done, failed = run_timelines(model, args.videos, args.output, window=args.window, stride=args.stride,
@@ -268,7 +302,7 @@ def _predict_timeline(args: argparse.Namespace) -> int:
                                      device=args.device, amp=args.amp, progress=not args.no_progress)
     if args.json:
         print(json.dumps([dict(tl.to_dict(args.top_k), csv=str(c), png=str(p)) for tl, c, p in done]
-                         + [{"path": v, "error": e} for v, e in failed], indent=2))
+                         + [{"path": v, "error": e} for v, e in failed], indent=2, allow_nan=False))
     else:
         for tl, c, p in done:
             print("\n".join(summary_lines(tl)))
@@ -291,7 +325,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
                                amp=args.amp, sampling=args.sampling, frame_stride=args.frame_stride)
     failed = [p for p in preds if not p.ok]
     if args.json:
-        print(json.dumps([p.to_dict() for p in preds], indent=2))
+        print(json.dumps([p.to_dict() for p in preds], indent=2, allow_nan=False))
     else:
         for p in preds:
             if not p.ok:
@@ -380,7 +414,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     model = _load(args)
     try:
         results = export_model(model, args.output, fmt=args.format, opset=args.opset, atol=args.atol, rtol=args.rtol)
-    except (ExportCheckError, ImportError) as e:
+    except (ExportCheckError, ImportError, ValueError) as e:
         raise UserError(f"export: {e}") from e
     for r in results:
         print("\n".join(summary_lines(r)))
@@ -530,6 +564,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="training output folder, saved model folder, checkpoint .pth, or registry name")
     p.add_argument("--data", required=True, help="folder, list file or npz (its test split)")
     p.add_argument("--views", help="temporal clips x spatial crops, e.g. 1x1, 4x3 (default: the model's)")
+    p.add_argument("--view-merge", choices=VIEW_MERGES, default=VIEW_MERGES[0],
+                   help="how views combine: probs = softmax averaged over every view (default); tokens = "
+                        "attentive-pool models (V-JEPA 2 probes): each crop's clips encoded apart, their tokens "
+                        "concatenated and read by the head once, softmax averaged over crops (how V-JEPA 2 "
+                        "reports its probes)")
     p.add_argument("--split", choices=("train", "val", "test"), help="npz split or split sub-folder")
     _on_error_option(p)
     p.add_argument("--output", help="report folder (default: MODEL/eval for a training folder, else ./vidzoo-eval)")
@@ -672,11 +711,17 @@ def _finish_help(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
 
 def _user_error_types() -> tuple[type[BaseException], ...]:
-    """The exceptions printed as one line with exit 2: :class:`UserError`, and a video that cannot
-    be decoded (under ``--on-error raise`` it is the user's to fix). ``vidzoo.data`` imports torch,
-    so its error class is looked up only if the module was loaded (nothing else can raise it)."""
-    decode = sys.modules.get("vidzoo.data.decode")
-    return (UserError, decode.VideoDecodeError) if decode is not None else (UserError,)
+    """The exceptions printed as one line with exit 2: :class:`UserError`, a video that cannot
+    be decoded (under ``--on-error raise`` it is the user's to fix) and an output that cannot be
+    written (``vidzoo._hub.OutputError``). Those modules import torch, so their error classes are
+    looked up only if the module was loaded (nothing else can raise them)."""
+    types: tuple[type[BaseException], ...] = (UserError,)
+    decode, hub = sys.modules.get("vidzoo.data.decode"), sys.modules.get("vidzoo._hub")
+    if decode is not None:
+        types += (decode.VideoDecodeError,)
+    if hub is not None:  # an output in a read-only folder, on a full disk, a directory in the way
+        types += (hub.OutputError,)
+    return types
 
 
 def _rank() -> int:

@@ -15,10 +15,12 @@ from typing import Any
 from torch import nn
 
 from ._factory import create_model
-from ._hub import WEIGHT_FILES, HubDownloadError, download_file, download_weights, save_pretrained
+from ._hub import (WEIGHT_FILES, HubDownloadError, check_model_folder_destination, download_file, download_weights,
+                   save_pretrained)
 from ._pretrained import PretrainedCfg
-from ._registry import get_pretrained_cfg, resolve_alias, split_model_name_tag
-from ._weights import _read_json, label_names_from_config, load_checkpoint
+from ._registry import get_pretrained_cfg, list_pretrained, resolve_alias, split_model_name_tag
+from ._weights import _read_json, check_head_kept, label_names_from_config, load_checkpoint
+from .models.vjepa2 import SIZES as VJEPA2_SIZES
 
 _HF_ACT = {"gelu": "gelu", "gelu_fast": "gelu_tanh", "gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh"}
 _TIMESFORMER_ATTN = {"divided_space_time": "divided", "joint_space_time": "joint", "space_only": "space"}
@@ -70,8 +72,43 @@ def model_args_from_hf_config(cfg: dict[str, Any]) -> tuple[str, dict[str, Any]]
         args.update(patch_size=cfg.get("patch_size", 16), tubelet_size=cfg.get("tubelet_size", 2), norm_eps=1e-6,
                     qkv_bias="qv" if cfg.get("qv_bias", cfg.get("qkv_bias", True)) else False)
         return "videomae_joint_base_patch16x2_224", args
-    raise ValueError(f"config.json has model_type {kind!r}; convert_checkpoint reads HF 'vivit', 'timesformer' and "
-                     "'videomae' configs (pass model_name= for other checkpoints).")
+    if kind == "vjepa2":
+        return _vjepa2_args(cfg)
+    raise ValueError(f"config.json has model_type {kind!r}; convert_checkpoint reads HF 'vivit', 'timesformer', "
+                     "'videomae' and 'vjepa2' configs (pass model_name= for other checkpoints).")
+
+
+def _vjepa2_args(cfg: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """A transformers V-JEPA 2 config -> the vidzoo architecture of its width and crop, and its arguments.
+
+    The attentive probe's head count is not in the config (transformers uses the encoder's); vidzoo keeps
+    the architecture's, upstream's 16. A classifier config (``id2label``) keeps its classes; an encoder
+    (``VJEPA2Model``) gets ``num_classes=0`` and a fresh pooler."""
+    hidden, crop = cfg.get("hidden_size", 1024), cfg.get("crop_size", 256)
+    # the architecture of the same width (ViT-L for another width); the config's values override its spec
+    size = next((k for k, v in VJEPA2_SIZES.items() if v[0] == hidden), "large")
+    act = cfg.get("hidden_act", "gelu")
+    if act not in _HF_ACT:
+        raise ValueError(f"Unsupported hidden_act {act!r} in config.json; vidzoo supports {sorted(_HF_ACT)}.")
+    classifier = any("ForVideoClassification" in a for a in cfg.get("architectures") or [])
+    args = dict(img_size=crop, num_frames=cfg.get("frames_per_clip", 64), in_chans=cfg.get("in_chans", 3),
+                patch_size=cfg.get("patch_size", 16), tubelet_size=cfg.get("tubelet_size", 2), embed_dim=hidden,
+                depth=cfg.get("num_hidden_layers", VJEPA2_SIZES[size][1]),
+                num_heads=cfg.get("num_attention_heads", VJEPA2_SIZES[size][2]),
+                mlp_ratio=cfg.get("mlp_ratio", VJEPA2_SIZES[size][3]), qkv_bias=cfg.get("qkv_bias", True),
+                norm_eps=cfg.get("layer_norm_eps", 1e-6), act_layer=_HF_ACT[act],
+                num_classes=len(cfg["id2label"]) if classifier and "id2label" in cfg else 0)
+    if classifier:
+        args["attn_pool_depth"] = cfg.get("num_pooler_layers", 3) + 1
+    return f"vjepa2_joint_{size}_patch16x2_{384 if crop == 384 and size == 'giant' else 256}", args
+
+
+def _registered_tag_of(repo_id: str, arch: str) -> str | None:
+    """``arch.tag`` of the registered tag whose weights are ``repo_id`` (None when there is none)."""
+    for name in list_pretrained(f"{arch}.*"):
+        if get_pretrained_cfg(name).hf_hub_id == repo_id:
+            return name
+    return None
 
 
 def _locate(src: str) -> tuple[str, dict[str, Any] | None, dict[str, Any] | None, str]:
@@ -117,12 +154,20 @@ def convert_checkpoint(src: str, dst: str | os.PathLike, model_name: str | None 
 
     Returns:
         The converted model (``create_model("local-dir:DST")`` loads the folder).
+
+    Raises:
+        vidzoo.OutputError: ``dst`` is a file, a folder holding anything but a vidzoo model (it is
+            never replaced), read-only, or the disk is full; checked before any work.
     """
+    check_model_folder_destination(dst)
     weights, hf_cfg, pre, origin = _locate(str(src))
     args: dict[str, Any] = {}
     arch = None
     if hf_cfg is not None:
         arch, args = model_args_from_hf_config(hf_cfg)
+        if hf_cfg.get("model_type") == "vjepa2" and not model_name and str(src).startswith("hf-hub:"):
+            # a V-JEPA 2 tag's repo: its tag (the Diving48 probes read four blocks, which no config says)
+            arch = _registered_tag_of(str(src)[len("hf-hub:"):].partition("@")[0], arch) or arch
     if model_name:
         arch = model_name
     if arch is None:
@@ -145,7 +190,12 @@ def convert_checkpoint(src: str, dst: str | os.PathLike, model_name: str | None 
     if pre and pre.get("image_mean") and pre.get("image_std"):
         cfg = cfg.replace(mean=tuple(pre["image_mean"]), std=tuple(pre["image_std"]))
     model = create_model(base, pretrained=False, pretrained_cfg=cfg, **args)
-    load_checkpoint(model, weights, inflation=inflation, source_format=source_format)
+    report = load_checkpoint(model, weights, inflation=inflation, source_format=source_format)
+    check_head_kept(report, model, asked="num_classes" in overrides, weights=f"'{weights}'",
+                    declared="the HF config.json" if hf_cfg is not None and "num_classes" in args
+                    else f"{arch} (its pretrained cfg)")
+    if report.get("head_dropped") and model.num_classes:
+        provenance["head"] = "fresh"  # asked for: a new classifier, to fine-tune
     model.pretrained_cfg["provenance"] = provenance
     save_pretrained(model, dst)
     return model

@@ -6,10 +6,14 @@ a position table is built for one clip shape). ONNX goes through torch's dynamo 
 (``torch.onnx.export(exported_program, dynamo=True)``, opset ``DEFAULT_OPSET`` unless asked);
 ``.pt2`` is the :class:`torch.export.ExportedProgram` written by ``torch.export.save``.
 
-Right after writing, the file is read back and run (onnxruntime for ONNX, ``torch.export.load``
-for ``.pt2``) on random clips of batch sizes other than the traced one, and compared with the eager
-model; a difference above the tolerance renames the file ``FILE.unverified`` and raises
-:class:`ExportCheckError`. Attention goes through SDPA where vidzoo uses it; if that does not
+Every file is written under a temporary name beside its final one, read back and run (onnxruntime
+for ONNX, ``torch.export.load`` for ``.pt2``) on random clips of batch sizes other than the traced
+one, and compared with the eager model; only when every file of the call passed are they renamed
+to their final names (a symlink there is replaced, never written through). A difference above the
+tolerance leaves every final name as it was, keeps the failing file in a new folder
+``FILE.unverified/`` and raises :class:`ExportCheckError`. The opset written is the one asked for
+(torch's exporter writes 18 and above, and converts down where it can; a request it cannot honour
+is refused before anything is written). Attention goes through SDPA where vidzoo uses it; if that does not
 trace or convert, the export is retried with the eager (matmul + softmax) attention path.
 
 The files carry the model's input description (mean, std, input size, label names): ONNX in the
@@ -19,7 +23,9 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import io
 import json
+import logging
 import os
 import time
 from dataclasses import dataclass, field
@@ -29,6 +35,7 @@ from typing import Any, Iterator, Sequence
 import torch
 from torch import nn
 
+from ._hub import StagedOutputs
 from .layers.attention import set_fused_attn, use_fused_attn
 
 FORMATS = ("onnx", "pt2")
@@ -95,7 +102,7 @@ def export_metadata(model: nn.Module) -> dict[str, Any]:
     meta["model_args"] = dict(getattr(model, "model_args", None) or {})
     meta["input_name"], meta["output_name"] = INPUT_NAME, OUTPUT_NAME
     meta["input_layout"] = "(batch, C, T, H, W), float32, (x / 255 - mean) / std per channel"
-    return json.loads(json.dumps(meta, default=str))  # plain JSON types only
+    return json.loads(json.dumps(meta, default=str, allow_nan=False))  # plain JSON types only
 
 
 @contextlib.contextmanager
@@ -117,15 +124,47 @@ def _trace(model: nn.Module, x: torch.Tensor) -> torch.export.ExportedProgram:
     return torch.export.export(model, (x,), dynamic_shapes=({0: batch},), strict=False)
 
 
-def _write(ep: torch.export.ExportedProgram, path: Path, fmt: str, opset: int, meta: dict[str, Any]) -> None:
+@contextlib.contextmanager
+def _quiet_opset_conversion() -> Iterator[None]:
+    """Silence the exporter's warnings about converting to another opset (a conversion that fails
+    is reported by :func:`export_model` as one line naming both opsets)."""
+    loggers = [logging.getLogger(n) for n in ("torch.onnx", "onnxscript")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
+
+
+def _convert(ep: torch.export.ExportedProgram, fmt: str, opset: int, meta: dict[str, Any]) -> Any:
+    """What is written for ``fmt``, in memory: the ONNX program of ``ep``, or ``ep`` for pt2."""
     if fmt == "pt2":
-        torch.export.save(ep, path, extra_files={f"{METADATA_KEY}.json": json.dumps(meta)})
-        return
-    program = torch.onnx.export(ep, dynamo=True, input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-                                opset_version=opset, verbose=False)
+        return ep
+    with _quiet_opset_conversion() if opset != DEFAULT_OPSET else contextlib.nullcontext():
+        program = torch.onnx.export(ep, dynamo=True, input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+                                    opset_version=opset, verbose=False)
     _name_batch_dim(program.model)
     program.model.metadata_props[METADATA_KEY] = json.dumps(meta)
-    program.save(path)
+    return program
+
+
+def _write(program: Any, path: Path, fmt: str, meta: dict[str, Any]) -> None:
+    if fmt == "pt2":
+        # torch's zip writer aborts the process (std::terminate) when a write fails, e.g. on a full
+        # disk: the archive is built in memory and written by Python, which raises OSError instead.
+        buf = io.BytesIO()
+        torch.export.save(program, buf, extra_files={f"{METADATA_KEY}.json": json.dumps(meta)})
+        with open(path, "wb") as f:
+            f.write(buf.getbuffer())
+    else:
+        program.save(path)
+
+
+def _onnx_opset(program: Any) -> int | None:
+    return program.model.opset_imports.get("")
 
 
 def _name_batch_dim(model: Any) -> None:
@@ -142,7 +181,8 @@ def _name_batch_dim(model: Any) -> None:
 
 
 def _run_file(path: Path, fmt: str) -> Any:
-    """A callable ``x -> logits`` (torch tensors) running the file as a user would."""
+    """A callable ``x -> logits`` (torch tensors) running the file as a user would (raises if the
+    runtime cannot load it)."""
     if fmt == "pt2":
         module = torch.export.load(path).module()
         return lambda x: module(x)
@@ -161,9 +201,10 @@ def export_model(model: nn.Module, output: PathLike | Sequence[PathLike], fmt: s
         model: A vidzoo classifier; its ``pretrained_cfg['input_size']`` gives the clip shape.
             It is exported in eval mode, fp32, on the CPU (moved there; left in eval mode).
         output: File to write (its folder is created), or several files (one trace, e.g.
-            ``['m.onnx', 'm.pt2']``; their formats come from their suffixes).
+            ``['m.onnx', 'm.pt2']``; their formats come from their suffixes). Each is renamed
+            into place only after every file of the call passed its check.
         fmt: ``'onnx'`` or ``'pt2'``; None: from ``output``'s suffix.
-        opset: ONNX opset (default ``DEFAULT_OPSET``); not used for ``pt2``.
+        opset: ONNX opset (default ``DEFAULT_OPSET``); the file's opset is exactly this one.
         atol: Absolute tolerance of the check.
         rtol: Relative tolerance of the check (``|file - eager| <= atol + rtol * |eager|``).
         check_batch_sizes: Batch sizes of the random clips the file is checked on (the trace used
@@ -174,9 +215,13 @@ def export_model(model: nn.Module, output: PathLike | Sequence[PathLike], fmt: s
         An :class:`ExportResult` with the measured differences (a list of them for several files).
 
     Raises:
-        ValueError: Unknown format, or a model without an input size.
+        ValueError: Unknown format, a model without an input size, an opset torch cannot write
+            (or ``opset`` without an ONNX output).
         ImportError: ONNX export without onnx / onnxscript / onnxruntime installed.
-        ExportCheckError: A file disagrees with the eager model (it is renamed ``FILE.unverified``).
+        vidzoo.OutputError: An output is a directory, given twice, in a read-only folder, or the
+            disk filled up (nothing is left under any final name).
+        ExportCheckError: A file disagrees with the eager model or cannot be run back (it is kept
+            in ``FILE.unverified/``; no final name changed).
         RuntimeError: Neither the SDPA nor the eager attention path exports (both errors are named).
     """
     t0 = time.perf_counter()
@@ -194,52 +239,69 @@ def export_model(model: nn.Module, output: PathLike | Sequence[PathLike], fmt: s
         missing = [m for m in ("onnx", "onnxscript", "onnxruntime") if importlib.util.find_spec(m) is None]
         if missing:
             raise ImportError(f"ONNX export needs {', '.join(missing)}: pip install 'vidzoo[export]'")
+    elif opset is not None:
+        raise ValueError(f"an opset ({opset}) applies to ONNX files; {', '.join(map(str, paths))} "
+                         f"{'is' if len(paths) == 1 else 'are'} .pt2")
     opset = opset or DEFAULT_OPSET
-    model = model.to("cpu", torch.float32).eval()
-    meta = export_metadata(model)
-    gen = torch.Generator().manual_seed(seed)
-    x_trace = torch.randn(_TRACE_BATCH, *input_size, generator=gen)
-    for p in paths:
-        p.parent.mkdir(parents=True, exist_ok=True)
+    with StagedOutputs(paths, "export") as staged:  # output paths checked (and folders made) before any work
+        model = model.to("cpu", torch.float32).eval()
+        meta = export_metadata(model)
+        gen = torch.Generator().manual_seed(seed)
+        x_trace = torch.randn(_TRACE_BATCH, *input_size, generator=gen)
 
-    # SDPA first (the path users run); the eager path if SDPA does not trace or convert.
-    attempts = [True, False] if use_fused_attn() else [False]
-    errors: list[str] = []
-    for fused in attempts:
-        try:
-            with _attention_path(fused):
-                ep = _trace(model, x_trace)
-                for p, f in zip(paths, fmts):
-                    _write(ep, p, f, opset, meta)
-            break
-        except Exception as e:  # torch raises many types here; the eager retry or the final error names it
-            errors.append(f"{'SDPA' if fused else 'eager'} attention: {type(e).__name__}: {str(e).splitlines()[0]}")
-    else:
-        raise RuntimeError(f"export to {', '.join(fmts)} failed; " + "; ".join(errors))
-    seconds = time.perf_counter() - t0
+        # SDPA first (the path users run); the eager path if SDPA does not trace or convert.
+        attempts = [True, False] if use_fused_attn() else [False]
+        errors: list[str] = []
+        for fused in attempts:
+            try:
+                with _attention_path(fused):
+                    ep = _trace(model, x_trace)
+                    programs = [_convert(ep, f, opset, meta) for f in fmts]
+                break
+            except Exception as e:  # torch raises many types here; the eager retry or the final error names it
+                errors.append(f"{'SDPA' if fused else 'eager'} attention: {type(e).__name__}: "
+                              f"{str(e).splitlines()[0]}")
+        else:
+            raise RuntimeError(f"export to {', '.join(fmts)} failed; " + "; ".join(errors))
+        for program, f in zip(programs, fmts):
+            if f == "onnx" and _onnx_opset(program) != opset:  # torch falls back to 18 when it cannot convert
+                raise ValueError(f"ONNX opset {opset} cannot be written for this model (torch's exporter made "
+                                 f"opset {_onnx_opset(program)} and could not convert it down); use --opset 18 "
+                                 f"or higher (default {DEFAULT_OPSET})")
+        for i, (program, f) in enumerate(zip(programs, fmts)):
+            staged.write(i, lambda tmp, program=program, f=f: _write(program, tmp, f, meta))
+        seconds = time.perf_counter() - t0
 
-    results = []
-    checks = [(b, torch.randn(b, *input_size, generator=gen)) for b in check_batch_sizes]
-    refs = [model(x).float() for _, x in checks]
-    for path, f in zip(paths, fmts):
-        r = ExportResult(path=path, format=f, input_shape=("batch", *input_size),
-                         attention="sdpa" if fused else "eager", sdpa_calls=_count_sdpa(ep),
-                         opset=opset if f == "onnx" else None, atol=atol, rtol=rtol,
-                         fallback_reason=errors[0] if errors else None, metadata=meta)
-        run = _run_file(path, f)
-        for (b, x), ref in zip(checks, refs):
-            got = run(x).float()
-            r.checks.append(_compare(got, ref, b, atol, rtol))
-            if not r.checks[-1].ok:
-                bad = path.with_name(path.name + ".unverified")
-                path.replace(bad)
-                raise ExportCheckError(
-                    f"the exported {f} file disagrees with the eager model on a batch of {b}: "
-                    + (f"output shape {tuple(got.shape)} != {tuple(ref.shape)}" if got.shape != ref.shape else
-                       f"max |file - eager| = {r.checks[-1].max_abs_diff:.3g} > atol {atol:g} + rtol {rtol:g} "
-                       f"x |eager|") + f"; kept for inspection as {bad}")
-        r.seconds = seconds
-        results.append(r)
+        results = []
+        checks = [(b, torch.randn(b, *input_size, generator=gen)) for b in check_batch_sizes]
+        refs = [model(x).float() for _, x in checks]
+        for i, (path, f) in enumerate(zip(paths, fmts)):
+            r = ExportResult(path=path, format=f, input_shape=("batch", *input_size),
+                             attention="sdpa" if fused else "eager", sdpa_calls=_count_sdpa(ep),
+                             opset=opset if f == "onnx" else None, atol=atol, rtol=rtol,
+                             fallback_reason=errors[0] if errors else None, metadata=meta)
+            try:
+                run = _run_file(staged.staged(i), f)
+            except Exception as e:  # noqa: BLE001 - onnxruntime / torch.export.load refusing the file
+                bad = staged.keep_unverified(i)
+                raise ExportCheckError(f"the exported {f} file cannot be run back ({type(e).__name__}: "
+                                       f"{str(e).splitlines()[0] if str(e) else ''}); nothing was written to "
+                                       f"{', '.join(map(str, paths))}; kept for inspection in {bad}/") from e
+            for (b, x), ref in zip(checks, refs):
+                got = run(x).float()
+                r.checks.append(_compare(got, ref, b, atol, rtol))
+                if not r.checks[-1].ok:
+                    bad = staged.keep_unverified(i)
+                    raise ExportCheckError(
+                        f"the exported {f} file disagrees with the eager model on a batch of {b}: "
+                        + (f"output shape {tuple(got.shape)} != {tuple(ref.shape)}" if got.shape != ref.shape else
+                           f"max |file - eager| = {r.checks[-1].max_abs_diff:.3g} > atol {atol:g} + rtol {rtol:g} "
+                           f"x |eager|") + f"; nothing was written to {', '.join(map(str, paths))}; kept for "
+                                           f"inspection in {bad}/")
+            r.seconds = seconds
+            results.append(r)
+        del run  # onnxruntime holds the staged file open until its session goes
+        staged.publish()
     return results if several else results[0]
 
 

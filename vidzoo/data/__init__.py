@@ -3,6 +3,7 @@
 Clips are ``(C, T, H, W)`` tensors: ``uint8`` straight from the decoder, float after
 ``Normalize`` (datasets always return float). Multi-view samples are ``(V, C, T, H, W)``.
 """
+from .augment import RAND_AUGMENT_SETS, VideoRandAugment, VideoRandomErasing, parse_rand_augment
 from .datasets import (
     VIDEO_EXTENSIONS,
     CachedVideoFolder,
@@ -26,6 +27,7 @@ from .decode import (
     video_info,
 )
 from .input_spec import InputSpec
+from .mixup import VideoMixup
 from .sampling import FrameSampler, dense_clip_indices, multi_clip_indices, uniform_segment_indices
 from .synthetic import MOTION_DIRECTIONS, default_codec, make_motion_dataset, write_video
 from .transforms import (
@@ -63,6 +65,8 @@ __all__ = [
     "IMAGENET_MEAN", "IMAGENET_STD", "Compose", "ShortSideResize", "Resize", "RandomResizedCrop",
     "CenterCrop", "ThreeCrop", "RandomHorizontalFlip", "ToFloat", "Normalize", "resize_clip",
     "resolve_data_config", "train_transforms", "eval_transforms", "InputSpec",
+    # clip-level augmentation (one draw per clip, every frame alike)
+    "VideoRandAugment", "VideoRandomErasing", "VideoMixup", "parse_rand_augment", "RAND_AUGMENT_SETS",
     # datasets
     "VIDEO_EXTENSIONS", "ClipDataset", "VideoFolder", "VideoListDataset", "NpzVolumeDataset",
     "CachedVideoFolder", "CachedVideoListDataset", "VideoPathDataset", "split_indices", "train_val_split",

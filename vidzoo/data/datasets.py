@@ -23,6 +23,7 @@ from __future__ import annotations
 import copy
 import errno
 import logging
+import math
 import os
 import stat
 from pathlib import Path
@@ -32,6 +33,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Subset
 
+from .._validation import MAX_CLASSES
 from .decode import VideoDecodeError, _natural_key, is_frame_folder, read_video_clips
 from .sampling import FrameSampler
 from .transforms import ToFloat
@@ -422,13 +424,35 @@ def _is_int(s: str) -> bool:
         return False
 
 
+NPZ_MAX_BYTES = 1 << 30
+"""Largest split an npz may decompress to (images + labels, 1 GiB; OrganMNIST3D's train split at 64^3
+is 0.25 GiB). The arrays are read whole into memory, so their declared shapes are checked against
+this before anything is read; ``VIDZOO_NPZ_MAX_BYTES`` (bytes) or ``max_bytes=`` raise it."""
+
+
+def _npz_header(data: "np.lib.npyio.NpzFile", key: str) -> tuple[tuple[int, ...], np.dtype]:
+    """Shape and dtype an npz member declares in its ``.npy`` header (nothing else is read)."""
+    member = f"{key}.npy" if f"{key}.npy" in data.zip.namelist() else key
+    with data.zip.open(member) as f:
+        version = np.lib.format.read_magic(f)
+        if version == (1, 0):
+            shape, _, dtype = np.lib.format.read_array_header_1_0(f)
+        elif version == (2, 0):
+            shape, _, dtype = np.lib.format.read_array_header_2_0(f)
+        else:
+            raise ValueError(f".npy format version {version} (numpy writes 1.0 and 2.0)")
+    return tuple(int(n) for n in shape), np.dtype(dtype)
+
+
 class NpzVolumeDataset(ClipDataset):
     """3-D volumes from a MedMNIST-style ``.npz`` (e.g. OrganMNIST3D) as one-channel clips.
 
     The file holds ``{split}_images`` shaped ``(N, D, H, W)`` (``uint8`` 0..255 or float 0..1) and
     ``{split}_labels`` shaped ``(N,)`` or ``(N, 1)`` for ``split`` in train/val/test. Depth plays
     the role of time: a sample is ``(1, D, H, W)`` (or ``(1, T, H, W)`` with a ``sampler`` over
-    depth).
+    depth). Labels are whole numbers from 0 to the number of classes - 1 (below ``len(label_names)``
+    when given, else below ``vidzoo._validation.MAX_CLASSES``); the split's arrays may decompress
+    to at most ``max_bytes`` (:data:`NPZ_MAX_BYTES`), checked from their headers before they are read.
 
     Args:
         path: the ``.npz`` file.
@@ -438,17 +462,21 @@ class NpzVolumeDataset(ClipDataset):
         label_names: class names in label order (default: ``"0"``, ``"1"``, ...).
         train: random depth sampling; defaults to ``split == "train"``.
         generator: see :class:`ClipDataset`.
+        max_bytes: Largest decompressed size of the split's arrays (default :data:`NPZ_MAX_BYTES`,
+            or the environment variable ``VIDZOO_NPZ_MAX_BYTES``).
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
-        ValueError: not an npz, missing keys, or wrong shapes (naming the file and what was expected).
+        ValueError: not an npz, missing keys, wrong shapes or types, labels that are not class
+            indices, arrays larger than ``max_bytes`` (naming the file and what was expected).
     """
 
     SPLITS = ("train", "val", "test")
 
     def __init__(self, path: PathLike, split: str = "train", transform: Transform | None = None,
                  sampler: FrameSampler | Callable | None = None, label_names: Sequence[str] | None = None,
-                 train: bool | None = None, generator: torch.Generator | None = None) -> None:
+                 train: bool | None = None, generator: torch.Generator | None = None,
+                 max_bytes: int | None = None) -> None:
         super().__init__(sampler, transform, split == "train" if train is None else train, "raise", generator)
         if split not in self.SPLITS:
             raise ValueError(f"split must be one of {self.SPLITS}, got {split!r}")
@@ -470,6 +498,7 @@ class NpzVolumeDataset(ClipDataset):
                 raise ValueError(f"'{self.path}' lacks keys {sorted({ikey, lkey} - keys)} for split "
                                  f"{split!r}: expected {{train,val,test}}_images and _labels, "
                                  f"found {sorted(keys)}")
+            self._check_declared_sizes(data, ikey, lkey, max_bytes)
             try:
                 images, labels = data[ikey], data[lkey]
             except Exception as e:
@@ -486,11 +515,56 @@ class NpzVolumeDataset(ClipDataset):
         if images.dtype != np.uint8 and not np.issubdtype(images.dtype, np.floating):
             images = images.astype(np.float32) / 255.0  # other integer types: assume 0..255
         self.images = images
-        self.labels = labels.astype(np.int64)
+        self.labels = self._class_indices(labels, lkey, label_names)
         num_classes = int(self.labels.max()) + 1 if len(self.labels) else 0
         self.classes = list(label_names) if label_names is not None else [str(i) for i in range(num_classes)]
         self.samples = [(f"{self.path}[{ikey}][{i}]", int(lab)) for i, lab in enumerate(self.labels)]
         self.rows = list(range(len(self.samples)))  # sample -> row of ``images``
+
+    def _check_declared_sizes(self, data: "np.lib.npyio.NpzFile", ikey: str, lkey: str,
+                              max_bytes: int | None) -> None:
+        """Refuse, from the ``.npy`` headers alone, arrays whose decompressed size is over the limit."""
+        if max_bytes is None:
+            env = os.environ.get("VIDZOO_NPZ_MAX_BYTES")
+            if env and not env.strip().isdigit():
+                raise ValueError(f"VIDZOO_NPZ_MAX_BYTES must be a number of bytes, got {env!r}")
+            max_bytes = int(env) if env else NPZ_MAX_BYTES
+        sizes = {}
+        for key in (ikey, lkey):
+            try:
+                shape, dtype = _npz_header(data, key)
+            except Exception as e:  # a member that is not a plain .npy array (or a damaged one)
+                raise ValueError(f"'{self.path}': cannot read the header of {key} ({e})") from e
+            sizes[key] = (shape, dtype, math.prod(shape) * dtype.itemsize)
+        total = sum(n for _, _, n in sizes.values())
+        if total > max_bytes:
+            what = ", ".join(f"{k} {s} {d} = {n / 2**20:,.0f} MiB" for k, (s, d, n) in sizes.items())
+            raise ValueError(f"'{self.path}' declares arrays of {total / 2**30:.2f} GiB decompressed ({what}), more "
+                             f"than the {max_bytes / 2**30:.2f} GiB limit for one split (vidzoo reads them whole into "
+                             "memory); set VIDZOO_NPZ_MAX_BYTES to a larger number of bytes if this is intended")
+
+    def _class_indices(self, labels: np.ndarray, key: str, label_names: Sequence[str] | None) -> np.ndarray:
+        """``labels`` as int64 class indices, or a ValueError naming the first label that is not one."""
+        limit = len(label_names) if label_names is not None else MAX_CLASSES
+        bound = (f"below {limit}, the number of classes ({', '.join(label_names[:8])}"
+                 f"{', ...' if limit > 8 else ''})" if label_names is not None
+                 else f"below {limit} (vidzoo._validation.MAX_CLASSES)")
+        if labels.dtype.kind == "f":
+            bad = ~np.isfinite(labels) | (labels != np.round(labels))
+            if bad.any():
+                i = int(np.flatnonzero(bad)[0])
+                raise ValueError(f"'{self.path}': {key}[{i}] is {labels[i].item()!r}; labels must be whole class "
+                                 "indices 0, 1, ... (float labels are not rounded)")
+        elif labels.dtype.kind not in "iu":
+            raise ValueError(f"'{self.path}': {key} must hold integer class indices, got dtype {labels.dtype}")
+        if len(labels):
+            low, high = int(np.argmin(labels)), int(np.argmax(labels))
+            if labels[low] < 0:
+                raise ValueError(f"'{self.path}': {key}[{low}] is {labels[low]}; labels must be class indices >= 0")
+            if labels[high] >= limit:
+                raise ValueError(f"'{self.path}': {key}[{high}] is {labels[high]}; labels must be class indices "
+                                 f"{bound}")
+        return labels.astype(np.int64)
 
     def subset(self, indices: Sequence[int]) -> "NpzVolumeDataset":
         new = super().subset(indices)

@@ -7,6 +7,7 @@ grad-scaler state, epoch, history, per-rank RNG states, the run's config), so it
 from __future__ import annotations
 
 import json
+import math
 import os
 import random
 import shutil
@@ -34,8 +35,9 @@ def atomic_save(obj: Any, path: PathLike) -> Path:
 
 
 def atomic_write_json(obj: Any, path: PathLike) -> Path:
-    """Write ``obj`` as indented JSON atomically (NaN written as ``null``)."""
-    return atomic_write_text(json.dumps(_json_safe(obj), indent=2) + "\n", path)
+    """Write ``obj`` as indented JSON atomically (NaN and infinities written as ``null``: the file is
+    always valid JSON)."""
+    return atomic_write_text(json.dumps(_json_safe(obj), indent=2, allow_nan=False) + "\n", path)
 
 
 def atomic_copy(src: PathLike, dst: PathLike) -> Path:
@@ -44,7 +46,7 @@ def atomic_copy(src: PathLike, dst: PathLike) -> Path:
 
 
 def _json_safe(obj: Any) -> Any:
-    if isinstance(obj, float) and obj != obj:  # NaN
+    if isinstance(obj, float) and not math.isfinite(obj):  # NaN / inf: not JSON
         return None
     if isinstance(obj, dict):
         return {str(k): _json_safe(v) for k, v in obj.items()}

@@ -110,10 +110,9 @@ def open_dataset(path: PathLike, split: str | None = None, classes: Sequence[str
     if kind == "npz":
         split = split or "train"
         names = list(classes) if classes is not None else None
-        ds = _user_errors(f"{flag} '{path}'", lambda: NpzVolumeDataset(path, split=split, label_names=names))
-        if names is not None and len(ds.labels) and int(ds.labels.max()) >= len(names):
-            raise UserError(f"classes differ: {flag} '{path}' split {split!r} has label {int(ds.labels.max())} "
-                            f"but only {len(names)} classes are known ({', '.join(names[:8])})")
+        # labels outside the known classes (names) are refused by the dataset itself
+        ds = _user_errors(f"{flag} '{path}' split {split!r}",
+                          lambda: NpzVolumeDataset(path, split=split, label_names=names))
     elif kind == "list":
         cls = CachedVideoListDataset if cache else VideoListDataset
         ds = _user_errors(f"{flag} '{path}'", lambda: cls(path, classes=classes, on_error=on_error))
@@ -136,8 +135,16 @@ def data_channels(ds: Any) -> int:
     return 1 if isinstance(ds, NpzVolumeDataset) else 3
 
 
-def check_output_outside_data(output: PathLike, data: PathLike | None, flag: str = "--data") -> None:
-    """Refuse an output folder inside a data folder (the next run would read it as a class).
+def check_output_outside_data(output: PathLike, data: PathLike | None, flag: str = "--data",
+                              why: str = "the run folder would be read as a class of the data") -> None:
+    """Refuse an output folder inside a data folder (the next run would read what is written there
+    as data: a run folder as a class, a folder of pictures as a video).
+
+    Args:
+        output: The output folder.
+        data: The data folder (anything else is not checked).
+        flag: How the data was given, for the message.
+        why: What would go wrong, for the message.
 
     Raises:
         UserError: ``output`` is ``data`` or lies below it.
@@ -146,8 +153,7 @@ def check_output_outside_data(output: PathLike, data: PathLike | None, flag: str
         return
     out, root = Path(output).resolve(), Path(data).resolve()
     if out == root or root in out.parents:
-        raise UserError(f"--output '{output}' is inside {flag} '{data}': the run folder would be read as a class "
-                        f"of the data; write it elsewhere")
+        raise UserError(f"--output '{output}' is inside {flag} '{data}': {why}; write it elsewhere")
 
 
 def check_same_classes(train_classes: Sequence[str], val_classes: Sequence[str], train_flag: str = "--data",

@@ -9,3 +9,11 @@ class UserError(Exception):
     ``UserError("--data 'clips/' does not exist")``. Anything else that escapes is a bug and is
     shown with its traceback.
     """
+
+
+class NonFiniteLogitsError(UserError):
+    """The model gave a NaN or infinite logit: nothing it predicts from here on can be reported.
+
+    Stops the whole command (it is not an unreadable input to skip); the message names the model
+    and the input.
+    """

@@ -1,5 +1,6 @@
 """Evaluation and prediction: top-1/top-5, per-class accuracy, confusion matrix, multi-view testing
-(clip/crop scores averaged), and captioned sample clips.
+(clip/crop scores averaged, or, for an attentive-pool model, the clips' tokens merged before the head),
+and captioned sample clips.
 
 Batches may hold one view per sample ``(B, C, T, H, W)`` or several ``(B, V, C, T, H, W)``
 (``V = clips x crops``, as :mod:`vidzoo.data` datasets stack them); the softmax scores of the views
@@ -18,7 +19,7 @@ import io
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -27,26 +28,85 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
+from einops import rearrange
+
 from ..data import ExcludeUnreadable, collate_readable
 from .checkpoint import atomic_write_json, atomic_write_text
 from .distributed import ShardedEvalSampler, all_gather_object, get_rank, get_world_size
+from .errors import NonFiniteLogitsError
 from .metrics import ClassificationMeter
 from .plots import denormalize, plot_confusion_matrix, save_clip_grid
 from .precision import autocast_context
 from .run_layout import EVAL_LOG
+from .validation import VIEW_MERGES  # noqa: F401  (re-exported beside the two scorers)
 
 PathLike = str | os.PathLike
 
 
-def predict_probs(model: nn.Module, x: torch.Tensor, amp_dtype: torch.dtype | None = None) -> torch.Tensor:
+def _checked_logits(model: nn.Module, logits: torch.Tensor, batch: int, amp_dtype: torch.dtype | None,
+                    name_of: Callable[[int], str] | None) -> torch.Tensor:
+    """``logits`` as float32, or :class:`NonFiniteLogitsError` naming the model and the first sample
+    (of ``batch``) whose logits hold a NaN or inf: no probability is ever made of a non-finite logit."""
+    logits = logits.float()
+    finite = torch.isfinite(logits).view(batch, -1).all(dim=1)
+    if not bool(finite.all()):
+        i = int((~finite).nonzero()[0, 0])
+        bad = logits.view(batch, -1)[i]
+        kind = "NaN" if bool(bad.isnan().any()) else "inf"
+        what = name_of(i) if name_of is not None else f"sample {i} of a batch"
+        fp16 = " (float16 autocast overflows easily: try --amp bf16 or --amp none)" \
+            if amp_dtype == torch.float16 else ""
+        raise NonFiniteLogitsError(f"{model_label(model)} gave non-finite logits ({kind}) for {what}; its weights "
+                                   f"hold NaN/inf or the computation overflowed{fp16}; no prediction is reported")
+    return logits
+
+
+def predict_probs(model: nn.Module, x: torch.Tensor, amp_dtype: torch.dtype | None = None,
+                  name_of: Callable[[int], str] | None = None) -> torch.Tensor:
     """Class probabilities ``(B, K)`` of a batch, averaging the softmax over views when
-    ``x`` is ``(B, V, C, T, H, W)``."""
+    ``x`` is ``(B, V, C, T, H, W)``.
+
+    Args:
+        name_of: Sample ``i`` of the batch -> what it is, for the error below (``"'v.mp4'"``,
+            ``"'v.mp4' (frames 0-15)"``).
+
+    Raises:
+        NonFiniteLogitsError: The model gave a NaN or infinite logit; the message names the model and the
+            first sample concerned (no probability is ever made of a non-finite logit).
+    """
     multi = x.ndim == 6
     b = x.shape[0]
     with autocast_context(x.device, amp_dtype):
         logits = model(x.flatten(0, 1) if multi else x)
-    probs = logits.float().softmax(dim=-1)
+    probs = _checked_logits(model, logits, b, amp_dtype, name_of).softmax(dim=-1)
     return probs.view(b, -1, probs.shape[-1]).mean(dim=1) if multi else probs
+
+
+def model_label(model: nn.Module) -> str:
+    """``model ARCH (weights SOURCE)``: the architecture and where its weights were read from, where known."""
+    cfg = getattr(model, "pretrained_cfg", None) or {}
+    arch = getattr(model, "architecture", None) or cfg.get("architecture") or type(model).__name__
+    source = cfg.get("file") or (f"hf-hub:{cfg['hf_hub_id']}" if cfg.get("hf_hub_id") else None)
+    return f"model {arch}" + (f" (weights {source})" if source else "")
+
+
+def predict_probs_merged_tokens(model: nn.Module, x: torch.Tensor, num_clips: int,
+                                amp_dtype: torch.dtype | None = None,
+                                name_of: Callable[[int], str] | None = None) -> torch.Tensor:
+    """Class probabilities ``(B, K)`` of a multi-view batch ``(B, V, C, T, H, W)`` (``V = num_clips x crops``,
+    clip-major), scored as V-JEPA 2's evaluation does: every view is encoded on its own
+    (``forward_features``), the tokens of a crop's ``num_clips`` temporal clips are concatenated along the
+    token axis and read by the head once (``forward_head``; an attentive pooler sees the whole video), and
+    the softmax is averaged over the crops."""
+    b, v = x.shape[:2]
+    if v % num_clips:
+        raise ValueError(f"{v} views per sample are not {num_clips} clips x crops")
+    with autocast_context(x.device, amp_dtype):
+        tokens = model.forward_features(x.flatten(0, 1))
+        tokens = rearrange(tokens, "(b c s) n d -> (b s) (c n) d", b=b, c=num_clips)
+        logits = model.forward_head(tokens)
+    probs = _checked_logits(model, logits, b, amp_dtype, name_of).softmax(dim=-1)
+    return probs.view(b, v // num_clips, -1).mean(dim=1)
 
 
 @dataclass
@@ -98,7 +158,8 @@ def _visual_indices(n: int, k: int, rank: int, world: int) -> set[int]:
 @torch.no_grad()
 def evaluate(model: nn.Module, loader: DataLoader, device: torch.device | str, num_classes: int,
              amp_dtype: torch.dtype | None = None, collect_predictions: bool = False, num_visuals: int = 0,
-             top_k: int = 5, progress: bool = True, desc: str = "eval") -> EvalResult:
+             top_k: int = 5, progress: bool = True, desc: str = "eval", view_merge: str = "probs",
+             num_clips: int = 1) -> EvalResult:
     """Evaluate ``model`` on ``loader`` (``(x, y)``, ``(x, y, index)`` or, from
     :func:`make_eval_loader`, ``(x, y, index, unreadable)`` batches).
 
@@ -118,6 +179,9 @@ def evaluate(model: nn.Module, loader: DataLoader, device: torch.device | str, n
         top_k: Classes kept per prediction.
         progress: tqdm bar.
         desc: Bar label.
+        view_merge: ``'probs'`` (softmax averaged over views) or ``'tokens'``
+            (:func:`predict_probs_merged_tokens`, with ``num_clips`` temporal clips per sample).
+        num_clips: Temporal clips among a sample's views (``'tokens'`` only).
     """
     device = torch.device(device)
     model.eval()
@@ -127,6 +191,8 @@ def evaluate(model: nn.Module, loader: DataLoader, device: torch.device | str, n
     unreadable: list[dict[str, Any]] = []
     n_total = len(loader.dataset)  # type: ignore[arg-type]
     want = _visual_indices(n_total, num_visuals, get_rank(), get_world_size())
+    base = getattr(loader.dataset, "dataset", loader.dataset)  # inside ExcludeUnreadable: names the videos
+    source = getattr(base, "source", None)
     for batch in tqdm(loader, desc=desc, disable=None if progress else True, leave=False, dynamic_ncols=True):
         if len(batch) > 3:
             unreadable += [u.to_dict() for u in batch[3]]
@@ -134,7 +200,12 @@ def evaluate(model: nn.Module, loader: DataLoader, device: torch.device | str, n
                 continue
         x, y = batch[0].to(device, non_blocking=True), batch[1].to(device, non_blocking=True)
         index = batch[2].tolist() if len(batch) > 2 else [None] * len(y)
-        probs = predict_probs(model, x, amp_dtype)
+        name_of = lambda j: (f"'{source(index[j])}'" if callable(source) and index[j] is not None  # noqa: E731
+                             else f"sample {j} of a batch")
+        if view_merge == "tokens" and x.ndim == 6:
+            probs = predict_probs_merged_tokens(model, x, num_clips, amp_dtype, name_of=name_of)
+        else:
+            probs = predict_probs(model, x, amp_dtype, name_of=name_of)
         loss = F.nll_loss(probs.clamp_min(1e-12).log(), y)
         meter.update(probs, y, loss)
         if collect_predictions or want:

@@ -14,12 +14,14 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
+from .._hub import ensure_output_dir
 from ..data import UNREADABLE_ERRORS, VideoPathDataset
 from ..data.unreadable import reason_of
-from .data_sources import open_eval
+from .data_sources import check_output_outside_data, open_eval
 from .distributed import DistInfo, init_distributed
 from .errors import UserError
-from .evaluate import EvalResult, evaluate, make_eval_loader, predict_probs, sample_names_of, write_eval_outputs
+from .evaluate import (VIEW_MERGES, EvalResult, evaluate, make_eval_loader, predict_probs, sample_names_of,
+                       write_eval_outputs)
 from .pipelines import align_classes, build_dataset, check_input_fits, input_spec
 from .precision import resolve_amp
 
@@ -74,7 +76,7 @@ def run_evaluation(model: nn.Module, data: PathLike, views: str | tuple[int, int
                    batch_size: int = 8, workers: int = 0, device: str = "auto", output: PathLike | None = None,
                    split: str | None = None, amp: str = "auto", num_visuals: int = 8, progress: bool = True,
                    sampling: str | None = None, frame_stride: int | None = None,
-                   on_error: str = "skip") -> EvalRun:
+                   on_error: str = "skip", view_merge: str = "probs") -> EvalRun:
     """Evaluate ``model`` on the data at ``data`` with multi-view testing and write the report.
 
     Args:
@@ -95,17 +97,27 @@ def run_evaluation(model: nn.Module, data: PathLike, views: str | tuple[int, int
         on_error: Unreadable videos: ``skip`` (excluded from every count and figure, listed in
             ``result.unreadable``, ``metrics.json``, ``predictions.csv`` and ``eval.log``) or
             ``raise`` (stop at the first, naming it). Never substituted.
+        view_merge: ``probs`` (softmax averaged over every view) or ``tokens`` (attentive-pool models:
+            each crop's clips encoded separately, their tokens concatenated, the head run once, the
+            softmax averaged over crops; how V-JEPA 2's probes are scored).
 
     Raises:
         UserError: Missing/empty data, classes the model does not know, clips of the wrong shape, no
-            readable video at all.
+            readable video at all, ``output`` inside the data folder.
+        vidzoo.OutputError: ``output`` is a file, read-only, or the disk is full.
     """
     dinfo: DistInfo = init_distributed(device)
+    if output is not None:
+        check_output_outside_data(output, data, why="its report pictures would be read as data (a folder of .png "
+                                                    "pictures is one more video)")
+        if dinfo.is_main:
+            ensure_output_dir(output, "report folder")  # before the evaluation, not after it
     model = model.to(dinfo.device).eval()
     label_names = model.pretrained_cfg.get("label_names")
     views = parse_views(views, model)
     if on_error not in ("skip", "raise"):
         raise UserError(f"--on-error must be 'skip' or 'raise', got {on_error!r}")
+    check_view_merge(view_merge, model)
     listing, data_classes = open_eval(data, split, classes=label_names)
     spec = input_spec(model, sampling, frame_stride)
     ds = build_dataset(listing, spec, train=False, views=views)
@@ -115,19 +127,30 @@ def run_evaluation(model: nn.Module, data: PathLike, views: str | tuple[int, int
     loader = make_eval_loader(ds, batch_size, workers, pin_memory=dinfo.device.type == "cuda", on_error=on_error)
     result = evaluate(model, loader, dinfo.device, model.num_classes, resolve_amp(amp, dinfo.device),
                       collect_predictions=True, num_visuals=num_visuals, progress=progress and dinfo.is_main,
-                      desc=f"eval {views[0]}x{views[1]} views")
+                      desc=f"eval {views[0]}x{views[1]} views", view_merge=view_merge, num_clips=views[0])
     if result.num_samples == 0:
         u = result.unreadable[0]
         raise UserError(f"--data '{data}': none of its {len(result.unreadable)} videos can be read "
                         f"(e.g. '{u['path']}': {u['reason']})")
     files: dict[str, Path] = {}
     if output is not None and dinfo.is_main:
-        extra = {"data": str(data), "split": split, "views": f"{views[0]}x{views[1]}",
+        extra = {"data": str(data), "split": split, "views": f"{views[0]}x{views[1]}", "view_merge": view_merge,
                  "model": model.pretrained_cfg.get("architecture") or getattr(model, "architecture", ""),
                  "world_size": dinfo.world_size}
         files = write_eval_outputs(result, output, names, spec.mean, spec.std, sample_names_of(ds), extra,
                                    ignored=getattr(listing, "ignored", ()))
     return EvalRun(result, names, views, files, str(data), split)
+
+
+def check_view_merge(view_merge: str, model: nn.Module) -> None:
+    """``--view-merge``: one of :data:`VIEW_MERGES`; ``tokens`` needs a head that reads a token set
+    (``global_pool='attentive'``)."""
+    if view_merge not in VIEW_MERGES:
+        raise UserError(f"--view-merge must be one of {', '.join(VIEW_MERGES)}, got {view_merge!r}")
+    pool = getattr(model, "global_pool", None)
+    if view_merge == "tokens" and pool != "attentive":
+        raise UserError(f"--view-merge tokens concatenates the clips' tokens for an attentive-pool head "
+                        f"(global_pool='attentive'); this model pools with {pool!r}: use --view-merge probs")
 
 
 @dataclass
@@ -188,7 +211,7 @@ def predict_videos(model: nn.Module, paths: Sequence[PathLike], top_k: int = 5,
             continue
         if tuple(x.shape[-4:]) != spec.shape:
             raise UserError(f"'{path}' gives clips {tuple(x.shape[-4:])}, the model takes {spec.shape}")
-        probs = predict_probs(model, x.unsqueeze(0).to(dev), amp_dtype)[0]
+        probs = predict_probs(model, x.unsqueeze(0).to(dev), amp_dtype, name_of=lambda _: f"'{path}'")[0]
         p, idx = probs.topk(min(top_k, probs.numel()))
         out.append(Prediction(str(path), [(int(j), names[j], float(q)) for j, q in zip(idx.tolist(), p.tolist())]))
     return out

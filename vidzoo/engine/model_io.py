@@ -261,18 +261,20 @@ def load_model(name_or_path: str, pretrained: bool | None = None, weights: PathL
         if require_weights and not pretrained:
             raise _no_weights_error(name_or_path)
         model = build_model(name_or_path, pretrained=pretrained, weights=weights, _weights_flag=True, **overrides)
-        if require_weights and (model.pretrained_cfg.get("provenance") or {}).get("head") == "fresh":
-            raise UserError(f"--model '{name_or_path}': the classifier in its weights has another number of classes "
-                            f"than the model ({model.num_classes}), so its head would be random; pass --set "
-                            "num_classes=N with the checkpoint's class count")
-        return model.eval()
-    try:
-        model = build_model(name_or_path, pretrained=pretrained, weights=weights, _weights_flag=True, **overrides)
-    except UserError as e:
-        model = _fallback_checkpoint(name_or_path, e, overrides)
-    if require_weights and (model.pretrained_cfg.get("provenance") or {}).get("kind") == "random_init":
+    else:
+        try:
+            model = build_model(name_or_path, pretrained=pretrained, weights=weights, _weights_flag=True,
+                                **overrides)
+        except UserError as e:
+            model = _fallback_checkpoint(name_or_path, e, overrides)
+    provenance = model.pretrained_cfg.get("provenance") or {}
+    if require_weights and provenance.get("kind") == "random_init":
         raise UserError(f"--model '{name_or_path}' holds a random initialisation (its config.json says so), "
                         "not trained weights")
+    if require_weights and provenance.get("head") == "fresh":  # asked for (num_classes=N), still random
+        raise UserError(f"--model '{name_or_path}': its classifier is a fresh one of {model.num_classes} classes "
+                        "(the weights' classifier has another class count), so its head would be random; pass "
+                        "--set num_classes=N with the checkpoint's class count")
     return model.eval()
 
 

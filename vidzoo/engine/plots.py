@@ -17,15 +17,16 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from PIL import Image, ImageDraw, ImageFont
 
+from .._hub import atomic_replace
+
 PathLike = str | os.PathLike
 
 
 def _save(fig: Figure, path: PathLike) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Written atomically, never through a symlink (the format is named: the temporary name has no suffix)."""
     FigureCanvasAgg(fig)
-    fig.savefig(path, dpi=110, bbox_inches="tight")
-    return path
+    return atomic_replace(lambda tmp: fig.savefig(tmp, dpi=110, bbox_inches="tight",
+                                                  format=Path(path).suffix[1:] or "png"), path)
 
 
 def plot_training_curves(history: Sequence[dict], path: PathLike) -> Path:
@@ -183,6 +184,5 @@ def _save_gif(clips: Sequence[torch.Tensor], captions: Sequence[str], colours: S
             for k, line in enumerate(cap.split(" / ")[:2]):
                 draw.text((x0, y0 + ch + 2 + 12 * k), line, fill=colours[i], font=font)
         frames.append(img)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    frames[0].save(path, save_all=True, append_images=frames[1:], duration=int(1000 / fps), loop=0)
-    return path
+    return atomic_replace(lambda tmp: frames[0].save(tmp, format="GIF", save_all=True, append_images=frames[1:],
+                                                     duration=int(1000 / fps), loop=0), path)

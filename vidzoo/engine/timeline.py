@@ -18,6 +18,7 @@ so a variable-frame-rate video is timed as players show it; spans given in secon
 from __future__ import annotations
 
 import csv
+import io
 import math
 import os
 import re
@@ -28,9 +29,10 @@ from typing import Any, Iterator, Sequence
 import torch
 from torch import nn
 
+from .._hub import atomic_replace, atomic_write_text, ensure_output_dir
 from ..data import VideoDecodeError, eval_transforms, video_info
 from ..data.decode import iter_video_frames
-from .errors import UserError
+from .errors import NonFiniteLogitsError, UserError
 
 PathLike = str | os.PathLike
 _SPAN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|f|frames?)?\s*$", re.IGNORECASE)
@@ -244,7 +246,9 @@ def _slide(model: nn.Module, p: Path, fps: float, win: int, step: int, batch_siz
 
     def flush() -> None:
         if batch:
-            probs.append(predict_probs(model, torch.stack(batch).to(dev), amp_dtype).cpu())
+            first = len(tl.starts) - len(batch)  # the batch's windows are the last ones listed
+            probs.append(predict_probs(model, torch.stack(batch).to(dev), amp_dtype, name_of=lambda j: (
+                f"'{p}' (frames {tl.starts[first + j]}-{tl.ends[first + j] - 1})")).cpu())
             batch.clear()
 
     for i, frame in _decode_frames(p, wanted, progress, size=transform.decode_size, times=tl.times):
@@ -276,18 +280,19 @@ def _mmss(seconds: float) -> str:
 
 
 def write_timeline_csv(tl: Timeline, path: PathLike, top_k: int = 5) -> Path:
-    """One row per window: index, start/end frame (end exclusive), start/end time (s), top-k labels and scores."""
+    """One row per window: index, start/end frame (end exclusive), start/end time (s), top-k labels and
+    scores (written atomically, never through a symlink)."""
     p, idx = tl.top(top_k)
     k = p.shape[1]
-    path = Path(path)
-    with open(path, "w", newline="") as f:
+    with io.StringIO(newline="") as f:
         wr = csv.writer(f)
         wr.writerow(["window", "start_frame", "end_frame", "start_time", "end_time"]
                     + [x for r in range(1, k + 1) for x in (f"label_{r}", f"score_{r}")])
         for w, (s, e) in enumerate(zip(tl.starts, tl.ends)):
             wr.writerow([w, s, e, f"{tl.time(s):.3f}", f"{tl.time(e):.3f}"]
                         + [x for j, q in zip(idx[w].tolist(), p[w].tolist()) for x in (tl.class_names[j], f"{q:.6f}")])
-    return path
+        text = f.getvalue()
+    return atomic_write_text(text, path)
 
 
 def plot_timeline(tl: Timeline, path: PathLike, num_classes: int = 5) -> Path:
@@ -329,9 +334,10 @@ def plot_timeline(tl: Timeline, path: PathLike, num_classes: int = 5) -> Path:
     ax.legend(loc="upper left", bbox_to_anchor=(1.005, 1.0), fontsize=9, frameon=False)
     band.set_title(f"{Path(tl.path).name}: {len(tl.starts)} windows of {tl.window} frames "
                    f"({tl.window / tl.fps:.2f} s), stride {tl.stride} frames ({tl.stride / tl.fps:.2f} s)", fontsize=10)
-    fig.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    return Path(path)
+    try:  # written atomically (never through a symlink); the format is named: the temporary name has no .png
+        return atomic_replace(lambda tmp: fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png"), path)
+    finally:
+        plt.close(fig)
 
 
 def summary_lines(tl: Timeline, max_segments: int = 12) -> list[str]:
@@ -348,11 +354,65 @@ def summary_lines(tl: Timeline, max_segments: int = 12) -> list[str]:
     return lines
 
 
+def output_names(videos: Sequence[PathLike]) -> list[str]:
+    """A distinct file-name stem per video: its name without the extension when that is unique,
+    else with as many parent folders as tell it apart (``x/a/v.mp4``, ``y/a/v.mp4`` -> ``x_a_v``,
+    ``y_a_v``), then its extension (``v.mp4``, ``v.webm`` -> ``v_mp4``, ``v_webm``), then a number
+    (a video given twice)."""
+    paths = [Path(os.path.abspath(v)) for v in videos]
+    folders = [p.parent.parts[1:] for p in paths]  # without the root
+    depth = [0] * len(paths)
+    ext = [False] * len(paths)
+
+    def name(i: int) -> str:
+        p = paths[i]
+        stem = p.stem + (f"_{p.suffix[1:]}" if ext[i] else "")
+        return "_".join([*folders[i][len(folders[i]) - depth[i]:], stem])
+
+    while True:
+        groups: dict[str, list[int]] = {}
+        for i in range(len(paths)):
+            groups.setdefault(name(i), []).append(i)
+        clashes = [g for g in groups.values() if len(g) > 1]
+        if not clashes:
+            return [name(i) for i in range(len(paths))]
+        for g in clashes:
+            if len({paths[i].suffix for i in g}) > 1 and not ext[g[0]]:
+                for i in g:
+                    ext[i] = True
+            elif len({paths[i].parent for i in g}) > 1 and any(depth[i] < len(folders[i]) for i in g):
+                for i in g:
+                    depth[i] = min(depth[i] + 1, len(folders[i]))
+            else:  # the same file more than once (or names that only underscores tell apart): number them
+                for k, i in enumerate(g[1:], 2):
+                    paths[i] = paths[i].with_name(f"{paths[i].stem}-{k}{paths[i].suffix}")
+
+
+def check_timeline_output(videos: Sequence[PathLike], output: PathLike) -> Path:
+    """The timeline folder, created and writable, and neither the folder of a video it reads nor a
+    folder directly in it: in a dataset, a folder of .png pictures beside the videos of a class is
+    read as one more video of that class (a frame folder). Deeper folders are not read as videos.
+
+    Raises:
+        UserError: ``output`` is, or is directly inside, the folder of one of ``videos``.
+        vidzoo.OutputError: A file is in the way, the folder is read-only or the disk is full.
+    """
+    out = Path(output).resolve()
+    for v in videos:
+        folder = Path(v).resolve().parent
+        if out == folder or out.parent == folder:
+            where = "the folder" if out == folder else "a folder directly in the folder"
+            raise UserError(f"--output '{output}' is {where} of '{v}': a folder of timeline pictures beside videos "
+                            "is read as one more video when that folder is a class of a dataset; write it elsewhere")
+    return ensure_output_dir(output, "timeline folder")
+
+
 def run_timelines(model: nn.Module, videos: Sequence[PathLike], output: PathLike, window: str | None = None,
                   stride: str | None = None, frame_stride: int | None = None, top_k: int = 5,
                   batch_size: int = 8, device: str = "auto", amp: str = "auto", progress: bool = True
                   ) -> tuple[list[tuple[Timeline, Path, Path]], list[tuple[str, str]]]:
-    """Timelines of several videos into ``output``: ``<name>_timeline.csv`` and ``.png`` each.
+    """Timelines of several videos into ``output``: ``<name>_timeline.csv`` and ``.png`` each, with
+    ``<name>`` distinct per video (:func:`output_names`); each file written atomically.
 
     Returns:
         ``([(timeline, csv, png), ...], [(path, error), ...])``: every readable video is answered;
@@ -366,16 +426,15 @@ def run_timelines(model: nn.Module, videos: Sequence[PathLike], output: PathLike
         raise UserError(f"--batch-size must be >= 1, got {batch_size}")
     dev = init_distributed(device).device
     amp_dtype = resolve_amp(amp, dev)
-    out = Path(output)
-    out.mkdir(parents=True, exist_ok=True)
-    stems = [Path(v).stem for v in videos]
+    out = check_timeline_output(videos, output)
     done, failed = [], []
-    for v in videos:
-        name = Path(v).stem if stems.count(Path(v).stem) == 1 else f"{Path(v).parent.name}_{Path(v).stem}"
+    for v, name in zip(videos, output_names(videos)):
         try:
             if not Path(v).exists():
                 raise UserError(f"'{v}' does not exist")
             tl = predict_timeline(model, v, window, stride, frame_stride, batch_size, dev, amp_dtype, progress)
+        except NonFiniteLogitsError:
+            raise  # the model, not this video: every other video would fail the same way
         except (UserError, VideoDecodeError) as e:
             failed.append((str(v), str(e).splitlines()[0]))
             continue

@@ -12,6 +12,7 @@ from typing import Any, Iterable
 
 OPTIMIZERS = ("adamw", "adam", "sgd", "momentum")
 AMP_MODES = ("auto", "bf16", "fp16", "none")
+VIEW_MERGES = ("probs", "tokens")  # eval --view-merge: softmax averaged over views / clip tokens merged
 
 
 def _num(v: Any) -> bool:

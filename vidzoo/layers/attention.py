@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .mlp import gelu_approximate, records_grad
+from .rope import apply_rope
 
 _USE_FUSED_ATTN = True
 QKV_BIAS = (True, False, "qv")
@@ -131,9 +132,13 @@ class Attention(nn.Module):
         qkv = qkv.reshape(B, L, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
         return qkv.unbind(0)  # each (B, heads, L, head_dim)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        """``(B, L, D)`` -> ``(B, L, D)``; ``rope``: ``(cos, sin)`` tables ``(L, n)`` rotating the first
+        ``n`` channels of every head of q and k before attention (:mod:`vidzoo.layers.rope`)."""
         B, L, D = x.shape
         q, k, v = self._qkv(x)
+        if rope is not None:
+            q, k = apply_rope(q, *rope), apply_rope(k, *rope)
         x = attend(q, k, v, self.attn_drop if self.training else 0.0)
         x = x.transpose(1, 2).reshape(B, L, D)
         return self.proj_drop(linear(x, self.proj))

@@ -62,8 +62,9 @@ class Block(nn.Module):
     def _make_attn(self, dim: int, num_heads: int, qkv_bias: bool, attn_drop: float, proj_drop: float) -> nn.Module:
         return Attention(dim, num_heads, qkv_bias, attn_drop, proj_drop)
 
-    def forward(self, x: torch.Tensor, grid: Grid | None = None) -> torch.Tensor:
-        x = x + self.drop_path(self.attn(self.norm1(x)))
+    def forward(self, x: torch.Tensor, grid: Grid | None = None,
+                rope: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        x = x + self.drop_path(self.attn(self.norm1(x), rope=rope))
         return x + self.drop_path(self.mlp(self.norm2(x)))
 
 

@@ -8,7 +8,7 @@ clip (``space_only``, ``factorised_encoder``), how ``forward_features`` folds th
 from __future__ import annotations
 
 from functools import partial
-from typing import Any, Callable, ClassVar
+from typing import Any, Callable, ClassVar, Sequence
 
 import torch
 from einops import rearrange, reduce
@@ -18,14 +18,20 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from .._utils import unknown_name_error
-from ..layers import sincos_pos_embed_1d
+from ..layers import ROPE_LAYOUTS, rope3d_tables, sincos_pos_embed_1d
 from ..layers.attention import QKV_BIAS
 from ..tokenizers import VideoTokenizer, get_tokenizer
 from .blocks import (Block, DividedSpaceTimeBlock, FactorisedDotProductBlock, FactorisedSelfAttentionBlock,
                      Grid)
+from .heads import AttentivePooler
 
-POS_EMBED_TYPES = ("joint", "separable", "space", "sincos")
-GLOBAL_POOLS = ("token", "avg")
+POS_EMBED_TYPES = ("joint", "separable", "space", "sincos", "rope3d")
+GLOBAL_POOLS = ("token", "avg", "attentive")
+# Arguments that mean something only with one choice of another: (argument, value) -> dependants.
+# Overriding the argument to another value drops the spec's dependants (see _builder.merge_model_args);
+# a dependant given by the user with another value is an error.
+DEPENDENT_ARGS = {("pos_embed", "rope3d"): ("rope_layout",),
+                  ("global_pool", "attentive"): ("attn_pool_depth", "attn_pool_heads", "attn_pool_layers")}
 
 _ATTENTION: dict[str, type["VideoTransformer"]] = {}
 
@@ -49,6 +55,17 @@ def get_attention(name: str) -> type["VideoTransformer"]:
     if name not in _ATTENTION:
         raise unknown_name_error("attention variant", name, _ATTENTION)
     return _ATTENTION[name]
+
+
+def _check_dependent_args(values: dict[str, Any]) -> None:
+    """A dependant of :data:`DEPENDENT_ARGS` set (not None) while its argument has another value: ValueError."""
+    for (arg, choice), deps in DEPENDENT_ARGS.items():
+        if values[arg] == choice:
+            continue
+        for dep in deps:
+            if values[dep] is not None:
+                raise ValueError(f"{dep} applies only with {arg}='{choice}'; got {dep}={values[dep]!r} with "
+                                 f"{arg}={values[arg]!r}.")
 
 
 def _act(act_layer: str | Callable[..., nn.Module]) -> Callable[..., nn.Module]:
@@ -82,13 +99,17 @@ class VideoTransformer(nn.Module):
         qkv_bias: Bias on qkv projections: ``True`` (fused ``qkv.bias``), ``False``, or ``'qv'``
             (query and value biases ``q_bias`` / ``v_bias``, no key bias: VideoMAE).
         class_token: Prepend a learnt class token (default: when ``global_pool == 'token'``).
-        global_pool: ``'token'`` (class token) or ``'avg'`` (mean of the video tokens).
+        global_pool: ``'token'`` (class token), ``'avg'`` (mean of the video tokens) or
+            ``'attentive'`` (a learnt query attends over all tokens: :class:`~vidzoo.models.heads.AttentivePooler`,
+            ``attn_pool``; V-JEPA 2's attentive probe).
         fc_norm: Normalise after pooling (``fc_norm``) instead of every token before it (``norm``
             becomes identity): VideoMAE's ``use_mean_pooling``, timm's ``fc_norm``.
         pos_embed: ``'joint'`` one table over all T'xN tokens (ViViT), ``'separable'`` a spatial
             table plus a ``time_embed`` (TimeSformer), ``'space'`` spatial only, ``'sincos'`` a
             fixed 1-D sinusoid table over the flattened ``(t, h, w)`` index generated for the
-            model's grid (VideoMAE; a non-persistent buffer, never trained or saved); default
+            model's grid (VideoMAE; a non-persistent buffer, never trained or saved), ``'rope3d'``
+            no table at all but 3-D rotary embedding of q and k in every attention, positions
+            from the clip's token grid (V-JEPA 2; ``joint`` attention, no class token); default
             per variant.
         pad_mode: Tokenizer padding: ``'error'`` or ``'pad'`` (zero-pad to a patch multiple).
         drop_rate: Dropout before the head.
@@ -98,6 +119,14 @@ class VideoTransformer(nn.Module):
         drop_path_rate: Stochastic depth, linearly increasing over blocks.
         act_layer: ``'gelu'`` or ``'gelu_tanh'`` (the official ViViT JAX code).
         norm_eps: LayerNorm epsilon.
+        rope_layout: With ``pos_embed='rope3d'``: ``'vjepa2'`` (default; the frequency layout the V-JEPA 2
+            weights were trained with) or ``'interleave'`` (standard pairs); see :mod:`vidzoo.layers.rope`.
+        attn_pool_depth: With ``global_pool='attentive'``: pooler blocks, ``depth - 1`` self-attention
+            blocks then the cross-attention block (default 1; V-JEPA 2 probes: 4).
+        attn_pool_heads: With ``global_pool='attentive'``: pooler heads (default ``num_heads``).
+        attn_pool_layers: With ``global_pool='attentive'``: indices of the blocks whose outputs, each
+            through the final ``norm``, the pooler reads, concatenated along the token axis
+            (default: the last block only; V-JEPA 2's Diving48 probes read four). Strictly increasing.
     """
 
     attention: ClassVar[str] = ""
@@ -106,6 +135,7 @@ class VideoTransformer(nn.Module):
     default_global_pool: ClassVar[str] = "token"
     supports_class_token: ClassVar[bool] = True
     supports_fc_norm: ClassVar[bool] = True
+    supports_pool_layers: ClassVar[bool] = True  # attn_pool_layers: blocks run over the whole clip in order
     variant_args: ClassVar[tuple[str, ...]] = ()  # extra constructor args of this variant
 
     def __init__(
@@ -134,6 +164,10 @@ class VideoTransformer(nn.Module):
         drop_path_rate: float = 0.0,
         act_layer: str | Callable[..., nn.Module] = "gelu",
         norm_eps: float = 1e-6,
+        rope_layout: str | None = None,
+        attn_pool_depth: int | None = None,
+        attn_pool_heads: int | None = None,
+        attn_pool_layers: Sequence[int] | None = None,
         block_kwargs: dict[str, Any] | None = None,
         **variant_kwargs: Any,
     ) -> None:
@@ -156,6 +190,31 @@ class VideoTransformer(nn.Module):
         if fc_norm and not self.supports_fc_norm:
             raise ValueError(f"fc_norm=True is not supported by '{self.attention}' (its norm is part of the "
                              f"per-frame encoder).")
+        _check_dependent_args(dict(pos_embed=pos_embed, global_pool=global_pool, rope_layout=rope_layout,
+                                   attn_pool_depth=attn_pool_depth, attn_pool_heads=attn_pool_heads,
+                                   attn_pool_layers=attn_pool_layers))
+        if pos_embed == "rope3d":
+            if class_token:
+                raise ValueError("pos_embed='rope3d' gives no position to a class token; use global_pool='avg' or "
+                                 "'attentive' (class_token=False).")
+            rope_layout = rope_layout or ROPE_LAYOUTS[0]
+            if rope_layout not in ROPE_LAYOUTS:
+                raise ValueError(f"rope_layout must be one of {ROPE_LAYOUTS}, got {rope_layout!r}.")
+            if embed_dim // num_heads < 6:
+                raise ValueError(f"pos_embed='rope3d' rotates 2+ channels per axis: embed_dim // num_heads must be "
+                                 f">= 6, got {embed_dim} // {num_heads} = {embed_dim // num_heads}.")
+        if attn_pool_layers is not None:
+            attn_pool_layers = tuple(attn_pool_layers)
+            if not self.supports_pool_layers:
+                raise ValueError(f"attn_pool_layers is not supported by '{self.attention}' (its blocks do not run "
+                                 f"over the whole clip in one sequence).")
+            if (not attn_pool_layers or list(attn_pool_layers) != sorted(set(attn_pool_layers))
+                    or not all(0 <= i < depth for i in attn_pool_layers)):
+                raise ValueError(f"attn_pool_layers must be strictly increasing block indices in [0, {depth - 1}], "
+                                 f"got {attn_pool_layers}.")
+        self.num_heads = num_heads
+        self.rope_layout = rope_layout
+        self.attn_pool_layers = attn_pool_layers
         self.num_classes = num_classes
         self.global_pool = global_pool
         self.pos_embed_type = pos_embed
@@ -175,7 +234,9 @@ class VideoTransformer(nn.Module):
         P = self.num_prefix_tokens
         self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim)) if class_token else None
         pos_len = P + T * N if pos_embed in ("joint", "sincos") else P + N
-        if pos_embed == "sincos":  # regenerated for this grid, so never in a state dict
+        if pos_embed == "rope3d":  # rotary: positions enter every attention, nothing is added to the tokens
+            self.pos_embed = None
+        elif pos_embed == "sincos":  # regenerated for this grid, so never in a state dict
             table = sincos_pos_embed_1d(pos_len, embed_dim).to(self.patch_embed.proj.weight.device)
             self.register_buffer("pos_embed", table, persistent=False)
         else:
@@ -193,6 +254,9 @@ class VideoTransformer(nn.Module):
         self.norm = nn.Identity() if fc_norm else norm_layer(embed_dim)
         self.fc_norm = norm_layer(embed_dim) if fc_norm else nn.Identity()
         self.head_drop = nn.Dropout(drop_rate)
+        self.attn_pool = (AttentivePooler(embed_dim, num_heads if attn_pool_heads is None else attn_pool_heads,
+                                          1 if attn_pool_depth is None else attn_pool_depth)
+                          if global_pool == "attentive" else None)
         self.head = nn.Linear(embed_dim, num_classes) if num_classes > 0 else nn.Identity()
         self._init_variant(**variant_kwargs)
         self.init_weights()
@@ -207,6 +271,8 @@ class VideoTransformer(nn.Module):
             if isinstance(p, nn.Parameter):
                 trunc_normal_(p, std=0.02)
         self.apply(_init_linear)
+        if self.attn_pool is not None:
+            self.attn_pool.init_weights()  # its own (upstream's) scheme
 
     # ----------------------------------------------------------------------------------- API
     @property
@@ -230,14 +296,17 @@ class VideoTransformer(nn.Module):
     @torch.jit.ignore
     def no_weight_decay(self) -> set[str]:
         """Parameters usually excluded from weight decay."""
-        names = {"pos_embed", "cls_token", "time_embed", "temporal_pos_embed", "temporal_cls_token"}
+        names = {"pos_embed", "cls_token", "time_embed", "temporal_pos_embed", "temporal_cls_token",
+                 "attn_pool.query_tokens"}
         return {n for n, _ in self.named_parameters() if n in names}
 
     @torch.jit.ignore
     def group_matcher(self, coarse: bool = False) -> dict[str, Any]:
         """Parameter groups from input to output, as timm's ViT (layer-wise lr decay, freezing):
         the embeddings, then each block (``blocks`` then ``temporal_blocks``), then the rest
-        (final norms and head)."""
+        (final norms and head). The attentive pooler (``attn_pool``, whose blocks are not ``blocks.N``)
+        is matched by nothing here, so it falls in the last group with the head: it is part of the
+        head, and trains at the head's learning rate under layer decay."""
         return dict(stem=r"^cls_token|^pos_embed|^time_embed|^patch_embed",
                     blocks=r"^blocks\.(\d+)" if coarse else [(r"^blocks\.(\d+)", None), (r"^norm\.", (99999,))],
                     temporal_blocks=[(r"^temporal_cls_token|^temporal_pos_embed", (0,)),
@@ -245,33 +314,101 @@ class VideoTransformer(nn.Module):
 
     @torch.jit.ignore
     def set_grad_checkpointing(self, enable: bool = True) -> None:
-        """Recompute block activations in backward to save memory."""
+        """Recompute block activations (and attentive-pooler blocks) in backward to save memory."""
         self.grad_checkpointing = enable
+        if self.attn_pool is not None:
+            self.attn_pool.grad_checkpointing = enable
 
     def get_classifier(self) -> nn.Module:
+        """The final linear classifier (``head``). With ``global_pool='attentive'`` the trainable head
+        also includes the pooler: :meth:`head_modules` lists everything :meth:`forward_head` uses."""
         return self.head
 
-    def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
-        """Replace the head with a fresh ``num_classes`` one (0: identity); optionally change pooling."""
+    def head_modules(self) -> dict[str, nn.Module]:
+        """The modules :meth:`forward_head` runs after :meth:`forward_features`, by attribute name (also
+        their state-dict prefixes): ``attn_pool`` (attentive pooling), ``fc_norm`` (when used) and
+        ``head``; what a probe on a frozen backbone trains."""
+        mods = {"attn_pool": self.attn_pool, "fc_norm": self.fc_norm, "head": self.head}
+        return {k: m for k, m in mods.items() if m is not None and any(True for _ in m.parameters())}
+
+    def reset_classifier(self, num_classes: int, global_pool: str | None = None, *,
+                         attn_pool_depth: int | None = None, attn_pool_heads: int | None = None) -> None:
+        """Replace the head with a fresh ``num_classes`` one (0: identity); optionally change pooling.
+
+        ``global_pool='attentive'`` puts a fresh attentive pooler on the model (any attention variant;
+        ``attn_pool_depth`` blocks, default 1, and ``attn_pool_heads`` heads, default ``num_heads``); it
+        reads ``forward_features``' tokens. Without ``global_pool`` (and without ``attn_pool_*``) the
+        pooling, and an attentive model's pooler with its weights, stay as they are. ``model_args`` and
+        ``pretrained_cfg`` follow (class count, pooling; the old label names go), so ``save_pretrained``
+        writes a config that rebuilds this head.
+        """
         if global_pool is not None:
             if global_pool not in GLOBAL_POOLS:
                 raise ValueError(f"global_pool must be one of {GLOBAL_POOLS}, got {global_pool!r}.")
             if global_pool == "token" and self.cls_token is None:
                 raise ValueError("global_pool='token' needs a model built with a class token.")
-            self.global_pool = global_pool
+        pool = global_pool or self.global_pool
+        if (attn_pool_depth is not None or attn_pool_heads is not None) and pool != "attentive":
+            raise ValueError(f"attn_pool_depth / attn_pool_heads apply only with global_pool='attentive' (pooling "
+                             f"is {pool!r}).")
+        fresh_pooler = global_pool is not None or attn_pool_depth is not None or attn_pool_heads is not None
+        if pool == "attentive" and (fresh_pooler or self.attn_pool is None):
+            depth = 1 if attn_pool_depth is None else attn_pool_depth
+            heads = self.num_heads if attn_pool_heads is None else attn_pool_heads
+            ref = self.patch_embed.proj.weight
+            self.attn_pool = AttentivePooler(self.embed_dim, heads, depth).to(device=ref.device, dtype=ref.dtype)
+            self.attn_pool.grad_checkpointing = self.grad_checkpointing
+        elif pool != "attentive":
+            self.attn_pool = None
+            self.attn_pool_layers = None
+        self.global_pool = pool
         self.num_classes = num_classes
         self.head = nn.Linear(self.embed_dim, num_classes) if num_classes > 0 else nn.Identity()
         if num_classes > 0:
             _init_linear(self.head)
+            self.head.to(device=self.patch_embed.proj.weight.device, dtype=self.patch_embed.proj.weight.dtype)
+        self._sync_head_args()
+
+    def _sync_head_args(self) -> None:
+        """Keep ``model_args`` / ``pretrained_cfg`` (what ``save_pretrained`` writes) in step with the head."""
+        args = getattr(self, "model_args", None)
+        if isinstance(args, dict):
+            # class_token explicitly: its default follows global_pool, which may have changed
+            args.update(num_classes=self.num_classes, global_pool=self.global_pool,
+                        class_token=self.cls_token is not None)
+            if self.attn_pool is not None:
+                args.update(attn_pool_depth=self.attn_pool.depth, attn_pool_heads=self.attn_pool.num_heads)
+                if self.attn_pool_layers is not None:
+                    args["attn_pool_layers"] = list(self.attn_pool_layers)
+                else:
+                    args.pop("attn_pool_layers", None)
+            else:
+                for k in DEPENDENT_ARGS[("global_pool", "attentive")]:
+                    args.pop(k, None)
+        cfg = getattr(self, "pretrained_cfg", None)
+        if isinstance(cfg, dict):
+            cfg.update(num_classes=self.num_classes, label_names=None)  # a fresh classifier knows no labels
+            prov = cfg.get("provenance")
+            if isinstance(prov, dict) and prov.get("kind") not in (None, "random_init"):
+                prov["head"] = "fresh"
 
     # ------------------------------------------------------------------------------- forward
-    def _run_blocks(self, blocks: nn.ModuleList, x: torch.Tensor, grid: Grid) -> torch.Tensor:
+    def _run_blocks(self, blocks: nn.ModuleList, x: torch.Tensor, grid: Grid,
+                    rope: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        args = (x, grid) if rope is None else (x, grid, rope)
         for blk in blocks:
             if self.grad_checkpointing and torch.is_grad_enabled() and not torch.jit.is_scripting():
-                x = checkpoint(blk, x, grid, use_reentrant=False)
+                x = checkpoint(blk, *args, use_reentrant=False)
             else:
-                x = blk(x, grid)
+                x = blk(*args)
+            args = (x, *args[1:])
         return x
+
+    def _rope(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """``(cos, sin)`` of 3-D RoPE for the model's token grid (``pos_embed='rope3d'``), else None."""
+        if self.pos_embed_type != "rope3d":
+            return None
+        return rope3d_tables(self.grid_size, self.embed_dim // self.num_heads, self.rope_layout, device=x.device)
 
     def _prefix(self, batch: int) -> torch.Tensor | None:
         """Class token with its position embedding, expanded to ``batch``; None without one."""
@@ -286,7 +423,9 @@ class VideoTransformer(nn.Module):
         ``(B, P + T*N, D)`` with the class token first."""
         B = x.shape[0]
         cls = self._prefix(B)
-        if self.pos_embed_type in ("joint", "sincos"):
+        if self.pos_embed_type == "rope3d":  # no table (and no class token)
+            x = rearrange(x, "b t n d -> b (t n) d")
+        elif self.pos_embed_type in ("joint", "sincos"):
             x = rearrange(x, "b t n d -> b (t n) d")
             if cls is not None:
                 x = torch.cat([cls, x], dim=1)
@@ -301,14 +440,25 @@ class VideoTransformer(nn.Module):
         return self.pos_drop(x)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """Clip ``(B, C, T, H, W)`` -> normalised tokens ``(B, P + T'*N, D)``."""
+        """Clip ``(B, C, T, H, W)`` -> normalised tokens ``(B, P + T'*N, D)``; with ``attn_pool_layers``
+        the normalised tokens of each of those blocks, concatenated: ``(B, len(layers) * (P + T'*N), D)``
+        (what the attentive pooler reads)."""
         x = self._pos_embed(self.patch_embed(x))
         T, H, W = self.grid_size
-        x = self._run_blocks(self.blocks, x, (T, H * W))
-        return self.norm(x)
+        rope = self._rope(x)
+        if self.attn_pool_layers is None:
+            return self.norm(self._run_blocks(self.blocks, x, (T, H * W), rope))
+        feats = []
+        for i, blk in enumerate(self.blocks[:self.attn_pool_layers[-1] + 1]):
+            x = self._run_blocks([blk], x, (T, H * W), rope)
+            if i in self.attn_pool_layers:
+                feats.append(self.norm(x))
+        return torch.cat(feats, dim=1)
 
     def pool(self, x: torch.Tensor) -> torch.Tensor:
-        """Pool ``forward_features`` tokens to ``(B, D)``."""
+        """Pool ``forward_features`` tokens to ``(B, D)`` (the attentive pooler reads every token)."""
+        if self.global_pool == "attentive":
+            return self.attn_pool(x)
         if self.global_pool == "token":
             return x[:, 0]
         return x[:, self.num_prefix_tokens:].mean(dim=1)
@@ -374,7 +524,8 @@ class VideoTransformer(nn.Module):
         if prune_head:
             if getattr(self, "fc_norm", None) is not None:
                 self.fc_norm = nn.Identity()
-            self.reset_classifier(0)
+            # an attentive pooler (and the blocks it reads) is part of the head: it goes too
+            self.reset_classifier(0, global_pool="avg" if self.global_pool == "attentive" else None)
         return take
 
     def _num_feature_blocks(self) -> int:
@@ -413,12 +564,17 @@ class VideoTransformer(nn.Module):
         B = x.shape[0]
         T, H, W = self.grid_size
         x = self._pos_embed(self.patch_embed(x))
-        feats = []
+        rope = self._rope(x)
+        feats, pooled = [], []
         for i, blk in enumerate(self.blocks[:None if stop is None else stop + 1]):
-            x = self._run_blocks([blk], x, (T, H * W))
+            x = self._run_blocks([blk], x, (T, H * W), rope)
             if i in take:
                 feats.append(self._grid_feature(self.norm(x) if norm else x, B))
-        return (self.norm(x) if stop is None else None), feats
+            if stop is None and self.attn_pool_layers is not None and i in self.attn_pool_layers:
+                pooled.append(self.norm(x))
+        if stop is not None:
+            return None, feats
+        return (torch.cat(pooled, dim=1) if self.attn_pool_layers is not None else self.norm(x)), feats
 
 
 def _linspace(end: float, n: int) -> list[float]:
@@ -435,7 +591,10 @@ def _init_linear(m: nn.Module) -> None:
 
 @register_attention("joint")
 class JointSpaceTimeTransformer(VideoTransformer):
-    """ViViT model 1 / TimeSformer ``joint``: every token attends to every token of the clip."""
+    """ViViT model 1 / TimeSformer ``joint``: every token attends to every token of the clip; the one
+    variant with ``pos_embed='rope3d'`` (V-JEPA 2)."""
+
+    pos_embed_types = ("joint", "separable", "sincos", "rope3d")
 
 
 @register_attention("factorised_dot_product")
@@ -484,6 +643,7 @@ class SpaceOnlyTransformer(VideoTransformer):
     per-frame representations are averaged over time before the final norm."""
 
     pos_embed_types = ("space",)
+    supports_pool_layers = False
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         x = self.patch_embed(x)
@@ -522,9 +682,14 @@ class FactorisedEncoderTransformer(VideoTransformer):
 
     pos_embed_types = ("space",)
     supports_fc_norm = False
+    supports_pool_layers = False
     variant_args = ("temporal_depth",)
 
     def _init_variant(self, temporal_depth: int = 4) -> None:
+        # How a frame's tokens become its representation is part of the backbone: fixed here (the
+        # class token, or the mean with average pooling) and kept when only the final pooling changes.
+        self.frame_pool = self.global_pool if self.global_pool != "attentive" else (
+            "token" if self.cls_token is not None else "avg")
         D, T = self.embed_dim, self.grid_size[0]
         args_ = dict(self._block_args)
         norm_layer = args_["norm_layer"]
@@ -533,6 +698,14 @@ class FactorisedEncoderTransformer(VideoTransformer):
         self.temporal_pos_embed = nn.Parameter(torch.zeros(1, self.num_prefix_tokens + T, D))
         self.temporal_blocks = nn.ModuleList([Block(drop_path=dpr[i], **args_) for i in range(temporal_depth)])
         self.temporal_norm = norm_layer(D)
+
+    def _pool_frame(self, x: torch.Tensor) -> torch.Tensor:
+        return x[:, 0] if self.frame_pool == "token" else x[:, self.num_prefix_tokens:].mean(dim=1)
+
+    def reset_classifier(self, num_classes: int, global_pool: str | None = None, **kwargs: Any) -> None:
+        super().reset_classifier(num_classes, global_pool, **kwargs)
+        if global_pool in ("token", "avg"):  # as before the attentive pooler: the frames pool likewise
+            self.frame_pool = global_pool
 
     def init_weights(self) -> None:
         super().init_weights()
@@ -551,7 +724,7 @@ class FactorisedEncoderTransformer(VideoTransformer):
         if cls is not None:
             x = torch.cat([cls, x], dim=1)
         x = self._run_blocks(self.blocks, self.pos_drop(x), (1, x.shape[1] - P))
-        x = self.pool(self.norm(x))  # per-frame representation (B*T, D)
+        x = self._pool_frame(self.norm(x))  # per-frame representation (B*T, D)
         # Temporal encoder over the T frame representations.
         x = rearrange(x, "(b t) d -> b t d", b=B)
         if self.temporal_cls_token is not None:
@@ -590,7 +763,7 @@ class FactorisedEncoderTransformer(VideoTransformer):
                 feats.append(self._frame_feature(self.norm(x) if norm else x, B))
         if stop is not None and stop < depth:
             return None, feats
-        x = rearrange(self.pool(self.norm(x)), "(b t) d -> b t d", b=B)
+        x = rearrange(self._pool_frame(self.norm(x)), "(b t) d -> b t d", b=B)
         if self.temporal_cls_token is not None:
             x = torch.cat([self.temporal_cls_token.expand(B, -1, -1), x], dim=1)
         x = self.pos_drop(x + self.temporal_pos_embed)
