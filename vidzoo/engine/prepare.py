@@ -252,7 +252,7 @@ def _check_paths(data: Path, output: Path, root: Path, jobs: list[_Job], is_list
 
 def _claim_output(output: Path, settings: PrepareSettings) -> None:
     """Create ``output`` with its ``prepare.json``, or accept one an earlier run with the same settings made."""
-    from .._hub import atomic_write_text
+    from .._hub import atomic_write_text, ensure_output_dir
     marker = output / MARKER_NAME
     wanted = {"settings": asdict(settings), "written_by": "vidzoo prepare"}
     if output.exists() and not output.is_dir():
@@ -270,7 +270,7 @@ def _claim_output(output: Path, settings: PrepareSettings) -> None:
     if output.is_dir() and any(output.iterdir()):
         raise UserError(f"--output '{output}' holds files that vidzoo prepare did not write (no {MARKER_NAME}); "
                         "give a new or empty folder")
-    output.mkdir(parents=True, exist_ok=True)
+    ensure_output_dir(output, "--output folder")  # a read-only folder or a full disk: one line, before any work
     atomic_write_text(json.dumps(wanted, indent=2) + "\n", marker)
 
 
