@@ -3,6 +3,7 @@ its CSV / Markdown with sane numbers. Speed is never asserted (DESIGN.md: script
 from __future__ import annotations
 
 import csv
+import json
 import math
 
 import numpy as np
@@ -163,3 +164,29 @@ def test_bench_models_isolated_memory_worker(tmp_path):
     r = rows[0]
     assert "MALLOC_MMAP_THRESHOLD_=65536" in r["mem_method"]
     assert r["infer_peak_gb"] >= r["infer_state_gb"] > 0 and r["infer_ms"] > 0
+
+
+def test_loader_plans_workers_from_a_gpu_check_result(tmp_path):
+    """benchmarks/loader.py reads the GPU's training speed from a gpu_check.json when there is one,
+    else from the model's GMACs at the stated utilisation."""
+    from benchmarks import loader
+    from benchmarks.gpu_check import DATASHEET_BF16_TFLOPS
+    cells = [{"recipe": r, "video": v, "pipeline": "train", "scaled": s, "clips_per_s": c}
+             for r, v, s, c in [("16x4", "source", "no", 0.5), ("16x4", "source", "yes", 1.0),
+                                ("16x4", "prepared", "yes", 10.0)]]
+    report = {"tiny": False, "sections": [{"section": "hf_speed", "rows": [
+        {"pair": "videomae", "mode": "train", "input": "8x3x16x224x224", "vidzoo_ms": 40.0,
+         "vidzoo_model": "videomae_joint_base_patch16x2_224"},
+        {"pair": "videomae", "mode": "infer", "input": "8x3x16x224x224", "vidzoo_ms": 10.0,
+         "vidzoo_model": "videomae_joint_base_patch16x2_224"}]}]}
+    (tmp_path / "gpu_check.json").write_text(json.dumps(report))
+    rows, source = loader.planning_rows(cells, 0.4, tmp_path / "gpu_check.json")
+    assert "gpu_check.py" in source and [r["gpu_clips_per_s"] for r in rows] == [200.0] * 3  # 8 clips / 40 ms
+    assert [r["workers_needed"] for r in rows] == [400, 200, 20]
+    report["tiny"] = True  # a dry run's figures are not used
+    (tmp_path / "gpu_check.json").write_text(json.dumps(report))
+    rows, source = loader.planning_rows(cells, 0.4, tmp_path / "gpu_check.json")
+    gmacs = loader.gmacs_of("videomae_joint_base_patch16x2_224")
+    want = 0.4 * DATASHEET_BF16_TFLOPS["H200"] * 1e12 / (6 * gmacs * 1e9)
+    assert "GMACs" in source and rows[0]["gpu_clips_per_s"] == pytest.approx(want)
+    assert rows[2]["workers_needed"] == -(-want // 10)

@@ -72,8 +72,8 @@ def test_timeline_windows_equal_the_model_on_each_window(tmp_path, monkeypatch):
     decoded = []
     real = tlm._decode_frames
 
-    def spy(p, wanted, progress):
-        for i, f in real(p, wanted, progress):
+    def spy(p, wanted, progress, **kw):
+        for i, f in real(p, wanted, progress, **kw):
             decoded.append(i)
             yield i, f
     monkeypatch.setattr(tlm, "_decode_frames", spy)

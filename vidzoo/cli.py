@@ -315,6 +315,36 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+# ----------------------------------------------------------------------------------------- prepare
+def cmd_prepare(args: argparse.Namespace) -> int:
+    from .engine.prepare import prepare_videos
+
+    def named(r) -> None:  # each video that has no prepared copy, as soon as it is known
+        if not r.ok:
+            print(f"vidzoo: {'cannot read video' if r.status == 'unreadable' else 'not prepared'} "
+                  f"'{r.source}': {r.reason}", file=sys.stderr)
+    report = prepare_videos(args.data, args.output, short_side=args.short_side, gop=args.gop, fps=args.fps,
+                            crf=args.crf, workers=args.workers, progress=None if args.progress else False,
+                            on_result=named)
+    for r in report.results:
+        if r.status == "not prepared":
+            named(r)
+    ok = [r for r in report.results if r.ok]
+    src_mb = sum(r.source_bytes or 0 for r in ok) / 1e6
+    out_mb = sum(r.output_bytes or 0 for r in ok) / 1e6
+    print(f"{report.count('prepared')} prepared, {report.count('skipped')} already done, {len(report.failed)} without "
+          f"a prepared copy, of {len(report.results)} videos; {src_mb:.1f} MB -> {out_mb:.1f} MB in {args.output}/")
+    for lst in report.lists:
+        print(f"list rewritten: {lst} (train with --data {lst})")
+    if report.report is not None:
+        print(f"report: {report.report}")
+    if report.failed:
+        print(f"vidzoo: {len(report.failed)} of {len(report.results)} videos were not prepared (named above)",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
 # ------------------------------------------------------------------------------------ demo/convert
 def cmd_demo(args: argparse.Namespace) -> int:
     from .engine.demo import DemoConfig, run_demo
@@ -513,6 +543,27 @@ def build_parser() -> argparse.ArgumentParser:
     groups["timeline"] = t
     _add(p, groups, "progress", o.PROGRESS, group="timeline")
     p.set_defaults(func=cmd_predict)
+
+    from .engine.prepare import DEFAULT_CRF, DEFAULT_GOP, DEFAULT_SHORT_SIDE
+    p = sub.add_parser("prepare", help="re-encode a dataset's videos for fast training (short side, short GOPs)",
+                       description="Re-encode every video of --data (a folder of any layout, or a list file) into "
+                                   "--output with libx264: short side scaled down, a keyframe every --gop frames, "
+                                   "frames and timestamps kept, audio dropped, relative paths kept (suffix .mp4). "
+                                   "Each file is verified before it is renamed into place; a rerun skips what is "
+                                   "done. Unreadable videos are named and the exit status is then 1.")
+    p.add_argument("--data", required=True, help="folder of videos (class folders, train/val/test sub-folders) or "
+                                                 "a .csv/.tsv/.txt list of 'path,label' (rewritten beside the videos)")
+    p.add_argument("--output", required=True, help="folder for the prepared copy (new, empty, or an earlier "
+                                                   "prepare output with the same settings, to complete it)")
+    p.add_argument("--short-side", type=int, default=DEFAULT_SHORT_SIDE,
+                   help=f"short side in pixels, never enlarged; both sides rounded to even (default {DEFAULT_SHORT_SIDE})")
+    p.add_argument("--gop", type=int, default=DEFAULT_GOP, help=f"frames between keyframes (default {DEFAULT_GOP})")
+    p.add_argument("--fps", type=float, help="resample to this constant frame rate (default: keep every frame)")
+    p.add_argument("--crf", type=int, default=DEFAULT_CRF,
+                   help=f"libx264 quality, 0 (lossless) .. 51; 18 is visually lossless (default {DEFAULT_CRF})")
+    p.add_argument("--workers", type=int, help="videos encoded at once (default: one per CPU core)")
+    _add(p, {None: p}, "progress", o.PROGRESS, group=None)
+    p.set_defaults(func=cmd_prepare)
 
     p = sub.add_parser("demo", help="offline end to end: synthetic motion videos -> train -> eval -> predict")
     groups = {None: p}

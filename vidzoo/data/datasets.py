@@ -200,13 +200,23 @@ class ClipDataset(Dataset):
 
 
 class _VideoSourceDataset(ClipDataset):
-    """Samples are paths to video files or frame folders."""
+    """Samples are paths to video files or frame folders.
+
+    Frames are decoded at the transform's ``decode_size`` when it has one (its first step shrinks
+    the frame, see :mod:`vidzoo.data.transforms`): the decoder scales them while converting to RGB.
+    Set ``scale_at_decode = False`` on a dataset to decode at full size and let the transform resize.
+    """
 
     seek_threshold: int = 32
+    scale_at_decode: bool = True
+
+    def _decode_size(self):
+        return getattr(self.transform, "decode_size", None) if self.scale_at_decode else None
 
     def read_clips(self, index: int) -> list[torch.Tensor]:
         path = self.samples[index][0]
-        return read_video_clips(path, self._indices_fn(), seek_threshold=self.seek_threshold)
+        return read_video_clips(path, self._indices_fn(), seek_threshold=self.seek_threshold,
+                                size=self._decode_size())
 
 
 class VideoFolder(_VideoSourceDataset):
@@ -551,16 +561,20 @@ class NpzVolumeDataset(ClipDataset):
 
 
 class _FrameCache:
-    """Mixin for video datasets: decode each video once (every frame, ``uint8``) and cut later
-    clips from memory. For small datasets of short clips; memory grows with the data. The cache is
-    keyed by path, so datasets derived with ``subset``/``with_pipeline`` share it safely."""
+    """Mixin for video datasets: decode each video once (every frame, ``uint8``, at the transform's
+    ``decode_size``) and cut later clips from memory. For small datasets of short clips; memory grows
+    with the data. The cache is keyed by path and decode size, so datasets derived with ``subset`` /
+    ``with_pipeline`` share it safely."""
 
     def read_clips(self, index: int) -> list[torch.Tensor]:
         cache = self.__dict__.setdefault("_frame_cache", {})
         path = self.samples[index][0]
-        full = cache.get(path)
+        size = self._decode_size()
+        # The transform's repr names its geometry (sizes, scale, ratio): one decode size per key.
+        key = (path, repr(getattr(size, "__self__", size)) if size is not None else None)
+        full = cache.get(key)
         if full is None:
-            full = cache[path] = read_video_clips(path, None)[0]
+            full = cache[key] = read_video_clips(path, None, size=size)[0]
         fn = self._indices_fn()
         if fn is None:
             return [full]

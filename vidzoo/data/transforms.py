@@ -8,6 +8,12 @@ transforms after them (flip, normalise) broadcast over that axis.
 
 Random transforms draw from ``generator`` if given, else from torch's global RNG (which
 ``DataLoader`` seeds differently in each worker).
+
+Transforms that start by shrinking the frame (:class:`ShortSideResize`, :class:`Resize`,
+:class:`RandomResizedCrop`, and a :class:`Compose` that starts with one) have a ``decode_size(H, W)``
+method: the frame size they can take instead of ``H x W`` without changing what they make (within
+interpolation rounding). Datasets hand it to the decoder, which scales frames to it while
+converting them to RGB, so full-resolution frames are neither converted nor resized.
 """
 from __future__ import annotations
 
@@ -89,6 +95,11 @@ class Compose:
             x = t(x)
         return x
 
+    def decode_size(self, height: int, width: int) -> tuple[int, int] | None:
+        """The first transform's ``decode_size`` (None when it has none: decode at full size)."""
+        first = getattr(self.transforms[0], "decode_size", None) if self.transforms else None
+        return first(height, width) if first is not None else None
+
     def __repr__(self) -> str:
         inner = "".join(f"\n    {t!r}," for t in self.transforms)
         return f"{type(self).__name__}([{inner}\n])"
@@ -106,14 +117,19 @@ class ShortSideResize:
         self.size = int(size)
         self.antialias = antialias
 
+    def output_size(self, height: int, width: int) -> tuple[int, int]:
+        """``(H, W)`` of a ``height x width`` frame after the resize."""
+        if height <= width:
+            return self.size, max(1, round(width * self.size / height))
+        return max(1, round(height * self.size / width)), self.size
+
+    def decode_size(self, height: int, width: int) -> tuple[int, int]:
+        """Frames decoded at the output size need no resize here."""
+        return self.output_size(height, width)
+
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         _check_clip(x, type(self).__name__)
-        h, w = x.shape[-2:]
-        if h <= w:
-            new = (self.size, max(1, round(w * self.size / h)))
-        else:
-            new = (max(1, round(h * self.size / w)), self.size)
-        return resize_clip(x, new, self.antialias)
+        return resize_clip(x, self.output_size(*x.shape[-2:]), self.antialias)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(size={self.size})"
@@ -130,6 +146,10 @@ class Resize:
     def __init__(self, size: Size, antialias: bool = True) -> None:
         self.size = _pair(size)
         self.antialias = antialias
+
+    def decode_size(self, height: int, width: int) -> tuple[int, int]:
+        """Frames decoded at ``size`` need no resize here."""
+        return self.size
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         _check_clip(x, type(self).__name__)
@@ -190,6 +210,28 @@ class RandomResizedCrop:
         else:
             w, h = width, height
         return (height - h) // 2, (width - w) // 2, h, w
+
+    def decode_size(self, height: int, width: int) -> tuple[int, int] | None:
+        """The smallest frame, at this frame's aspect ratio, on which every crop this transform can
+        draw still has at least ``size`` pixels: decoding at it turns no reduction of a crop into an
+        enlargement (crops are drawn relative to the frame, so their distribution is unchanged).
+        None when that is the full frame.
+
+        The smallest crop height is that of the smallest area at the widest ratio,
+        ``sqrt(scale_min * H * W / ratio_max)``, or the height of the fallback box (when no crop
+        fits), whichever is less; widths likewise. A 720p frame with ``scale=(0.25, 1)`` and
+        ``size=224`` is decoded at 388x690, 3.4x fewer pixels.
+        """
+        area = self.scale[0] * height * width
+        aspect = width / height
+        fallback_h = width / self.ratio[0] if aspect < self.ratio[0] else height  # see get_params
+        fallback_w = height * self.ratio[1] if aspect > self.ratio[1] else width
+        min_h = min(math.sqrt(area / self.ratio[1]), fallback_h)
+        min_w = min(math.sqrt(area * self.ratio[0]), fallback_w)
+        factor = max(self.size[0] / min_h, self.size[1] / min_w)
+        if factor >= 1:
+            return None
+        return min(height, math.ceil(height * factor)), min(width, math.ceil(width * factor))
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         _check_clip(x, type(self).__name__)

@@ -10,7 +10,10 @@ a window gives one window over the whole video.
 
 The video is decoded once, front to back; each frame that some window uses is resized and cropped
 (the model's evaluation transform, one centre view) once and kept only while a pending window
-needs it. Times are frame index / frame rate (constant frame rate, as in the rest of vidzoo).
+needs it. The frame count is checked against the stream before windows are laid out (a header
+may declare frames that do not exist), and times come from each frame's presentation timestamp,
+so a variable-frame-rate video is timed as players show it; spans given in seconds (``--window
+2s``) are converted to frames at the average frame rate.
 """
 from __future__ import annotations
 
@@ -28,6 +31,7 @@ from torch import nn
 
 from .._hub import atomic_replace, atomic_write_text, ensure_output_dir
 from ..data import UnreadableVideoError, VideoDecodeError, eval_transforms, video_info
+from ..data.decode import iter_video_frames
 from .errors import NonFiniteLogitsError, UserError
 
 PathLike = str | os.PathLike
@@ -87,10 +91,17 @@ class Timeline:
     starts: list[int] = field(default_factory=list)
     ends: list[int] = field(default_factory=list)  # exclusive
     probs: torch.Tensor | None = None  # (windows, classes)
+    # Seconds from the stream start at which each frame is shown (presentation timestamps), and
+    # where the last one ends: num_frames + 1 entries. Empty: frame / fps.
+    times: list[float] = field(default_factory=list)
+
+    def time(self, frame: int) -> float:
+        """Seconds at which frame ``frame`` is shown (``num_frames``: the end of the video)."""
+        return self.times[frame] if self.times else frame / self.fps
 
     @property
     def duration(self) -> float:
-        return self.num_frames / self.fps
+        return self.time(self.num_frames)
 
     def top(self, k: int) -> tuple[torch.Tensor, torch.Tensor]:
         return self.probs.topk(min(k, self.probs.shape[1]), dim=1)
@@ -104,7 +115,7 @@ class Timeline:
             j = i
             while j + 1 < len(idx) and idx[j + 1] == idx[i]:
                 j += 1
-            out.append((self.starts[i] / self.fps, self.ends[j] / self.fps, self.class_names[int(idx[i])],
+            out.append((self.time(self.starts[i]), self.time(self.ends[j]), self.class_names[int(idx[i])],
                         float(p[i:j + 1].mean())))
             i = j + 1
         return out
@@ -113,50 +124,56 @@ class Timeline:
         p, idx = self.top(top_k)
         return {"path": self.path, "fps": self.fps, "num_frames": self.num_frames, "window_frames": self.window,
                 "stride_frames": self.stride,
-                "windows": [{"start_frame": s, "end_frame": e, "start_time": s / self.fps, "end_time": e / self.fps,
+                "windows": [{"start_frame": s, "end_frame": e, "start_time": self.time(s), "end_time": self.time(e),
                              "top": [{"index": int(j), "label": self.class_names[int(j)], "prob": float(q)}
                                      for j, q in zip(idx[w].tolist(), p[w].tolist())]}
                             for w, (s, e) in enumerate(zip(self.starts, self.ends))]}
 
 
-def _decode_frames(path: Path, wanted: Sequence[int], progress: bool) -> Iterator[tuple[int, torch.Tensor]]:
+class _ShortStream(Exception):
+    """The stream ended before the frames its count promised."""
+
+    def __init__(self, frames: int) -> None:
+        super().__init__(frames)
+        self.frames = frames
+
+
+def _decode_frames(path: Path, wanted: Sequence[int], progress: bool, size=None,
+                   times: list[float] | None = None) -> Iterator[tuple[int, torch.Tensor]]:
     """Yield ``(index, uint8 frame (3, H, W))`` for the sorted ``wanted`` indices, decoding the
-    video once from the start. Indices past the end of the stream get its last frame (the frame
-    count of some containers overstates the stream by a few frames)."""
-    import av
+    video once from the start (frames scaled to ``size`` while decoding, see
+    :func:`~vidzoo.data.read_video_clips`). ``times`` receives every decoded frame's presentation
+    time and, once the last wanted frame is in, where it ends.
+
+    Raises:
+        _ShortStream: The stream ended before the last wanted index (its frame count overstated it).
+    """
     from tqdm import tqdm
 
-    from ..data.decode import _open
-    container = _open(path)
     wanted = list(wanted)
-    w, last, decoded = 0, None, 0
+    w, decoded, end = 0, 0, 0.0
     bar = tqdm(total=wanted[-1] + 1, unit="frame", desc=f"decode {path.name}", disable=not progress,
                leave=False)
     try:
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
-        for i, frame in enumerate(container.decode(stream)):
+        for i, t, dur, rgb in iter_video_frames(path, wanted, size):
             decoded += 1
             bar.update(1)
-            if w < len(wanted) and wanted[w] == i:
-                last = torch.from_numpy(frame.to_ndarray(format="rgb24")).permute(2, 0, 1)
+            end = t + dur
+            if times is not None:
+                times.append(t)
+            if rgb is not None:
+                frame = torch.from_numpy(rgb).permute(2, 0, 1)
                 while w < len(wanted) and wanted[w] == i:
-                    yield i, last
+                    yield i, frame
                     w += 1
             if w == len(wanted):
                 break
-    except av.FFmpegError as e:
-        raise VideoDecodeError(path, f"decoding failed after {decoded} frames ({e})") from e
     finally:
         bar.close()
-        container.close()
-    if decoded == 0:
-        raise VideoDecodeError(path, "video stream has no decodable frames")
     if w < len(wanted):
-        if last is None:  # nothing wanted was reached: decode failed early in the stream
-            raise VideoDecodeError(path, f"the stream ended after {decoded} frames, before frame {wanted[w]}")
-        for i in wanted[w:]:
-            yield i, last
+        raise _ShortStream(decoded)
+    if times is not None:
+        times.append(end)
 
 
 @torch.no_grad()
@@ -182,12 +199,10 @@ def predict_timeline(model: nn.Module, path: PathLike, window: str | int | None 
         UserError: A frame folder (no frame rate), a bad window/stride.
         VideoDecodeError: The video cannot be decoded.
     """
-    from .evaluation import predict_probs
-    from .inference import class_names_of
     p = Path(path)
     if p.is_dir():
         raise UserError(f"--timeline needs a video file with a frame rate; '{p}' is a frame folder")
-    info = video_info(p)
+    info = video_info(p, exact=True)  # windows are laid out over frames the stream has, not its header's
     if not info.fps:
         raise UserError(f"--timeline: '{p}' has no frame rate")
     cfg = model.pretrained_cfg
@@ -199,12 +214,29 @@ def predict_timeline(model: nn.Module, path: PathLike, window: str | int | None 
     if win < t:
         raise UserError(f"--window of {win} frames is shorter than the model's {t}-frame clip")
     step = parse_span(stride, info.fps, "--stride") or max(1, win // 2)
-    layout = window_layout(info.num_frames, win, step, t)
-    transform = eval_transforms((h, w), cfg["mean"], cfg["std"], crop_pct=cfg.get("crop_pct") or 1.0)
     dev = torch.device(device)
     model = model.to(dev).eval()
-    tl = Timeline(str(path), float(info.fps), info.num_frames, min(win, info.num_frames), step,
-                  class_names_of(model))
+    args = (model, p, float(info.fps), win, step, batch_size, dev, amp_dtype, progress)
+    try:
+        return _slide(*args, info.num_frames)
+    except _ShortStream as short:  # fewer frames decoded than counted: lay the windows out over those
+        try:
+            return _slide(*args, short.frames)
+        except _ShortStream as again:
+            raise VideoDecodeError(p, f"the stream ended after {again.frames} frames, {short.frames} "
+                                      "counted a moment before") from None
+
+
+def _slide(model: nn.Module, p: Path, fps: float, win: int, step: int, batch_size: int, dev: torch.device,
+           amp_dtype: torch.dtype | None, progress: bool, num_frames: int) -> Timeline:
+    """The windows of :func:`predict_timeline` over a video of ``num_frames`` frames."""
+    from .evaluation import predict_probs
+    from .inference import class_names_of
+    cfg = model.pretrained_cfg
+    c, t, h, w = cfg["input_size"]
+    layout = window_layout(num_frames, win, step, t)
+    transform = eval_transforms((h, w), cfg["mean"], cfg["std"], crop_pct=cfg.get("crop_pct") or 1.0)
+    tl = Timeline(str(p), fps, num_frames, min(win, num_frames), step, class_names_of(model))
 
     wanted = sorted({i for _, _, idx in layout for i in idx})
     cache: dict[int, torch.Tensor] = {}  # transformed frames (C, 1, h, w) still needed by a window
@@ -219,7 +251,7 @@ def predict_timeline(model: nn.Module, path: PathLike, window: str | int | None 
                 f"'{p}' (frames {tl.starts[first + j]}-{tl.ends[first + j] - 1})")).cpu())
             batch.clear()
 
-    for i, frame in _decode_frames(p, wanted, progress):
+    for i, frame in _decode_frames(p, wanted, progress, size=transform.decode_size, times=tl.times):
         if i not in cache:
             cache[i] = transform(frame.unsqueeze(1))  # one frame through the clip transform
         while nxt < len(layout) and layout[nxt][2][-1] <= i:
@@ -257,7 +289,7 @@ def write_timeline_csv(tl: Timeline, path: PathLike, top_k: int = 5) -> Path:
         wr.writerow(["window", "start_frame", "end_frame", "start_time", "end_time"]
                     + [x for r in range(1, k + 1) for x in (f"label_{r}", f"score_{r}")])
         for w, (s, e) in enumerate(zip(tl.starts, tl.ends)):
-            wr.writerow([w, s, e, f"{s / tl.fps:.3f}", f"{e / tl.fps:.3f}"]
+            wr.writerow([w, s, e, f"{tl.time(s):.3f}", f"{tl.time(e):.3f}"]
                         + [x for j, q in zip(idx[w].tolist(), p[w].tolist()) for x in (tl.class_names[j], f"{q:.6f}")])
         text = f.getvalue()
     return atomic_write_text(text, path)
@@ -274,14 +306,14 @@ def plot_timeline(tl: Timeline, path: PathLike, num_classes: int = 5) -> Path:
     probs = tl.probs.float()
     k = min(num_classes, probs.shape[1])
     classes = probs.max(dim=0).values.topk(k).indices.tolist()
-    centres = [(s + e) / 2 / tl.fps for s, e in zip(tl.starts, tl.ends)]
+    centres = [(tl.time(s) + tl.time(e)) / 2 for s, e in zip(tl.starts, tl.ends)]
     colours = plt.get_cmap("tab10")
     fig, (band, ax) = plt.subplots(2, 1, figsize=(14, 4.8), sharex=True,
                                    gridspec_kw={"height_ratios": [1, 6], "hspace": 0.05})
     top1 = probs.argmax(dim=1).tolist()
     # Band: each window's top-1 class from its start to the next window's start.
     nexts = tl.starts[1:] + [tl.ends[-1]]
-    band.bar([s / tl.fps for s in tl.starts], 1.0, width=[(n - s) / tl.fps for s, n in zip(tl.starts, nexts)],
+    band.bar([tl.time(s) for s in tl.starts], 1.0, width=[tl.time(n) - tl.time(s) for s, n in zip(tl.starts, nexts)],
              align="edge", lw=0, color=[colours(classes.index(c) % 10) if c in classes else (0.6, 0.6, 0.6)
                                         for c in top1])
     band.set_ylim(0, 1)
