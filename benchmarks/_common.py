@@ -1,7 +1,6 @@
 """Shared helpers of the vidzoo benchmark scripts.
 
-Timing (CPU wall clock or CUDA events, medians), FLOP counting with ``torch.utils.flop_counter``
-(plus the CPU flash-attention kernels it does not know), the device's own dense-matmul rate
+Timing (CPU wall clock or CUDA events, medians), the device's own dense-matmul rate
 (the roofline every model is measured against), peak memory (CUDA allocator peak, or the
 process RSS high-water mark ``VmHWM`` on CPU, reset through ``/proc/self/clear_refs``),
 a profile of where forward time goes, and CSV / Markdown / machine-state writers.
@@ -60,20 +59,6 @@ def setup_torch(threads: int | None, device: str) -> dict[str, Any]:
     return info
 
 
-def parse_overrides(items: Sequence[str] | None) -> dict[str, Any]:
-    """``["num_frames=8", "depth=2", "img_size=112"]`` -> dict with Python literals parsed."""
-    out: dict[str, Any] = {}
-    for item in items or ():
-        if "=" not in item:
-            raise SystemExit(f"--set expects key=value, got {item!r}")
-        k, v = item.split("=", 1)
-        try:
-            out[k] = json.loads(v)
-        except json.JSONDecodeError:
-            out[k] = v
-    return out
-
-
 def sync(device: str | torch.device) -> None:
     if str(device).startswith("cuda"):
         torch.cuda.synchronize()
@@ -97,6 +82,24 @@ def train_step(model: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, y
         opt.step()
         opt.zero_grad(set_to_none=True)
     return step
+
+
+def randomize(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
+    """Random weights everywhere, for parity checks (here and in the tests): LayerNorm scales around 1,
+    every bias (q/v biases included) and norm bias non-zero, so a wrong, dropped or misplaced tensor
+    cannot hide behind an init of zeros and ones; logits come out of order 1. Returns the model in
+    eval mode."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            noise = torch.randn(p.shape, generator=g)
+            if "norm" in name and name.endswith("weight"):  # also transformers' "layernorm_*"
+                p.copy_(1 + 0.2 * noise)
+            elif "classifier" in name:
+                p.copy_(0.1 * noise)
+            else:
+                p.copy_(0.05 * noise)
+    return model.eval()
 
 
 # -------------------------------------------------------------------------------------- timing
@@ -170,58 +173,6 @@ def time_interleaved(fns: dict[str, Callable[[], Any]], device: str, warmup: int
 def median(xs: Iterable[float]) -> float:
     xs = list(xs)
     return statistics.median(xs) if xs else float("nan")
-
-
-# -------------------------------------------------------------------------------------- FLOPs
-
-
-def _linear_pointwise_flop(x_shape, w_shape, *args, out_shape=None, **kwargs) -> int:
-    """oneDNN linear (vidzoo's CPU inference path): 2 * rows * in * out; the fused bias/GELU epilogue
-    is not counted, as a separate bias add or GELU would not be."""
-    rows = 1
-    for d in x_shape[:-1]:
-        rows *= d
-    return 2 * rows * w_shape[0] * w_shape[1]
-
-
-def _flop_counter_mapping() -> dict:
-    """FLOP formulas for kernels FlopCounterMode does not list: the CPU flash-attention kernel and
-    its backward, and oneDNN's fused linear ``mkldnn::_linear_pointwise``."""
-    from torch.utils import flop_counter as fcm
-    mapping = {}
-    aten = torch.ops.aten
-    fwd = getattr(aten, "_scaled_dot_product_flash_attention_for_cpu", None)
-    bwd = getattr(aten, "_scaled_dot_product_flash_attention_for_cpu_backward", None)
-    def raw(formula):  # torch's formulas are already shape-wrapped: pass them the raw call
-        def f(*args, **kwargs):
-            return formula(*args, **kwargs)
-        f._get_raw = True
-        return f
-
-    # Keys are op packets (FlopCounterMode looks up ``func._overloadpacket``).
-    if fwd is not None and fwd not in fcm.flop_registry:
-        mapping[fwd] = raw(fcm.sdpa_flop)
-    if bwd is not None and bwd not in fcm.flop_registry:
-        mapping[bwd] = raw(fcm.sdpa_backward_flop)
-    lin = getattr(getattr(torch.ops, "mkldnn", None), "_linear_pointwise", None)
-    if lin is not None:
-        mapping[lin] = _linear_pointwise_flop
-    return mapping
-
-
-def flop_counter():
-    """A ``FlopCounterMode`` that also counts CPU flash attention (FLOPs; MACs = FLOPs / 2)."""
-    from torch.utils.flop_counter import FlopCounterMode
-    return FlopCounterMode(display=False, custom_mapping=_flop_counter_mapping())
-
-
-def count_flops(fn: Callable[[], Any]) -> tuple[int, dict[str, int]]:
-    """Total FLOPs of ``fn()`` and the breakdown by op."""
-    fc = flop_counter()
-    with fc:
-        fn()
-    by_op = {str(k): int(v) for k, v in fc.get_flop_counts().get("Global", {}).items()}
-    return int(fc.get_total_flops()), by_op
 
 
 # ------------------------------------------------------------------------------------ roofline

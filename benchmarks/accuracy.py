@@ -61,7 +61,7 @@ def motion_tensors(args: argparse.Namespace) -> tuple[dict[str, tuple[torch.Tens
             make_motion_dataset(root, num_classes=args.classes, videos_per_class=n, num_frames=args.video_frames,
                                 size=(args.size, args.size), seed=args.seed, split=split)
             marker.touch()
-        ds = VideoFolder(root / split, sampler=None, transform=lambda x: x, on_error="raise")
+        ds = VideoFolder(root / split, sampler=None, transform=lambda x: x)
         clips, labels = [], []
         for i in range(len(ds)):
             clips.append(ds.read_clips(i)[0])  # every frame, uint8 (C, T, H, W)

@@ -38,28 +38,9 @@ import torch
 import torch.nn.functional as F
 
 from benchmarks import _common as C
-
-# Papers' per-view figures. ViViT (Arnab et al. 2021), Table 2 / 4: "FLOPs" there are
-# multiply-adds (GMACs) per 32x224 view. TimeSformer (Bertasius et al. 2021), Table 1 / sec. 4.1:
-# 0.59 TFLOPs for 3 spatial crops x 1 clip at 8x224 -> ~196 G per view; 121.4M parameters.
-PAPER = {
-    "vivit_joint_base_patch16x2_224": dict(paper="ViViT-B/16x2 joint (model 1)", gmacs=455.2, params_m=88.9),
-    "vivit_fenc_base_patch16x2_224": dict(paper="ViViT-B/16x2 factorised encoder (model 2)", gmacs=284.4,
-                                          params_m=115.1),
-    "vivit_fsa_base_patch16x2_224": dict(paper="ViViT-B/16x2 factorised self-attention (model 3)", gmacs=372.3,
-                                         params_m=117.3),
-    "vivit_fdp_base_patch16x2_224": dict(paper="ViViT-B/16x2 factorised dot-product (model 4)", gmacs=277.1,
-                                         params_m=88.9),
-    "timesformer_divided_base_patch16_224": dict(paper="TimeSformer-B divided, 8x224 (0.59 TFLOPs / 3 views)",
-                                                 gmacs=196.0, params_m=121.4),
-    # VideoMAE (Tong et al. 2022), Table 6 (K400: ViT-B/L/H 180 / 597 / 1192 GFLOPs per 16x224 view,
-    # 87M / 305M / 633M params; fvcore's FLOPs = multiply-adds); ViT-S 57 G / 22M from the upstream
-    # model zoo (also VideoMAE V2's distilled ViT-S/B).
-    "videomae_joint_small_patch16x2_224": dict(paper="VideoMAE ViT-S/16x2, 16x224", gmacs=57.0, params_m=22.0),
-    "videomae_joint_base_patch16x2_224": dict(paper="VideoMAE ViT-B/16x2, 16x224", gmacs=180.0, params_m=87.0),
-    "videomae_joint_large_patch16x2_224": dict(paper="VideoMAE ViT-L/16x2, 16x224", gmacs=597.0, params_m=305.0),
-    "videomae_joint_huge_patch16x2_224": dict(paper="VideoMAE ViT-H/16x2, 16x224", gmacs=1192.0, params_m=633.0),
-}
+from vidzoo.engine.complexity import MetaInit, count_flops
+from vidzoo.engine.options import parse_overrides
+from vidzoo.models.tables import PAPER_FIGURES
 
 MODES = ("infer", "train", "train_ckpt")
 
@@ -140,14 +121,14 @@ def run_one(cfg: dict[str, Any]) -> dict[str, Any]:
         def fwd_count() -> None:
             with torch.no_grad():
                 model(x)
-        fwd_flops, by_op = C.count_flops(fwd_count)
+        fwd_flops, by_op = count_flops(fwd_count)
         out["gmacs_per_view"] = fwd_flops / B / 2e9
         out["flops_by_op"] = {k: v / B for k, v in by_op.items()}
         if mode == "infer":
             flops = fwd_flops
         else:
             flops = 3 * fwd_flops
-            counted, _ = C.count_flops(lambda: F.cross_entropy(model(x), y).backward())
+            counted, _ = count_flops(lambda: F.cross_entropy(model(x), y).backward())
             model.zero_grad(set_to_none=True)
             out["flops_counted_per_view"] = counted / B
         out["flops_per_view"] = flops / B
@@ -232,10 +213,10 @@ def collect(models: list[str], args: argparse.Namespace, overrides: dict[str, An
             row["ckpt_peak_ratio"] = row["ckpt_peak_gb"] / row["train_peak_gb"]
             step, step_ck = row["train_step_gb"], row["ckpt_step_gb"]
             row["ckpt_step_ratio"] = step_ck / step if step > 0 else None
-        ref = PAPER.get(name)
+        ref = PAPER_FIGURES.get(name)
         if ref and not overrides and "gmacs" in row:
-            row["paper_gmacs"] = ref["gmacs"]
-            row["paper_params_m"] = ref["params_m"]
+            row["paper_gmacs"] = ref.gmacs
+            row["paper_params_m"] = ref.params_m
         rows.append(row)
     return rows
 
@@ -263,23 +244,22 @@ def fidelity(args: argparse.Namespace) -> list[dict[str, Any]]:
     Counted on the meta device (shapes only: no memory, no compute; the same ops and counts as a
     CPU forward, checked on the ViViT and TimeSformer rows), heads at 400 classes."""
     import vidzoo
-    from vidzoo.engine.model_io import _MetaInit
     C.setup_torch(args.threads, "cpu")
     rows = []
-    for name, ref in PAPER.items():
-        with _MetaInit():
+    for name, ref in PAPER_FIGURES.items():
+        with MetaInit():
             model = vidzoo.create_model(name, num_classes=400).eval()
         x = torch.empty(1, *model.pretrained_cfg["input_size"], device="meta")
 
         def fwd() -> None:
             with torch.no_grad():
                 model(x)
-        flops, by_op = C.count_flops(fwd)
+        flops, by_op = count_flops(fwd)
         params = sum(p.numel() for p in model.parameters()) / 1e6
         attn = sum(v for k, v in by_op.items() if "attention" in k or "bmm" in k) / 2e9
-        rows.append(dict(model=name, paper=ref["paper"], params_m=params, paper_params_m=ref["params_m"],
-                         params_diff=params / ref["params_m"] - 1, gmacs=flops / 2e9, paper_gmacs=ref["gmacs"],
-                         gmacs_diff=flops / 2e9 / ref["gmacs"] - 1, attn_gmacs=attn,
+        rows.append(dict(model=name, paper=ref.paper, params_m=params, paper_params_m=ref.params_m,
+                         params_diff=params / ref.params_m - 1, gmacs=flops / 2e9, paper_gmacs=ref.gmacs,
+                         gmacs_diff=flops / 2e9 / ref.gmacs - 1 if ref.gmacs else None, attn_gmacs=attn,
                          flops_by_op=json.dumps({k: round(v / 2e9, 3) for k, v in by_op.items()})))
         print(f"{name}: {params:.2f}M params, {flops / 2e9:.1f} GMACs/view", file=sys.stderr)
         del model
@@ -336,7 +316,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         models = vidzoo.list_models(args.models)
         if not models:
             raise SystemExit(f"no registered model matches {args.models}")
-        overrides = C.parse_overrides(args.set)
+        overrides = parse_overrides(args.set)
         rows = collect(models, args, overrides)
         md = [f"# vidzoo model benchmark ({args.device}, {args.dtype}, batch {args.batch_size}"
               f"{', torch.compile' if args.compile else ''})\n", f"`{cmd}`\n", C.machine_markdown(state), "",

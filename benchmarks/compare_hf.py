@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""vidzoo against HF transformers ViViT and TimeSformer, same configuration, same weights.
+"""vidzoo against HF transformers ViViT, TimeSformer and VideoMAE, same configuration, same weights.
 
 For each pair: build the HF model (random weights, fixed seed), convert its state dict with
 vidzoo's own converter (``create_model(..., pretrained=True, pretrained_cfg_overlay=dict(state_dict=...))``),
@@ -37,6 +37,8 @@ import torch
 import torch.nn.functional as F
 
 from benchmarks import _common as C
+from vidzoo.engine.complexity import count_flops
+from vidzoo.engine.options import parse_overrides
 
 PAIRS = {
     "vivit": dict(vidzoo="vivit_joint_base_patch16x2_224", hf="vivit", hf_attn="sdpa"),
@@ -57,17 +59,6 @@ PAIRS = {
 # vidzoo override -> HF config field
 _HF_KEYS = {"num_frames": "num_frames", "img_size": "image_size", "depth": "num_hidden_layers",
             "num_heads": "num_attention_heads", "num_classes": "num_labels"}
-
-
-def randomize(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
-    """Random weights everywhere (LayerNorm scales around 1) so parity cannot pass on an init of
-    zeros and ones; logits come out of order 1."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            noise = torch.randn(p.shape, generator=g)
-            p.copy_(1 + 0.2 * noise if ("norm" in name and name.endswith("weight")) else 0.05 * noise)
-    return model
 
 
 def hf_config(pair: str, overrides: dict[str, Any]):
@@ -99,7 +90,7 @@ def build_hf(pair: str, overrides: dict[str, Any], device: str, seed: int = 0):
     cls = {"vivit": VivitForVideoClassification, "videomae": VideoMAEForVideoClassification}.get(
         PAIRS[pair]["hf"], TimesformerForVideoClassification)
     with no_init_weights():  # every parameter is overwritten by randomize()
-        model = randomize(cls(cfg), seed)
+        model = C.randomize(cls(cfg), seed)
     if getattr(model, "fc_norm", None) is not None:
         model.fc_norm.eps = cfg.layer_norm_eps  # VideoMAE: the original code's eps (see PAIRS)
     impl = getattr(model.config, "_attn_implementation", None) or "eager"
@@ -221,7 +212,7 @@ def forward_flops(fwd) -> int:
     """FLOPs of one forward (fp32 eager). A training step counts as 3x this (the MFU convention:
     backward = 2x forward), so HF's eager and vidzoo's flash attention are credited alike."""
     with torch.no_grad():
-        return C.count_flops(fwd)[0]
+        return count_flops(fwd)[0]
 
 
 # ---------------------------------------------------------------------------- memory worker
@@ -263,7 +254,7 @@ def memory_worker(cfg: dict[str, Any]) -> dict[str, Any]:
 def run_pair(pair: str, args: argparse.Namespace) -> list[dict[str, Any]]:
     device, B = args.device, args.batch_size
     rows = []
-    modes = [("infer", C.parse_overrides(args.infer_set))] + ([("train", C.parse_overrides(args.train_set))]
+    modes = [("infer", parse_overrides(args.infer_set))] + ([("train", parse_overrides(args.train_set))]
                                                               if not args.no_train else [])
     built: dict[str, Any] = {}
     for mode, overrides in modes:

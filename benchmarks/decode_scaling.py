@@ -44,7 +44,7 @@ def _set_scaling(on: bool) -> None:
 def _eval_dataset(model, root: Path, scaled: bool):
     from vidzoo.data import VideoFolder
     from vidzoo.engine.pipelines import build_dataset, input_spec
-    ds = build_dataset(VideoFolder(root, on_error="raise"), input_spec(model), train=False)
+    ds = build_dataset(VideoFolder(root), input_spec(model), train=False)
     ds.scale_at_decode = scaled
     return ds
 
@@ -65,7 +65,7 @@ def pixel_rows(model, val: Path, hflip: float, crop_scale: tuple[float, float]) 
         diffs = []
         sets = []
         for scaled in (False, True):
-            ds = build_dataset(VideoFolder(val, on_error="raise"), spec, train=mode == "train", hflip=hflip,
+            ds = build_dataset(VideoFolder(val), spec, train=mode == "train", hflip=hflip,
                                crop_scale=crop_scale)
             ds.scale_at_decode = scaled
             sets.append(ds)
@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     from vidzoo.data import make_motion_dataset
     from vidzoo.engine.demo import DEMO_MODEL, DEMO_OVERRIDES
     from vidzoo.engine.model_io import load_model
-    from vidzoo.engine.train import TrainConfig, train
+    from vidzoo.engine import TrainConfig, train
     torch.set_num_threads(args.threads)
     machine = C.machine_state()
     crop_scale, hflip, img = (1.0, 1.0), 0.0, 32  # the demo's recipe (its direction classes forbid flips)

@@ -85,7 +85,7 @@ SECTIONS = tuple(LIMITS)
 # Datasheet dense bf16 rate (no sparsity) for MFU against the vendor figure, beside the measured one.
 DATASHEET_BF16_TFLOPS = {"H200": 989.4, "H100": 989.4, "A100": 312.0}
 
-# Performance targets (issue 14), read on the GPU run only.
+# Performance targets of the GPU run (read there only).
 TARGETS = [("timesformer", "train", "speedup", 1.5, "TimeSformer-B bf16 training step >= 1.5x HF"),
            ("vivit", "train", "speedup", 1.1, "ViViT-B bf16 training step >= 1.1x HF (SDPA)"),
            ("timesformer", "train", "vidzoo_roofline", 0.45, "TimeSformer-B training MFU >= 45%"),

@@ -12,7 +12,7 @@ Each cell reads ``--clips`` clips through the dataset pipeline a worker runs (``
 the model's sampler and transforms, as ``vidzoo train`` / ``eval`` build them): the same random
 clip positions in every cell (seeded), cells interleaved clip by clip (A B C A B C ...) so load
 drift on a shared machine hits them alike; the median and the best seconds per clip are reported.
-Pipelines: ``decode`` (the frames only, full-size RGB, as issue 20 measured), ``train`` (random
+Pipelines: ``decode`` (the frames only, full-size RGB), ``train`` (random
 clip + random-resized crop + flip + normalise) and ``eval`` (centre clip, short-side resize, centre
 crop); with ``scaled`` the frames are scaled to the transform's ``decode_size`` while decoding.
 Recipes: ``16x4`` (16 frames, stride 4: VideoMAE) and ``8x32`` (8 frames, stride 32: TimeSformer).
@@ -118,7 +118,7 @@ def make_dataset(root: Path, recipe: str, pipeline: str, scaled: bool, img_size:
         transform = train_transforms(img_size, hflip=0.5)
     else:
         transform = eval_transforms(img_size, crop_pct=crop_pct)
-    ds = VideoFolder(root, sampler=sampler, transform=transform, train=train, on_error="raise")
+    ds = VideoFolder(root, sampler=sampler, transform=transform, train=train)
     ds.scale_at_decode = scaled
     return ds
 

@@ -1,21 +1,11 @@
 """Start-up of the ``vidzoo`` command and the lazy package: ``--help`` of every subcommand answers
-without importing torch, every public name still imports, and ``VIDZOO_DEBUG=1`` keeps exit 2.
+without importing torch, every public name imports whichever door is used first (PyAV absent, as on
+the GPU image), and ``VIDZOO_DEBUG=1`` keeps exit 2.
 
-Each check runs in a fresh interpreter: this test process has long imported torch."""
+The import checks run in a fresh interpreter: this test process has long imported torch."""
 import os
-import subprocess
-import sys
-import textwrap
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-
-
-def run_python(code: str, *, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
-    full_env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
-                    OMP_NUM_THREADS="1", **(env or {}))
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
-                          env=full_env, timeout=timeout, cwd=REPO)
+from helpers import MODEL, REPO, run_python, subprocess_env
 
 
 def test_help_of_every_subcommand_does_not_import_torch():
@@ -42,16 +32,27 @@ def test_help_of_every_subcommand_does_not_import_torch():
     assert "checked" in r.stdout
 
 
-def test_import_vidzoo_is_lazy_and_every_public_name_resolves():
+def test_lazy_package_public_names_and_the_registry_without_pyav(tmp_path):
+    """``import vidzoo`` imports no torch; every public name resolves; the registry is full when the
+    factory is the first module imported; and all of it (the CLI and the trainer included) imports
+    where PyAV cannot be imported."""
+    blocker = tmp_path / "noav" / "av"
+    blocker.mkdir(parents=True)
+    (blocker / "__init__.py").write_text("raise ImportError('PyAV blocked by the test')\n")
+    env = subprocess_env()
+    env["PYTHONPATH"] = os.pathsep.join([str(blocker.parent), env["PYTHONPATH"]])
     r = run_python("""
-        import sys, types
+        import sys
         import vidzoo, vidzoo.engine
         assert "torch" not in sys.modules, "import vidzoo imported torch"
+        from vidzoo._factory import create_model  # the first module that builds: it fills the registry
+        m = create_model("vivit_tubelet", embed_dim=32, depth=1, num_heads=2, num_frames=2, img_size=32,
+                         patch_size=16, num_classes=3)
+        assert m.num_classes == 3
         for mod in (vidzoo, vidzoo.engine):
             missing = [n for n in mod.__all__ if not hasattr(mod, n)]
             assert not missing, (mod.__name__, missing)
             assert set(mod.__all__) <= set(dir(mod))
-        # the registry is populated whichever door is used first
         assert "vivit_joint_base_patch16x2_224" in vidzoo.list_models("vivit_*")
         assert vidzoo.is_model("timesformer") and vidzoo.layers and vidzoo.models and vidzoo.tokenizers
         from vidzoo import *  # noqa: F403
@@ -61,51 +62,28 @@ def test_import_vidzoo_is_lazy_and_every_public_name_resolves():
             assert "no_such_name" in str(e)
         else:
             raise AssertionError("unknown attribute did not raise")
-    """)
-    assert r.returncode == 0, r.stderr
+        import vidzoo.cli, vidzoo.engine.trainer, vidzoo.data
+        from vidzoo.data import decode
+        assert decode.av is None
+        print("ok")
+    """, env=env)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr[-3000:]
 
 
-def test_registry_loads_the_models_when_used_directly():
-    """``from vidzoo._factory import create_model`` without touching ``vidzoo.*`` first."""
-    r = run_python("""
-        from vidzoo._factory import create_model
-        m = create_model("vivit_tubelet", embed_dim=32, depth=1, num_heads=2, num_frames=2, img_size=32,
-                         patch_size=16, num_classes=3)
-        assert m.num_classes == 3
-    """)
-    assert r.returncode == 0, r.stderr
-
-
-def test_engine_train_and_evaluate_are_the_functions_whatever_is_imported_first():
-    """``train`` / ``evaluate`` are submodules and functions; eager imports made the function win."""
-    r = run_python("""
-        import types
-        import vidzoo.engine.inference  # imports the engine.train and engine.evaluate submodules first
-        import vidzoo.engine as E
-        from vidzoo.engine import train, evaluate, TrainConfig
-        import vidzoo.engine.trainer
-        assert isinstance(train, types.FunctionType) and train is vidzoo.engine.trainer.train
-        assert isinstance(evaluate, types.FunctionType) and evaluate.__module__ == "vidzoo.engine.evaluate"
-        assert E.train is train and E.evaluate is evaluate and TrainConfig.__name__ == "TrainConfig"
-    """)
-    assert r.returncode == 0, r.stderr
-
-
-def test_vidzoo_debug_shows_the_traceback_and_keeps_exit_2(tmp_path):
+def test_vidzoo_debug_shows_the_traceback_and_keeps_exit_2(tmp_path, cli, monkeypatch):
     missing = tmp_path / "nowhere"
-    argv = ["train", "--model", "vivit_joint_tiny_patch16x2_224", "--data", str(missing), "--output",
-            str(tmp_path / "o")]
-    code = f"import sys; from vidzoo.cli import main; sys.exit(main({argv!r}))"
-    plain = run_python(code)
-    debug = run_python(code, env={"VIDZOO_DEBUG": "1"})
-    assert plain.returncode == 2 and debug.returncode == 2, (plain.stderr, debug.stderr)
+    argv = ["train", "--model", MODEL, "--data", missing, "--output", tmp_path / "o"]
     line = f"vidzoo: error: --data '{missing}' does not exist"
-    assert plain.stderr.strip() == line
-    assert "Traceback (most recent call last)" in debug.stderr and "UserError" in debug.stderr
-    assert debug.stderr.strip().splitlines()[-1] == line
+    plain = cli(*argv)
+    assert plain.code == 2 and plain.err.strip() == line
+    monkeypatch.setenv("VIDZOO_DEBUG", "1")
+    debug = cli(*argv)
+    assert debug.code == 2
+    assert "Traceback (most recent call last)" in debug.err and "UserError" in debug.err
+    assert debug.err.strip().splitlines()[-1] == line
 
 
-def test_startup_benchmark_times_a_command(monkeypatch):
+def test_startup_benchmark_times_a_command():
     from benchmarks.startup import time_command
     env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     times = time_command(("--help",), runs=2, env=env)

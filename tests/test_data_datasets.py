@@ -1,5 +1,4 @@
 """Datasets: class folders, list files, npz volumes, multi-view, unreadable files, splits."""
-import warnings
 
 import numpy as np
 import pytest
@@ -8,12 +7,18 @@ from PIL import Image
 from torch.utils.data import DataLoader
 
 from vidzoo.data import (
+    ExcludeUnreadable,
     FrameSampler,
     Normalize,
     NpzVolumeDataset,
+    SubstituteUnreadable,
+    Unreadable,
+    UnreadableVideoError,
     VideoDecodeError,
     VideoFolder,
     VideoListDataset,
+    VideoNotFoundError,
+    collate_readable,
     eval_transforms,
     split_indices,
     train_val_split,
@@ -84,28 +89,42 @@ def test_multi_view_stacking(video_root):
     assert train[2][0].shape == (3, 4, S, S)
 
 
-def test_corrupt_file_skip_logs_once_and_counts(root_with_corrupt, caplog):
-    ds = VideoFolder(root_with_corrupt, FrameSampler("uniform", num_frames=4), on_error="skip")
-    assert len(ds) == 3
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")  # a log line, not a Python warning (which prints a source line)
-        clip, label = ds[1]
-    assert [r.getMessage() for r in caplog.records if "b_broken.mp4" in r.getMessage()]
-    assert all("\n" not in r.getMessage() for r in caplog.records)
-    assert label == 1 and clip.mean().item() == pytest.approx(200 / 255, abs=0.02)  # the next sample
-    assert ds.num_skipped == 1 and ds.skipped[0].endswith("b_broken.mp4")
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")  # a second visit neither warns again nor re-counts
+def test_an_unreadable_sample_raises_and_is_never_substituted(root_with_corrupt):
+    """A library user's DataLoader over a dataset gets the error, never another video in its place."""
+    ds = VideoFolder(root_with_corrupt, FrameSampler("uniform", num_frames=4))
+    with pytest.raises(VideoDecodeError, match="b_broken.mp4") as e:
         ds[1]
-        ds[0]
-    assert ds.num_skipped == 1
+    assert isinstance(e.value, UnreadableVideoError) and e.value.path.endswith("b_broken.mp4")
+    assert ds[0][1] == 0 and ds[2][1] == 1
+    with pytest.raises(UnreadableVideoError, match="b_broken.mp4"):
+        list(DataLoader(ds, batch_size=3))
+    with pytest.raises(ValueError, match="SubstituteUnreadable.*ExcludeUnreadable"):
+        VideoFolder(root_with_corrupt, on_error="skip")
 
 
-def test_corrupt_file_raise_names_file(root_with_corrupt):
-    ds = VideoFolder(root_with_corrupt, FrameSampler("uniform", num_frames=4), on_error="raise")
-    with pytest.raises(VideoDecodeError, match="b_broken.mp4"):
-        ds[1]
-    assert ds[0][1] == 0
+def test_any_os_error_while_reading_is_an_unreadable_video(root_with_corrupt):
+    class Denied(VideoFolder):
+        def read_clips(self, index):
+            raise PermissionError(13, "Permission denied", str(self.samples[index][0]))
+
+    with pytest.raises(UnreadableVideoError, match="a_good.mp4.*Permission denied"):
+        Denied(root_with_corrupt)[0]
+
+
+def test_training_substitutes_and_evaluation_excludes(root_with_corrupt):
+    ds = VideoFolder(root_with_corrupt, FrameSampler("uniform", num_frames=4))
+    train = SubstituteUnreadable(ds)
+    clip, label, skipped = train[1]
+    assert label == 1 and clip.mean().item() == pytest.approx(200 / 255, abs=0.02)  # the next readable one
+    assert skipped.startswith(str(root_with_corrupt / "cat" / "b_broken.mp4") + "\t") and train[0][2] == ""
+    assert train[1][2] == skipped  # reported every time it is drawn (not decoded again)
+    evaluation = ExcludeUnreadable(ds)
+    bad = evaluation[1]
+    assert isinstance(bad, Unreadable) and bad.index == 1 and bad.source.endswith("b_broken.mp4") and bad.reason
+    x, y, idx, unreadable = collate_readable([evaluation[i] for i in range(3)])
+    assert x.shape[0] == 2 and y.tolist() == [0, 1] and idx.tolist() == [0, 2] and unreadable == [bad]
+    with pytest.raises(VideoDecodeError):
+        ExcludeUnreadable(ds, on_error="raise")[1]
 
 
 def test_all_unreadable_raises(tmp_path):
@@ -113,7 +132,7 @@ def test_all_unreadable_raises(tmp_path):
     (tmp_path / "a" / "x.mp4").write_bytes(b"junk")
     ds = VideoFolder(tmp_path, FrameSampler())
     with pytest.raises(RuntimeError, match="no readable sample"):
-        ds[0]
+        SubstituteUnreadable(ds)[0]
 
 
 def test_video_folder_errors(tmp_path):
@@ -164,13 +183,14 @@ def test_video_list_errors(video_root, tmp_path):
     empty.write_text("path,label\n")
     with pytest.raises(ValueError, match="no samples"):
         VideoListDataset(empty)
-    # a listed file that does not exist is skipped (and named) at read time
+    # a listed file that does not exist is named when it is read (a FileNotFoundError as well)
     gone = tmp_path / "gone.csv"
     gone.write_text(f"{video_root}/cat/ghost.mp4,0\n{video_root}/cat/c1.mp4,0\n")
     ds = VideoListDataset(gone, sampler=FrameSampler(num_frames=2))
-    assert ds[0][0].shape == (3, 2, S, S) and ds.skipped[0].endswith("ghost.mp4")
-    with pytest.raises(FileNotFoundError, match="ghost.mp4"):
-        VideoListDataset(gone, on_error="raise")[0]
+    assert ds[1][0].shape == (3, 2, S, S)
+    with pytest.raises(VideoNotFoundError, match="ghost.mp4") as e:
+        ds[0]
+    assert isinstance(e.value, FileNotFoundError) and isinstance(e.value, UnreadableVideoError)
 
 
 @pytest.fixture
@@ -245,8 +265,8 @@ def test_npz_errors(tmp_path, npz_file):
     (np.array(["0", "1"]), None, r"integer class indices, got dtype <U1"),
 ])
 def test_npz_labels_are_class_indices(tmp_path, labels, names, match):
-    """Labels are whole numbers in [0, classes): a negative one no longer fails mid-training, a float is not
-    truncated, one huge label does not make a billion class names."""
+    """Labels are whole numbers in [0, classes): a negative one is refused when the file opens (not mid-training),
+    a float is not truncated, one huge label does not make a billion class names."""
     path = tmp_path / "l.npz"
     np.savez(path, train_images=np.zeros((2, 2, 4, 4), np.uint8), train_labels=labels)
     with pytest.raises(ValueError, match=match):

@@ -1,47 +1,39 @@
 """Distributed training: ``torchrun`` with 2 CPU processes and the gloo backend, through the CLI."""
 import json
-import os
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import torch
 
-from vidzoo.data import make_motion_dataset
+from helpers import TINY_SET, subprocess_env, train_argv
 from vidzoo.engine.checkpoint import load_checkpoint
 
-REPO = Path(__file__).resolve().parents[1]
 
-
-def test_torchrun_two_processes_gloo(tmp_path):
-    data = tmp_path / "motion"
-    make_motion_dataset(data, num_classes=2, videos_per_class=4, num_frames=8, size=(16, 16), split="train")
-    make_motion_dataset(data, num_classes=2, videos_per_class=3, num_frames=8, size=(16, 16), split="val")
+def test_torchrun_two_processes_gloo(motion, tmp_path):
     # Each rank gets its own --output so the test can see that rank 1 writes nothing.
+    argv = train_argv(motion, "OUT", "--device", "cpu", *TINY_SET, epochs=2, batch_size=2)
     launcher = tmp_path / "launch.py"
     launcher.write_text(textwrap.dedent(f"""
         import os, sys
         from vidzoo.cli import main
-        out = os.path.join({str(tmp_path)!r}, "rank" + os.environ["RANK"])
-        sys.exit(main(["train", "--model", "vivit_joint_tiny_patch16x2_224", "--data", {str(data)!r},
-                       "--output", out, "--epochs", "2", "--batch-size", "2", "--lr", "1e-3", "--num-frames", "4",
-                       "--img-size", "16", "--sampling", "uniform", "--hflip", "0", "--no-progress", "--device", "cpu",
-                       "--set", "embed_dim=32", "depth=1", "num_heads=2", "patch_size=8"]))
+        argv = {argv!r}
+        argv[argv.index("OUT")] = os.path.join({str(tmp_path)!r}, "rank" + os.environ["RANK"])
+        sys.exit(main(argv))
     """))
-    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""), OMP_NUM_THREADS="1")
     r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                        str(launcher)], capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path)
+                        str(launcher)], capture_output=True, text=True, env=subprocess_env(), timeout=300,
+                       cwd=tmp_path)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
 
     assert not (tmp_path / "rank1").exists()  # only rank 0 writes
     out = tmp_path / "rank0"
     metrics = json.loads((out / "metrics.json").read_text())
     assert len(metrics) == 2
-    for m in metrics:
+    for m in metrics:  # motion: 3 training and 2 validation videos per class
         assert m["world_size"] == 2
-        assert m["train_samples_per_rank"] == [4, 4] and m["train_num_samples"] == 8  # both ranks trained
-        assert m["val_samples_per_rank"] == [3, 3] and m["val_num_samples"] == 6  # reduced: each clip once
+        assert m["train_samples_per_rank"] == [3, 3] and m["train_num_samples"] == 6  # both ranks trained
+        assert m["val_samples_per_rank"] == [2, 2] and m["val_num_samples"] == 4  # reduced: each clip once
     assert r.stdout.count("epoch   2") == 1  # logged once, by rank 0
     assert "x 2 process(es)" in r.stdout
     ckpt = load_checkpoint(out / "checkpoints" / "last.pth")

@@ -16,12 +16,12 @@ import pytest
 import torch
 
 import vidzoo
-from vidzoo.data import FrameSampler, VideoFolder, make_motion_dataset, read_video, read_video_clips, video_info
+from vidzoo.data import FrameSampler, make_motion_dataset, read_video, read_video_clips, video_info
 from vidzoo.data import decode as dec
 from vidzoo.data import write_video
 from vidzoo.engine import timeline as tlm
 from vidzoo.engine.inference import predict_videos, run_evaluation
-from vidzoo.engine.train import TrainConfig, train
+from vidzoo.engine import TrainConfig, train
 
 MODEL = "vivit_joint_tiny_patch16x2_224"
 TINY = dict(embed_dim=32, depth=1, num_heads=2, patch_size=8)

@@ -11,6 +11,8 @@ import pytest
 import vidzoo
 from vidzoo._cli_reference import render_reference
 from vidzoo.cli import build_parser
+from vidzoo.engine.run_layout import RunLayout
+from vidzoo.models.tables import PAPER_FIGURES
 
 REPO = Path(__file__).resolve().parents[1]
 CLI_MD = REPO / "docs" / "cli.md"
@@ -90,6 +92,35 @@ def test_readme_model_table_is_the_registry():
     # and the alias named on each row points at that row's architecture
     for arch, alias in re.findall(r"^\| `([\w.]+)` \(alias `(\w+)`\)", table, flags=re.M):
         assert vidzoo.list_aliases()[alias] == arch
+
+
+def test_readme_paper_figures_are_the_paper_table():
+    """The "paper ..." notes of README's model table state PAPER_FIGURES, and every model in it has one."""
+    text = (REPO / "README.md").read_text()
+    table = text[text.index("## Models"):text.index("vidzoo.list_models(\"vivit_*\")")]
+    stated = {}
+    for arch, note in re.findall(r"^\| `([\w.]+)`[^|]*\|[^|]*\|[^|]*\|[^|]*\|(.*)\|$", table, flags=re.M):
+        m = re.search(r"paper ([\d.]+)M(?:, ([\d.]+) GMACs)?", note)
+        if m:
+            stated[arch] = (float(m.group(1)), float(m.group(2)) if m.group(2) else None)
+    assert set(stated) == set(PAPER_FIGURES), "README states paper figures for other models than PAPER_FIGURES"
+    for arch, (params, gmacs) in stated.items():
+        assert params == PAPER_FIGURES[arch].params_m, arch
+        assert gmacs is None or gmacs == PAPER_FIGURES[arch].gmacs, arch
+
+
+def test_docs_name_the_run_folder_as_run_layout_defines_it():
+    run = RunLayout("RUN")
+    names = {str(p.relative_to(run.root)) + ("/" if p == run.model_dir else "") for p in run.outputs()}
+    text = (REPO / "docs" / "training.md").read_text()
+    table = text[text.index("## What a run writes"):]
+    table = table[:table.index("\n\n", table.index("|"))]
+    listed = {name for cell in re.findall(r"^\| ([^|]*) \|", table, flags=re.M)
+              for name in re.findall(r"`([^`]+)`", cell)}
+    assert listed == names, f"docs/training.md's run folder table lists {sorted(listed ^ names)} unlike RunLayout"
+    for doc in DOCS:
+        unknown = set(re.findall(r"`(checkpoints/[\w.]+)`", doc.read_text())) - names
+        assert not unknown, f"{doc.name} names run files RunLayout does not define: {unknown}"
 
 
 def test_benchmark_code_names_registered_models():

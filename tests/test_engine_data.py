@@ -1,20 +1,18 @@
 """The engine on real files: folders of mp4s, list files, npz volumes, corrupt videos, multi-view
 evaluation and prediction."""
 import json
-import os
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from vidzoo.data import VideoFolder, make_motion_dataset
-from vidzoo.engine.data_setup import (CachedVideoFolder, InputSpec, check_input_fits, configure_dataset,
-                                      open_train_val)
+from vidzoo.data import CachedVideoFolder, InputSpec, VideoFolder, make_motion_dataset
+from vidzoo.engine import TrainConfig, train
+from vidzoo.engine.data_sources import open_train_val
 from vidzoo.engine.errors import UserError
 from vidzoo.engine.inference import predict_videos, run_evaluation
-from vidzoo.engine.train import TrainConfig, train
+from vidzoo.engine.pipelines import build_dataset, check_input_fits
 
 TINY = dict(embed_dim=32, depth=1, num_heads=2, patch_size=8)
 
@@ -79,12 +77,12 @@ def test_npz_volumes(npz_path):
     s = open_train_val(npz_path)
     assert s.in_chans == 1 and len(s.train) == 12 and len(s.val) == 6 and s.val_source == f"{npz_path} [val]"
     spec = InputSpec(1, 28, (28, 28), (0.0,), (1.0,), sampling="uniform")
-    train_ds = configure_dataset(s.train, spec, train=True)
+    train_ds = build_dataset(s.train, spec, train=True)
     assert s.train.transform is None  # a new dataset is built; the listing is not changed
     x, y = train_ds[0]
     assert x.shape == (1, 28, 28, 28) and 0.0 <= float(x.min()) and float(x.max()) <= 1.0
     small = InputSpec(1, 8, (16, 16), (0.5,), (0.5,), sampling="uniform")
-    val_ds = configure_dataset(s.val, small, train=False, views=(2, 1))
+    val_ds = build_dataset(s.val, small, train=False, views=(2, 1))
     assert val_ds[0][0].shape == (2, 1, 8, 16, 16)  # depth resampled, slices resized, 2 depth clips
     with pytest.raises(UserError, match="takes 3-channel clips but --data has 1 channels"):
         check_input_fits(train_ds, InputSpec(3, 28, (28, 28), (0.5,) * 3, (0.5,) * 3))
@@ -94,8 +92,8 @@ def test_npz_volumes(npz_path):
 
 def test_frame_cache_gives_the_same_clips(motion):
     spec = InputSpec(3, 4, (16, 16), (0.5,) * 3, (0.5,) * 3, sampling="dense", frame_stride=2)
-    plain = configure_dataset(VideoFolder(motion / "val"), spec, train=False, views=(2, 3))
-    cached = configure_dataset(CachedVideoFolder(motion / "val"), spec, train=False, views=(2, 3))
+    plain = build_dataset(VideoFolder(motion / "val"), spec, train=False, views=(2, 3))
+    cached = build_dataset(CachedVideoFolder(motion / "val"), spec, train=False, views=(2, 3))
     for i in range(len(plain)):
         a, b = plain[i][0], cached[i][0]
         assert a.shape == (6, 3, 4, 16, 16) and torch.equal(a, b)
@@ -133,24 +131,17 @@ def test_training_on_videos_skips_a_corrupt_file(trained):
     assert cfg["pretrained_cfg"]["sampling"] == "uniform"
 
 
-def test_on_error_raise_stops_naming_the_file(motion, tmp_path):
-    import subprocess
-    import sys
+def test_on_error_raise_stops_naming_the_file(motion, tmp_path, cli):
     bad = motion / "train" / "right" / "9998.mp4"
     bad.write_bytes(b"garbage")
     try:
-        cmd = [sys.executable, "-m", "vidzoo", "train", "--model", "vivit_joint_tiny_patch16x2_224", "--data",
-               str(motion), "--output", str(tmp_path / "run"), "--epochs", "1", "--batch-size", "4",
-               "--num-frames", "4", "--img-size", "16", "--no-progress", "--on-error", "raise", "--set",
-               *[f"{k}={v}" for k, v in TINY.items()]]
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300,
-                              env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+        r = cli("train", "--model", "vivit_joint_tiny_patch16x2_224", "--data", motion, "--output", tmp_path / "run",
+                "--epochs", "1", "--batch-size", "4", "--num-frames", "4", "--img-size", "16", "--no-progress",
+                "--on-error", "raise", "--set", *[f"{k}={v}" for k, v in TINY.items()])
     finally:
         bad.unlink()
-    assert proc.returncode == 2, proc.stderr[-2000:]
-    assert "Traceback" not in proc.stderr
-    errors = [line for line in proc.stderr.splitlines() if line.startswith("vidzoo: error:")]
-    assert len(errors) == 1 and "9998.mp4" in errors[0]
+    assert r.code == 2 and "Traceback" not in r.err
+    assert r.err.startswith("vidzoo: error: ") and r.err.count("\n") == 1 and "9998.mp4" in r.err, r.err
 
 
 def test_multi_view_evaluation_and_prediction(trained, motion, tmp_path):

@@ -9,7 +9,7 @@ from torch.utils.data import Dataset
 import vidzoo
 from vidzoo.engine.checkpoint import load_checkpoint
 from vidzoo.engine.errors import UserError
-from vidzoo.engine.train import TrainConfig, build_scheduler, train
+from vidzoo.engine import TrainConfig, build_scheduler, train
 
 TINY = dict(embed_dim=32, depth=1, num_heads=2, patch_size=8)
 

@@ -19,6 +19,7 @@ from benchmarks import gpu_check as G
 REPO = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow
 def test_cpu_dry_run_without_pyav(tmp_path):
     """The documented dry run, as a command, on a Python where PyAV cannot be imported (the GPU image has
     none): every section present and passed, every attention x tokenizer checked in fp32 and bf16."""

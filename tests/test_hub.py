@@ -25,6 +25,7 @@ import pytest
 import torch
 
 import vidzoo
+from benchmarks._common import randomize
 
 transformers = pytest.importorskip("transformers")
 from transformers import TimesformerConfig, TimesformerForVideoClassification  # noqa: E402
@@ -163,15 +164,6 @@ def run_vidzoo(script: str, env: dict[str, str], timeout: int = 240) -> dict:
 
 
 # ---------------------------------------------------------------------------------- fixtures
-def _randomize(model):
-    g = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            noise = torch.randn(p.shape, generator=g)
-            p.copy_(1 + 0.2 * noise if "norm" in name and name.endswith("weight") else 0.1 * noise)
-    return model.eval()
-
-
 @pytest.fixture(scope="module")
 def seeded(hub, tmp_path_factory):
     """Upstream repos on the fake Hub, as the real ones serve them (pytorch_model.bin + config.json)."""
@@ -179,7 +171,7 @@ def seeded(hub, tmp_path_factory):
     from safetensors.torch import load_file, save_file
     tmp = tmp_path_factory.mktemp("hub")
     labels = {i: f"kinetics class {i}" for i in range(7)}
-    hf = _randomize(TimesformerForVideoClassification(TimesformerConfig(
+    hf = randomize(TimesformerForVideoClassification(TimesformerConfig(
         image_size=32, num_frames=4, hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=256,
         num_labels=7, id2label=labels)))
     hf.save_pretrained(tmp / "hf")
@@ -190,7 +182,7 @@ def seeded(hub, tmp_path_factory):
     hub.put("facebook/timesformer-base-finetuned-k600", {"pytorch_model.bin": weights})  # no config.json
     hub.put("facebook/timesformer-hr-finetuned-k400",
             {"pytorch_model.bin": b"PK\x03\x04 truncated", "config.json": config})
-    vit = _randomize(timm.create_model("vit_base_patch16_224", pretrained=False, img_size=32, num_classes=21,
+    vit = randomize(timm.create_model("vit_base_patch16_224", pretrained=False, img_size=32, num_classes=21,
                                        embed_dim=64, depth=2, num_heads=4))
     save_file(vit.state_dict(), str(tmp / "vit.safetensors"))
     hub.put("timm/vit_base_patch16_224.augreg_in21k", {"model.safetensors": (tmp / "vit.safetensors").read_bytes()})

@@ -156,8 +156,8 @@ def _timeline_args(tmp_path, videos, out):
 
 
 def test_timeline_outputs_are_unique_and_never_follow_a_symlink(tmp_path, capsys):
-    """x/a/v.mp4 and y/a/v.mp4 (and v.mp4 and v.mkv) no longer overwrite each other's files with "wrote" printed for
-    both; a symlink planted at an output path is replaced, its target untouched."""
+    """x/a/v.mp4 and y/a/v.mp4 (and v.mp4 and v.mkv) get files of their own, never one overwriting the other's;
+    a symlink planted at an output path is replaced, its target untouched."""
     v1 = _video((tmp_path / "x" / "a").mkdir(parents=True) or tmp_path / "x" / "a" / "v.mp4", 8, 8)
     v2 = _video((tmp_path / "y" / "a").mkdir(parents=True) or tmp_path / "y" / "a" / "v.mp4", 12, 12)
     out = tmp_path / "x" / "a" / "deeper" / "timelines"  # two levels below a video's folder: not read as a video

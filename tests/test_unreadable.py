@@ -1,10 +1,10 @@
 """Honest numbers with unreadable videos: evaluation, validation and prediction never count or
-substitute a video they could not read; data-side faults get a clear message (issue 10, issue 13.4)."""
+substitute a video they could not read; data-side faults get a clear message."""
+import faulthandler
 import json
 import logging
 import os
 import shutil
-import subprocess
 import sys
 import warnings
 from pathlib import Path
@@ -12,18 +12,14 @@ from pathlib import Path
 import pytest
 import torch
 
-import vidzoo
+from helpers import MODEL, TINY
 from vidzoo.cli import main
 from vidzoo.data import VideoDecodeError, VideoFolder, make_motion_dataset
-from vidzoo.engine.data_setup import open_train_val
+from vidzoo.engine import TrainConfig, build_scheduler, train
+from vidzoo.engine.data_sources import open_train_val
 from vidzoo.engine.errors import UserError
 from vidzoo.engine.inference import predict_videos, run_evaluation
 from vidzoo.engine.model_io import save_model_folder
-from vidzoo.engine.train import TrainConfig, build_scheduler, train
-
-REPO = Path(__file__).resolve().parents[1]
-MODEL = "vivit_joint_tiny_patch16x2_224"
-TINY = dict(embed_dim=32, depth=1, num_heads=2, patch_size=8)
 
 
 @pytest.fixture(scope="module")
@@ -43,12 +39,9 @@ def with_bad_files(clean: Path, dst: Path) -> Path:
     return dst
 
 
-@pytest.fixture(scope="module")
-def model():
-    torch.manual_seed(0)
-    m = vidzoo.create_model(MODEL, num_classes=2, num_frames=4, img_size=16, **TINY)
-    m.pretrained_cfg = dict(m.pretrained_cfg, label_names=["left", "right"], sampling="uniform")
-    return m.eval()
+@pytest.fixture
+def model(tiny_model):
+    return tiny_model
 
 
 def _cfg(data, out, **kw):
@@ -212,29 +205,32 @@ def test_val_split_opens_the_data_once(clean, monkeypatch):
 
 
 # ------------------------------------------------------------------------------------- prediction
-def test_predict_answers_readable_videos_and_marks_the_others(clean, model, tmp_path):
+def test_predict_answers_readable_videos_and_marks_the_others(clean, model, tmp_path, cli):
     # saved as trained weights (eval/predict refuse a folder whose provenance says random initialisation)
     save_model_folder(model, tmp_path / "model", run_config={"data": str(clean), "epochs": 1, "model": MODEL},
                       classes=["left", "right"])
     text = tmp_path / "text.mp4"
     text.write_text("not a video")
     fifo = tmp_path / "pipe.mp4"
-    os.mkfifo(fifo)
+    os.mkfifo(fifo)  # FFmpeg would wait forever for a writer: vidzoo must not open it
     good = clean / "left" / "0000.mp4"
-    env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
-    cmd = [sys.executable, "-m", "vidzoo", "predict", "--model", str(tmp_path / "model"), str(text), str(good),
-           str(fifo), str(tmp_path / "missing.mp4"), "--top-k", "2"]
-    r = subprocess.run(cmd + ["--json"], capture_output=True, text=True, env=env, timeout=120)  # a FIFO hung before
-    assert r.returncode == 1, r.stderr
-    out = json.loads(r.stdout)
-    assert [Path(p["path"]).name for p in out] == ["text.mp4", "0000.mp4", "pipe.mp4", "missing.mp4"]
-    assert [p["ok"] for p in out] == [False, True, False, False]
-    assert len(out[1]["top"]) == 2 and "error" not in out[1]
-    assert all(p["error"] and p["top"] == [] for p in out if not p["ok"])
-    assert "3 of 4 videos could not be read" in r.stderr and "Traceback" not in r.stderr
-    r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
-    assert r.returncode == 1 and r.stdout.splitlines()[0] == str(good) and len(r.stdout.splitlines()) == 3
-    assert all(f"cannot read video '{p}'" in r.stderr for p in (text, fifo, tmp_path / "missing.mp4"))
+    argv = ["predict", "--model", tmp_path / "model", text, good, fifo, tmp_path / "missing.mp4", "--top-k", 2]
+    # a hang fails the run (with the stack) instead of blocking it
+    faulthandler.dump_traceback_later(120, exit=True, file=sys.__stderr__)
+    try:
+        r = cli(*argv, "--json")
+        assert r.code == 1, r.err
+        out = json.loads(r.out)
+        assert [Path(p["path"]).name for p in out] == ["text.mp4", "0000.mp4", "pipe.mp4", "missing.mp4"]
+        assert [p["ok"] for p in out] == [False, True, False, False]
+        assert len(out[1]["top"]) == 2 and "error" not in out[1]
+        assert all(p["error"] and p["top"] == [] for p in out if not p["ok"])
+        assert "3 of 4 videos could not be read" in r.err and "Traceback" not in r.err
+        r = cli(*argv)
+        assert r.code == 1 and r.out.splitlines()[0] == str(good) and len(r.out.splitlines()) == 3
+        assert all(f"cannot read video '{p}'" in r.err for p in (text, fifo, tmp_path / "missing.mp4"))
+    finally:
+        faulthandler.cancel_dump_traceback_later()
     preds = predict_videos(model, [good, text])
     assert preds[0].ok and not preds[1].ok
 
@@ -254,11 +250,9 @@ def test_short_run_schedule_has_no_noop_cosine(caplog):
 
 
 def test_only_the_main_rank_prints_the_summary(monkeypatch, capsys, tmp_path):
-    import importlib
-    from vidzoo.engine.trainer import TrainResult
-    train_mod = importlib.import_module("vidzoo.engine.train")  # the module (the package exports a function of that name)
-    result = TrainResult(None, [], 1, None, tmp_path, None, ["a", "b"], is_main=False)
-    monkeypatch.setattr(train_mod, "train", lambda cfg: result)
+    import vidzoo.engine.trainer as trainer
+    result = trainer.TrainResult(None, [], 1, None, tmp_path, None, ["a", "b"], is_main=False)
+    monkeypatch.setattr(trainer, "train", lambda cfg: result)
     assert main(["train", "--model", MODEL, "--data", str(tmp_path), "--output", str(tmp_path / "o")]) == 0
     assert "done:" not in capsys.readouterr().out
 

@@ -17,7 +17,7 @@ import pytest
 import torch
 
 import vidzoo
-from _random_weights import randomize  # tests/_random_weights.py
+from benchmarks._common import randomize
 from vidzoo._convert import CheckpointError, CheckpointMismatchError
 from vidzoo.layers import apply_rope, rope3d_dim, rope3d_tables
 
@@ -480,7 +480,7 @@ def test_reset_classifier_keeps_the_factorised_encoders_frame_pooling():
 
 
 def test_pooler_layer_decay_weight_decay_and_checkpointing():
-    from vidzoo.engine.train import TrainConfig, build_optimizer
+    from vidzoo.engine import TrainConfig, build_optimizer
     m = vidzoo.create_model(ARCH, **VZ_TINY, num_frames=4, img_size=32, num_classes=5)
     opt = build_optimizer(m, TrainConfig(layer_decay=0.5))
     scale = {n: g["lr_scale"] for g in opt.param_groups for p in g["params"] for n, q in m.named_parameters()
@@ -523,7 +523,7 @@ def test_upstream_pooler_initialisation():
 # ------------------------------------------------------------------------- multi-clip scoring
 def test_token_merge_scores_like_upstream():
     """Per crop: the clips' tokens concatenated, the probe run once; softmax averaged over crops."""
-    from vidzoo.engine.evaluate import predict_probs, predict_probs_merged_tokens
+    from vidzoo.engine.evaluation import predict_probs, predict_probs_merged_tokens
     m = vidzoo.create_model(ARCH, **VZ_TINY, num_frames=4, img_size=32, num_classes=5).eval()
     randomize(m)
     x = torch.randn(2, 6, 3, 4, 32, 32)  # 2 clips x 3 crops, clip-major

@@ -9,18 +9,10 @@ import timm
 import torch
 
 import vidzoo
+from benchmarks._common import randomize
 from vidzoo import CheckpointError, CheckpointMismatchError, CorruptCheckpointError
 
 D = dict(embed_dim=64, depth=2, num_heads=4)
-
-
-def randomize(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            noise = torch.randn(p.shape, generator=g)
-            p.copy_(1 + 0.2 * noise if "norm" in name and name.endswith("weight") else 0.1 * noise)
-    return model.eval()
 
 
 # ------------------------------------------------------------------------------ tags / registry

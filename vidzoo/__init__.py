@@ -1,4 +1,4 @@
-"""vidzoo: video transformers (ViViT, TimeSformer) built by name from interchangeable tokenizers
+"""vidzoo: video transformers (ViViT, TimeSformer, VideoMAE) built by name from interchangeable tokenizers
 and attention variants, with pretrained weights from the Hugging Face Hub.
 
 The public names below are imported on first use (PEP 562 ``__getattr__``): ``import vidzoo`` and
@@ -19,15 +19,16 @@ _LAZY = {
     "HubDownloadError": "_hub", "HubUploadError": "_hub", "ModelConfigError": "_hub", "push_to_hub": "_hub",
     "save_pretrained": "_hub", "OutputError": "_hub",
     "PretrainedCfg": "_pretrained",
-    "get_pretrained_cfg": "_registry", "is_model": "_registry", "list_aliases": "_registry",
-    "list_models": "_registry", "list_pretrained": "_registry", "register_model": "_registry",
-    "register_model_alias": "_registry", "split_model_name_tag": "_registry",
+    # the registry's readers come through vidzoo.models, whose import registers every family
+    "get_pretrained_cfg": "models", "is_model": "models", "list_aliases": "models",
+    "list_models": "models", "list_pretrained": "models", "register_model": "models",
+    "register_model_alias": "models", "split_model_name_tag": "models",
     "set_fused_attn": "layers", "set_gelu_recompute": "layers", "use_fused_attn": "layers",
     "VideoTransformer": "models", "list_attention": "models", "register_attention": "models",
     "inflate_patch_kernel": "tokenizers", "list_tokenizers": "tokenizers", "register_tokenizer": "tokenizers",
     "CorruptCheckpointError": "_weights", "load_checkpoint": "_weights",
 }
-# sub-packages reachable as attributes after a bare ``import vidzoo`` (as when the imports were eager)
+# sub-packages reachable as attributes after a bare ``import vidzoo``
 _SUBMODULES = ("data", "engine", "layers", "models", "tokenizers")
 
 __all__ = ["create_model", "list_models", "list_pretrained", "is_model", "list_aliases", "get_pretrained_cfg",
@@ -57,8 +58,8 @@ if TYPE_CHECKING:  # the same names, eagerly, for type checkers and IDEs
     from ._factory import create_model
     from ._hub import HubDownloadError, HubUploadError, ModelConfigError, OutputError, push_to_hub, save_pretrained
     from ._pretrained import PretrainedCfg
-    from ._registry import (get_pretrained_cfg, is_model, list_aliases, list_models, list_pretrained,
-                            register_model, register_model_alias, split_model_name_tag)
+    from .models import (get_pretrained_cfg, is_model, list_aliases, list_models, list_pretrained, register_model,
+                         register_model_alias, split_model_name_tag)
     from ._weights import CorruptCheckpointError, load_checkpoint
     from .layers import set_fused_attn, set_gelu_recompute, use_fused_attn
     from .models import VideoTransformer, list_attention, register_attention

@@ -1,8 +1,14 @@
-"""Build a model from its spec and overrides, attach its pretrained cfg, load its weights."""
+"""Build a model from its spec and overrides, attach its pretrained cfg, load its weights.
+
+As timm's builder, this module is given the model class by the family module that calls it
+(``build_model_with_cfg(VideoTransformer, variant, ...)``) and imports nothing from
+:mod:`vidzoo.models`, which imports it.
+"""
 from __future__ import annotations
 
+import functools
 import inspect
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import torch
 from torch import nn
@@ -12,19 +18,25 @@ from ._pretrained import PretrainedCfg, pretrained_cfg_from_dict
 from ._registry import get_pretrained_cfg
 from ._validation import check_crop_pct, estimate_params, validate_model_args
 from ._weights import check_head_kept, load_pretrained, stored_numel
-from .models.video_transformer import DEPENDENT_ARGS, VideoTransformer, get_attention
 
-# Arguments of the composed model that an entry point's spec may set and a user may override.
-_BASE_ARGS = tuple(p for p in inspect.signature(VideoTransformer.__init__).parameters
-                   if p not in ("self", "block_kwargs", "variant_kwargs"))
+if TYPE_CHECKING:
+    from .models.video_transformer import VideoTransformer
 
 
-def model_arg_names(attention: str) -> tuple[str, ...]:
-    """Every override accepted by a model of attention variant ``attention``."""
-    return ("attention",) + _BASE_ARGS + get_attention(attention).variant_args
+@functools.cache
+def _base_args(model_cls: type[VideoTransformer]) -> tuple[str, ...]:
+    """Arguments of the composed model that an entry point's spec may set and a user may override."""
+    return tuple(p for p in inspect.signature(model_cls.__init__).parameters
+                 if p not in ("self", "block_kwargs", "variant_kwargs"))
 
 
-def merge_model_args(spec: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+def model_arg_names(model_cls: type[VideoTransformer], attention: str) -> tuple[str, ...]:
+    """Every override accepted by a ``model_cls`` of attention variant ``attention``."""
+    return ("attention",) + _base_args(model_cls) + model_cls.for_attention(attention).variant_args
+
+
+def merge_model_args(model_cls: type[VideoTransformer], spec: dict[str, Any],
+                     overrides: dict[str, Any]) -> dict[str, Any]:
     """Apply user overrides to an entry point's spec.
 
     Switching tokenizer or attention variant resets the spec's arguments that only meant
@@ -35,6 +47,7 @@ def merge_model_args(spec: dict[str, Any], overrides: dict[str, Any]) -> dict[st
     set explicitly is passed on and checked by the model.
     """
     validate_model_args(overrides)  # the user's values, named as given, before they mix with the spec
+    get_attention = model_cls.for_attention
     if "attention" in overrides:
         get_attention(overrides["attention"])  # unknown variant: the closest names
     args = dict(spec)
@@ -55,12 +68,12 @@ def merge_model_args(spec: dict[str, Any], overrides: dict[str, Any]) -> dict[st
             if args.get("global_pool") == "token":
                 args.pop("global_pool")
     args.update(overrides)
-    for (arg, choice), deps in DEPENDENT_ARGS.items():  # e.g. rope_layout goes with a pos_embed override
+    for (arg, choice), deps in model_cls.dependent_args.items():  # e.g. rope_layout goes with a pos_embed override
         if args.get(arg) != choice:
             for dep in deps:
                 if dep not in overrides:
                     args.pop(dep, None)
-    accepted = model_arg_names(args["attention"])
+    accepted = model_arg_names(model_cls, args["attention"])
     unknown = sorted(set(args) - set(accepted))
     if unknown:
         raise TypeError(f"Unexpected model argument(s) {unknown} for attention '{args['attention']}'. "
@@ -95,6 +108,7 @@ def _feed_cfg(cfg: PretrainedCfg, model: VideoTransformer) -> dict[str, Any]:
 
 
 def build_model_with_cfg(
+    model_cls: type[VideoTransformer],
     variant: str,
     pretrained: bool,
     spec: dict[str, Any],
@@ -106,6 +120,8 @@ def build_model_with_cfg(
     """Build ``variant`` from its ``spec`` with user ``kwargs`` and (optionally) load its weights.
 
     Args:
+        model_cls: The composed model class; the spec's ``attention`` picks its registered subclass
+            (``model_cls.for_attention``).
         variant: Architecture name (``arch`` without tag).
         pretrained: Load the weights of the resolved pretrained cfg.
         spec: The entry point's architecture arguments (including ``attention``).
@@ -115,14 +131,14 @@ def build_model_with_cfg(
         **kwargs: Model overrides (see :func:`model_arg_names`).
     """
     cfg = resolve_pretrained_cfg(variant, pretrained_cfg, pretrained_cfg_overlay)
-    args = merge_model_args(spec, kwargs)
+    args = merge_model_args(model_cls, spec, kwargs)
     args.setdefault("num_classes", cfg.num_classes)
     validate_model_args(args, complete=True)
     check_crop_pct(cfg.crop_pct, args.get("img_size", 224), key="pretrained_cfg.crop_pct")  # eval resize size
     if pretrained and cfg.source_format == "vidzoo":
         _check_stored_size(cfg, args)
-    model_cls = get_attention(args["attention"])
-    model = model_cls(**{k: v for k, v in args.items() if k != "attention"})
+    variant_cls = model_cls.for_attention(args["attention"])
+    model = variant_cls(**{k: v for k, v in args.items() if k != "attention"})
     model.model_args = args
     model.architecture = variant
     model.pretrained_cfg = _feed_cfg(cfg, model)
@@ -167,8 +183,6 @@ def _provenance(variant: str, cfg: PretrainedCfg, pretrained: bool) -> dict[str,
         return {"kind": "random_init", "architecture": variant}
     if cfg.source_format == "vidzoo" and cfg.provenance:
         return dict(cfg.provenance)  # a saved vidzoo model: its own record
-    if cfg.source_format == "vidzoo" and (cfg.file or cfg.hf_hub_id):  # saved before provenance was recorded
-        return {"kind": "unknown", "source": cfg.file or f"hf-hub:{cfg.hf_hub_id}"}
     if cfg.state_dict is not None:
         source = "a state dict given in pretrained_cfg"
     elif cfg.file:

@@ -43,6 +43,8 @@ def _default(action: argparse.Action) -> str:
         return "required"
     if isinstance(action, argparse._VersionAction) or action.default is argparse.SUPPRESS:
         return ""
+    if isinstance(action, argparse._StoreFalseAction):  # --no-progress: the flag is off, what it turns off is on
+        return "off"
     if action.nargs == 0:
         return "off" if action.default is False else ("on" if action.default is True else "")
     if action.default is False:  # an optional value (nargs="?") that is off unless given

@@ -6,7 +6,8 @@ from typing import Any
 from torch import nn
 
 from ._hub import ModelConfigError, read_model_config
-from ._registry import model_entrypoint, resolve_alias, split_model_name_tag
+from .models import (closest_architectures_hint, is_architecture, model_entrypoint, resolve_alias,
+                     split_model_name_tag)
 
 
 def create_model(model_name: str, pretrained: bool | None = None, pretrained_cfg: Any = None,
@@ -37,7 +38,7 @@ def create_model(model_name: str, pretrained: bool | None = None, pretrained_cfg
     scheme, sep, rest = model_name.partition(":")
     if sep and scheme in ("hf-hub", "local-dir"):
         # A saved model: its config.json is data (validated by _hub), the build happens here.
-        cfg, arch, model_args = read_model_config(scheme, rest)
+        cfg, arch, model_args = read_model_config(scheme, rest, is_architecture, closest_architectures_hint)
         if pretrained_cfg_overlay:
             cfg = cfg.replace(**pretrained_cfg_overlay)
         try:

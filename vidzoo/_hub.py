@@ -26,7 +26,6 @@ from safetensors.torch import save_file
 from torch import nn
 
 from ._pretrained import PretrainedCfg, describe_provenance, pretrained_cfg_from_dict
-from ._registry import closest_architectures_hint, is_architecture
 from ._validation import parse_model_config
 from .version import __version__
 
@@ -559,12 +558,16 @@ def push_to_hub(model: nn.Module, repo_id: str, *, commit_message: str = "Add vi
 
 
 # ------------------------------------------------------------------------------------- loading
-def read_model_config(scheme: str, rest: str) -> tuple[PretrainedCfg, str, dict[str, Any]]:
+def read_model_config(scheme: str, rest: str, is_registered: Callable[[str], bool],
+                      closest: Callable[[str], str] = lambda name: "") -> tuple[PretrainedCfg, str, dict[str, Any]]:
     """Read and validate the ``config.json`` of a saved vidzoo model; build nothing.
 
     Args:
         scheme: ``'hf-hub'`` (``rest`` = ``org/repo`` or ``org/repo@revision``) or ``'local-dir'``
             (``rest`` = folder).
+        is_registered: Whether a name is a registered architecture (the caller's registry: this
+            module reads files and knows no model).
+        closest: Hint naming the closest registered architectures, for the error.
 
     Returns:
         ``(pretrained_cfg, architecture, model_args)``: the cfg points at the folder's / repo's
@@ -598,7 +601,7 @@ def read_model_config(scheme: str, rest: str) -> tuple[PretrainedCfg, str, dict[
         raise ModelConfigError(f"{where} cannot be read as JSON ({type(e).__name__}: {str(e).splitlines()[0]}); "
                                "the file is truncated or corrupt. Save the model again.") from e
     try:
-        saved, arch, model_args = parse_model_config(config, is_architecture, closest_architectures_hint)
+        saved, arch, model_args = parse_model_config(config, is_registered, closest)
     except ValueError as e:
         raise ModelConfigError(f"{where}: {e}") from None
     cfg = pretrained_cfg_from_dict(saved)

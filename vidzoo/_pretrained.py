@@ -142,8 +142,6 @@ def describe_provenance(prov: Mapping[str, Any] | None) -> str:
         if kind == "trained":
             return f"trained from scratch by vidzoo {run}"
         return f"fine-tuned by vidzoo from {prov.get('started_from') or '?'} {run}{lic}"
-    if kind == "unknown":
-        return f"weights of {prov.get('source') or '?'}; origin not recorded (saved by an older vidzoo)"
     if kind == "converted":
         return f"converted by vidzoo from {prov.get('source') or '?'}{lic}"
     return str(dict(prov))

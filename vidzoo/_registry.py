@@ -1,8 +1,13 @@
-"""Model registry with timm semantics: entry points by name, ``arch.tag`` pretrained tags, aliases."""
+"""Model registry with timm semantics: entry points by name, ``arch.tag`` pretrained tags, aliases.
+
+A leaf, as timm's: it imports no model family. Importing :mod:`vidzoo.models` fills it (the package
+imports every family module, whose ``@register_model`` entry points register themselves), and
+:mod:`vidzoo.models` re-exports the functions that read it, so code that reads the registry
+imports them from there (or from ``vidzoo``) and sees every family.
+"""
 from __future__ import annotations
 
 import fnmatch
-import importlib
 import re
 import sys
 from typing import Callable, Iterable
@@ -14,15 +19,6 @@ _model_entrypoints: dict[str, Callable] = {}
 _model_to_module: dict[str, str] = {}
 _model_default_cfgs: dict[str, DefaultCfg] = {}
 _model_aliases: dict[str, str] = {}
-
-
-def _load_builtin_models() -> None:
-    """Import ``vidzoo.models`` (which registers the built-in families) before the registry is read.
-
-    ``import vidzoo`` is lazy (PEP 562), so this module can be in use before any family module ran.
-    """
-    if f"{__package__}.models" not in sys.modules:
-        importlib.import_module(".models", __package__)
 
 
 def register_model(fn: Callable) -> Callable:
@@ -61,7 +57,6 @@ def split_model_name_tag(name: str) -> tuple[str, str]:
 
 def resolve_alias(name: str) -> str:
     """Resolve an alias (keeping an explicit tag): ``vivit_tubelet.k400`` -> ``vivit_joint_....k400``."""
-    _load_builtin_models()
     arch, tag = split_model_name_tag(name)
     if arch in _model_aliases:
         t_arch, t_tag = split_model_name_tag(_model_aliases[arch])
@@ -71,7 +66,6 @@ def resolve_alias(name: str) -> str:
 
 def list_aliases() -> dict[str, str]:
     """``{alias: target}`` for every alias."""
-    _load_builtin_models()
     return dict(_model_aliases)
 
 
@@ -94,7 +88,6 @@ def list_models(filter: str | Iterable[str] = "", module: str = "", pretrained: 
         exclude_filters: fnmatch pattern(s) to drop.
         include_tags: Return ``arch.tag`` names (default: same as ``pretrained``).
     """
-    _load_builtin_models()
     include_tags = pretrained if include_tags is None else include_tags
     names: list[str] = []
     for arch in _model_entrypoints:
@@ -132,13 +125,11 @@ def is_model(name: str) -> bool:
 
 def is_architecture(name: str) -> bool:
     """Whether ``name`` is a registered architecture exactly (no alias, no tag)."""
-    _load_builtin_models()
     return name in _model_entrypoints
 
 
 def closest_architectures_hint(name: str) -> str:
     """``' Closest: a, b.'`` for an error message (empty when nothing is close)."""
-    _load_builtin_models()
     close = closest_names(str(name), _model_entrypoints)
     return f". Closest registered architectures: {', '.join(close)}" if close else ""
 

@@ -173,7 +173,7 @@ def _sibling_hf_config(path: str | os.PathLike) -> dict[str, Any] | None:
 
 
 def hf_source_grid(config: Mapping[str, Any] | None) -> tuple[int, int, int] | None:
-    """Token grid ``(T, H, W)`` of an HF transformers ViViT / TimeSformer checkpoint from its config."""
+    """Token grid ``(T, H, W)`` of an HF transformers ViViT / TimeSformer / VideoMAE checkpoint from its config."""
     if not config:
         return None
     size = config.get("image_size", 224)
@@ -253,8 +253,9 @@ def load_checkpoint(model: nn.Module, checkpoint_path: str | os.PathLike, *, str
                     source_format: str | None = None) -> dict[str, Any]:
     """Load a checkpoint file of any supported format into an existing vidzoo model.
 
-    The file is converted as a pretrained tag's download is (HF transformers ViViT / TimeSformer,
-    official TimeSformer, timm ViT or vidzoo), using the ``config.json`` beside it when there is one.
+    The file is converted as a pretrained tag's download is (HF transformers ViViT / TimeSformer /
+    VideoMAE, official TimeSformer, original VideoMAE, timm ViT or vidzoo), using the ``config.json``
+    beside it when there is one.
 
     Returns:
         The conversion report: ``format``, ``head_dropped``, ``notes``.

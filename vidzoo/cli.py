@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from .engine.errors import UserError
-from .engine.validation import VIEW_MERGES
 
 
 # --------------------------------------------------------------------------------------- list/info
@@ -51,12 +50,13 @@ def _fmt_tuple(t: Sequence[Any]) -> str:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    from . import get_pretrained_cfg, list_aliases, list_models, list_pretrained, split_model_name_tag
     from ._pretrained import describe_provenance
-    from ._registry import resolve_alias
-    from .engine.model_io import (count_params, explicit_tag, load_model, looks_like_path, model_complexity,
-                                  parse_overrides)
+    from .engine.complexity import count_gmacs, count_params
+    from .engine.model_io import explicit_tag, load_model, looks_like_path, model_complexity
+    from .engine.options import parse_overrides
     from .engine.validation import check_model_size_flags
+    from .models import (get_pretrained_cfg, list_aliases, list_models, list_pretrained, resolve_alias,
+                         split_model_name_tag)
     overrides = parse_overrides(args.set)
     try:
         check_model_size_flags(args.num_frames, args.img_size, overrides)
@@ -90,7 +90,7 @@ def cmd_info(args: argparse.Namespace) -> int:
         cfg = dict(model.pretrained_cfg)
         arch, tag = getattr(model, "architecture", "?"), cfg.get("tag") or ""
         params = count_params(model)
-        info = {"gmacs": _gmacs(model, tuple(cfg["input_size"]))}
+        info = {"gmacs": count_gmacs(model.to("meta"), tuple(cfg["input_size"]))}  # info needs shapes only
         weights = describe_provenance(cfg.get("provenance"))
     args_ = dict(model.model_args)
     print(name)
@@ -165,49 +165,26 @@ def _positions_and_head(model) -> list[tuple[str, str]]:
     return rows
 
 
-def _gmacs(model, input_size: tuple[int, ...]) -> float:
-    """Multiply-adds (G) of one forward pass of a batch of 1, counted like
-    :func:`vidzoo.engine.model_io.model_complexity` (matmuls and convolutions) on the meta device.
-    The model's weights are dropped: ``info`` only needs their shapes."""
-    import torch
-    from torch.utils.flop_counter import FlopCounterMode
-    model = model.to("meta").eval()
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        model(torch.empty(1, *input_size, device="meta"))
-    return counter.get_total_flops() / 2e9
-
-
 # ------------------------------------------------------------------------------------------- train
 def _train_config(args: argparse.Namespace):
-    from .engine.model_io import looks_like_path, parse_overrides, wants_weights
-    from .engine.train import TrainConfig
+    """The :class:`TrainConfig` of ``vidzoo train``: one field per option (its parser is generated from it)."""
+    from .engine.config import TrainConfig
+    from .engine.model_io import looks_like_path, wants_weights
+    from .engine.options import config_kwargs
     if args.pretrained is False and (looks_like_path(args.model) or args.model.startswith(("local-dir:", "hf-hub:"))):
         raise UserError(f"--no-pretrained applies to registry names; to train the architecture of '{args.model}' "
                         "from scratch, name the architecture (vidzoo info shows it)")
+    kwargs = config_kwargs(TrainConfig, args)
     # A tag on the command line is a request for its weights (--no-pretrained: train it from scratch).
-    pretrained = wants_weights(args.model, args.pretrained)
+    kwargs["pretrained"] = wants_weights(args.model, args.pretrained)
     try:
-        return _make_train_config(TrainConfig, args, pretrained, parse_overrides(args.set))
+        return TrainConfig(**kwargs)
     except ValueError as e:
         raise UserError(str(e).splitlines()[0]) from e
 
 
-def _make_train_config(TrainConfig, args: argparse.Namespace, pretrained: bool, overrides: dict):
-    return TrainConfig(
-        model=args.model, data=args.data, val_data=args.val_data, val_split=args.val_split, output=args.output,
-        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, opt=args.opt, weight_decay=args.weight_decay,
-        layer_decay=args.layer_decay, momentum=args.momentum, warmup_epochs=args.warmup_epochs, min_lr=args.min_lr,
-        label_smoothing=args.label_smoothing, clip_grad=args.clip_grad, accum_steps=args.accum_steps, amp=args.amp,
-        grad_checkpointing=args.grad_checkpointing, seed=args.seed, deterministic=args.deterministic,
-        pretrained=pretrained, num_frames=args.num_frames, img_size=args.img_size,
-        model_overrides=overrides, sampling=args.sampling, frame_stride=args.frame_stride,
-        hflip=args.hflip, workers=args.workers, cache_videos=args.cache_videos, on_error=args.on_error,
-        device=args.device, resume=args.resume, overwrite=args.overwrite,
-        val_batch_size=args.val_batch_size, progress=not args.no_progress)
-
-
 def cmd_train(args: argparse.Namespace) -> int:
-    from .engine.train import train
+    from .engine.trainer import train
     with torch_threads(args.threads):
         result = train(_train_config(args))
     if result.is_main:  # after train() has left torch.distributed every rank would call itself the main one
@@ -216,18 +193,21 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def _print_train_outputs(result) -> None:
-    out = result.output
+    from .engine.run_layout import RunLayout
+    run = RunLayout(result.output)
     best = (f"best val top-1 {result.best_top1:.2f}% at epoch {result.best_epoch}" if result.best_top1 is not None
             else f"no validation data; final model = epoch {result.best_epoch}")
     print(f"done: {best}")
-    print(f"outputs in {out}/: metrics.json, metrics.csv, curves.png, train.log, checkpoints/last.pth, "
-          f"checkpoints/best.pth" + (", model/ (safetensors)" if result.model_dir is not None else ""))
+    written = [p for p in run.outputs() if p != run.model_dir or result.model_dir is not None]
+    print(f"outputs in {run.root}/: " + ", ".join(str(p.relative_to(run.root)) + ("/" if p == run.model_dir else "")
+                                                  for p in written))
 
 
 # -------------------------------------------------------------------------------------- eval/predict
 def _load(args: argparse.Namespace):
     """The model of eval / predict: a tag loads its weights; a model without weights is refused."""
-    from .engine.model_io import load_model, parse_overrides
+    from .engine.model_io import load_model
+    from .engine.options import parse_overrides
     from .engine.validation import validate_eval_options
     overrides = parse_overrides(getattr(args, "set", None))
     try:
@@ -244,13 +224,6 @@ def _load(args: argparse.Namespace):
     return load_model(args.model, pretrained=args.pretrained, weights=args.weights, **overrides)
 
 
-def _on_error_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--on-error", choices=("skip", "raise"), default="skip",
-                   help="unreadable videos: skip them (default; training substitutes another sample, "
-                        "validation and eval exclude the video from every figure; each is named in the log "
-                        "and counted) or stop at the first with an error naming it")
-
-
 def _default_eval_output(model: str) -> Path:
     from .engine.run_layout import RunLayout
     run = RunLayout(model)
@@ -265,7 +238,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         output = Path(args.output) if args.output else _default_eval_output(args.model)
         run = run_evaluation(model, args.data, views=args.views, batch_size=args.batch_size, workers=args.workers,
                              device=args.device, output=output, split=args.split, amp=args.amp,
-                             num_visuals=args.num_samples, progress=not args.no_progress, sampling=args.sampling,
+                             num_visuals=args.num_samples, progress=args.progress, sampling=args.sampling,
                              frame_stride=args.frame_stride, on_error=args.on_error, view_merge=args.view_merge)
     if is_main_process():
         r = run.result
@@ -299,7 +272,7 @@ def _predict_timeline(args: argparse.Namespace) -> int:
         model = _load(args)
         done, failed = run_timelines(model, args.videos, args.output, window=args.window, stride=args.stride,
                                      frame_stride=args.frame_stride, top_k=args.top_k, batch_size=args.batch_size,
-                                     device=args.device, amp=args.amp, progress=not args.no_progress)
+                                     device=args.device, amp=args.amp, progress=args.progress)
     if args.json:
         print(json.dumps([dict(tl.to_dict(args.top_k), csv=str(c), png=str(p)) for tl, c, p in done]
                          + [{"path": v, "error": e} for v, e in failed], indent=2, allow_nan=False))
@@ -351,7 +324,7 @@ def cmd_prepare(args: argparse.Namespace) -> int:
             print(f"vidzoo: {'cannot read video' if r.status == 'unreadable' else 'not prepared'} "
                   f"'{r.source}': {r.reason}", file=sys.stderr)
     report = prepare_videos(args.data, args.output, short_side=args.short_side, gop=args.gop, fps=args.fps,
-                            crf=args.crf, workers=args.workers, progress=False if args.no_progress else None,
+                            crf=args.crf, workers=args.workers, progress=None if args.progress else False,
                             on_result=named)
     for r in report.results:
         if r.status == "not prepared":
@@ -378,7 +351,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     cfg = DemoConfig(output=args.output, epochs=args.epochs, num_classes=args.classes,
                      videos_per_class=args.videos_per_class, val_videos_per_class=args.val_videos_per_class,
                      device=args.device, seed=args.seed, workers=args.workers, threads=args.threads,
-                     progress=not args.no_progress, overwrite=args.overwrite)
+                     progress=args.progress, overwrite=args.overwrite)
     run_demo(cfg)
     return 0
 
@@ -387,7 +360,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
     from ._convert import CheckpointError
     from ._hub import HubDownloadError
     from .convert import convert_checkpoint
-    from .engine.model_io import parse_overrides
+    from .engine.options import parse_overrides
     if not args.src.startswith("hf-hub:") and not Path(args.src).exists():
         raise UserError(f"convert: source '{args.src}' does not exist")
     try:
@@ -422,28 +395,39 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 # -------------------------------------------------------------------------------------------- parser
-def _model_options(p: argparse.ArgumentParser, weights: bool = True) -> None:
-    g = p.add_argument_group("model")
-    g.add_argument("--pretrained", action=argparse.BooleanOptionalAction, default=None,
-                   help="registry names: load the tag's weights (the default tag's without one). Default: a name "
-                        "with an explicit .tag (timesformer.k400) loads that tag's weights, an untagged name is a "
-                        "random initialisation; --no-pretrained keeps a tagged architecture random")
-    if weights:
-        g.add_argument("--weights", metavar="FILE",
-                       help="the tag's upstream weights from a local file (e.g. a downloaded pytorch_model.bin) "
-                            "instead of the Hub")
-    g.add_argument("--num-frames", type=int, help="frames per clip (overrides the model and the sampler)")
-    g.add_argument("--img-size", type=int, help="frame size (overrides the model and the transforms)")
-    g.add_argument("--set", nargs="+", action="extend", metavar="KEY=VALUE", default=[],
-                   help="model overrides, e.g. --set depth=4 embed_dim=192 drop_path_rate=0.1")
+def _add(p: argparse.ArgumentParser, groups: dict[str | None, Any], name: str, option: Any,
+         group: str | None | type(...) = ...) -> None:
+    """Add a shared :class:`~vidzoo.engine.options.Option` as dest ``name``, in its argument group
+    (or ``group``), creating the group on first use."""
+    from .engine.options import add_option
+    title = option.group if group is ... else group
+    if title not in groups:
+        groups[title] = p.add_argument_group(title)
+    add_option(groups[title], name, option)
 
 
-def _sampling_options(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("input")
-    g.add_argument("--sampling", choices=("dense", "uniform"),
-                   help="temporal sampling (default: the model's): dense = frames --frame-stride apart, "
-                        "uniform = one frame per equal segment of the video")
-    g.add_argument("--frame-stride", type=int, help="dense sampling stride (default: the model's frame_sample_rate)")
+def _model_options(p: argparse.ArgumentParser, groups: dict[str | None, Any], weights: bool = True) -> None:
+    """``--model`` and the model group (``--pretrained``, ``--weights``, ``--num-frames``, ``--img-size``,
+    ``--set``): one definition for every command that loads a model."""
+    from .engine import options as o
+    for name, option in (("model", o.MODEL), ("pretrained", o.PRETRAINED), ("weights", o.WEIGHTS),
+                         ("num_frames", o.NUM_FRAMES), ("img_size", o.IMG_SIZE), ("set", o.SET)):
+        if name != "weights" or weights:
+            _add(p, groups, name, option)
+
+
+def _sampling_options(p: argparse.ArgumentParser, groups: dict[str | None, Any]) -> None:
+    from .engine import options as o
+    _add(p, groups, "sampling", o.SAMPLING)
+    _add(p, groups, "frame_stride", o.FRAME_STRIDE)
+
+
+def _runtime_options(p: argparse.ArgumentParser, groups: dict[str | None, Any]) -> None:
+    from .engine import options as o
+    for name, option in (("batch_size", o.BATCH_SIZE), ("workers", o.WORKERS), ("device", o.DEVICE),
+                         ("amp", o.AMP), ("progress", o.PROGRESS)):
+        _add(p, groups, name, option)
+    _threads_option(groups["runtime"], why="1 is often faster for small models on few or busy cores")
 
 
 def _non_negative_int(text: str) -> int:
@@ -479,21 +463,14 @@ def torch_threads(n: int | None):
         torch.set_num_threads(before)
 
 
-def _runtime_options(p: argparse.ArgumentParser, batch: int = 8) -> None:
-    g = p.add_argument_group("runtime")
-    g.add_argument("--batch-size", type=int, default=batch, help=f"clips per batch per process (default {batch})")
-    g.add_argument("--workers", type=int, default=0, help="DataLoader worker processes (default 0)")
-    g.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default auto)")
-    g.add_argument("--amp", default="auto", choices=("auto", "bf16", "fp16", "none"),
-                   help="autocast: auto = bf16 (fp16 on older GPUs) on CUDA, fp32 on CPU")
-    g.add_argument("--no-progress", action="store_true", help="no progress bars")
-    _threads_option(g, why="1 is often faster for small models on few or busy cores")
-
-
 def build_parser() -> argparse.ArgumentParser:
+    from ._choices import EXPORT_FORMATS, INFLATION_MODES, SPLITS, VIEW_MERGES
+    from .engine import options as o
+    from .engine.config import TrainConfig
     from .version import __version__
     parser = argparse.ArgumentParser(
-        prog="vidzoo", description="Video transformers (ViViT, TimeSformer): list, inspect, train, evaluate, predict.",
+        prog="vidzoo", description="Video transformers (ViViT, TimeSformer, VideoMAE): list, inspect, train, "
+                                   "evaluate, predict, export.",
         epilog="Multi-GPU / multi-node: torchrun --nproc_per_node N -m vidzoo train ... "
                "Set VIDZOO_DEBUG=1 for tracebacks of user errors.")
     parser.add_argument("--version", action="version", version=f"vidzoo {__version__}")
@@ -506,62 +483,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_list)
 
     p = sub.add_parser("info", help="architecture, parameters, GMACs, input and tags of a model")
-    p.add_argument("model", help="registry name or alias, or a training output folder, saved model folder, "
-                                 "checkpoint .pth, local-dir:DIR or hf-hub:org/repo")
-    p.add_argument("--num-frames", type=int, help="frames per clip (default: the model's; registry names only)")
-    p.add_argument("--img-size", type=int, help="frame size (default: the model's; registry names only)")
-    p.add_argument("--set", nargs="+", action="extend", metavar="KEY=VALUE", default=[],
-                   help="model overrides, e.g. --set depth=4 embed_dim=192 (GMACs are counted for that model)")
+    p.add_argument("model", help=o.MODEL_HELP)
+    groups: dict[str | None, Any] = {None: p}
+    for name, option in (("num_frames", o.NUM_FRAMES), ("img_size", o.IMG_SIZE), ("set", o.SET)):
+        _add(p, groups, name, option, group=None)
     p.set_defaults(func=cmd_info)
 
     p = sub.add_parser("train", help="train or fine-tune a model on a folder, list file or npz",
                        description="Train a model. --data: a folder root/<class>/<video> (or root/{train,val}/...),"
                                    " a .csv/.tsv/.txt list of 'path,label', or an .npz of volumes "
-                                   "({train,val,test}_images/_labels, e.g. OrganMNIST3D).")
-    p.add_argument("--model", required=True,
-                   help="registry name or alias (vidzoo list; NAME.TAG starts from that tag's weights), or a "
-                        "training output folder, saved model folder, checkpoint .pth, local-dir:DIR or "
-                        "hf-hub:org/repo to fine-tune")
-    p.add_argument("--data", required=True, help="training data: folder, list file or npz")
-    v = p.add_mutually_exclusive_group()
-    v.add_argument("--val-data", help="validation data (an npz means its val split)")
-    v.add_argument("--val-split", type=float, help="hold out this fraction of --data for validation (stratified)")
-    p.add_argument("--output", required=True, help="output folder (checkpoints, metrics, plots, final model)")
-    p.add_argument("--epochs", type=int, default=10, help="epochs to train in total")
-    p.add_argument("--resume", nargs="?", const=True, default=False, metavar="CKPT",
-                   help="continue the run in --output (or from CKPT) exactly where it stopped")
-    p.add_argument("--overwrite", action="store_true", help="start afresh in an --output that holds a run")
-    _model_options(p, weights=False)
-    _sampling_options(p)
-    _on_error_option(p)
-    p.add_argument("--cache-videos", action="store_true",
-                   help="decode each video once and keep its frames in memory (small datasets of short clips)")
-    p.add_argument("--hflip", type=float, default=0.5,
-                   help="horizontal flip probability (default 0.5; 0 for direction-sensitive classes)")
-    o = p.add_argument_group("optimisation")
-    o.add_argument("--lr", type=float, default=5e-4, help="peak learning rate (default 5e-4)")
-    o.add_argument("--opt", "--optimizer", dest="opt", default="adamw", choices=("adamw", "adam", "sgd", "momentum"),
-                   help="optimizer (timm's create_optimizer_v2)")
-    o.add_argument("--weight-decay", type=float, help="default 0.05 for adamw, 0 otherwise")
-    o.add_argument("--layer-decay", type=float,
-                   help="layer-wise lr decay: block i of L trains at lr * decay**(L - i), the head at lr "
-                        "(VideoMAE fine-tuning: 0.75 for ViT-B; default: off)")
-    o.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (sgd, momentum)")
-    o.add_argument("--warmup-epochs", type=float, default=1.0, help="linear warmup length (may be fractional)")
-    o.add_argument("--min-lr", type=float, default=1e-6, help="learning rate at the end of the cosine schedule")
-    o.add_argument("--label-smoothing", type=float, default=0.1, help="cross-entropy label smoothing")
-    o.add_argument("--clip-grad", type=float, help="clip the gradient norm (default: no clipping)")
-    o.add_argument("--accum-steps", type=int, default=1, help="batches per optimizer step (gradient accumulation)")
-    o.add_argument("--grad-checkpointing", action="store_true", help="trade compute for memory")
-    o.add_argument("--seed", type=int, default=0, help="seed of the split, the initialisation and the data order")
-    o.add_argument("--deterministic", action="store_true", help="torch deterministic algorithms")
-    _runtime_options(p)
-    p.add_argument("--val-batch-size", type=int, help="validation clips per batch per process (default: --batch-size)")
+                                   "({train,val,test}_images/_labels, e.g. OrganMNIST3D). Every option is a field "
+                                   "of vidzoo.engine.TrainConfig.")
+    groups = o.add_config_options(p, TrainConfig, group_order=("model", "input", "optimisation", "runtime"))
+    _threads_option(groups["runtime"], why="1 is often faster for small models on few or busy cores")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("eval", help="evaluate a model: top-1/top-5, per-class, confusion matrix, sample clips")
-    p.add_argument("--model", required=True,
-                   help="training output folder, saved model folder, checkpoint .pth, or registry name")
+    groups = {None: p}
+    _model_options(p, groups)
     p.add_argument("--data", required=True, help="folder, list file or npz (its test split)")
     p.add_argument("--views", help="temporal clips x spatial crops, e.g. 1x1, 4x3 (default: the model's)")
     p.add_argument("--view-merge", choices=VIEW_MERGES, default=VIEW_MERGES[0],
@@ -569,33 +508,29 @@ def build_parser() -> argparse.ArgumentParser:
                         "attentive-pool models (V-JEPA 2 probes): each crop's clips encoded apart, their tokens "
                         "concatenated and read by the head once, softmax averaged over crops (how V-JEPA 2 "
                         "reports its probes)")
-    p.add_argument("--split", choices=("train", "val", "test"), help="npz split or split sub-folder")
-    _on_error_option(p)
+    p.add_argument("--split", choices=SPLITS, help="npz split or split sub-folder")
+    _add(p, groups, "on_error", o.ON_ERROR_OPTION)
     p.add_argument("--output", help="report folder (default: MODEL/eval for a training folder, else ./vidzoo-eval)")
     p.add_argument("--num-samples", type=int, default=8,
                    help="clips in the captioned sample picture and gif (samples.png, samples.gif)")
-    _model_options(p)
-    _sampling_options(p)
-    _runtime_options(p)
+    _sampling_options(p, groups)
+    _runtime_options(p, groups)
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("predict", help="top-k labels of video files",
                        description="Top-k labels of video files. Every readable video is answered; unreadable ones "
                                    "are named on stderr (and marked with \"ok\": false and an \"error\" in --json "
                                    "output) and the exit status is then 1.")
-    p.add_argument("--model", required=True,
-                   help="training output folder, saved model folder, checkpoint .pth, or registry name")
+    groups = {None: p}
+    _model_options(p, groups)
     p.add_argument("videos", nargs="+", metavar="VIDEO", help="video files or frame folders")
     p.add_argument("--top-k", type=int, default=5, help="labels printed per video")
     p.add_argument("--views", help="temporal clips x spatial crops (default: the model's)")
     p.add_argument("--json", action="store_true", help="print JSON")
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
-    p.add_argument("--amp", default="auto", choices=("auto", "bf16", "fp16", "none"),
-                   help="autocast: auto = bf16/fp16 on CUDA, fp32 on CPU; bf16 also runs on CPU (fast with "
-                        "AMX / AVX512-BF16)")
-    _threads_option(p, why="1 is often faster for small models on few or busy cores")
-    _model_options(p)
-    _sampling_options(p)
+    _sampling_options(p, groups)
+    _add(p, groups, "device", o.DEVICE)
+    _add(p, groups, "amp", o.AMP)
+    _threads_option(groups["runtime"], why="1 is often faster for small models on few or busy cores")
     t = p.add_argument_group("timeline (long videos)")
     t.add_argument("--timeline", action="store_true",
                    help="slide the clip window over each whole video; writes <name>_timeline.csv/.png to --output")
@@ -605,7 +540,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                     "(default half the window)")
     t.add_argument("--output", help="folder for the timeline files")
     t.add_argument("--batch-size", type=int, default=8, help="windows per forward pass (default 8)")
-    t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    groups["timeline"] = t
+    _add(p, groups, "progress", o.PROGRESS, group="timeline")
     p.set_defaults(func=cmd_predict)
 
     from .engine.prepare import DEFAULT_CRF, DEFAULT_GOP, DEFAULT_SHORT_SIDE
@@ -626,48 +562,48 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--crf", type=int, default=DEFAULT_CRF,
                    help=f"libx264 quality, 0 (lossless) .. 51; 18 is visually lossless (default {DEFAULT_CRF})")
     p.add_argument("--workers", type=int, help="videos encoded at once (default: one per CPU core)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar (shown only on a terminal anyway)")
+    _add(p, {None: p}, "progress", o.PROGRESS, group=None)
     p.set_defaults(func=cmd_prepare)
 
     p = sub.add_parser("demo", help="offline end to end: synthetic motion videos -> train -> eval -> predict")
+    groups = {None: p}
     p.add_argument("--output", default="vidzoo-demo", help="output folder (default ./vidzoo-demo)")
     p.add_argument("--epochs", type=int, default=None, help="training epochs (default 30, the tuned demo value)")
     p.add_argument("--classes", type=int, default=4, help="motion directions, 2..8 (default 4)")
     p.add_argument("--videos-per-class", type=int, default=None, help="training videos per class (default 200)")
     p.add_argument("--val-videos-per-class", type=int, default=None,
                    help="validation videos per class (default 25)")
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     p.add_argument("--seed", type=int, default=0, help="seed of the data and the training")
-    p.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
-    _threads_option(p, default=1, why="1 is fastest for the tiny demo model")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--overwrite", action="store_true", help="replace a previous demo in --output (as train does)")
+    for name, option in (("device", o.DEVICE), ("workers", o.WORKERS), ("progress", o.PROGRESS)):
+        _add(p, groups, name, option)
+    _threads_option(groups["runtime"], default=1, why="1 is fastest for the tiny demo model")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("convert", help="convert an upstream checkpoint (HF transformers, official TimeSformer, "
-                                       "timm ViT) to a vidzoo model folder")
+                                       "VideoMAE, timm ViT) to a vidzoo model folder")
     p.add_argument("src", help="checkpoint file, HF transformers folder, or hf-hub:org/repo[@revision]")
     p.add_argument("dst", help="output vidzoo model folder (config.json + model.safetensors)")
-    p.add_argument("--model", help="vidzoo architecture (arch or arch.tag); needed when SRC has no HF config.json")
-    p.add_argument("--inflation", default="central_frame", choices=("central_frame", "average"),
+    p.add_argument("--model", help="the vidzoo architecture of the checkpoint (arch or arch.tag, `vidzoo list`); "
+                                   "needed when SRC has no HF config.json")
+    p.add_argument("--inflation", default="central_frame", choices=INFLATION_MODES,
                    help="2-D -> tubelet kernel inflation for image checkpoints")
     p.add_argument("--set", nargs="+", action="extend", metavar="KEY=VALUE", default=[],
-                   help="model arguments on top of those read from the checkpoint's config")
+                   help="model arguments on top of those read from the checkpoint's config (as train's --set)")
     p.set_defaults(func=cmd_convert)
 
     p = sub.add_parser("export", help="export a model to ONNX or a torch.export program (.pt2), checked against eager",
                        description="Export a model (any --model that predict accepts) with a dynamic batch "
                                    "dimension; the written file is run back (onnxruntime / torch.export.load) on "
                                    "random clips and compared with the eager model.")
-    p.add_argument("--model", required=True,
-                   help="training output folder, saved model folder, checkpoint .pth, or registry name")
-    p.add_argument("--format", choices=("onnx", "pt2"), help="default: from --output's suffix (.onnx / .pt2)")
+    groups = {None: p}
+    _model_options(p, groups)
+    p.add_argument("--format", choices=EXPORT_FORMATS, help="default: from --output's suffix (.onnx / .pt2)")
     p.add_argument("--output", required=True, nargs="+", metavar="FILE",
                    help="file(s) to write, e.g. model.onnx and/or model.pt2 (several files: one trace)")
     p.add_argument("--opset", type=int, help="ONNX opset (default 20, torch's dynamo exporter default)")
     p.add_argument("--atol", type=float, default=1e-4, help="check tolerance: |file - eager| <= atol + rtol |eager|")
     p.add_argument("--rtol", type=float, default=1e-4, help="relative part of the check tolerance")
-    _model_options(p)
     p.set_defaults(func=cmd_export)
     return _finish_help(parser)
 
@@ -712,13 +648,13 @@ def _finish_help(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
 def _user_error_types() -> tuple[type[BaseException], ...]:
     """The exceptions printed as one line with exit 2: :class:`UserError`, a video that cannot
-    be decoded (under ``--on-error raise`` it is the user's to fix) and an output that cannot be
+    be read (under ``--on-error raise`` it is the user's to fix) and an output that cannot be
     written (``vidzoo._hub.OutputError``). Those modules import torch, so their error classes are
     looked up only if the module was loaded (nothing else can raise them)."""
     types: tuple[type[BaseException], ...] = (UserError,)
     decode, hub = sys.modules.get("vidzoo.data.decode"), sys.modules.get("vidzoo._hub")
     if decode is not None:
-        types += (decode.VideoDecodeError,)
+        types += (decode.UnreadableVideoError,)
     if hub is not None:  # an output in a read-only folder, on a full disk, a directory in the way
         types += (hub.OutputError,)
     return types

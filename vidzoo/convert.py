@@ -18,8 +18,9 @@ from ._factory import create_model
 from ._hub import (WEIGHT_FILES, HubDownloadError, check_model_folder_destination, download_file, download_weights,
                    save_pretrained)
 from ._pretrained import PretrainedCfg
-from ._registry import get_pretrained_cfg, list_pretrained, resolve_alias, split_model_name_tag
 from ._weights import _read_json, check_head_kept, label_names_from_config, load_checkpoint
+from .models import get_pretrained_cfg, list_pretrained, resolve_alias, split_model_name_tag
+from .models.tables import VIT_SIZES
 from .models.vjepa2 import SIZES as VJEPA2_SIZES
 
 _HF_ACT = {"gelu": "gelu", "gelu_fast": "gelu_tanh", "gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh"}
@@ -86,16 +87,16 @@ def _vjepa2_args(cfg: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     (``VJEPA2Model``) gets ``num_classes=0`` and a fresh pooler."""
     hidden, crop = cfg.get("hidden_size", 1024), cfg.get("crop_size", 256)
     # the architecture of the same width (ViT-L for another width); the config's values override its spec
-    size = next((k for k, v in VJEPA2_SIZES.items() if v[0] == hidden), "large")
+    size = next((k for k in VJEPA2_SIZES if VIT_SIZES[k].embed_dim == hidden), "large")
     act = cfg.get("hidden_act", "gelu")
     if act not in _HF_ACT:
         raise ValueError(f"Unsupported hidden_act {act!r} in config.json; vidzoo supports {sorted(_HF_ACT)}.")
     classifier = any("ForVideoClassification" in a for a in cfg.get("architectures") or [])
     args = dict(img_size=crop, num_frames=cfg.get("frames_per_clip", 64), in_chans=cfg.get("in_chans", 3),
                 patch_size=cfg.get("patch_size", 16), tubelet_size=cfg.get("tubelet_size", 2), embed_dim=hidden,
-                depth=cfg.get("num_hidden_layers", VJEPA2_SIZES[size][1]),
-                num_heads=cfg.get("num_attention_heads", VJEPA2_SIZES[size][2]),
-                mlp_ratio=cfg.get("mlp_ratio", VJEPA2_SIZES[size][3]), qkv_bias=cfg.get("qkv_bias", True),
+                depth=cfg.get("num_hidden_layers", VIT_SIZES[size].depth),
+                num_heads=cfg.get("num_attention_heads", VIT_SIZES[size].num_heads),
+                mlp_ratio=cfg.get("mlp_ratio", VIT_SIZES[size].mlp_ratio), qkv_bias=cfg.get("qkv_bias", True),
                 norm_eps=cfg.get("layer_norm_eps", 1e-6), act_layer=_HF_ACT[act],
                 num_classes=len(cfg["id2label"]) if classifier and "id2label" in cfg else 0)
     if classifier:

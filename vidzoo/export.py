@@ -35,10 +35,11 @@ from typing import Any, Iterator, Sequence
 import torch
 from torch import nn
 
+from ._choices import EXPORT_FORMATS
 from ._hub import StagedOutputs
 from .layers.attention import set_fused_attn, use_fused_attn
 
-FORMATS = ("onnx", "pt2")
+FORMATS = EXPORT_FORMATS
 DEFAULT_OPSET = 20  # torch 2.14's dynamo exporter default; onnxruntime >= 1.17 runs it
 INPUT_NAME, OUTPUT_NAME = "video", "logits"
 METADATA_KEY = "vidzoo"  # ONNX metadata_props key; the .pt2 extra file is METADATA_KEY + ".json"

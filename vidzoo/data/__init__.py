@@ -18,8 +18,10 @@ from .datasets import (
 )
 from .decode import (
     IMAGE_EXTENSIONS,
+    UnreadableVideoError,
     VideoDecodeError,
     VideoInfo,
+    VideoNotFoundError,
     is_frame_folder,
     list_frame_files,
     read_video,
@@ -57,7 +59,7 @@ from .unreadable import (
 
 __all__ = [
     # decode
-    "VideoDecodeError", "VideoInfo", "IMAGE_EXTENSIONS", "video_info", "read_video", "read_video_clips",
+    "UnreadableVideoError", "VideoDecodeError", "VideoNotFoundError", "VideoInfo", "IMAGE_EXTENSIONS", "video_info", "read_video", "read_video_clips",
     "list_frame_files", "is_frame_folder",
     # sampling
     "uniform_segment_indices", "dense_clip_indices", "multi_clip_indices", "FrameSampler",

@@ -4,14 +4,13 @@ Every dataset returns ``(clip, label)`` with ``clip`` a float tensor ``(C, T, H,
 views (``FrameSampler(num_clips=K)`` at evaluation and/or a multi-crop transform such as
 ``ThreeCrop``) the views are stacked as ``(V, C, T, H, W)``, ``V = clips x crops``, clip-major.
 
-Unreadable videos: with ``on_error="skip"`` (default) a file that fails to decode is reported once
-on the ``vidzoo.data`` logger (one line naming it), recorded in ``dataset.skipped``
-(``dataset.num_skipped``), and the next readable sample is returned instead, so an epoch neither
-crashes nor hides the problem. With ``DataLoader(num_workers > 0)`` each worker holds its own copy
-of these counters. With ``on_error="raise"`` the :class:`~vidzoo.data.VideoDecodeError` (or
-``FileNotFoundError``) propagates, naming the file. Substitution suits training only; evaluation
-wraps a ``"raise"`` dataset in :class:`~vidzoo.data.ExcludeUnreadable`, which drops an unreadable
-video from the batch and reports it (see :mod:`vidzoo.data.unreadable`).
+Unreadable videos: a dataset never substitutes a sample. Reading one that is missing, not a video
+or not decodable raises :class:`~vidzoo.data.UnreadableVideoError` naming it, so
+``DataLoader(VideoFolder(...))`` fails loudly rather than scoring another video in its place. What
+to do instead is the caller's policy, applied by wrapping the dataset
+(:mod:`vidzoo.data.unreadable`): :class:`~vidzoo.data.SubstituteUnreadable` for training (counted
+and named), :class:`~vidzoo.data.ExcludeUnreadable` for evaluation (excluded from every figure and
+listed).
 
 A dataset is built once with its sampler and transform. :meth:`ClipDataset.with_pipeline`,
 :meth:`~ClipDataset.subset` and :meth:`~ClipDataset.relabel` return new datasets over the same
@@ -33,8 +32,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Subset
 
+from .._choices import SPLITS
 from .._validation import MAX_CLASSES
-from .decode import VideoDecodeError, _natural_key, is_frame_folder, read_video_clips
+from .decode import UnreadableVideoError, _natural_key, is_frame_folder, read_video_clips
 from .sampling import FrameSampler
 from .transforms import ToFloat
 
@@ -53,7 +53,7 @@ __all__ = [
 
 PathLike = Union[str, os.PathLike]
 Transform = Callable[[torch.Tensor], torch.Tensor]
-OnError = Literal["skip", "raise"]
+OnError = Literal["raise"]
 
 VIDEO_EXTENSIONS: tuple[str, ...] = (".mp4", ".avi", ".mkv", ".webm", ".mov")
 
@@ -61,12 +61,14 @@ _logger = logging.getLogger(__name__)
 
 
 def _check_on_error(on_error: str) -> None:
-    if on_error not in ("skip", "raise"):
-        raise ValueError(f"on_error must be 'skip' or 'raise', got {on_error!r}")
+    if on_error != "raise":
+        raise ValueError(f"on_error: a dataset raises UnreadableVideoError on an unreadable sample (on_error='raise'), "
+                         f"got {on_error!r}; to skip such samples wrap the dataset in "
+                         "vidzoo.data.SubstituteUnreadable (training) or ExcludeUnreadable (evaluation)")
 
 
 class ClipDataset(Dataset):
-    """Base class: sampling, transforms, multi-view stacking and unreadable-sample handling.
+    """Base class: sampling, transforms and multi-view stacking.
 
     Subclasses fill ``self.samples`` (``(source, label)`` pairs) and implement
     :meth:`read_clips`.
@@ -78,23 +80,21 @@ class ClipDataset(Dataset):
             ``(C, T, H, W)`` or stacked crops ``(V, C, T, H, W)``. Output is made float in 0..1
             when still ``uint8``.
         train: random temporal sampling (one clip) instead of deterministic (``num_clips`` clips).
-        on_error: ``"skip"`` or ``"raise"`` for unreadable samples.
+        on_error: only ``"raise"``: an unreadable sample raises :class:`~vidzoo.data.UnreadableVideoError`
+            (skipping is a policy of the caller, see :mod:`vidzoo.data.unreadable`).
         generator: random source for temporal sampling (torch's global RNG when None).
     """
 
     def __init__(self, sampler: FrameSampler | Callable | None = None, transform: Transform | None = None,
-                 train: bool = False, on_error: OnError = "skip",
+                 train: bool = False, on_error: OnError = "raise",
                  generator: torch.Generator | None = None) -> None:
         _check_on_error(on_error)
         self.sampler = sampler
         self.transform = transform
         self.train = train
-        self.on_error = on_error
         self.generator = generator
         self.samples: list[tuple[Any, int]] = []
         self.classes: list[str] = []
-        self.skipped: list[str] = []
-        self._skipped_set: set[str] = set()
 
     # -- to implement --------------------------------------------------------------------------
     def read_clips(self, index: int) -> list[torch.Tensor]:
@@ -117,15 +117,6 @@ class ClipDataset(Dataset):
         """Label of every sample, in order (used for stratified splits)."""
         return [label for _, label in self.samples]
 
-    @property
-    def num_skipped(self) -> int:
-        """Number of distinct unreadable samples met so far (in this process)."""
-        return len(self.skipped)
-
-    def is_skipped(self, index: int) -> bool:
-        """Whether sample ``index`` was found unreadable (in this process) and substituted."""
-        return str(self.samples[index][0]) in self._skipped_set
-
     def source(self, index: int) -> str:
         """Where sample ``index`` comes from (a path, or ``file[key][i]`` for npz volumes)."""
         return str(self.samples[index][0])
@@ -135,25 +126,19 @@ class ClipDataset(Dataset):
 
     # -- new datasets over the same listing (nothing changes in place) ---------------------------
     def _copy(self) -> "ClipDataset":
-        new = copy.copy(self)
-        new.skipped, new._skipped_set = [], set()
-        return new
+        return copy.copy(self)
 
     def with_pipeline(self, sampler: FrameSampler | Callable | None, transform: Transform | None,
-                      train: bool, on_error: OnError | None = None) -> "ClipDataset":
+                      train: bool) -> "ClipDataset":
         """A new dataset over the same samples with this sampler, transform and mode.
 
         Args:
             sampler: See :class:`ClipDataset`.
             transform: See :class:`ClipDataset`.
             train: See :class:`ClipDataset`.
-            on_error: Unreadable-sample policy of the new dataset (default: this one's).
         """
-        if on_error is not None:
-            _check_on_error(on_error)
         new = self._copy()
         new.sampler, new.transform, new.train = sampler, transform, train
-        new.on_error = on_error or self.on_error
         return new
 
     def subset(self, indices: Sequence[int]) -> "ClipDataset":
@@ -190,34 +175,24 @@ class ClipDataset(Dataset):
                 raise ValueError(f"transform must return (C, T, H, W) or (V, C, T, H, W), got {tuple(out.shape)}")
         return torch.stack(views) if multi else views[0]
 
-    def _record_skip(self, source: str, err: Exception) -> None:
-        if source in self._skipped_set:
-            return
-        self._skipped_set.add(source)
-        self.skipped.append(source)
-        _logger.warning("skipping unreadable sample '%s' (%s); substituting the next readable one", source,
-                        str(err).splitlines()[0] if str(err) else type(err).__name__)
-
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        """``(clip, label)`` of sample ``index``.
+
+        Raises:
+            UnreadableVideoError: The sample cannot be read (naming it); never substituted.
+        """
         n = len(self)
         if not -n <= index < n:
             raise IndexError(f"index {index} out of range for dataset of size {n}")
         index %= n
-        for step in range(n):
-            i = (index + step) % n
-            source, label = self.samples[i]
-            if str(source) in self._skipped_set:
-                continue  # known bad: do not decode it again
-            try:
-                clips = self.read_clips(i)
-            except (VideoDecodeError, FileNotFoundError) as e:
-                if self.on_error == "raise":
-                    raise
-                self._record_skip(str(source), e)
-                continue
-            return self._to_output(clips), int(label)
-        raise RuntimeError(f"no readable sample left in {type(self).__name__} "
-                           f"({self.num_skipped} of {n} unreadable, e.g. '{self.skipped[0]}')")
+        source, label = self.samples[index]
+        try:
+            clips = self.read_clips(index)
+        except UnreadableVideoError:
+            raise
+        except OSError as e:  # permission denied, an I/O error: this sample cannot be read
+            raise UnreadableVideoError(source, e.strerror or str(e)) from e
+        return self._to_output(clips), int(label)
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(num_samples={len(self)}, num_classes={self.num_classes}, "
@@ -255,7 +230,7 @@ class VideoFolder(_VideoSourceDataset):
         sampler: see :class:`ClipDataset`.
         transform: see :class:`ClipDataset`.
         extensions: video file extensions to accept (case-insensitive).
-        on_error: ``"skip"`` or ``"raise"``.
+        on_error: see :class:`ClipDataset`.
         train: see :class:`ClipDataset`.
         generator: see :class:`ClipDataset`.
 
@@ -270,7 +245,7 @@ class VideoFolder(_VideoSourceDataset):
 
     def __init__(self, root: PathLike, sampler: FrameSampler | Callable | None = None,
                  transform: Transform | None = None, extensions: Sequence[str] = VIDEO_EXTENSIONS,
-                 on_error: OnError = "skip", train: bool = False,
+                 on_error: OnError = "raise", train: bool = False,
                  generator: torch.Generator | None = None) -> None:
         super().__init__(sampler, transform, train, on_error, generator)
         self.root = Path(root)
@@ -344,7 +319,7 @@ class VideoListDataset(_VideoSourceDataset):
     skipped, as are blank lines and ``#`` comments. Labels are all integers, or all class names
     (mapped through ``classes`` when given, else sorted names). Relative paths are resolved against
     ``root``, or the list file's folder when ``root`` is None. Missing files are not checked up front
-    (large lists); they are handled by ``on_error`` when read.
+    (large lists): reading one raises :class:`~vidzoo.data.UnreadableVideoError`.
 
     Args:
         list_file: the CSV/TSV/space-separated list.
@@ -352,7 +327,7 @@ class VideoListDataset(_VideoSourceDataset):
         sampler: see :class:`ClipDataset`.
         transform: see :class:`ClipDataset`.
         classes: class names in label order (optional).
-        on_error: ``"skip"`` or ``"raise"``.
+        on_error: see :class:`ClipDataset`.
         train: see :class:`ClipDataset`.
         generator: see :class:`ClipDataset`.
 
@@ -363,7 +338,7 @@ class VideoListDataset(_VideoSourceDataset):
 
     def __init__(self, list_file: PathLike, root: PathLike | None = None,
                  sampler: FrameSampler | Callable | None = None, transform: Transform | None = None,
-                 classes: Sequence[str] | None = None, on_error: OnError = "skip", train: bool = False,
+                 classes: Sequence[str] | None = None, on_error: OnError = "raise", train: bool = False,
                  generator: torch.Generator | None = None) -> None:
         super().__init__(sampler, transform, train, on_error, generator)
         self.list_file = Path(list_file)
@@ -471,13 +446,13 @@ class NpzVolumeDataset(ClipDataset):
             indices, arrays larger than ``max_bytes`` (naming the file and what was expected).
     """
 
-    SPLITS = ("train", "val", "test")
+    SPLITS = SPLITS
 
     def __init__(self, path: PathLike, split: str = "train", transform: Transform | None = None,
                  sampler: FrameSampler | Callable | None = None, label_names: Sequence[str] | None = None,
                  train: bool | None = None, generator: torch.Generator | None = None,
                  max_bytes: int | None = None) -> None:
-        super().__init__(sampler, transform, split == "train" if train is None else train, "raise", generator)
+        super().__init__(sampler, transform, split == "train" if train is None else train, generator=generator)
         if split not in self.SPLITS:
             raise ValueError(f"split must be one of {self.SPLITS}, got {split!r}")
         self.path = Path(path)
@@ -620,8 +595,9 @@ class CachedVideoListDataset(_FrameCache, VideoListDataset):
 class VideoPathDataset(_VideoSourceDataset):
     """Unlabelled videos (files or frame folders) given by path, for prediction (label ``-1``).
 
-    Paths are not checked here: a missing or unreadable one fails when read (``on_error="raise"``
-    by default), so a caller can answer every readable video and name the others.
+    Paths are not checked here: a missing or unreadable one raises
+    :class:`~vidzoo.data.UnreadableVideoError` when read, so a caller can answer every readable
+    video and name the others.
     """
 
     def __init__(self, paths: Sequence[PathLike], sampler: FrameSampler | Callable | None = None,

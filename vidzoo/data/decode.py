@@ -48,7 +48,9 @@ except ImportError:  # e.g. a GPU image without PyAV: fail when a video file is 
     av = None
 
 __all__ = [
+    "UnreadableVideoError",
     "VideoDecodeError",
+    "VideoNotFoundError",
     "VideoInfo",
     "IMAGE_EXTENSIONS",
     "DECODE_INTERPOLATION",
@@ -74,8 +76,10 @@ SizeLike = Union[tuple[int, int], Callable[[int, int], Optional[tuple[int, int]]
 DECODE_INTERPOLATION = "BILINEAR"
 
 
-class VideoDecodeError(RuntimeError):
-    """A video file (or frame folder) exists but cannot be decoded.
+class UnreadableVideoError(Exception):
+    """A video (file or frame folder) that cannot be read: missing, not a regular file or folder,
+    or not decodable. The one error the engine's unreadable-video policies catch
+    (:mod:`vidzoo.data.unreadable`); anything else a reader raises is a bug and propagates.
 
     Args:
         path: the offending file or folder.
@@ -85,10 +89,28 @@ class VideoDecodeError(RuntimeError):
     def __init__(self, path: PathLike, reason: str) -> None:
         self.path = str(path)
         self.reason = reason
-        super().__init__(f"cannot decode video '{self.path}': {reason}")
+        super().__init__(f"cannot read video '{self.path}': {reason}")
 
     def __reduce__(self):  # keep picklable across DataLoader worker processes
         return (type(self), (self.path, self.reason))
+
+
+class VideoDecodeError(UnreadableVideoError, RuntimeError):
+    """A video file (or frame folder) exists but cannot be decoded."""
+
+    def __init__(self, path: PathLike, reason: str) -> None:
+        self.path = str(path)
+        self.reason = reason
+        RuntimeError.__init__(self, f"cannot decode video '{self.path}': {reason}")
+
+
+class VideoNotFoundError(UnreadableVideoError, FileNotFoundError):
+    """No file or folder at the video's path (a ``FileNotFoundError`` as well)."""
+
+    def __init__(self, path: PathLike, reason: str = "video file or frame folder not found") -> None:
+        self.path = str(path)
+        self.reason = reason
+        FileNotFoundError.__init__(self, errno.ENOENT, reason, self.path)
 
 
 @dataclass(frozen=True)
@@ -121,7 +143,7 @@ class VideoInfo:
 def _check_exists(path: PathLike) -> Path:
     p = Path(path)
     if not p.exists():
-        raise FileNotFoundError(errno.ENOENT, "video file or frame folder not found", str(p))
+        raise VideoNotFoundError(p)
     if not (p.is_file() or p.is_dir()):
         # FFmpeg would block forever on a FIFO with no writer (or read a device without end).
         raise VideoDecodeError(p, "not a regular file or frame folder (a FIFO, socket or device)")

@@ -5,11 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from .._choices import SAMPLING_MODES
 from .transforms import _cfg_get, resolve_data_config
 
 __all__ = ["InputSpec", "SAMPLING_MODES"]
-
-SAMPLING_MODES = ("dense", "uniform")
 
 
 @dataclass(frozen=True)
@@ -56,7 +55,7 @@ class InputSpec:
         data = resolve_data_config(cfg)
         sampling = sampling or _cfg_get(cfg, "sampling") or "dense"
         if sampling not in SAMPLING_MODES:
-            raise ValueError(f"--sampling must be 'dense' or 'uniform', got {sampling!r}")
+            raise ValueError(f"--sampling must be one of {', '.join(SAMPLING_MODES)}, got {sampling!r}")
         stride = frame_stride or _cfg_get(cfg, "frame_sample_rate") or 1
         if stride < 1:
             raise ValueError(f"--frame-stride must be >= 1, got {stride}")

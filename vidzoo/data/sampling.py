@@ -1,6 +1,6 @@
 """Temporal sampling: which frame indices of a video make up a clip.
 
-Two families cover ViViT / TimeSformer recipes:
+Two kinds cover the ViViT, TimeSformer and VideoMAE recipes:
 
 * **uniform** (TSN-style): split the video into ``T`` equal segments and take one frame from each,
   so a clip always spans the whole video whatever its length.
@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 import torch
+
+from .._choices import SAMPLING_MODES
 
 __all__ = [
     "uniform_segment_indices",
@@ -152,8 +154,8 @@ class FrameSampler:
     pad: PadMode = "clamp"
 
     def __post_init__(self) -> None:
-        if self.mode not in ("uniform", "dense"):
-            raise ValueError(f"FrameSampler mode must be 'uniform' or 'dense', got {self.mode!r}")
+        if self.mode not in SAMPLING_MODES:
+            raise ValueError(f"FrameSampler mode must be one of {', '.join(SAMPLING_MODES)}, got {self.mode!r}")
         if self.num_frames <= 0 or self.num_clips <= 0 or self.stride <= 0:
             raise ValueError(f"num_frames, num_clips and stride must be >= 1, got num_frames="
                              f"{self.num_frames}, num_clips={self.num_clips}, stride={self.stride}")

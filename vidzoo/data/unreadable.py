@@ -1,6 +1,8 @@
 """What to do with a video that cannot be read: substitute it (training) or exclude it (evaluation).
 
-Datasets are built with ``on_error="raise"`` and wrapped by the policy of their use:
+A dataset raises :class:`~vidzoo.data.UnreadableVideoError` for a sample it cannot read (and
+nothing else does: any other error is a bug and propagates). The policy is the wrapper's, chosen by
+the dataset's use:
 
 * :class:`SubstituteUnreadable` (training): an unreadable sample is replaced by the next readable
   one, so an epoch goes on; every item says which sources it skipped, so the count and the names
@@ -18,24 +20,23 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset, default_collate
 
-from .decode import VideoDecodeError
+from .._choices import ON_ERROR
+from .decode import UnreadableVideoError
 
 __all__ = ["UNREADABLE_ERRORS", "Unreadable", "SubstituteUnreadable", "ExcludeUnreadable", "collate_readable",
            "reason_of"]
 
-# A missing, truncated, non-video or non-regular file. Anything else is a bug and propagates.
-UNREADABLE_ERRORS: tuple[type[BaseException], ...] = (VideoDecodeError, OSError)
+# For ``except`` clauses: what reading an unreadable sample raises.
+UNREADABLE_ERRORS: tuple[type[BaseException], ...] = (UnreadableVideoError,)
 
 
 def reason_of(err: BaseException) -> str:
     """One line saying why a sample could not be read (without FFmpeg's error number and a second
     copy of the path, which the caller names anyway)."""
-    if isinstance(err, VideoDecodeError):
+    if isinstance(err, UnreadableVideoError):
         reason = err.reason.splitlines()[0] if err.reason else "unreadable"
         reason = re.sub(r"\[Errno -?\d+\] ", "", reason)
         return re.sub(r": '[^']*'(?=\)|$)", "", reason)
-    if isinstance(err, OSError) and err.strerror:
-        return err.strerror
     return (str(err).splitlines() or [type(err).__name__])[0]
 
 
@@ -85,7 +86,7 @@ class SubstituteUnreadable(Dataset):
                 try:
                     x, y = self.dataset[i][:2]
                     return x, y, "\n".join(skipped)
-                except UNREADABLE_ERRORS as e:
+                except UnreadableVideoError as e:
                     self._bad[i] = reason_of(e)
             skipped.append(f"{_source(self.dataset, i)}\t{self._bad[i]}")
         raise RuntimeError(f"no readable sample in {type(self.dataset).__name__} ({n} unreadable, e.g. "
@@ -102,8 +103,8 @@ class ExcludeUnreadable(Dataset):
     """
 
     def __init__(self, dataset: Dataset, on_error: str = "skip") -> None:
-        if on_error not in ("skip", "raise"):
-            raise ValueError(f"on_error must be 'skip' or 'raise', got {on_error!r}")
+        if on_error not in ON_ERROR:
+            raise ValueError(f"on_error must be one of {', '.join(ON_ERROR)}, got {on_error!r}")
         self.dataset = dataset
         self.on_error = on_error
 
@@ -113,7 +114,7 @@ class ExcludeUnreadable(Dataset):
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int, int] | Unreadable:
         try:
             x, y = self.dataset[index][:2]
-        except UNREADABLE_ERRORS as e:
+        except UnreadableVideoError as e:
             if self.on_error == "raise":
                 raise
             return Unreadable(index, _source(self.dataset, index), reason_of(e))

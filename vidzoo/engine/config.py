@@ -1,108 +1,100 @@
 """The schema of a training run: :class:`TrainConfig` (stored in ``train_config.json`` and in every
-checkpoint)."""
+checkpoint).
+
+Each field carries its command-line option (:mod:`vidzoo.engine.options`): ``vidzoo train``'s
+parser, ``--help``, the field documentation below and the flag names in error messages all come
+from it, so a field added here has its flag.
+"""
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
+from .._choices import AMP_MODES, ON_ERROR, OPTIMIZERS
 from .errors import UserError
-from .validation import AMP_MODES, OPTIMIZERS, validate_train_config
+from .options import (AMP, BATCH_SIZE, DEVICE, FRAME_STRIDE, IMG_SIZE, MODEL, NUM_FRAMES, ON_ERROR_OPTION, PRETRAINED,
+                      PROGRESS, SAMPLING, SET, WORKERS, Option, document_fields, option_field)
+from .validation import validate_train_config
 
-__all__ = ["TrainConfig", "OPTIMIZERS", "AMP_MODES", "config_dict"]
+__all__ = ["TrainConfig", "OPTIMIZERS", "AMP_MODES", "ON_ERROR", "config_dict"]
+
+_OPT = "optimisation"
 
 
 @dataclass
 class TrainConfig:
-    """Everything a training run needs; stored in ``config.json`` and in every checkpoint.
+    """Everything a training run needs; stored in ``train_config.json`` and in every checkpoint.
 
-    Attributes:
-        model: Registry name or alias (``vidzoo list``), or a saved model (folder,
-            ``local-dir:DIR``, ``hf-hub:org/repo``) to fine-tune.
-        data: Training data (folder, list file or npz; see :mod:`vidzoo.engine.data_setup`).
-        val_data: Validation data (an npz means its ``val`` split).
-        val_split: Fraction of ``data`` held out for validation (stratified, from ``seed``).
-        output: Output folder.
-        epochs: Epochs to train in total.
-        batch_size: Clips per batch per process.
-        lr: Peak learning rate (reached after warmup).
-        opt: ``adamw``, ``adam`` (the Keras OrganMNIST3D recipe), ``sgd`` or ``momentum``.
-        weight_decay: Decoupled (AdamW) or L2 weight decay; None: 0.05 for AdamW, else 0.
-            Biases, norms, position embeddings and class tokens are never decayed.
-        momentum: SGD momentum.
-        layer_decay: Layer-wise learning-rate decay (BEiT / VideoMAE fine-tuning; 0.75 for
-            VideoMAE ViT-B): the head keeps ``lr``, block ``i`` of ``L`` gets
-            ``lr * layer_decay ** (L - i)``, the embeddings ``lr * layer_decay ** (L + 1)``
-            (groups from ``model.group_matcher``). None: one learning rate for all.
-        warmup_epochs: Linear warmup length (may be fractional).
-        min_lr: Learning rate at the end of the cosine schedule.
-        label_smoothing: Cross-entropy label smoothing.
-        clip_grad: Clip the gradient norm to this value (None: no clipping).
-        accum_steps: Batches per optimizer update (gradient accumulation).
-        amp: ``auto`` (bf16 on CUDA when supported, fp16 on older GPUs, fp32 on CPU), ``bf16``,
-            ``fp16`` (CUDA, with loss scaling) or ``none``.
-        grad_checkpointing: Recompute block activations in backward to save memory.
-        seed: Random seed.
-        deterministic: ``torch.use_deterministic_algorithms(True)`` (slower on GPU).
-        pretrained: Start from the model's pretrained weights (head replaced for the data's classes).
-        num_frames: Frames per clip (overrides the model and the sampler).
-        img_size: Frame size (overrides the model and the transforms).
-        model_overrides: More model arguments (``--set key=value``).
-        sampling: ``dense`` or ``uniform`` (default: the model's ``pretrained_cfg``).
-        frame_stride: Dense sampling stride (default: the model's ``frame_sample_rate``).
-        hflip: Horizontal-flip probability (0 for direction-sensitive classes).
-        crop_scale: Area range of the training random-resized crop.
-        workers: DataLoader worker processes per rank.
-        cache_videos: Decode each video once and keep its frames in memory (small datasets of
-            short clips; with workers, each persistent worker holds its own cache and resume is
-            exact only with ``workers=0``).
-        on_error: Unreadable videos: ``skip`` (training: substitute another sample; validation:
-            exclude the video; both counted per epoch and named once in ``train.log``) or
-            ``raise`` (stop at the first, naming it).
-        device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
-        resume: True: continue from ``output/checkpoints/last.pth``; a path: from that checkpoint.
-        overwrite: Start afresh in an output folder that already holds a run.
-        val_batch_size: Evaluation batch size (default ``batch_size``).
-        progress: tqdm progress bars (shown on rank 0 when writing to a terminal).
+    Built with bad values (a negative learning rate, an unknown optimizer...) it raises a
+    ``ValueError`` naming the flag.
     """
 
-    model: str = "vivit_joint_tiny_patch16x2_224"
-    data: str | None = None
-    val_data: str | None = None
-    val_split: float | None = None
-    output: str = "output/train"
-    epochs: int = 10
-    batch_size: int = 8
-    lr: float = 5e-4
-    opt: str = "adamw"
-    weight_decay: float | None = None
-    momentum: float = 0.9
-    layer_decay: float | None = None
-    warmup_epochs: float = 1.0
-    min_lr: float = 1e-6
-    label_smoothing: float = 0.1
-    clip_grad: float | None = None
-    accum_steps: int = 1
-    amp: str = "auto"
-    grad_checkpointing: bool = False
-    seed: int = 0
-    deterministic: bool = False
-    pretrained: bool = False
-    num_frames: int | None = None
-    img_size: int | None = None
-    model_overrides: dict[str, Any] = field(default_factory=dict)
-    sampling: str | None = None
-    frame_stride: int | None = None
-    hflip: float = 0.5
-    crop_scale: tuple[float, float] = (0.25, 1.0)
-    workers: int = 0
-    cache_videos: bool = False
-    on_error: str = "skip"
-    device: str = "auto"
-    resume: bool | str = False
-    overwrite: bool = False
-    val_batch_size: int | None = None
-    progress: bool = True
+    model: str = option_field(MODEL, default="vivit_joint_tiny_patch16x2_224")
+    data: str | None = option_field(Option(
+        "training data: a folder root/<class>/<video> (or root/{train,val}/...), a .csv/.tsv/.txt list of "
+        "'path,label', or an .npz of volumes", required=True), default=None)
+    val_data: str | None = option_field(Option(
+        "validation data (an npz means its val split)", exclusive="validation"), default=None)
+    val_split: float | None = option_field(Option(
+        "hold out this fraction of --data for validation (stratified, from --seed)", exclusive="validation"),
+        default=None)
+    output: str = option_field(Option(
+        "output folder (checkpoints, metrics, plots, final model)", required=True), default="output/train")
+    epochs: int = option_field(Option("epochs to train in total"), default=10)
+    batch_size: int = option_field(BATCH_SIZE)
+    lr: float = option_field(Option("peak learning rate (reached after the warmup)", group=_OPT), default=5e-4)
+    opt: str = option_field(Option(
+        "optimizer (timm's create_optimizer_v2): adamw, adam (the Keras OrganMNIST3D recipe), sgd or momentum",
+        aliases=("--optimizer",), choices=OPTIMIZERS, group=_OPT), default="adamw")
+    weight_decay: float | None = option_field(Option(
+        "decoupled (AdamW) or L2 weight decay; default 0.05 for adamw, 0 otherwise. Biases, norms, position "
+        "embeddings and class tokens are never decayed", group=_OPT), default=None)
+    momentum: float = option_field(Option("SGD momentum (sgd, momentum)", group=_OPT), default=0.9)
+    layer_decay: float | None = option_field(Option(
+        "layer-wise lr decay (BEiT / VideoMAE fine-tuning; 0.75 for VideoMAE ViT-B): the head trains at lr, block "
+        "i of L at lr * decay**(L - i), the embeddings at lr * decay**(L + 1); default: one lr for all",
+        group=_OPT), default=None)
+    warmup_epochs: float = option_field(Option("linear warmup length (may be fractional)", group=_OPT), default=1.0)
+    min_lr: float = option_field(Option("learning rate at the end of the cosine schedule", group=_OPT),
+                                 default=1e-6)
+    label_smoothing: float = option_field(Option("cross-entropy label smoothing", group=_OPT), default=0.1)
+    clip_grad: float | None = option_field(Option(
+        "clip the gradient norm to this value (default: no clipping)", group=_OPT), default=None)
+    accum_steps: int = option_field(Option("batches per optimizer step (gradient accumulation)", group=_OPT),
+                                    default=1)
+    amp: str = option_field(AMP)
+    grad_checkpointing: bool = option_field(Option(
+        "recompute block activations in backward: trade compute for memory", group=_OPT), default=False)
+    seed: int = option_field(Option("seed of the split, the initialisation and the data order", group=_OPT),
+                             default=0)
+    deterministic: bool = option_field(Option(
+        "torch.use_deterministic_algorithms(True) (slower on GPU)", group=_OPT), default=False)
+    pretrained: bool = option_field(PRETRAINED, default=False)
+    num_frames: int | None = option_field(NUM_FRAMES)
+    img_size: int | None = option_field(IMG_SIZE)
+    model_overrides: dict[str, Any] = option_field(SET, default_factory=dict)
+    sampling: str | None = option_field(SAMPLING)
+    frame_stride: int | None = option_field(FRAME_STRIDE)
+    hflip: float = option_field(Option(
+        "horizontal flip probability of training clips (0 for direction-sensitive classes)", group="input"),
+        default=0.5)
+    crop_scale: tuple[float, float] = option_field(Option(
+        "area range (min, max) of the training random-resized crop", metavar=("MIN", "MAX"), group="input"),
+        default=(0.25, 1.0))
+    workers: int = option_field(WORKERS)
+    cache_videos: bool = option_field(Option(
+        "decode each video once and keep its frames in memory (small datasets of short clips; with --workers "
+        "each worker holds its own cache, and resume is exact only with --workers 0)"), default=False)
+    on_error: str = option_field(ON_ERROR_OPTION)
+    device: str = option_field(DEVICE)
+    resume: bool | str = option_field(Option(
+        "continue the run in --output (its checkpoints/last.pth), or from CKPT, exactly where it stopped",
+        nargs="?", const=True, metavar="CKPT", type=str), default=False)
+    overwrite: bool = option_field(Option("start afresh in an --output that holds a run"), default=False)
+    val_batch_size: int | None = option_field(Option(
+        "validation clips per batch per process (default: --batch-size)", group="runtime"), default=None)
+    progress: bool = option_field(PROGRESS)
 
     def __post_init__(self) -> None:
         validate_train_config(self)  # ValueError naming the flag (vidzoo/engine/validation.py)
@@ -119,6 +111,9 @@ class TrainConfig:
         if self.weight_decay is not None:
             return self.weight_decay
         return 0.05 if self.opt == "adamw" else 0.0
+
+
+TrainConfig.__doc__ += document_fields(TrainConfig)
 
 
 def config_dict(cfg: TrainConfig) -> dict[str, Any]:

@@ -22,13 +22,14 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from .._choices import SPLITS
 from ..data import (CachedVideoFolder, CachedVideoListDataset, ClipDataset, NpzVolumeDataset, VideoFolder,
                     VideoListDataset, split_indices)
 from .errors import UserError
 
 PathLike = str | os.PathLike
 LIST_SUFFIXES = (".csv", ".tsv", ".txt")
-SPLIT_NAMES = ("train", "val", "test")
+SPLIT_NAMES = SPLITS
 
 
 def data_kind(path: PathLike, flag: str = "--data") -> str:
@@ -85,9 +86,10 @@ def npz_splits(path: PathLike) -> list[str]:
 
 
 def open_dataset(path: PathLike, split: str | None = None, classes: Sequence[str] | None = None,
-                 flag: str = "--data", cache: bool = False, on_error: str = "raise") -> tuple[ClipDataset, list[str]]:
-    """Open ``path`` as a dataset listing (no sampler or transform; reading raises on an unreadable
-    sample, the engine decides what to do with it).
+                 flag: str = "--data", cache: bool = False) -> tuple[ClipDataset, list[str]]:
+    """Open ``path`` as a dataset listing (no sampler or transform; reading raises
+    :class:`~vidzoo.data.UnreadableVideoError` on an unreadable sample, the engine decides what to do
+    with it).
 
     Args:
         path: Folder, list file or npz.
@@ -97,8 +99,6 @@ def open_dataset(path: PathLike, split: str | None = None, classes: Sequence[str
             validation list that must use the training classes).
         flag: The option name, for messages.
         cache: Decode each video once and keep its frames in memory (small datasets).
-        on_error: Unreadable-sample policy stored in the listing (the engine's datasets raise and
-            wrap the policy of their use around them).
 
     Returns:
         ``(dataset, class_names)``.
@@ -115,7 +115,7 @@ def open_dataset(path: PathLike, split: str | None = None, classes: Sequence[str
                           lambda: NpzVolumeDataset(path, split=split, label_names=names))
     elif kind == "list":
         cls = CachedVideoListDataset if cache else VideoListDataset
-        ds = _user_errors(f"{flag} '{path}'", lambda: cls(path, classes=classes, on_error=on_error))
+        ds = _user_errors(f"{flag} '{path}'", lambda: cls(path, classes=classes))
     else:
         parts = split_subfolders(path)
         if parts:
@@ -124,7 +124,7 @@ def open_dataset(path: PathLike, split: str | None = None, classes: Sequence[str
                 raise UserError(f"{flag} '{path}' has no '{split}' sub-folder (found {', '.join(parts)})")
             path = parts[split]
         cls = CachedVideoFolder if cache else VideoFolder
-        ds = _user_errors(f"{flag} '{path}'", lambda: cls(path, on_error=on_error))
+        ds = _user_errors(f"{flag} '{path}'", lambda: cls(path))
     if len(ds) == 0:
         raise UserError(f"{flag} '{path}'{f' split {split!r}' if kind == 'npz' else ''} holds no samples")
     return ds, list(ds.classes)
@@ -192,7 +192,7 @@ class DataSplits:
 
 
 def open_train_val(data: PathLike, val_data: PathLike | None = None, val_split: float | None = None,
-                   seed: int = 0, cache: bool = False, on_error: str = "raise") -> DataSplits:
+                   seed: int = 0, cache: bool = False) -> DataSplits:
     """Open the training data and its validation data (listings).
 
     Validation comes from, in order: ``val_data``; a stratified ``val_split`` fraction of
@@ -206,7 +206,7 @@ def open_train_val(data: PathLike, val_data: PathLike | None = None, val_split: 
         raise UserError("pass either --val-data or --val-split, not both")
     if val_split is not None and not 0.0 <= val_split < 1.0:
         raise UserError(f"--val-split must be in [0, 1), got {val_split}")
-    train_ds, classes = open_dataset(data, cache=cache, on_error=on_error)
+    train_ds, classes = open_dataset(data, cache=cache)
     if len(classes) < 2:
         raise UserError(f"--data '{data}' has {len(classes)} class ({', '.join(classes)}); training a "
                         f"classifier needs at least 2")
@@ -218,8 +218,7 @@ def open_train_val(data: PathLike, val_data: PathLike | None = None, val_split: 
         vkind = data_kind(val_data, "--val-data")
         split = "val" if vkind == "npz" or (vkind == "folder" and split_subfolders(val_data)) else None
         mapped = classes if vkind in ("list", "npz") else None
-        val_ds, val_classes = open_dataset(val_data, split=split, classes=mapped, flag="--val-data", cache=cache,
-                                           on_error=on_error)
+        val_ds, val_classes = open_dataset(val_data, split=split, classes=mapped, flag="--val-data", cache=cache)
         check_same_classes(classes, val_classes)
         source = f"{val_data}" + (f" [{split}]" if split else "")
     elif val_split:
@@ -230,14 +229,14 @@ def open_train_val(data: PathLike, val_data: PathLike | None = None, val_split: 
         source = f"{val_split:.0%} of {data} ({len(val_idx)} samples, stratified, seed {seed})"
     elif "val" in splits:
         val_ds, val_classes = open_dataset(data, split="val", flag="--data [val]",
-                                           classes=classes if kind == "npz" else None, cache=cache, on_error=on_error)
+                                           classes=classes if kind == "npz" else None, cache=cache)
         check_same_classes(classes, val_classes, "--data [train]", "--data [val]")
         source = f"{data} [val]"
     return DataSplits(train_ds, val_ds, classes, data_channels(train_ds), source)
 
 
-def open_eval(data: PathLike, split: str | None = None, classes: Sequence[str] | None = None,
-              on_error: str = "raise") -> tuple[ClipDataset, list[str]]:
+def open_eval(data: PathLike, split: str | None = None,
+              classes: Sequence[str] | None = None) -> tuple[ClipDataset, list[str]]:
     """Open evaluation data: an npz's ``test`` split (or ``split``), a split folder's ``test``
     (else ``val``) sub-folder, or the whole folder / list file.
 
@@ -255,4 +254,4 @@ def open_eval(data: PathLike, split: str | None = None, classes: Sequence[str] |
             parts = split_subfolders(data)
             split = ("test" if "test" in parts else "val") if parts else None
     mapped = classes if kind in ("list", "npz") else None
-    return open_dataset(data, split=split, classes=mapped, on_error=on_error)
+    return open_dataset(data, split=split, classes=mapped)

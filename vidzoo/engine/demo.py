@@ -117,7 +117,8 @@ def _run_demo(cfg: DemoConfig) -> DemoResult:
     from ..data import make_motion_dataset
     from .inference import predict_videos, run_evaluation
     from .model_io import load_model
-    from .train import TrainConfig, train
+    from .config import TrainConfig
+    from .trainer import train
 
     t0 = time.time()
     out = Path(cfg.output)
@@ -165,7 +166,8 @@ def _run_demo(cfg: DemoConfig) -> DemoResult:
     model_dir = layout.model_dir if result.model_dir is not None else layout.best
     _say(f"\ndone in {wall:.0f}s. Outputs:")
     _say(f"  videos            {data_dir}/{{train,val}}/<class>/*.mp4")
-    _say(f"  training          {run_dir}/  (train.log, metrics.json/.csv, curves.png, checkpoints/)")
+    _say(f"  training          {run_dir}/  ({', '.join(p.name for p in layout.outputs()[:5])}, "
+         f"{layout.checkpoints.name}/)")
     _say(f"  final model       {model_dir}")
     _say(f"  evaluation        {eval_dir}/  (metrics.json, per_class.csv, confusion_matrix.png, "
          f"predictions.csv, samples.gif, samples.png)")

@@ -14,14 +14,14 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
+from .._choices import ON_ERROR, VIEW_MERGES
 from .._hub import ensure_output_dir
-from ..data import UNREADABLE_ERRORS, VideoPathDataset
+from ..data import UnreadableVideoError, VideoPathDataset
 from ..data.unreadable import reason_of
 from .data_sources import check_output_outside_data, open_eval
 from .distributed import DistInfo, init_distributed
 from .errors import UserError
-from .evaluate import (VIEW_MERGES, EvalResult, evaluate, make_eval_loader, predict_probs, sample_names_of,
-                       write_eval_outputs)
+from .evaluation import EvalResult, evaluate, make_eval_loader, predict_probs, sample_names_of, write_eval_outputs
 from .pipelines import align_classes, build_dataset, check_input_fits, input_spec
 from .precision import resolve_amp
 
@@ -115,8 +115,8 @@ def run_evaluation(model: nn.Module, data: PathLike, views: str | tuple[int, int
     model = model.to(dinfo.device).eval()
     label_names = model.pretrained_cfg.get("label_names")
     views = parse_views(views, model)
-    if on_error not in ("skip", "raise"):
-        raise UserError(f"--on-error must be 'skip' or 'raise', got {on_error!r}")
+    if on_error not in ON_ERROR:
+        raise UserError(f"--on-error must be one of {', '.join(ON_ERROR)}, got {on_error!r}")
     check_view_merge(view_merge, model)
     listing, data_classes = open_eval(data, split, classes=label_names)
     spec = input_spec(model, sampling, frame_stride)
@@ -203,7 +203,7 @@ def predict_videos(model: nn.Module, paths: Sequence[PathLike], top_k: int = 5,
     for i, path in enumerate(paths):
         try:
             x, _ = ds[i]
-        except (*UNREADABLE_ERRORS, IndexError, ValueError) as e:
+        except UnreadableVideoError as e:
             why = reason_of(e)
             if on_error == "raise":
                 raise UserError(f"cannot read video '{path}': {why}") from e

@@ -1,54 +1,28 @@
 """Getting a model for the engine: by registry name with overrides, from a saved folder, from a
-training checkpoint or a training output folder; counting its parameters and multiply-adds."""
+training checkpoint or a training output folder (what ``--model`` means)."""
 from __future__ import annotations
 
-import ast
 import json
 import os
 import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-import torch
 from torch import nn
-from torch.overrides import TorchFunctionMode
-from torch.utils._device import _device_constructors
-from torch.utils.flop_counter import FlopCounterMode
 
-from .. import create_model
 from .._convert import CheckpointError
+from .._factory import create_model
 from .._hub import HubDownloadError, ModelConfigError, save_pretrained
 from .._pretrained import describe_provenance, pretrained_cfg_from_dict
-from .._registry import get_pretrained_cfg, is_architecture, list_pretrained, resolve_alias, split_model_name_tag
+from ..models import get_pretrained_cfg, is_architecture, list_pretrained, resolve_alias, split_model_name_tag
 from .._weights import CorruptCheckpointError
 from .checkpoint import load_checkpoint
+from .complexity import MetaInit, count_gmacs, count_params
 from .errors import UserError
+from .run_layout import RunLayout
 
 PathLike = str | os.PathLike
 _SCHEMES = ("hf-hub:", "local-dir:")
-
-
-def parse_overrides(items: Sequence[str] | None) -> dict[str, Any]:
-    """``['depth=4', 'img_size=(32, 32)', 'act_layer=gelu']`` -> ``{'depth': 4, 'img_size': (32, 32), ...}``.
-
-    Values are Python literals when they parse as one, else strings (checked by the model
-    builder, which names the key and the type it expects: ``--set depth=one`` -> ``depth must be
-    an integer ...``).
-
-    Raises:
-        UserError: An item has no ``=``.
-    """
-    out: dict[str, Any] = {}
-    for item in items or ():
-        key, sep, value = item.partition("=")
-        key = key.strip().replace("-", "_")
-        if not sep or not key:
-            raise UserError(f"--set expects key=value, got {item!r}")
-        try:
-            out[key] = ast.literal_eval(value.strip())
-        except (ValueError, SyntaxError, MemoryError, RecursionError):
-            out[key] = value.strip()
-    return out
 
 
 # ----------------------------------------------------------------------------- what --model names
@@ -86,7 +60,6 @@ def wants_weights(name: str, pretrained: bool | None) -> bool:
 def resolve_model_path(path: Path) -> Path:
     """A training output folder -> its saved model folder (``model/``) or best/last checkpoint."""
     if path.is_dir() and not (path / "config.json").is_file():
-        from .run_layout import RunLayout  # the run folder is defined once
         for cand in RunLayout(path).model_candidates():
             if cand.exists() and (cand.is_file() or (cand / "config.json").is_file()):
                 return cand
@@ -183,8 +156,8 @@ def build_model(name: str, num_classes: int | None = None, pretrained: bool | No
     """The model ``--model NAME`` names, with user-facing errors.
 
     Args:
-        name: A path (checked first: a run folder -> its ``model/``, else ``checkpoints/best.pth``,
-            else ``last.pth``; a saved model folder; a training checkpoint ``.pth``), ``hf-hub:`` /
+        name: A path (checked first: a run folder -> :meth:`RunLayout.model_candidates`; a saved
+            model folder; a training checkpoint ``.pth``), ``hf-hub:`` /
             ``local-dir:``, or a registered name / alias / ``arch.tag``.
         num_classes: Classifier outputs (the loaded head is dropped when it differs).
         pretrained: For registry names: load the tag's weights (None: ``create_model``'s
@@ -279,16 +252,16 @@ def load_model(name_or_path: str, pretrained: bool | None = None, weights: PathL
 
 
 def _fallback_checkpoint(name: str, error: UserError, overrides: dict[str, Any]) -> nn.Module:
-    """A run folder whose ``model/`` is unreadable: its ``checkpoints/best.pth`` (or ``last.pth``), said on stderr."""
-    run = Path(name).expanduser()
-    if not (run.is_dir() and (run / "model").is_dir() and not (run / "config.json").exists()):
+    """A run folder whose saved model is unreadable: its best (else last) checkpoint, said on stderr."""
+    run = RunLayout(Path(name).expanduser())
+    if not (run.model_dir.is_dir() and not (run.root / "config.json").exists()):
         raise error
     cause = error.__cause__
     if not isinstance(cause, (ModelConfigError, CorruptCheckpointError, FileNotFoundError)):
         raise error
-    for ckpt in (run / "checkpoints" / "best.pth", run / "checkpoints" / "last.pth"):
+    for ckpt in (run.best, run.last):
         if ckpt.is_file():
-            print(f"vidzoo: note: {run / 'model'} is unreadable ({str(error).splitlines()[0]}); using {ckpt}",
+            print(f"vidzoo: note: {run.model_dir} is unreadable ({str(error).splitlines()[0]}); using {ckpt}",
                   file=sys.stderr)
             return _checkpoint_model(ckpt, load_checkpoint(ckpt), None, **overrides)
     raise error
@@ -303,13 +276,13 @@ def save_model_folder(model: nn.Module, path: PathLike, run_config: dict[str, An
         model: The model (its ``pretrained_cfg['provenance']`` says what it started as).
         path: The folder.
         run_config: The training run's config; default: ``train_config.json`` of the run folder
-            that holds ``path`` (written by :func:`vidzoo.engine.train.train`). Without either, the
+            that holds ``path`` (written by :func:`vidzoo.engine.trainer.train`). Without either, the
             model is saved as it is.
         classes: The classes trained on (default: the run's).
     """
     path = Path(path)
     if run_config is None:
-        run_file = path.parent / "train_config.json"
+        run_file = RunLayout(path.parent).train_config
         try:
             saved = json.loads(run_file.read_text(encoding="utf-8")) if run_file.is_file() else None
         except (OSError, ValueError):
@@ -324,47 +297,22 @@ def save_model_folder(model: nn.Module, path: PathLike, run_config: dict[str, An
 
 
 # ---------------------------------------------------------------------------------- complexity
-class _MetaInit(TorchFunctionMode):
-    """Build a model with parameters on the meta device (no memory, no init cost), except the small
-    index tensors some constructors read back (``linspace`` / ``arange``), which stay on CPU."""
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        kwargs = kwargs or {}
-        if func in _device_constructors() and kwargs.get("device") is None \
-                and func not in (torch.linspace, torch.arange):
-            kwargs["device"] = "meta"
-        return func(*args, **kwargs)
-
-
-def count_params(model: nn.Module) -> int:
-    """Number of parameters."""
-    return sum(p.numel() for p in model.parameters())
-
-
 def model_complexity(name: str, **overrides: Any) -> dict[str, Any]:
-    """Parameters and multiply-adds of one forward pass of a batch of 1 at the model's input size.
+    """Parameters and multiply-adds of one forward pass of a batch of 1 at the model's input size
+    (:func:`~vidzoo.engine.complexity.count_gmacs`).
 
-    The model is built on the meta device and counted with
-    :class:`torch.utils.flop_counter.FlopCounterMode`, so even ViViT-L takes well under a second and
-    no memory. Multiply-adds (``GMACs``, FLOPs / 2) are what the ViViT and TimeSformer papers call
-    "GFLOPs"; only matrix multiplications and convolutions are counted (as in fvcore).
+    The model is built on the meta device, so even ViViT-L takes well under a second and no memory.
 
     Returns:
         ``{'params': int, 'gmacs': float, 'input_size': (C, T, H, W), 'model': the (meta) model}``.
     """
     try:
-        with _MetaInit():
+        with MetaInit():
             model = build_model(name, **overrides)
-        on_meta = True
     except UserError:
         raise
     except Exception:  # a constructor that reads values back: build it for real on CPU
         model = build_model(name, **overrides)
-        on_meta = False
     input_size = tuple(model.pretrained_cfg["input_size"])
-    x = torch.empty(1, *input_size, device="meta" if on_meta else "cpu")
-    model.eval()
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        model(x)
-    return {"params": count_params(model), "gmacs": counter.get_total_flops() / 2e9, "input_size": input_size,
+    return {"params": count_params(model), "gmacs": count_gmacs(model, input_size), "input_size": input_size,
             "model": model}

@@ -9,8 +9,8 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from ..data import (UNREADABLE_ERRORS, ClipDataset, Compose, FrameSampler, InputSpec, Normalize, NpzVolumeDataset,
-                    Resize, eval_transforms, train_transforms)
+from ..data import (ClipDataset, Compose, FrameSampler, InputSpec, Normalize, NpzVolumeDataset, Resize,
+                    UnreadableVideoError, eval_transforms, train_transforms)
 from ..data.unreadable import reason_of
 from .data_sources import data_channels
 from .errors import UserError
@@ -39,7 +39,8 @@ def build_dataset(listing: Dataset, spec: InputSpec, train: bool, views: tuple[i
     views (short-side resize, centre or three crops), stacked as ``(V, C, T, H, W)``.
     Volumes (npz): depth is resampled to ``num_frames`` (uniform segments) only when it differs,
     slices are resized to ``img_size`` only when they differ; no augmentation; crops are ignored.
-    The new dataset raises on an unreadable sample (the loaders wrap the policy of their use).
+    The new dataset raises :class:`~vidzoo.data.UnreadableVideoError` on an unreadable sample (the
+    loaders wrap the policy of their use).
 
     Datasets that are not :mod:`vidzoo.data` datasets are returned untouched.
     """
@@ -53,7 +54,7 @@ def build_dataset(listing: Dataset, spec: InputSpec, train: bool, views: tuple[i
         sampler = FrameSampler("uniform", num_frames=spec.num_frames, num_clips=clips) \
             if depth != spec.num_frames or clips > 1 else None
         steps = [] if (h, w) == spec.img_size else [Resize(spec.img_size)]
-        return listing.with_pipeline(sampler, Compose(steps + [Normalize(spec.mean, spec.std)]), train, "raise")
+        return listing.with_pipeline(sampler, Compose(steps + [Normalize(spec.mean, spec.std)]), train)
     sampler = FrameSampler(spec.sampling, num_frames=spec.num_frames, stride=spec.frame_stride,
                            num_clips=1 if train else clips)
     if train:
@@ -62,7 +63,7 @@ def build_dataset(listing: Dataset, spec: InputSpec, train: bool, views: tuple[i
         if crops == 3 and spec.img_size[0] != spec.img_size[1]:
             raise UserError(f"3 spatial crops need a square input, the model takes {spec.img_size}")
         transform = eval_transforms(spec.img_size, spec.mean, spec.std, crop_pct=spec.crop_pct, num_crops=crops)
-    return listing.with_pipeline(sampler, transform, train, "raise")
+    return listing.with_pipeline(sampler, transform, train)
 
 
 def check_input_fits(ds: Dataset, spec: InputSpec, model_name: str = "the model", flag: str = "--data") -> None:
@@ -79,10 +80,8 @@ def check_input_fits(ds: Dataset, spec: InputSpec, model_name: str = "the model"
         try:
             x = ds[i][0]
             break
-        except UNREADABLE_ERRORS as e:
+        except UnreadableVideoError as e:
             first_error = first_error or (ds.source(i) if isinstance(ds, ClipDataset) else str(i), reason_of(e))
-        except RuntimeError as e:
-            raise UserError(f"{flag}: cannot read a sample: {str(e).splitlines()[0]}") from e
         except ValueError as e:  # a transform refusing the clip (sizes, channels)
             raise UserError(f"{flag}: the clips do not fit {model_name}: {str(e).splitlines()[0]}") from e
     else:

@@ -6,8 +6,8 @@ import contextlib
 
 import torch
 
+from .._choices import AMP_MODES
 from .errors import UserError
-from .validation import AMP_MODES
 
 __all__ = ["AMP_MODES", "resolve_amp", "autocast_context", "amp_name"]
 

@@ -439,7 +439,7 @@ def _prepare_one(job: _Job, settings: PrepareSettings, threads: int) -> PrepareR
     """Prepare one video: skip it when done, else encode to a temporary file, verify, rename."""
     import av
 
-    from ..data.decode import VideoDecodeError
+    from ..data.decode import UnreadableVideoError
     from ..data.unreadable import reason_of
     t0 = time.perf_counter()
     res = PrepareResult(str(job.source), str(job.output))
@@ -459,7 +459,7 @@ def _prepare_one(job: _Job, settings: PrepareSettings, threads: int) -> PrepareR
                 res.height, res.width, res.duration_s = done.height, done.width, done.duration
                 res.seconds = round(time.perf_counter() - t0, 3)
                 return res
-        except (VideoDecodeError, OSError):
+        except (UnreadableVideoError, OSError):
             pass  # unreadable output or source: encode again (and meet the source's error there)
     tmp = _temporary(job.output)
     try:
@@ -468,7 +468,7 @@ def _prepare_one(job: _Job, settings: PrepareSettings, threads: int) -> PrepareR
         _verify(tmp, facts["frames"], facts["height"], facts["width"])
         _fsync(tmp)
         os.replace(tmp, job.output)
-    except VideoDecodeError as e:
+    except UnreadableVideoError as e:  # before OSError: a source gone missing is unreadable, not a write error
         res.status, res.reason = "unreadable", reason_of(e)
     except _VerifyError as e:
         res.status, res.reason = "failed", f"verification: {e}"

@@ -1,4 +1,5 @@
-"""The folder of a training run, defined once (train, model loading, the CLI and the demo use it)::
+"""The folder of a training run, defined once (training, model loading, the CLI and the demo read it;
+``tests/test_docs.py`` checks that the documentation names only these files)::
 
     RUN/train_config.json     the resolved run config, classes, data sources
     RUN/train.log             what was printed, plus every skipped or excluded file by name
@@ -70,6 +71,11 @@ class RunLayout:
     @property
     def eval_dir(self) -> Path:
         return self.root / "eval"
+
+    def outputs(self) -> list[Path]:
+        """The files and folders a run writes, in the order the docs list them."""
+        return [self.train_config, self.train_log, self.metrics_json, self.metrics_csv, self.curves, self.last,
+                self.best, self.model_dir]
 
     def is_run(self) -> bool:
         """Whether ``root`` looks like a training run (has ``checkpoints/`` or ``model/``)."""

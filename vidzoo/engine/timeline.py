@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from .._hub import atomic_replace, atomic_write_text, ensure_output_dir
-from ..data import VideoDecodeError, eval_transforms, video_info
+from ..data import UnreadableVideoError, VideoDecodeError, eval_transforms, video_info
 from ..data.decode import iter_video_frames
 from .errors import NonFiniteLogitsError, UserError
 
@@ -230,7 +230,7 @@ def predict_timeline(model: nn.Module, path: PathLike, window: str | int | None 
 def _slide(model: nn.Module, p: Path, fps: float, win: int, step: int, batch_size: int, dev: torch.device,
            amp_dtype: torch.dtype | None, progress: bool, num_frames: int) -> Timeline:
     """The windows of :func:`predict_timeline` over a video of ``num_frames`` frames."""
-    from .evaluate import predict_probs
+    from .evaluation import predict_probs
     from .inference import class_names_of
     cfg = model.pretrained_cfg
     c, t, h, w = cfg["input_size"]
@@ -419,7 +419,7 @@ def run_timelines(model: nn.Module, videos: Sequence[PathLike], output: PathLike
         unreadable ones are listed with their error.
     """
     from .distributed import init_distributed
-    from .train import resolve_amp
+    from .precision import resolve_amp
     if top_k < 1:
         raise UserError(f"--top-k must be >= 1, got {top_k}")
     if batch_size < 1:
@@ -435,7 +435,7 @@ def run_timelines(model: nn.Module, videos: Sequence[PathLike], output: PathLike
             tl = predict_timeline(model, v, window, stride, frame_stride, batch_size, dev, amp_dtype, progress)
         except NonFiniteLogitsError:
             raise  # the model, not this video: every other video would fail the same way
-        except (UserError, VideoDecodeError) as e:
+        except (UserError, UnreadableVideoError) as e:
             failed.append((str(v), str(e).splitlines()[0]))
             continue
         csv_path = write_timeline_csv(tl, out / f"{name}_timeline.csv", top_k)

@@ -6,12 +6,18 @@ its input spec -> the datasets, built with their sampler and transforms. The run
 per epoch, each named once in ``train.log``); unreadable validation videos are never substituted:
 they are excluded from every validation figure, counted per epoch (``val_unreadable``) and named
 once in ``train.log``.
+
+Reproducibility: the model is initialised from ``seed``; each rank's global RNG is seeded with
+``seed + rank`` and saved in every checkpoint; the shuffling order is a function of
+``(seed, epoch)`` (``DistributedSampler.set_epoch``) and DataLoader workers are seeded from
+``(seed, epoch, rank)``. A run resumed from ``last.pth`` therefore continues exactly where it
+stopped: on CPU with ``num_workers=0`` its weights equal those of an uninterrupted run.
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -29,10 +35,11 @@ from .data_sources import check_output_outside_data, open_train_val
 from .distributed import (DistInfo, all_gather_object, barrier, cleanup_distributed, init_distributed,
                           is_distributed)
 from .errors import UserError
-from .evaluate import EvalResult, evaluate, make_eval_loader
+from .evaluation import EvalResult, evaluate, make_eval_loader
 from .history import epoch_line, write_metrics
 from .loop import EpochContext, train_one_epoch
-from .model_io import build_model, count_params, save_model_folder
+from .complexity import count_params
+from .model_io import build_model, save_model_folder
 from .optim import build_optimizer, build_scheduler, current_lr
 from .pipelines import build_dataset, check_input_fits, input_spec
 from .precision import amp_name, resolve_amp

@@ -10,9 +10,8 @@ import math
 import numbers
 from typing import Any, Iterable
 
-OPTIMIZERS = ("adamw", "adam", "sgd", "momentum")
-AMP_MODES = ("auto", "bf16", "fp16", "none")
-VIEW_MERGES = ("probs", "tokens")  # eval --view-merge: softmax averaged over views / clip tokens merged
+from .._choices import AMP_MODES, ON_ERROR, OPTIMIZERS, SAMPLING_MODES
+from .options import BATCH_SIZE, FRAME_STRIDE, IMG_SIZE, NUM_FRAMES, WORKERS, config_flag
 
 
 def _num(v: Any) -> bool:
@@ -64,47 +63,47 @@ def check_choice(flag: str, v: Any, choices: Iterable[str], optional: bool = Fal
 def check_model_size_flags(num_frames: Any = None, img_size: Any = None, overrides: Any = None) -> None:
     """``--num-frames`` / ``--img-size`` (None: the model's); when ``--set`` (``overrides``) names
     the same size differently, neither silently wins."""
-    check_int("--num-frames", num_frames, 1, optional=True)
-    check_int("--img-size", img_size, 1, optional=True)
-    for flag, key, value in (("--num-frames", "num_frames", num_frames), ("--img-size", "img_size", img_size)):
+    check_int(NUM_FRAMES.flag, num_frames, 1, optional=True)
+    check_int(IMG_SIZE.flag, img_size, 1, optional=True)
+    for flag, key, value in ((NUM_FRAMES.flag, "num_frames", num_frames), (IMG_SIZE.flag, "img_size", img_size)):
         if value is not None and isinstance(overrides, dict) and key in overrides and overrides[key] != value:
             raise ValueError(f"{flag} {value} and --set {key}={overrides[key]!r} disagree; give the size once")
 
 
 def validate_train_config(cfg: Any) -> None:
-    """Check every option of a :class:`vidzoo.engine.train.TrainConfig` that has a domain.
+    """Check every option of a :class:`vidzoo.engine.config.TrainConfig` that has a domain.
 
     Raises:
         ValueError: Naming the flag (``--clip-grad``, ...), its domain and the value given.
     """
-    check_int("--epochs", cfg.epochs, 1)
-    check_int("--batch-size", cfg.batch_size, 1)
-    check_int("--val-batch-size", cfg.val_batch_size, 1, optional=True)
-    check_int("--accum-steps", cfg.accum_steps, 1)
-    check_int("--workers", cfg.workers, 0)
+    def flag(name: str) -> str:
+        return config_flag(type(cfg), name)
+
+    for name, lo, optional in (("epochs", 1, False), ("batch_size", 1, False), ("val_batch_size", 1, True),
+                               ("accum_steps", 1, False), ("workers", 0, False), ("frame_stride", 1, True)):
+        check_int(flag(name), getattr(cfg, name), lo, optional=optional)
     if not _int(cfg.seed):
-        raise ValueError(f"--seed must be an integer, got {cfg.seed!r}")
-    check_int("--frame-stride", cfg.frame_stride, 1, optional=True)
+        raise ValueError(f"{flag('seed')} must be an integer, got {cfg.seed!r}")
     check_model_size_flags(cfg.num_frames, cfg.img_size, cfg.model_overrides)
-    check_number("--lr", cfg.lr, 0, lo_open=True)
-    check_number("--min-lr", cfg.min_lr, 0)
-    check_number("--weight-decay", cfg.weight_decay, 0, optional=True)
-    check_number("--momentum", cfg.momentum, 0, 1, hi_open=True)
-    check_number("--layer-decay", getattr(cfg, "layer_decay", None), 0, 1, lo_open=True, optional=True)
-    check_number("--warmup-epochs", cfg.warmup_epochs, 0)
-    check_number("--label-smoothing", cfg.label_smoothing, 0, 1, hi_open=True)
-    check_number("--clip-grad", cfg.clip_grad, 0, lo_open=True, optional=True)
-    check_number("--hflip", cfg.hflip, 0, 1)
+    check_number(flag("lr"), cfg.lr, 0, lo_open=True)
+    check_number(flag("min_lr"), cfg.min_lr, 0)
+    check_number(flag("weight_decay"), cfg.weight_decay, 0, optional=True)
+    check_number(flag("momentum"), cfg.momentum, 0, 1, hi_open=True)
+    check_number(flag("layer_decay"), cfg.layer_decay, 0, 1, lo_open=True, optional=True)
+    check_number(flag("warmup_epochs"), cfg.warmup_epochs, 0)
+    check_number(flag("label_smoothing"), cfg.label_smoothing, 0, 1, hi_open=True)
+    check_number(flag("clip_grad"), cfg.clip_grad, 0, lo_open=True, optional=True)
+    check_number(flag("hflip"), cfg.hflip, 0, 1)
     if cfg.val_split is not None:
-        check_number("--val-split", cfg.val_split, 0, 1, lo_open=True, hi_open=True)
+        check_number(flag("val_split"), cfg.val_split, 0, 1, lo_open=True, hi_open=True)
     scale = cfg.crop_scale
     if (not isinstance(scale, (tuple, list)) or len(scale) != 2 or not all(_num(s) for s in scale)
             or not 0 < scale[0] <= scale[1] <= 1):
-        raise ValueError(f"crop_scale must be (min, max) with 0 < min <= max <= 1, got {scale!r}")
-    check_choice("--opt", cfg.opt, OPTIMIZERS)
-    check_choice("--amp", cfg.amp, AMP_MODES)
-    check_choice("--sampling", cfg.sampling, ("dense", "uniform"), optional=True)
-    check_choice("--on-error", cfg.on_error, ("skip", "raise"))
+        raise ValueError(f"{flag('crop_scale')} must be MIN MAX with 0 < MIN <= MAX <= 1, got {scale!r}")
+    check_choice(flag("opt"), cfg.opt, OPTIMIZERS)
+    check_choice(flag("amp"), cfg.amp, AMP_MODES)
+    check_choice(flag("sampling"), cfg.sampling, SAMPLING_MODES, optional=True)
+    check_choice(flag("on_error"), cfg.on_error, ON_ERROR)
     if not isinstance(cfg.model_overrides, dict):
         raise ValueError(f"model_overrides must be a dict of model arguments, got {cfg.model_overrides!r}")
     if "num_classes" in cfg.model_overrides:
@@ -117,9 +116,9 @@ def validate_eval_options(batch_size: Any = None, workers: Any = None, frame_str
                           num_samples: Any = None, overrides: Any = None) -> None:
     """The numeric flags of ``vidzoo eval`` / ``predict`` (None: not given); ``overrides``: the
     ``--set`` arguments, which must not give a size differently from ``--num-frames`` / ``--img-size``."""
-    check_int("--batch-size", batch_size, 1, optional=True)
-    check_int("--workers", workers, 0, optional=True)
-    check_int("--frame-stride", frame_stride, 1, optional=True)
+    check_int(BATCH_SIZE.flag, batch_size, 1, optional=True)
+    check_int(WORKERS.flag, workers, 0, optional=True)
+    check_int(FRAME_STRIDE.flag, frame_stride, 1, optional=True)
     check_int("--top-k", top_k, 1, optional=True)
     check_int("--num-samples", num_samples, 0, optional=True)
     check_model_size_flags(num_frames, img_size, overrides)

@@ -16,14 +16,14 @@ from .._builder import build_model_with_cfg
 from .._pretrained import (INCEPTION_MEAN, INCEPTION_STD, KINETICS_MEAN, KINETICS_STD, PretrainedCfg,
                            generate_default_cfgs)
 from .._registry import register_model, register_model_alias
+from .tables import VIT_SIZES
 from .video_transformer import VideoTransformer
-from .vivit import SIZES
 
 ATTENTION = {"divided": "divided", "joint": "joint", "space": "space_only"}
 
 
 def _spec(attn: str, size: str, **kwargs: Any) -> dict[str, Any]:
-    dim, depth, heads = SIZES[size]
+    dim, depth, heads, _ = VIT_SIZES[size]
     spec = dict(attention=ATTENTION[attn], tokenizer="uniform", img_size=224, num_frames=8, patch_size=16,
                 embed_dim=dim, depth=depth, num_heads=heads, act_layer="gelu")
     if attn != "space":
@@ -44,7 +44,8 @@ def checkpoint_filter_fn(state_dict: dict[str, torch.Tensor], model: VideoTransf
 
 
 def _create_timesformer(variant: str, pretrained: bool, spec: dict[str, Any], **kwargs: Any) -> VideoTransformer:
-    return build_model_with_cfg(variant, pretrained, spec, pretrained_filter_fn=checkpoint_filter_fn, **kwargs)
+    return build_model_with_cfg(VideoTransformer, variant, pretrained, spec,
+                                pretrained_filter_fn=checkpoint_filter_fn, **kwargs)
 
 
 def _cfg(num_frames: int = 8, img_size: int = 224, frame_sample_rate: int | None = 32, **kwargs: Any) -> PretrainedCfg:

@@ -138,6 +138,13 @@ class VideoTransformer(nn.Module):
     supports_pool_layers: ClassVar[bool] = True  # attn_pool_layers: blocks run over the whole clip in order
     variant_args: ClassVar[tuple[str, ...]] = ()  # extra constructor args of this variant
 
+    dependent_args: ClassVar[dict[tuple[str, str], tuple[str, ...]]] = DEPENDENT_ARGS  # for the builder
+
+    @staticmethod
+    def for_attention(name: str) -> type["VideoTransformer"]:
+        """The registered subclass of attention variant ``name`` (what the builder instantiates)."""
+        return get_attention(name)
+
     def __init__(
         self,
         img_size: int | tuple[int, int] = 224,
@@ -704,7 +711,7 @@ class FactorisedEncoderTransformer(VideoTransformer):
 
     def reset_classifier(self, num_classes: int, global_pool: str | None = None, **kwargs: Any) -> None:
         super().reset_classifier(num_classes, global_pool, **kwargs)
-        if global_pool in ("token", "avg"):  # as before the attentive pooler: the frames pool likewise
+        if global_pool in ("token", "avg"):  # without the attentive pooler the frames pool the same way
             self.frame_pool = global_pool
 
     def init_weights(self) -> None:

@@ -24,14 +24,12 @@ import torch
 from .._builder import build_model_with_cfg
 from .._pretrained import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD, PretrainedCfg, generate_default_cfgs
 from .._registry import register_model, register_model_alias
+from .tables import VIT_SIZES
 from .video_transformer import VideoTransformer
-
-# width, depth, heads of the upstream ViT-S/B/L/H encoders (modeling_finetune.py)
-SIZES = {"small": (384, 12, 6), "base": (768, 12, 12), "large": (1024, 24, 16), "huge": (1280, 32, 16)}
 
 
 def _spec(size: str, **kwargs: Any) -> dict[str, Any]:
-    dim, depth, heads = SIZES[size]
+    dim, depth, heads, _ = VIT_SIZES[size]
     spec = dict(attention="joint", tokenizer="tubelet", img_size=224, num_frames=16, patch_size=16, tubelet_size=2,
                 embed_dim=dim, depth=depth, num_heads=heads, qkv_bias="qv", pos_embed="sincos", class_token=False,
                 global_pool="avg", fc_norm=True, norm_eps=1e-6, act_layer="gelu")
@@ -53,7 +51,8 @@ def checkpoint_filter_fn(state_dict: dict[str, torch.Tensor], model: VideoTransf
 
 
 def _create_videomae(variant: str, pretrained: bool, spec: dict[str, Any], **kwargs: Any) -> VideoTransformer:
-    return build_model_with_cfg(variant, pretrained, spec, pretrained_filter_fn=checkpoint_filter_fn, **kwargs)
+    return build_model_with_cfg(VideoTransformer, variant, pretrained, spec,
+                                pretrained_filter_fn=checkpoint_filter_fn, **kwargs)
 
 
 _DATASETS = {"k400": ("Kinetics-400", 400), "ssv2": ("Something-Something v2", 174)}

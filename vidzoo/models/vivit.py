@@ -14,16 +14,15 @@ import torch
 from .._builder import build_model_with_cfg
 from .._pretrained import INCEPTION_MEAN, INCEPTION_STD, PretrainedCfg, generate_default_cfgs
 from .._registry import register_model, register_model_alias
+from .tables import VIT_SIZES
 from .video_transformer import VideoTransformer
 
-# width, depth, heads (ViT sizes)
-SIZES = {"tiny": (192, 12, 3), "small": (384, 12, 6), "base": (768, 12, 12), "large": (1024, 24, 16)}
 ATTENTION = {"joint": "joint", "fenc": "factorised_encoder", "fsa": "factorised_self_attention",
              "fdp": "factorised_dot_product"}
 
 
 def _spec(attn: str, size: str, **kwargs: Any) -> dict[str, Any]:
-    dim, depth, heads = SIZES[size]
+    dim, depth, heads, _ = VIT_SIZES[size]
     spec = dict(attention=ATTENTION[attn], tokenizer="tubelet", img_size=224, num_frames=32, patch_size=16,
                 tubelet_size=2, embed_dim=dim, depth=depth, num_heads=heads, act_layer="gelu_tanh")
     if attn == "fenc":
@@ -43,7 +42,8 @@ def checkpoint_filter_fn(state_dict: dict[str, torch.Tensor], model: VideoTransf
 
 
 def _create_vivit(variant: str, pretrained: bool, spec: dict[str, Any], **kwargs: Any) -> VideoTransformer:
-    return build_model_with_cfg(variant, pretrained, spec, pretrained_filter_fn=checkpoint_filter_fn, **kwargs)
+    return build_model_with_cfg(VideoTransformer, variant, pretrained, spec,
+                                pretrained_filter_fn=checkpoint_filter_fn, **kwargs)
 
 
 def _cfg(num_frames: int = 32, img_size: int = 224, in_chans: int = 3, **kwargs: Any) -> PretrainedCfg:

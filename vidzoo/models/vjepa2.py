@@ -30,16 +30,16 @@ import torch
 from .._builder import build_model_with_cfg, resolve_pretrained_cfg
 from .._pretrained import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD, PretrainedCfg, generate_default_cfgs
 from .._registry import register_model, register_model_alias
+from .tables import VIT_SIZES
 from .video_transformer import VideoTransformer
 
-# width, depth, heads, MLP ratio of upstream's vit_large / vit_huge / vit_giant_xformers
-SIZES = {"large": (1024, 24, 16, 4.0), "huge": (1280, 32, 16, 4.0), "giant": (1408, 40, 22, 48 / 11)}
+SIZES = ("large", "huge", "giant")  # upstream's vit_large / vit_huge / vit_giant_xformers (VIT_SIZES)
 PROBE_DEPTH = 4  # num_probe_blocks of every published probe config
 PROBE_HEADS = 16  # num_heads of every published probe config (ViT-g included)
 
 
 def _spec(size: str, img_size: int) -> dict[str, Any]:
-    dim, depth, heads, mlp = SIZES[size]
+    dim, depth, heads, mlp = VIT_SIZES[size]
     return dict(attention="joint", tokenizer="tubelet", img_size=img_size, num_frames=64, patch_size=16,
                 tubelet_size=2, embed_dim=dim, depth=depth, num_heads=heads, mlp_ratio=mlp, qkv_bias=True,
                 pos_embed="rope3d", rope_layout="vjepa2", class_token=False, global_pool="attentive",
@@ -72,8 +72,8 @@ def _create_vjepa2(variant: str, pretrained: bool, spec: dict[str, Any], pretrai
     layers = _PROBE_LAYERS.get(f"{variant}.{cfg.tag}")
     if layers:
         spec["attn_pool_layers"] = layers
-    return build_model_with_cfg(variant, pretrained, spec, pretrained_filter_fn=checkpoint_filter_fn,
-                                pretrained_cfg=cfg, **kwargs)
+    return build_model_with_cfg(VideoTransformer, variant, pretrained, spec,
+                                pretrained_filter_fn=checkpoint_filter_fn, pretrained_cfg=cfg, **kwargs)
 
 
 # Licences: what the Hub model card says where it could be read here (the two ViT-g encoder pages);

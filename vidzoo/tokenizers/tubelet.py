@@ -5,9 +5,8 @@ import torch
 from einops import rearrange
 from torch import nn
 
+from .._choices import INFLATION_MODES
 from .base import VideoTokenizer
-
-INFLATION_MODES = ("central_frame", "average")
 
 
 def inflate_patch_kernel(weight: torch.Tensor, tubelet_size: int, mode: str = "central_frame") -> torch.Tensor:

@@ -38,7 +38,6 @@ from .metrics import ClassificationMeter
 from .plots import denormalize, plot_confusion_matrix, save_clip_grid
 from .precision import autocast_context
 from .run_layout import EVAL_LOG
-from .validation import VIEW_MERGES  # noqa: F401  (re-exported beside the two scorers)
 
 PathLike = str | os.PathLike
 
@@ -231,14 +230,12 @@ def evaluate(model: nn.Module, loader: DataLoader, device: torch.device | str, n
 
 
 def make_eval_loader(dataset: Dataset, batch_size: int, workers: int = 0, pin_memory: bool = False,
-                     with_index: bool = True, persistent_workers: bool = False, on_error: str = "skip"
-                     ) -> DataLoader:
+                     persistent_workers: bool = False, on_error: str = "skip") -> DataLoader:
     """A sharded (under DDP), ordered loader for evaluation, batches ``(x, y, index, unreadable)``.
 
     ``dataset`` must raise on an unreadable sample (datasets built with ``on_error="raise"``): with
     ``on_error="skip"`` the sample is excluded from the batch and reported, never substituted;
-    with ``"raise"`` the error stops the evaluation. ``with_index`` is kept for compatibility
-    (batches always carry indices).
+    with ``"raise"`` the error stops the evaluation.
     """
     ds = ExcludeUnreadable(dataset, on_error=on_error)
     return DataLoader(ds, batch_size=batch_size, sampler=ShardedEvalSampler(ds), num_workers=workers,

@@ -1,0 +1,17 @@
+"""The choice lists of vidzoo's options, defined once.
+
+The command's parser, the training config's checks, the data pipeline and the exporter all read
+them from here. Nothing is imported, so ``vidzoo --help`` builds its parser without torch.
+"""
+
+AMP_MODES = ("auto", "bf16", "fp16", "none")  # autocast: auto = bf16 (fp16 on older GPUs) on CUDA, fp32 on CPU
+OPTIMIZERS = ("adamw", "adam", "sgd", "momentum")  # timm's create_optimizer_v2 names
+ON_ERROR = ("skip", "raise")  # an unreadable video: the engine's policy (substitute / exclude), or stop
+SAMPLING_MODES = ("dense", "uniform")  # frames a stride apart, or one per equal segment
+SPLITS = ("train", "val", "test")  # npz splits and split sub-folders
+VIEW_MERGES = ("probs", "tokens")  # eval --view-merge: softmax averaged over views / clip tokens merged
+EXPORT_FORMATS = ("onnx", "pt2")
+INFLATION_MODES = ("central_frame", "average")  # 2-D patch kernel -> tubelet kernel
+
+__all__ = ["AMP_MODES", "OPTIMIZERS", "ON_ERROR", "SAMPLING_MODES", "SPLITS", "VIEW_MERGES", "EXPORT_FORMATS",
+           "INFLATION_MODES"]
