@@ -33,6 +33,7 @@ from .._hub import atomic_replace, atomic_write_text, ensure_output_dir
 from ..data import UnreadableVideoError, VideoDecodeError, eval_transforms, video_info
 from ..data.decode import iter_video_frames
 from .errors import NonFiniteLogitsError, UserError
+from .video_inputs import VideoInputs, expand_video_inputs
 
 PathLike = str | os.PathLike
 _SPAN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|f|frames?)?\s*$", re.IGNORECASE)
@@ -403,16 +404,19 @@ def check_timeline_output(videos: Sequence[PathLike], output: PathLike) -> Path:
         if out == folder or out.parent == folder:
             where = "the folder" if out == folder else "a folder directly in the folder"
             raise UserError(f"--output '{output}' is {where} of '{v}': a folder of timeline pictures beside videos "
-                            "is read as one more video when that folder is a class of a dataset; write it elsewhere")
+                            "is read as one more video when that folder is a class of a dataset; write it elsewhere (--output DIR)")
     return ensure_output_dir(output, "timeline folder")
 
 
-def run_timelines(model: nn.Module, videos: Sequence[PathLike], output: PathLike, window: str | None = None,
+def run_timelines(model: nn.Module, videos: Sequence[PathLike] | VideoInputs, output: PathLike,
+                  window: str | None = None,
                   stride: str | None = None, frame_stride: int | None = None, top_k: int = 5,
                   batch_size: int = 8, device: str = "auto", amp: str = "auto", progress: bool = True
                   ) -> tuple[list[tuple[Timeline, Path, Path]], list[tuple[str, str]]]:
     """Timelines of several videos into ``output``: ``<name>_timeline.csv`` and ``.png`` each, with
-    ``<name>`` distinct per video (:func:`output_names`); each file written atomically.
+    ``<name>`` distinct per video (:func:`output_names`); each file written atomically. Folders of
+    videos in ``videos`` stand for the videos below them
+    (:func:`~vidzoo.engine.video_inputs.expand_video_inputs`).
 
     Returns:
         ``([(timeline, csv, png), ...], [(path, error), ...])``: every readable video is answered;
@@ -426,10 +430,14 @@ def run_timelines(model: nn.Module, videos: Sequence[PathLike], output: PathLike
         raise UserError(f"--batch-size must be >= 1, got {batch_size}")
     dev = init_distributed(device).device
     amp_dtype = resolve_amp(amp, dev)
-    out = check_timeline_output(videos, output)
+    inputs = videos if isinstance(videos, VideoInputs) else expand_video_inputs(videos)
+    out = check_timeline_output(inputs.paths, output)
     done, failed = [], []
-    for v, name in zip(videos, output_names(videos)):
+    for item, name in zip(inputs.items, output_names(inputs.paths)):
+        v = item.path
         try:
+            if item.error:
+                raise UserError(f"'{v}': {item.error}")
             if not Path(v).exists():
                 raise UserError(f"'{v}' does not exist")
             tl = predict_timeline(model, v, window, stride, frame_stride, batch_size, dev, amp_dtype, progress)
