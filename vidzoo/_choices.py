@@ -11,7 +11,10 @@ SAMPLING_MODES = ("dense", "uniform")  # frames a stride apart, or one per equal
 SPLITS = ("train", "val", "test")  # npz splits and split sub-folders
 VIEW_MERGES = ("probs", "tokens")  # eval --view-merge: softmax averaged over views / clip tokens merged
 EXPORT_FORMATS = ("onnx", "pt2")
+EMBED_POOLS = ("vector", "tokens")  # embed --pool: the pooled pre-logits vector, or the last block's token grid
+PROBE_HEADS = ("linear", "attentive")  # train --head: linear on the pooled vector, or an attentive pooler + linear
+AUGMENT_MODES = ("random", "none")  # train --augment: random clip/crop/flip per epoch, or the eval view every epoch
 INFLATION_MODES = ("central_frame", "average")  # 2-D patch kernel -> tubelet kernel
 
 __all__ = ["AMP_MODES", "OPTIMIZERS", "ON_ERROR", "SAMPLING_MODES", "SPLITS", "VIEW_MERGES", "EXPORT_FORMATS",
-           "INFLATION_MODES"]
+           "EMBED_POOLS", "PROBE_HEADS", "AUGMENT_MODES", "INFLATION_MODES"]

@@ -359,6 +359,35 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+# ------------------------------------------------------------------------------------------- embed
+def cmd_embed(args: argparse.Namespace) -> int:
+    from .engine.embed import check_embed_output, embed, write_embeddings
+    from .engine.timeline import parse_span
+    for flag, value in (("--window", args.window), ("--stride", args.stride)):
+        parse_span(value, fps=1000.0, what=flag)  # a malformed span is the user's error before any video is read
+    check_embed_output(args.output, args.inputs)  # before the model loads
+    inputs = _video_inputs(args.inputs)
+    with torch_threads(args.threads):
+        model = _load(args)
+        result = embed(model, inputs, views=args.views, window=args.window, stride=args.stride, pool=args.pool,
+                       batch_size=args.batch_size, workers=args.workers, device=args.device, amp=args.amp,
+                       sampling=args.sampling, frame_stride=args.frame_stride, on_error=args.on_error,
+                       progress=args.progress and sys.stderr.isatty())
+        files = write_embeddings(result, args.output)
+    bad = result.unreadable
+    shape = "x".join(map(str, result.embeddings.shape))
+    what = f"{result.embeddings.shape[0]} windows of " if args.window else ""
+    print(f"embedded {what}{len(inputs) - len(bad)} of {len(inputs)} videos: {files['embeddings']} "
+          f"(tensor 'embeddings', float32, {shape}) and {files['index']}")
+    for r in bad:
+        print(f"vidzoo: cannot read video '{r.path}': {r.reason}", file=sys.stderr)
+    if bad:  # partial results: every readable input was embedded and written
+        print(f"vidzoo: {len(bad)} of {len(inputs)} inputs could not be read (status 'unreadable' in index.csv)",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
 # ----------------------------------------------------------------------------------------- prepare
 def cmd_prepare(args: argparse.Namespace) -> int:
     from .engine.prepare import prepare_videos
@@ -508,7 +537,7 @@ def torch_threads(n: int | None):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from ._choices import EXPORT_FORMATS, INFLATION_MODES, SPLITS, VIEW_MERGES
+    from ._choices import EMBED_POOLS, EXPORT_FORMATS, INFLATION_MODES, SPLITS, VIEW_MERGES
     from .engine import options as o
     from .engine.config import TrainConfig
     from .version import __version__
@@ -589,6 +618,33 @@ def build_parser() -> argparse.ArgumentParser:
     groups["timeline"] = t
     _add(p, groups, "progress", o.PROGRESS, group="timeline")
     p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("embed", help="one feature vector per video (or per window): embeddings.safetensors + index.csv",
+                       description="Embed videos with a model: its pooled pre-logits features (what its classifier "
+                                   "reads), one vector per readable video, or per window with --window. Writes "
+                                   "OUTPUT/embeddings.safetensors (tensor 'embeddings', float32, (N, D); with --pool "
+                                   "tokens (N, T', H', W', D)) and OUTPUT/index.csv (row, path, label, status, "
+                                   "start_s, end_s, reason: one line per input or window; 'row' is its row in the "
+                                   "tensor). Unreadable inputs are named on stderr and marked in index.csv, the "
+                                   "readable ones are all written, and the exit status is then 1.")
+    groups = {None: p}
+    _model_options(p, groups)
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help=o.INPUTS_HELP)
+    p.add_argument("--output", required=True, help="folder for embeddings.safetensors and index.csv")
+    p.add_argument("--views", help="temporal clips x spatial crops whose vectors are averaged, e.g. 4x3 "
+                                   "(default 1x1: the centre clip)", default="1x1")
+    p.add_argument("--pool", choices=EMBED_POOLS, default=EMBED_POOLS[0],
+                   help="vector = the pooled features (N, D); tokens = the last block's normed token grid "
+                        "(N, T', H', W', D), class tokens left out (one view)")
+    w = p.add_argument_group("windows (long videos)")
+    w.add_argument("--window", metavar="SPAN", help="one embedding per window of this length, seconds ('2s') or "
+                                                    "frames ('64'), as predict --timeline lays them out")
+    w.add_argument("--stride", metavar="SPAN", help="step between window starts (default half the window)")
+    groups["windows (long videos)"] = w
+    _add(p, groups, "on_error", o.ON_ERROR_OPTION)
+    _sampling_options(p, groups)
+    _runtime_options(p, groups)
+    p.set_defaults(func=cmd_embed)
 
     from .engine.prepare import DEFAULT_CRF, DEFAULT_GOP, DEFAULT_SHORT_SIDE
     p = sub.add_parser("prepare", help="re-encode a dataset's videos for fast training (short side, short GOPs)",

@@ -24,7 +24,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import torch
 from torch import nn
@@ -91,7 +91,7 @@ class Timeline:
     class_names: list[str]
     starts: list[int] = field(default_factory=list)
     ends: list[int] = field(default_factory=list)  # exclusive
-    probs: torch.Tensor | None = None  # (windows, classes)
+    probs: torch.Tensor | None = None  # (windows, classes): the rows of predict_timeline's window_fn
     # Seconds from the stream start at which each frame is shown (presentation timestamps), and
     # where the last one ends: num_frames + 1 entries. Empty: frame / fps.
     times: list[float] = field(default_factory=list)
@@ -177,11 +177,16 @@ def _decode_frames(path: Path, wanted: Sequence[int], progress: bool, size=None,
         times.append(end)
 
 
+WindowFn = Callable[[torch.Tensor, Callable[[int], str]], torch.Tensor]
+"""A batch of window clips ``(B, C, T, H, W)`` on the model's device and ``name_of(j)`` (what window
+``j`` of the batch is, for errors) -> one row per window (class probabilities, embeddings...)."""
+
+
 @torch.no_grad()
 def predict_timeline(model: nn.Module, path: PathLike, window: str | int | None = None,
                      stride: str | int | None = None, frame_stride: int | None = None, batch_size: int = 8,
                      device: torch.device | str = "cpu", amp_dtype: torch.dtype | None = None,
-                     progress: bool = True) -> Timeline:
+                     progress: bool = True, window_fn: WindowFn | None = None) -> Timeline:
     """Slide the model's clip window over the video at ``path`` (see the module docstring).
 
     Args:
@@ -195,6 +200,8 @@ def predict_timeline(model: nn.Module, path: PathLike, window: str | int | None 
         device: Where the model runs (it is moved there).
         amp_dtype: Autocast dtype (None: full precision).
         progress: tqdm bar over decoded frames.
+        window_fn: What each window gives (``Timeline.probs`` holds its rows); default the class
+            probabilities (``vidzoo embed --window`` passes the embedding).
 
     Raises:
         UserError: A frame folder (no frame rate), a bad window/stride.
@@ -217,7 +224,10 @@ def predict_timeline(model: nn.Module, path: PathLike, window: str | int | None 
     step = parse_span(stride, info.fps, "--stride") or max(1, win // 2)
     dev = torch.device(device)
     model = model.to(dev).eval()
-    args = (model, p, float(info.fps), win, step, batch_size, dev, amp_dtype, progress)
+    if window_fn is None:
+        from .evaluation import predict_probs
+        window_fn = lambda x, name_of: predict_probs(model, x, amp_dtype, name_of=name_of)  # noqa: E731
+    args = (model, p, float(info.fps), win, step, batch_size, dev, window_fn, progress)
     try:
         return _slide(*args, info.num_frames)
     except _ShortStream as short:  # fewer frames decoded than counted: lay the windows out over those
@@ -229,9 +239,8 @@ def predict_timeline(model: nn.Module, path: PathLike, window: str | int | None 
 
 
 def _slide(model: nn.Module, p: Path, fps: float, win: int, step: int, batch_size: int, dev: torch.device,
-           amp_dtype: torch.dtype | None, progress: bool, num_frames: int) -> Timeline:
+           window_fn: WindowFn, progress: bool, num_frames: int) -> Timeline:
     """The windows of :func:`predict_timeline` over a video of ``num_frames`` frames."""
-    from .evaluation import predict_probs
     from .inference import class_names_of
     cfg = model.pretrained_cfg
     c, t, h, w = cfg["input_size"]
@@ -248,7 +257,7 @@ def _slide(model: nn.Module, p: Path, fps: float, win: int, step: int, batch_siz
     def flush() -> None:
         if batch:
             first = len(tl.starts) - len(batch)  # the batch's windows are the last ones listed
-            probs.append(predict_probs(model, torch.stack(batch).to(dev), amp_dtype, name_of=lambda j: (
+            probs.append(window_fn(torch.stack(batch).to(dev), lambda j: (
                 f"'{p}' (frames {tl.starts[first + j]}-{tl.ends[first + j] - 1})")).cpu())
             batch.clear()
 
