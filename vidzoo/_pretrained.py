@@ -142,6 +142,12 @@ def describe_provenance(prov: Mapping[str, Any] | None) -> str:
         if kind == "trained":
             return f"trained from scratch by vidzoo {run}"
         return f"fine-tuned by vidzoo from {prov.get('started_from') or '?'} {run}{lic}"
+    if kind == "probe":
+        head = {"attentive": "an attentive pooler + linear classifier", "linear": "a linear classifier"}.get(
+            prov.get("probe_head"), "a head")
+        return (f"probe trained on {prov.get('data') or '?'} ({prov.get('num_classes', '?')} classes, "
+                f"{prov.get('epochs', '?')} epochs) over {prov.get('backbone') or '?'}: the backbone frozen, {head} "
+                f"trained by vidzoo{lic}")
     if kind == "converted":
         return f"converted by vidzoo from {prov.get('source') or '?'}{lic}"
     return str(dict(prov))

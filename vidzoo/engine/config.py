@@ -11,7 +11,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from .._choices import AMP_MODES, ON_ERROR, OPTIMIZERS
+from .._choices import AMP_MODES, AUGMENT_MODES, ON_ERROR, OPTIMIZERS, PROBE_HEADS
 from .errors import UserError
 from .options import (AMP, BATCH_SIZE, DEVICE, FRAME_STRIDE, IMG_SIZE, MODEL, NUM_FRAMES, ON_ERROR_OPTION, PRETRAINED,
                       PROGRESS, SAMPLING, SET, WORKERS, Option, document_fields, option_field)
@@ -20,6 +20,7 @@ from .validation import validate_train_config
 __all__ = ["TrainConfig", "OPTIMIZERS", "AMP_MODES", "ON_ERROR", "config_dict"]
 
 _OPT = "optimisation"
+_PROBE = "frozen backbone (probes)"
 
 
 @dataclass
@@ -76,12 +77,35 @@ class TrainConfig:
     model_overrides: dict[str, Any] = option_field(SET, default_factory=dict)
     sampling: str | None = option_field(SAMPLING)
     frame_stride: int | None = option_field(FRAME_STRIDE)
+    augment: str = option_field(Option(
+        "training clips: random = a random clip, random-resized crop (--crop-scale) and flip (--hflip), new every "
+        "epoch; none = every epoch the evaluation view (centre clip, resize and centre crop), the same pixels each "
+        "time (what --cache-features needs; --hflip and --crop-scale then do nothing)", choices=AUGMENT_MODES,
+        group="input"), default="random")
     hflip: float = option_field(Option(
         "horizontal flip probability of training clips (0 for direction-sensitive classes)", group="input"),
         default=0.5)
     crop_scale: tuple[float, float] = option_field(Option(
         "area range (min, max) of the training random-resized crop", metavar=("MIN", "MAX"), group="input"),
         default=(0.25, 1.0))
+    freeze_backbone: bool = option_field(Option(
+        "train a probe: only the head (attentive pooler, fc_norm, classifier) learns; the backbone is frozen "
+        "(no gradients, no optimizer state, eval mode: no dropout or drop-path). The saved model is a complete "
+        "classifier whose provenance names the backbone it was trained over", group=_PROBE), default=False)
+    head: str | None = option_field(Option(
+        "with --freeze-backbone: the head trained, freshly initialised for the data's classes: linear (a "
+        "classifier on the pooled vector) or attentive (an attentive pooler over the tokens + a classifier). "
+        "Default: the model's own kind (attentive for an attentive-pool model, else linear)", choices=PROBE_HEADS,
+        group=_PROBE), default=None)
+    cache_features: bool = option_field(Option(
+        "with --freeze-backbone and --augment none: decode and encode every training and validation clip once "
+        "(first epoch), keep the backbone's output in memory (a D-vector per clip; the token set per clip for an "
+        "attentive head) and train the head from it every later epoch", group=_PROBE), default=False)
+    probe_grid: str | None = option_field(Option(
+        "with --freeze-backbone: train one head per (lr, weight decay) pair over the same frozen features, e.g. "
+        "'lr=1e-3,3e-4;wd=0.05,0.01' (4 heads; a part left out takes --lr / --weight-decay); each head's "
+        "validation figures go in every epoch's metrics ('heads'), the best (val top-1, then val loss) is saved "
+        "as the model; needs validation data", metavar="'lr=A,B,...;wd=C,D,...'", group=_PROBE), default=None)
     workers: int = option_field(WORKERS)
     cache_videos: bool = option_field(Option(
         "decode each video once and keep its frames in memory (small datasets of short clips; with --workers "
@@ -111,6 +135,25 @@ class TrainConfig:
         if self.weight_decay is not None:
             return self.weight_decay
         return 0.05 if self.opt == "adamw" else 0.0
+
+    def pixel_augmentations(self) -> list[str]:
+        """The options that change a training clip's pixels from one epoch to the next (random clip
+        positions, crops, flips, and any augmentation option), each as the flag and what it does.
+
+        Empty: every epoch feeds each training video as the same pixels, so the frozen backbone's
+        output can be computed once and cached (``--cache-features``). Every option that draws
+        anything random per clip or per batch must add itself here.
+        """
+        out = []
+        if self.augment != "none":
+            lo, hi = self.crop_scale
+            out.append(f"--augment {self.augment} (a random clip, random-resized crop --crop-scale {lo:g} {hi:g}"
+                       + (f", flip --hflip {self.hflip:g})" if self.hflip else ")"))
+        return out
+
+    def augments_pixels_per_epoch(self) -> bool:
+        """Whether a training clip's pixels change from epoch to epoch (:meth:`pixel_augmentations`)."""
+        return bool(self.pixel_augmentations())
 
 
 TrainConfig.__doc__ += document_fields(TrainConfig)

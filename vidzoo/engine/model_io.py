@@ -100,24 +100,36 @@ def _build(name: str, label: str, weights_flag: bool = False, **kwargs: Any) -> 
         raise UserError(f"cannot load the weights of '{label}': {str(e).splitlines()[0]}") from e
 
 
-def training_provenance(start: dict[str, Any] | None, config: dict[str, Any], classes: Sequence[str]) -> dict:
-    """The provenance of a model trained by vidzoo: from scratch, or fine-tuned from what it started as.
+def training_provenance(start: dict[str, Any] | None, config: dict[str, Any], classes: Sequence[str],
+                        model: nn.Module | None = None) -> dict:
+    """The provenance of a model trained by vidzoo: from scratch, fine-tuned from what it started as, or
+    a probe (``freeze_backbone``: a head trained over a frozen backbone, which is named with its licence).
 
     Args:
         start: The provenance of the model as built before training (``pretrained_cfg['provenance']``).
-        config: The run's config (``TrainConfig`` as a dict: ``data``, ``val_data``, ``epochs``, ``model``).
+        config: The run's config (``TrainConfig`` as a dict: ``data``, ``val_data``, ``epochs``, ``model``,
+            ``freeze_backbone``).
         classes: The class names trained on.
+        model: The trained model (a probe's head kind is read from it).
     """
     start = dict(start or {})
     run = {"data": str(config.get("data")) if config.get("data") is not None else None,
            "val_data": config.get("val_data"), "num_classes": len(classes), "epochs": config.get("epochs"),
            "model": config.get("model")}
-    if start.get("kind") in (None, "random_init"):
-        return {"kind": "trained", **run}
-    if start.get("kind") in ("trained", "fine_tuned"):
+    kind = start.get("kind")
+    if kind in ("trained", "fine_tuned", "probe"):
         started_from = f"a model {describe_provenance(start)}"
+    elif kind in (None, "random_init"):
+        started_from = f"a random initialisation of {start.get('architecture') or config.get('model') or '?'}"
     else:
         started_from = start.get("as_tag") or start.get("source") or "?"
+    if config.get("freeze_backbone"):
+        head = "attentive" if getattr(model, "global_pool", None) == "attentive" else "linear"
+        return {"kind": "probe", "backbone": started_from, "license": start.get("license"),
+                "started_dataset": start.get("dataset"), "frozen": "every parameter but the head's (eval mode)",
+                "probe_head": head if model is not None else None, **run}
+    if kind in (None, "random_init"):
+        return {"kind": "trained", **run}
     return {"kind": "fine_tuned", "started_from": started_from, "license": start.get("license"),
             "started_dataset": start.get("dataset"), **run}
 
@@ -139,7 +151,7 @@ def _checkpoint_model(path: Path, ckpt: dict[str, Any], num_classes: int | None,
         overrides["num_classes"] = num_classes
     model = _build(arch, str(path), pretrained=True, pretrained_cfg=cfg, **{**args, **overrides})
     model.pretrained_cfg["provenance"] = training_provenance(start, ckpt.get("config") or {},
-                                                             ckpt.get("classes") or [])
+                                                             ckpt.get("classes") or [], model)
     if num_classes is None or num_classes == len(ckpt.get("classes") or []):
         model.pretrained_cfg["label_names"] = list(ckpt.get("classes") or []) or model.pretrained_cfg.get(
             "label_names")
@@ -291,7 +303,7 @@ def save_model_folder(model: nn.Module, path: PathLike, run_config: dict[str, An
             run_config, classes = saved["config"], classes if classes is not None else saved.get("classes")
     if run_config is not None:
         classes = list(classes if classes is not None else model.pretrained_cfg.get("label_names") or [])
-        prov = training_provenance(model.pretrained_cfg.get("provenance"), run_config, classes)
+        prov = training_provenance(model.pretrained_cfg.get("provenance"), run_config, classes, model)
         model.pretrained_cfg = dict(model.pretrained_cfg, provenance=prov)
     return Path(save_pretrained(model, path))
 

@@ -193,12 +193,14 @@ class Trainer:
             name = f"local-dir:{name}"  # fine-tune a saved model (its head is replaced if classes differ)
         seed_everything(cfg.seed)
         model = build_model(name, num_classes=len(self.classes), pretrained=cfg.pretrained or None, **overrides)
+        model = self._adapt_model(model)
         seed_everything(cfg.seed + self.dist.rank)
         spec = input_spec(model, cfg.sampling, cfg.frame_stride)
         model.pretrained_cfg = dict(model.pretrained_cfg, label_names=list(self.classes), sampling=spec.sampling,
                                     frame_sample_rate=spec.frame_stride, num_classes=len(self.classes))
         self.spec = spec
-        self.train_dataset = build_dataset(self.train_dataset, spec, train=True, hflip=cfg.hflip,
+        # --augment none: every epoch the evaluation view (centre clip, resize + centre crop) of each video
+        self.train_dataset = build_dataset(self.train_dataset, spec, train=cfg.augment != "none", hflip=cfg.hflip,
                                            crop_scale=cfg.crop_scale)
         check_input_fits(self.train_dataset, spec, f"model '{cfg.model}'")
         if self.val_dataset is not None:
@@ -209,12 +211,28 @@ class Trainer:
         if cfg.deterministic:
             torch.use_deterministic_algorithms(True, warn_only=True)
         self.model = model.to(self.device)
-        self.ddp_model: nn.Module = self.model
-        if self.dist.distributed:
-            self.ddp_model = DistributedDataParallel(
-                self.model, device_ids=[self.device] if self.device.type == "cuda" else None)
+        self.ddp_model: nn.Module = self._wrap_model(self.model)
+
+    def _adapt_model(self, model: nn.Module) -> nn.Module:
+        """The model as built for the data, before it is moved to the device (a probe freezes its backbone
+        and puts a fresh head on it here)."""
+        return model
+
+    def _wrap_model(self, model: nn.Module) -> nn.Module:
+        """What the training loop calls: under DDP the model in :class:`DistributedDataParallel`."""
+        return self._distributed(model)
+
+    def _distributed(self, module: nn.Module) -> nn.Module:
+        """``module`` in :class:`DistributedDataParallel` when the run is distributed, else as it is."""
+        if not self.dist.distributed:
+            return module
+        return DistributedDataParallel(module, device_ids=[self.device] if self.device.type == "cuda" else None)
 
     def _setup_optim(self) -> None:
+        self._setup_loaders()
+        self._setup_optimizer()
+
+    def _setup_loaders(self) -> None:
         cfg, d = self.cfg, self.dist
         pin = self.device.type == "cuda"
         self.train_sampler = DistributedSampler(self.train_dataset, num_replicas=d.world_size, rank=d.rank,
@@ -234,22 +252,38 @@ class Trainer:
             self.val_loader = make_eval_loader(self.val_dataset, cfg.val_batch_size or cfg.batch_size, cfg.workers,
                                                pin_memory=pin, persistent_workers=persistent, on_error=cfg.on_error)
         self.updates_per_epoch = math.ceil(len(self.train_loader) / cfg.accum_steps)
+        self.amp_dtype = resolve_amp(cfg.amp, self.device)
+        self.loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+
+    def _setup_optimizer(self) -> None:
+        cfg = self.cfg
         self.optimizer = build_optimizer(self.model, cfg)
         self.scheduler = build_scheduler(self.optimizer, cfg, self.updates_per_epoch)
-        self.amp_dtype = resolve_amp(cfg.amp, self.device)
         self.scaler = torch.amp.GradScaler("cuda") if self.amp_dtype == torch.float16 else None
-        self.loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
         self.epoch_ctx = EpochContext(self.ddp_model, self.optimizer, self.loss_fn, self.device, len(self.classes),
                                       self.scheduler, cfg.accum_steps, cfg.clip_grad, self.amp_dtype, self.scaler,
                                       self.progress)
 
     # ------------------------------------------------------------------------------ checkpoints
+    def _optim_state(self) -> dict[str, Any]:
+        """The optimizer, schedule and loss-scaler state of a checkpoint."""
+        return {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+                "scaler": self.scaler.state_dict() if self.scaler is not None else None}
+
+    def _load_optim_state(self, ckpt: dict[str, Any], replan: bool) -> None:
+        """Restore :meth:`_optim_state` from ``ckpt``; ``replan``: the run now has another number of
+        epochs or updates per epoch, so the schedule follows the new plan instead of the saved one."""
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        if not replan:
+            self.scheduler.load_state_dict(ckpt["scheduler"])
+        self.scheduler.step_update(int(ckpt["num_updates"]))
+        if self.scaler is not None and ckpt.get("scaler") is not None:
+            self.scaler.load_state_dict(ckpt["scaler"])
+
     def _checkpoint(self, epoch: int, rng_states: list[dict[str, Any]]) -> dict[str, Any]:
         return {
             "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
-            "scaler": self.scaler.state_dict() if self.scaler is not None else None,
+            **self._optim_state(),
             "epoch": epoch,
             "num_updates": self.num_updates,
             "updates_per_epoch": self.updates_per_epoch,
@@ -277,16 +311,12 @@ class Trainer:
         except RuntimeError as e:
             raise UserError(f"--resume: checkpoint '{path}' does not fit model '{self.cfg.model}' with these "
                             f"options: {str(e).splitlines()[0]}") from e
-        self.optimizer.load_state_dict(ckpt["optimizer"])
         old = ckpt.get("config") or {}
-        if (old.get("epochs"), ckpt.get("updates_per_epoch")) == (self.cfg.epochs, self.updates_per_epoch):
-            self.scheduler.load_state_dict(ckpt["scheduler"])
-        else:  # more epochs (or another batch size) than planned: the schedule follows the new plan
+        replan = (old.get("epochs"), ckpt.get("updates_per_epoch")) != (self.cfg.epochs, self.updates_per_epoch)
+        if replan:  # more epochs (or another batch size) than planned: the schedule follows the new plan
             self.log(f"note: the learning-rate schedule is re-planned for {self.cfg.epochs} epochs x "
                      f"{self.updates_per_epoch} updates")
-        self.scheduler.step_update(int(ckpt["num_updates"]))
-        if self.scaler is not None and ckpt.get("scaler") is not None:
-            self.scaler.load_state_dict(ckpt["scaler"])
+        self._load_optim_state(ckpt, replan)
         self.start_epoch = int(ckpt["epoch"])
         self.num_updates = int(ckpt["num_updates"])
         self.history = list(ckpt["history"])
@@ -346,26 +376,7 @@ class Trainer:
             t0 = time.time()
             self.train_sampler.set_epoch(epoch)
             self.loader_generator.manual_seed(cfg.seed * 1_000_003 + epoch * 1009 + d.rank)
-            out = train_one_epoch(self.epoch_ctx, self.train_loader, self.num_updates,
-                                  desc=f"epoch {epoch + 1}/{cfg.epochs}")
-            self.num_updates = out.num_updates
-            for source, reason in out.skipped:
-                self._name_once("train", source, f"unreadable training video '{source}' ({reason}): another "
-                                                 f"sample is used in its place")
-            self._check_classes_readable(out.skipped)
-            record: dict[str, Any] = {"epoch": epoch + 1, "lr": current_lr(self.optimizer)}
-            record.update({f"train_{k}": v for k, v in out.metrics.items()})
-            val: EvalResult | None = None
-            if self.val_loader is not None:
-                val = evaluate(self.model, self.val_loader, self.device, len(self.classes), self.amp_dtype,
-                               progress=self.progress, desc="val")
-                for u in val.unreadable:
-                    self._name_once("val", u["path"], f"unreadable validation video '{u['path']}' ({u['reason']}): "
-                                                      f"excluded from validation")
-                if val.num_samples == 0:
-                    raise UserError(f"none of the {len(val.unreadable)} validation videos can be read "
-                                    f"(e.g. '{val.unreadable[0]['path']}': {val.unreadable[0]['reason']})")
-                record.update({f"val_{k}": v for k, v in val.summary().items()})
+            record, val = self._run_epoch(epoch)
             record["time_s"] = round(time.time() - t0, 2)
             record["world_size"] = d.world_size
             self.history.append(record)
@@ -378,6 +389,36 @@ class Trainer:
             for cb in self.callbacks:
                 cb(epoch + 1, record)
         return self._finish()
+
+    def _run_epoch(self, epoch: int) -> tuple[dict[str, Any], EvalResult | None]:
+        """Train one epoch and validate: the epoch's metrics record (``epoch``, ``lr``, ``train_*``,
+        ``val_*``) and the validation result (None without validation data)."""
+        cfg = self.cfg
+        out = train_one_epoch(self.epoch_ctx, self.train_loader, self.num_updates,
+                              desc=f"epoch {epoch + 1}/{cfg.epochs}")
+        self.num_updates = out.num_updates
+        for source, reason in out.skipped:
+            self._name_once("train", source, f"unreadable training video '{source}' ({reason}): another "
+                                             f"sample is used in its place")
+        self._check_classes_readable(out.skipped)
+        record: dict[str, Any] = {"epoch": epoch + 1, "lr": current_lr(self.optimizer)}
+        record.update({f"train_{k}": v for k, v in out.metrics.items()})
+        val: EvalResult | None = None
+        if self.val_loader is not None:
+            val = evaluate(self.model, self.val_loader, self.device, len(self.classes), self.amp_dtype,
+                           progress=self.progress, desc="val")
+            self._name_unreadable_val(val)
+            record.update({f"val_{k}": v for k, v in val.summary().items()})
+        return record, val
+
+    def _name_unreadable_val(self, val: EvalResult) -> None:
+        """Name each unreadable validation video once in ``train.log``; stop when none can be read."""
+        for u in val.unreadable:
+            self._name_once("val", u["path"], f"unreadable validation video '{u['path']}' ({u['reason']}): "
+                                              f"excluded from validation")
+        if val.num_samples == 0:
+            raise UserError(f"none of the {len(val.unreadable)} validation videos can be read "
+                            f"(e.g. '{val.unreadable[0]['path']}': {val.unreadable[0]['reason']})")
 
     def _check_classes_readable(self, skipped: Sequence[tuple[str, str]]) -> None:
         """Stop when every training video of a class is unreadable (the class cannot be learnt)."""
@@ -431,8 +472,12 @@ def train(cfg: TrainConfig, train_dataset: Dataset | None = None, val_dataset: D
     dist_info = init_distributed(cfg.device)
     started_here = not was_up and is_distributed()
     trainer = None
+    cls = Trainer
+    if cfg.freeze_backbone:  # a probe: the frozen backbone's features, one or several heads
+        from .probe import ProbeTrainer
+        cls = ProbeTrainer
     try:
-        trainer = Trainer(cfg, dist_info, train_dataset, val_dataset, classes, callbacks)
+        trainer = cls(cfg, dist_info, train_dataset, val_dataset, classes, callbacks)
         return trainer.fit()
     finally:
         if trainer is not None:
