@@ -475,9 +475,9 @@ class ProbeTrainer(Trainer):
         record: dict[str, Any] = {"epoch": epoch + 1}
         encoded = 0
         if cfg.cache_features and self.cache is None:
-            t0 = time.time()
+            t0 = time.perf_counter()
             self.cache = self._fill_cache()
-            record["cache_s"] = round(time.time() - t0, 2)
+            record["cache_s"] = round(time.perf_counter() - t0, 4)
             encoded += self.cache.encoded
         if self.cache is not None:
             train_out, skipped, _ = self._train_heads(self._cached_loader(epoch), True, epoch)
