@@ -85,7 +85,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="transfer on real videos: split seeds that also run the documented-defaults arm (slow: the "
                         "default model at 224 px); none: skip it")
     p.add_argument("--size", type=int, default=32, help="demo data: frame side")
-    p.add_argument("--threads", type=int, default=2, help="torch threads")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch threads (1: on a few busy cores the thread pool costs the small ops more than it saves)")
     p.add_argument("--out", default="benchmarks/results/probe", help="PREFIX: writes PREFIX.csv, .md, .json")
     return C.finish_help(p).parse_args(argv)
 

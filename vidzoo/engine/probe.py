@@ -392,7 +392,7 @@ class ProbeTrainer(Trainer):
             for k in range(K):
                 if self.alive[k]:
                     meters[k].update(logits[k].float(), y, losses[k].item())
-            bar.set_postfix(loss=f"{min(l.item() for l in losses):.3f}")
+            bar.set_postfix(loss=f"{min(loss.item() for loss in losses):.3f}")
         out = [m.compute() for m in meters]  # every head, on every rank: the reductions stay in step
         count = torch.tensor([len(skipped)], dtype=torch.int64, device=dev)
         unreadable = int(all_reduce_sum(count).item())
