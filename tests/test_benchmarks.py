@@ -199,13 +199,13 @@ def test_probe_smoke(tmp_path):
     from vidzoo.data import make_motion_dataset
     make_motion_dataset(tmp_path / "real" / "arrow", 2, 3, 16, (32, 32), seed=5)
     tiny = ["--work", str(tmp_path / "w"), "--train-per-class", "2", "--val-per-class", "1", "--little-per-class", "1",
-            "--backbone-per-class", "2", "--backbone-epochs", "1", "--ft-epochs", "1", "--probe-epochs", "2",
+            "--backbone-per-class", "2", "--backbone-epochs", "1", "--ft-epochs", "2", "--probe-epochs", "2",
             "--runs", "1", "--seeds", "0", "--defaults-seeds", "--grid", "lr=1e-2,1e-3", "--threads", "1"]
     rows = probe.main(["--parts", "epoch", "transfer", "--datasets", "demo", *tiny, "--out", str(tmp_path / "a")])
     epoch = [r for r in rows if r["part"] == "epoch"]
-    assert [r["kind"] for r in epoch] == ["full", "probe_first", "probe_cached"]
+    assert [r["kind"] for r in epoch] == ["full_first", "full_later", "probe_first", "probe_cached"]
     assert all(r["median_s"] > 0 and r["best_s"] <= r["median_s"] for r in epoch)
-    assert epoch[0]["epochs_timed"] == 1 and epoch[2]["epochs_timed"] == 3  # epochs 2-4 of the probe
+    assert epoch[1]["epochs_timed"] == 1 and epoch[3]["epochs_timed"] == 3  # epochs 2-4 of the probe
     arms = [r["arm"] for r in rows if r["part"] == "transfer"]
     assert arms[:2] == ["probe over the diagonal-motion backbone", "probe over a random init"]
     assert arms[2].startswith("full training from scratch")
