@@ -12,7 +12,7 @@ after it (the head trained from the cache). Both use the architecture untagged, 
 (time does not depend on them). The runs alternate (full, probe, full, probe, ...) ``--runs``
 times; best and median per kind of epoch.
 
-``transfer``: the best validation top-1 reached, at about equal wall time, by
+``transfer``: the best validation top-1 reached, at about equal wall time, by (``--arms`` picks them)
 
 - ``probe``: a probe (cache, ``--probe-grid``) over a backbone trained here on another task: the
   demo's architecture trained on the four *diagonal* motion directions (``make_motion_dataset``
@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import statistics
 import sys
@@ -61,6 +62,7 @@ from benchmarks import _common as C
 
 DIAGONALS = ("up_left", "down_right", "up_right", "down_left")  # MOTION_DIRECTIONS[4:]
 DEFAULT_GRID = "lr=1e-3,3e-3,1e-2,3e-2;wd=0.05,0.0001"
+ARMS = ("probe", "random", "scratch", "defaults")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -82,6 +84,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--grid", default=DEFAULT_GRID, help="--probe-grid of the transfer probes")
     p.add_argument("--runs", type=int, default=3, help="epoch part: alternating (full, probe) repetitions")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="transfer on real videos: split seeds")
+    p.add_argument("--arms", nargs="+", choices=ARMS, default=list(ARMS),
+                   help="transfer: the runs made (probe: over the backbones trained on other tasks; random: over a "
+                        "random init; scratch: full training at the probe's wall time; defaults: the documented "
+                        "defaults, on real videos for --defaults-seeds)")
     p.add_argument("--defaults-seeds", type=int, nargs="*", default=[0],
                    help="transfer on real videos: split seeds that also run the documented-defaults arm (slow: the "
                         "default model at 224 px); none: skip it")
@@ -222,26 +228,32 @@ def transfer_rows(args: argparse.Namespace, work: Path, name: str, data: Path, r
         probe = dict(base, freeze_backbone=True, augment="none", cache_features=True, probe_grid=args.grid,
                      epochs=args.probe_epochs, batch_size=8, warmup_epochs=0)
         arms: list[tuple[str, dict[str, Any]]] = []
-        for bname, path in backbones.items():
-            arms.append((f"probe over {bname}", dict(probe, model=str(path))))
-        arms.append(("probe over a random init", dict(probe, model=DEMO_MODEL, model_overrides=dict(DEMO_OVERRIDES),
-                                                        num_frames=8, img_size=32, sampling="dense", frame_stride=2)))
+        if "probe" in args.arms or "scratch" in args.arms:  # scratch gets the first probe's wall time
+            for bname, path in backbones.items():
+                arms.append((f"probe over {bname}", dict(probe, model=str(path))))
+        if "random" in args.arms:
+            arms.append(("probe over a random init", dict(probe, model=DEMO_MODEL,
+                                                            model_overrides=dict(DEMO_OVERRIDES), num_frames=8,
+                                                            img_size=32, sampling="dense", frame_stride=2)))
         results: list[dict[str, Any]] = []
         for arm, cfg in arms:
             res, wall = run(dict(cfg, output=str(work / "runs" / f"tr_{name}_{seed}_{len(results)}")))
             results.append(dict(arm=arm, res=res, wall=wall))
-        probe_wall = results[0]["wall"]
-        # scratch: the same architecture in full, epochs planned to last about as long as the first probe
-        epoch_s = ft_epoch_s or None
-        if epoch_s is None:  # a one-epoch pilot of the same run gives the time of an epoch
-            pilot, _ = run(demo_recipe(**base, epochs=1, cache_videos=True,
-                                       output=str(work / "runs" / f"pilot_{name}_{seed}")))
-            epoch_s = pilot.history[0]["time_s"]
-        epochs = max(1, int(probe_wall // max(epoch_s, 1e-3)))
-        res, wall = run(demo_recipe(**base, epochs=epochs, cache_videos=True,
-                                    output=str(work / "runs" / f"tr_{name}_{seed}_scratch")))
-        results.append(dict(arm=f"full training from scratch, {epochs} epochs (equal time)", res=res, wall=wall))
-        if real and seed in args.defaults_seeds:
+        if "scratch" in args.arms:
+            probe_wall = results[0]["wall"]
+            # scratch: the same architecture in full, epochs planned to last about as long as the first probe
+            epoch_s = ft_epoch_s or None
+            if epoch_s is None:  # a one-epoch pilot of the same run gives the time of an epoch
+                pilot, _ = run(demo_recipe(**base, epochs=1, cache_videos=True,
+                                           output=str(work / "runs" / f"pilot_{name}_{seed}")))
+                epoch_s = pilot.history[0]["time_s"]
+            epochs = max(1, int(probe_wall // max(epoch_s, 1e-3)))
+            res, wall = run(demo_recipe(**base, epochs=epochs, cache_videos=True,
+                                        output=str(work / "runs" / f"tr_{name}_{seed}_scratch")))
+            results.append(dict(arm=f"full training from scratch, {epochs} epochs (equal time)", res=res, wall=wall))
+        if "probe" not in args.arms:
+            results = [r for r in results if not r["arm"].startswith("probe over") or r["arm"].endswith("random init")]
+        if real and seed in args.defaults_seeds and "defaults" in args.arms:
             res, wall = run(dict(base, output=str(work / "runs" / f"tr_{name}_{seed}_defaults")))
             results.append(dict(arm="full training, documented defaults (10 epochs)", res=res, wall=wall))
         for r in results:
@@ -260,7 +272,8 @@ def write(rows: list[dict[str, Any]], info: dict[str, Any], args: argparse.Names
     C.write_csv(out.with_suffix(".csv"), [{k: v for k, v in r.items() if k != "all_s"} for r in rows])
     out.with_suffix(".json").write_text(json.dumps({"machine": info, "args": vars(args), "rows": rows}, indent=2,
                                                    default=str))
-    md = [f"# Probes vs full training (`benchmarks/probe.py`)", "", C.machine_markdown(info), "",
+    md = [f"# Probes vs full training (`benchmarks/probe.py`)", "", C.machine_markdown(info),
+          f"- load average (1/5/15 min) at the end: {info.get('loadavg_end', 'n/a')}", "",
           f"Command: `python benchmarks/probe.py {' '.join(sys.argv[1:])}`", ""]
     ep = [r for r in rows if r["part"] == "epoch"]
     if ep:
@@ -278,6 +291,9 @@ def write(rows: list[dict[str, Any]], info: dict[str, Any], args: argparse.Names
                                      ("majority_share", "majority share %", ".3g"),
                                      ("majority_only", "predicts one class", ""),
                                      ("train_clips", "train clips", ""), ("val_clips", "val clips", "")]), ""]
+        if any(r["dataset"] == "scenes" and "arrow backbone" in r["arm"] for r in tr):
+            md += ["The arrow folder is cut from the same source videos as scenes: the arrow backbone has seen the "
+                   "frames of the scenes clips (played forward and backward), never their scene labels.", ""]
     out.with_suffix(".md").write_text("\n".join(md))
 
 
@@ -313,6 +329,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
             target = data["little"] if name == "demo" else path
             rows += transfer_rows(args, work, name, target, real, bbs, None)
     out = Path(args.out)
+    info["loadavg_end"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
     write(rows, info, args, out)
     print(out.with_suffix(".md").read_text())
     return rows
