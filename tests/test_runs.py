@@ -26,7 +26,6 @@ from vidzoo.engine import TrainConfig, train
 from vidzoo.engine.checkpoint import load_checkpoint
 from vidzoo.engine.errors import UserError
 from vidzoo.engine.run_layout import RunLayout
-from vidzoo.engine.run_lock import RunLock
 
 from safetensors.torch import load_file
 
@@ -110,9 +109,13 @@ def test_a_failed_start_leaves_no_folder(tmp_path, cli):
 
 
 # ------------------------------------------------------------------------------------ the lock
-def test_a_locked_folder_is_refused_and_a_stale_lock_taken_over(motion, tmp_path, cli):
+LOCK = ".vidzoo.lock"  # the lock file's name is part of what users see (messages name it)
+
+
+def test_a_locked_folder_is_refused(motion, tmp_path, cli):
+    from vidzoo.engine.run_lock import RunLock
     out = tmp_path / "run"
-    holder = RunLock(RunLayout(out).lock, "x", command="vidzoo train --output elsewhere")
+    holder = RunLock(out / LOCK, "x", command="vidzoo train --output elsewhere")
     holder.acquire()  # another run, alive (its lock is held)
     try:
         err = one_line_error(cli, *train_argv(motion, out, *TINY_SET))
@@ -120,31 +123,36 @@ def test_a_locked_folder_is_refused_and_a_stale_lock_taken_over(motion, tmp_path
         assert "vidzoo train --output elsewhere" in err
     finally:
         holder.release()
+    assert not (out / LOCK).exists()
+
+
+def test_a_stale_lock_is_reported_and_taken_over(motion, tmp_path, cli):
+    out = tmp_path / "run"
+    out.mkdir()
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    RunLayout(out).lock.write_text(json.dumps({"pid": dead.pid, "host": socket.gethostname(), "started": 0}))
+    (out / LOCK).write_text(json.dumps({"pid": dead.pid, "host": socket.gethostname(), "started": 0}))
     r = cli(*train_argv(motion, out, *TINY_SET))
     assert r.code == 0, r.err
     assert f"taking over the lock of process {dead.pid} on host {socket.gethostname()}" in r.out
     assert "no longer running" in (out / "train.log").read_text()
-    assert not RunLayout(out).lock.exists()  # removed on exit
+    assert not (out / LOCK).exists()  # removed on exit
 
 
 def test_a_lock_of_another_host_is_not_taken_over(motion, tmp_path, cli):
     out = tmp_path / "run"
     out.mkdir()
-    lock = RunLayout(out).lock
-    lock.write_text(json.dumps({"pid": 1, "host": "another-host.example", "started": 0}))
+    (out / LOCK).write_text(json.dumps({"pid": 1, "host": "another-host.example", "started": 0}))
     err = one_line_error(cli, *train_argv(motion, out, *TINY_SET))
-    assert "locked by process 1 on host another-host.example" in err and f"delete {lock}" in err
-    assert lock.is_file()
+    assert "locked by process 1 on host another-host.example" in err and f"delete {out / LOCK}" in err
+    assert (out / LOCK).is_file()
 
 
 def test_the_lock_is_released_on_errors(run, motion, cli):
     one_line_error(cli, *train_argv(motion, run, *TINY_SET))  # a run is there: refused
-    assert not RunLayout(run).lock.exists()
+    assert not (run / LOCK).exists()
     one_line_error(cli, *train_argv(motion, run, *TINY_SET, "--resume", "--seed", 5))
-    assert not RunLayout(run).lock.exists()
+    assert not (run / LOCK).exists()
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGINT to a child process")
@@ -153,16 +161,20 @@ def test_concurrent_run_and_ctrl_c_for_real(motion, tmp_path, cli):
     ends it with the command that continues it, which then works (options from the folder)."""
     out = tmp_path / "run"
     argv = train_argv(motion, out, *TINY_SET, epochs=200, batch_size=2)
-    child = subprocess.Popen([console_script(), *argv[:]], env=subprocess_env(), stdout=subprocess.PIPE,
+    child = subprocess.Popen([console_script(), *argv], env=subprocess_env(), stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True)
     try:
-        last = RunLayout(out).last
         deadline = time.time() + 120
-        while not last.exists() and child.poll() is None and time.time() < deadline:
-            time.sleep(0.2)
-        assert last.exists(), child.communicate()[1] if child.poll() is not None else "no epoch in 120 s"
-        err = one_line_error(cli, *argv)  # the same command again, while the first runs
+        while not (out / "train.log").exists() and child.poll() is None and time.time() < deadline:
+            time.sleep(0.1)
+        assert (out / "train.log").exists(), child.communicate()[1] if child.poll() is not None else "no start"
+        second = argv[:]
+        second[second.index("--epochs") + 1] = "1"
+        err = one_line_error(cli, *second)  # the same run again, while the first one writes
         assert f"is in use by another run (process {child.pid} on host" in err
+        last = RunLayout(out).last
+        while not last.exists() and child.poll() is None and time.time() < deadline:
+            time.sleep(0.1)
         time.sleep(0.3)  # into the next epoch
         child.send_signal(signal.SIGINT)
         _, stderr = child.communicate(timeout=60)
@@ -174,7 +186,7 @@ def test_concurrent_run_and_ctrl_c_for_real(motion, tmp_path, cli):
     saved = load_checkpoint(RunLayout(out).last)["epoch"]
     assert f"checkpoints/last.pth holds epoch {saved}, saved when it ended" in stderr
     assert stderr.rstrip().endswith(f"Continue with: vidzoo train --output {out} --resume")
-    assert not RunLayout(out).lock.exists()
+    assert not (out / LOCK).exists()
     r = cli("train", "--output", out, "--resume", "--epochs", saved + 1, "--threads", 1)
     assert r.code == 0, r.err
     assert f"resumed from {RunLayout(out).last} after epoch {saved}/{saved + 1}" in r.out
@@ -326,7 +338,7 @@ def test_a_checkpoint_on_a_full_disk_is_one_line(motion, tmp_path, cli, monkeypa
         err = one_line_error(cli, *train_argv(motion, out, *TINY_SET))
         assert f"cannot write output '{out / 'checkpoints' / 'last.pth'}': the disk is full" in err, real
         assert not list((out / "checkpoints").glob(".last.pth.*"))  # nothing half-written left behind
-        assert not RunLayout(out).lock.exists()
+        assert not (out / LOCK).exists()
 
 
 # ------------------------------------------------------------------------------------------ demo
@@ -356,7 +368,7 @@ def test_demo_never_deletes_what_it_did_not_write(tmp_path, cli, folder):
     out = tmp_path / "demo"
     (out / folder).mkdir(parents=True)
     (out / folder / "precious.mp4").write_text("not the demo's")
-    for extra in ((), ("--overwrite",)):
+    for extra in (("--overwrite",), ()):
         err = one_line_error(cli, *DEMO, "--output", out, *extra)
         assert f"holds {folder}/, which vidzoo demo did not write" in err
     assert (out / folder / "precious.mp4").read_text() == "not the demo's"

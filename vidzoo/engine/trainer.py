@@ -145,7 +145,7 @@ class Trainer:
             self._on_main(self._take_lock)
             self.resume_path = self._on_main(self._prepare_output)
             for note in self._notes:
-                self.log(f"note: {note}")
+                self.log(f"note: {note}", console=False)
             ckpt = self._read_resume_checkpoint()
             self._cleanup_stale_files()
             self._setup_data(train_dataset, val_dataset, classes)
@@ -216,7 +216,8 @@ class Trainer:
         lock = RunLock(self.layout.lock, f"run folder '{self.out}'", command=_command_line())
         note = lock.acquire()
         self._lock = lock
-        if note:
+        if note:  # said at once (train.log is opened once the folder is known to be this run's)
+            tqdm.write(f"note: {note}")
             self._notes.append(note)
 
     def _prepare_output(self) -> Path | None:
@@ -229,11 +230,16 @@ class Trainer:
         replaced only with ``--overwrite`` too.
         """
         cfg, layout = self.cfg, self.layout
+        resume = None
         if cfg.resume:
-            path = layout.last if cfg.resume is True else Path(cfg.resume)
-            if not path.is_file():
-                raise UserError(f"--resume: no checkpoint at '{path}' (nothing to resume)")
-            return path
+            resume = layout.last if cfg.resume is True else Path(cfg.resume)
+            if not resume.is_file():
+                raise UserError(f"--resume: no checkpoint at '{resume}' (nothing to resume)")
+            if resume.resolve().is_relative_to(self.out.resolve()):  # this folder's own run, continued
+                if not layout.marker.exists():  # a run of a vidzoo before the marker
+                    self._write_marker()
+                return resume
+        # A new run here, or one continued from another folder's checkpoint
         trained = layout.trained()
         present = layout.present()
         if not cfg.overwrite:
@@ -252,9 +258,15 @@ class Trainer:
             removed = [p for p in layout.remove_outputs((CONFIG_NAME, WEIGHTS_NAME)) if p != layout.marker]
             if removed:
                 why = "--overwrite" if cfg.overwrite else "an earlier run here saved no checkpoint"
-                self._notes.append(f"{why}: removed {', '.join(map(self._rel, removed))}")
-        atomic_write_json({"vidzoo_run": 1, "version": __version__, "started": time.time()}, layout.marker)
-        return None
+                note = f"{why}: removed {', '.join(map(self._rel, removed))}"
+                tqdm.write(f"note: {note}")
+                self._notes.append(note)
+        self._write_marker()
+        return resume
+
+    def _write_marker(self) -> None:
+        """The marker that says this folder is a vidzoo run (written before any other run file)."""
+        atomic_write_json({"vidzoo_run": 1, "version": __version__, "started": time.time()}, self.layout.marker)
 
     def _rel(self, path: Path) -> str:
         """``path`` relative to the run folder (``checkpoints/last.pth``, ``model/``)."""
@@ -510,7 +522,7 @@ class Trainer:
                  f"{self.updates_per_epoch} updates, batch {cfg.batch_size} x {cfg.accum_steps} accum x "
                  f"{d.world_size}; {cfg.opt} lr {cfg.lr:g} wd {cfg.resolved_weight_decay():g}"
                  + (f" layer-decay {cfg.layer_decay:g}" if cfg.layer_decay else "") + f"; output {self.out}")
-        if d.is_main and self.resume_path is None:
+        if d.is_main and (self.resume_path is None or not self.layout.train_config.exists()):
             atomic_write_json({"config": config_dict(cfg), "classes": self.classes, "val_source": self.val_source,
                                "world_size": d.world_size, "model_args": self.model.model_args,
                                "architecture": self.model.architecture, "params": n_params},
@@ -605,6 +617,10 @@ class Trainer:
     def interrupted_message(self) -> str:
         """What a Ctrl-C leaves and how to continue: the run resumes from the last completed epoch."""
         cmd = f"vidzoo train --output {shlex.quote(str(self.out))} --resume"
+        try:  # what the file holds, not what this process last wrote (the interrupt may fall in between)
+            self.saved_epoch = int(load_checkpoint(self.layout.last, mmap=True)["epoch"])
+        except (UserError, KeyError, TypeError, ValueError):
+            pass
         if self.saved_epoch == 0:
             return (f"training stopped in epoch 1/{self.cfg.epochs}, before any epoch was saved: nothing to resume; "
                     f"the same command starts afresh in '{self.out}'")
