@@ -173,7 +173,7 @@ def _train_config(args: argparse.Namespace):
     checkpoint named by ``--resume CKPT``); the options given on the command line must agree with
     them, except those a resumed run may change.
     """
-    from .engine.config import RESUME_MAY_CHANGE, TrainConfig, resume_conflicts
+    from .engine.config import RESUME_MAY_CHANGE, TrainConfig, resume_conflicts, resume_refusal
     from .engine.model_io import looks_like_path, wants_weights
     from .engine.options import config_kwargs
     given = _given_train_options(getattr(args, "argv", None))
@@ -194,10 +194,7 @@ def _train_config(args: argparse.Namespace):
         from_cli = given | ({"pretrained"} if "model" in given else set())
         conflicts = resume_conflicts(stored, kwargs, names=from_cli - set(RESUME_MAY_CHANGE))
         if conflicts:
-            raise UserError(f"--resume: {'this option differs' if len(conflicts) == 1 else 'these options differ'} "
-                            f"from the run's ({_stored_from(args)}): " + "; ".join(conflicts) + "; only "
-                            + ", ".join(_flags(RESUME_MAY_CHANGE)) + " and --threads may change (for other options "
-                            "start a new run)")
+            raise resume_refusal(conflicts, _stored_from(args))
         fields = set(TrainConfig.__dataclass_fields__)
         kwargs = {**{k: v for k, v in stored.items() if k in fields}, **{k: kwargs[k] for k in from_cli if k in fields},
                   "output": kwargs["output"], "resume": kwargs["resume"], "overwrite": kwargs["overwrite"]}
@@ -236,17 +233,12 @@ def _resumed_run_options(args: argparse.Namespace, given: set[str]) -> dict[str,
                         f"--data, ...)") from e
 
 
-def _flags(names) -> list[str]:
-    from .engine.config import TrainConfig
-    from .engine.options import config_flag
-    return [config_flag(TrainConfig, n) for n in names]
-
-
 def _given_train_options(argv: Sequence[str] | None) -> set[str]:
     """The ``vidzoo train`` options (config field names) given on the command line ``argv``
     (abbreviations included: the train parser is run again with no defaults)."""
-    if argv is None:
-        return set()
+    if argv is None:  # not through main(): count every option as given (each is then checked)
+        from .engine.config import TrainConfig
+        return set(TrainConfig.__dataclass_fields__)
     parser = build_parser()
     train = _subparsers(parser)["train"]
     for action in train._actions:

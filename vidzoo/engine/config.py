@@ -22,7 +22,7 @@ from .run_layout import RunLayout
 from .validation import validate_train_config
 
 __all__ = ["TrainConfig", "OPTIMIZERS", "AMP_MODES", "ON_ERROR", "config_dict", "run_config", "RESUME_MAY_CHANGE",
-           "resume_conflicts"]
+           "resume_conflicts", "resume_refusal"]
 
 _OPT = "optimisation"
 
@@ -193,3 +193,12 @@ def resume_conflicts(stored: Mapping[str, Any], cfg: TrainConfig | Mapping[str, 
         if a != b:
             out.append(f"{config_flag(TrainConfig, f.name)} {_show(a)} (the run: {_show(b)})")
     return out
+
+
+def resume_refusal(conflicts: list[str], source: str) -> UserError:
+    """The one-line refusal of a ``--resume`` whose options differ from the run's (``source``: where
+    the run's options were read)."""
+    may = ", ".join(config_flag(TrainConfig, n) for n in RESUME_MAY_CHANGE)
+    return UserError(f"--resume: {'this option differs' if len(conflicts) == 1 else 'these options differ'} from "
+                     f"the run's ({source}): " + "; ".join(conflicts) + f"; a resumed run is the same run, only "
+                     f"{may} and --threads may change (for other options start a new run in another --output)")

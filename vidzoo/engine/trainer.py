@@ -41,7 +41,7 @@ from ..data import ClipDataset, SubstituteUnreadable
 from ..version import __version__
 from .checkpoint import (atomic_copy, atomic_write_json, capture_rng_state, load_checkpoint, optimizer_mismatch,
                          restore_rng_state, save_checkpoint, seed_everything)
-from .config import TrainConfig, config_dict, resume_conflicts
+from .config import TrainConfig, config_dict, resume_conflicts, resume_refusal
 from .data_sources import check_output_outside_data, open_train_val
 from .distributed import (DistInfo, all_gather_object, barrier, broadcast_object, cleanup_distributed,
                           init_distributed, is_distributed)
@@ -138,7 +138,6 @@ class Trainer:
         self.best_loss: float | None = None
         self.saved_epoch = 0  # the epoch checkpoints/last.pth holds (0: none yet)
         self.weights_epoch = 0  # the epoch whose weights the model holds
-        self.best_lost = False  # the best epoch's checkpoint is gone (and it was not the last one)
         try:
             check_output_outside_data(cfg.output, cfg.data)
             check_output_outside_data(cfg.output, cfg.val_data, "--val-data")
@@ -403,10 +402,7 @@ class Trainer:
         ckpt = load_checkpoint(self.resume_path)
         conflicts = resume_conflicts(ckpt.get("config") or {}, self.cfg)
         if conflicts:
-            raise UserError(f"--resume: {'this option differs' if len(conflicts) == 1 else 'these options differ'} "
-                            f"from the run in '{self.resume_path}', and a resumed run must be the same run: "
-                            + "; ".join(conflicts) + " (--epochs, --workers, --device, --threads, --no-progress may "
-                            "change; for other options start a new run)")
+            raise resume_refusal(conflicts, f"checkpoint {self.resume_path}")
         if int(ckpt["epoch"]) > self.cfg.epochs:
             raise UserError(f"--resume: the run has trained {ckpt['epoch']} epochs already; --epochs "
                             f"{self.cfg.epochs} cannot shorten it")
@@ -475,9 +471,8 @@ class Trainer:
             self.log(f"note: {what}, not the best epoch {self.best_epoch}: restored from {self.resume_path}, which "
                      f"holds that epoch")
             return
-        self.best_lost = True
         self.log(f"warning: {what}, not the best epoch {self.best_epoch} ({self._val_text(self.best_epoch)}): "
-                 f"its weights are lost; the final model will be the best epoch from here on, else the last one")
+                 f"its weights are lost; unless a later epoch beats it, the final model will be the last epoch's")
 
     def _val_text(self, epoch: int) -> str:
         """``val top-1 53.33%`` of ``epoch`` (from the history)."""
@@ -496,7 +491,6 @@ class Trainer:
         self.saved_epoch = epoch
         if is_best:
             atomic_copy(last, self.layout.best)
-            self.best_lost = False
         write_metrics(self.history, self.layout)
 
     def _is_best(self, val: EvalResult | None) -> bool:
