@@ -80,6 +80,21 @@ def test_overwrite_replaces_only_the_runs_own_files(run, motion, cli):
         assert (run / p).is_file(), p
 
 
+def test_removing_a_run_never_goes_through_a_link(tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    for name in ("config.json", "model.safetensors", "last.pth"):
+        (elsewhere / name).write_text("not the run's")
+    run = RunLayout(tmp_path / "run")
+    run.root.mkdir()
+    (run.root / "model").symlink_to(elsewhere)
+    (run.root / "checkpoints").symlink_to(elsewhere)
+    (run.root / "train.log").write_text("log")
+    removed = run.remove_outputs(("config.json", "model.safetensors"))
+    assert sorted(p.name for p in removed) == ["checkpoints", "model", "train.log"]
+    assert sorted(p.name for p in elsewhere.iterdir()) == ["config.json", "last.pth", "model.safetensors"]
+
+
 def test_files_no_run_wrote_are_not_replaced(motion, tmp_path, cli):
     out = tmp_path / "mine"
     out.mkdir()

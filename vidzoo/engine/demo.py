@@ -160,7 +160,7 @@ def _own_demo(out: Path, data_dir: Path, run_dir: Path) -> dict[str, Any]:
     if not (isinstance(manifest, dict) and manifest.get("vidzoo_demo") == 1):
         manifest = {"vidzoo_demo": 1, "data": None, "data_complete": False, "run": False}
     foreign = [p for p, ours in ((data_dir, manifest.get("data")), (run_dir, manifest.get("run")))
-               if (p.exists() or p.is_symlink()) and not ours]
+               if p.is_symlink() or (p.exists() and not ours)]  # the demo never writes through a link
     if foreign:
         raise UserError(f"'{out}' holds {' and '.join(p.name + '/' for p in foreign)}, which vidzoo demo did not "
                         f"write (not in {path.name}); the demo replaces only what it wrote itself: pass another "

@@ -116,9 +116,13 @@ class RunLayout:
         ``save_pretrained`` writes, then the folders left empty) and the marker; anything else
         stays. Returns what was removed."""
         removed = []
+        for folder in (self.model_dir, self.checkpoints):
+            if folder.is_symlink():  # a link in place of the folder goes, never what it points to
+                folder.unlink()
+                removed.append(folder)
         model_files = [self.model_dir / n for n in model_files]
         for p in [*self.outputs(), *model_files, self.marker]:
-            if p == self.model_dir:
+            if p == self.model_dir or p.parent.is_symlink():
                 continue
             if p.is_symlink() or p.is_file():
                 p.unlink()
