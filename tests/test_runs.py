@@ -228,7 +228,7 @@ def test_resume_refuses_options_that_change_the_run(run, motion, cli):
 
 def test_resume_from_the_folder_alone(run, motion, cli):
     r = cli("train", "--output", run, "--resume", "--epochs", 3, "--workers", 0, "--device", "cpu", "--no-progress",
-            "--threads", 1, "--lr", "1e-3")  # --lr as the run had it: agrees
+            "--threads", 1, "--lr", "1e-3", "--data", f"{motion}/.")  # --lr and --data as the run had them: agree
     assert r.code == 0, r.err
     assert "resumed from" in r.out and "epoch   3" in r.out
     assert [m["epoch"] for m in json.loads((run / "metrics.json").read_text())] == [1, 2, 3]

@@ -135,6 +135,7 @@ def config_dict(cfg: TrainConfig) -> dict[str, Any]:
 # ``overwrite`` say where and how to continue, not what.
 RESUME_MAY_CHANGE = ("epochs", "workers", "device", "progress", "cache_videos", "val_batch_size")
 _NOT_COMPARED = ("output", "resume", "overwrite")
+_PATHS = ("data", "val_data")
 
 
 def run_config(run_dir: str | os.PathLike) -> dict[str, Any]:
@@ -167,6 +168,8 @@ def _comparable(name: str, config: Mapping[str, Any]) -> Any:
     if name == "weight_decay" and value is None:
         opt = config.get("opt", fields["opt"].default)
         value = 0.05 if opt == "adamw" else 0.0
+    if name in _PATHS and isinstance(value, str):  # data/ and ./data are the same data
+        value = os.path.realpath(os.path.expanduser(value))
     return json.loads(json.dumps(value, default=str))
 
 

@@ -109,7 +109,8 @@ class TrainResult:
 
 # ------------------------------------------------------------------------------------- trainer
 class Trainer:
-    """One training run (see :func:`train`)."""
+    """One training run (see :func:`train`). It holds the run folder's lock from construction to
+    :meth:`close` (which :func:`train` calls; a Trainer made directly must be closed too)."""
 
     def __init__(self, cfg: TrainConfig, dist_info: DistInfo, train_dataset: Dataset | None = None,
                  val_dataset: Dataset | None = None, classes: Sequence[str] | None = None,
