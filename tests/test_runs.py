@@ -74,7 +74,8 @@ def test_overwrite_replaces_only_the_runs_own_files(run, motion, cli):
     (run / "checkpoints" / "keep.pth").write_bytes(b"mine")
     r = cli(*train_argv(motion, run, *TINY_SET, "--overwrite", epochs=1))
     assert r.code == 0, r.err
-    assert "--overwrite: removed" in r.out
+    assert "removed the earlier run's files: train_config.json, train.log, metrics.json, metrics.csv, curves.png, " \
+           "checkpoints/, model/" in r.out
     assert [m["epoch"] for m in json.loads((run / "metrics.json").read_text())] == [1]
     for p in ("notes.txt", "model/mine.txt", "checkpoints/keep.pth"):
         assert (run / p).is_file(), p
@@ -113,7 +114,7 @@ def test_a_run_that_saved_nothing_is_started_afresh(motion, tmp_path, cli):
     (out / "train.log").write_text("a first epoch that never ended\n")
     r = cli(*train_argv(motion, out, *TINY_SET))
     assert r.code == 0, r.err
-    assert "an earlier run here saved no checkpoint: removed train.log" in r.out
+    assert "removed the earlier run's files (it saved no checkpoint): train.log" in r.out
     assert "never ended" not in (out / "train.log").read_text()
 
 

@@ -257,8 +257,10 @@ class Trainer:
         if present or layout.marker.exists():
             removed = [p for p in layout.remove_outputs((CONFIG_NAME, WEIGHTS_NAME)) if p != layout.marker]
             if removed:
-                why = "--overwrite" if cfg.overwrite else "an earlier run here saved no checkpoint"
-                note = f"{why}: removed {', '.join(map(self._rel, removed))}"
+                why = "" if cfg.overwrite else " (it saved no checkpoint)"
+                tops = dict.fromkeys(p.relative_to(self.out).parts[0] for p in removed)  # model/x -> model/
+                note = f"removed the earlier run's files{why}: " + ", ".join(
+                    t + ("/" if (self.out / t) in (layout.model_dir, layout.checkpoints) else "") for t in tops)
                 tqdm.write(f"note: {note}")
                 self._notes.append(note)
         self._write_marker()
