@@ -91,11 +91,11 @@ class RunLock:
         data = b""
         while chunk := os.read(fd, 65536):
             data += chunk
-        try:
+        try:  # empty or garbled (its writer stopped mid-write): no holder is named
             info = json.loads(data.decode("utf-8")) if data.strip() else {}
         except (UnicodeDecodeError, ValueError):
-            info = {"pid": "?", "host": "?"}
-        return info if isinstance(info, dict) else {"pid": "?", "host": "?"}
+            info = {}
+        return info if isinstance(info, dict) else {}
 
     def acquire(self) -> str | None:
         """Take the lock.
