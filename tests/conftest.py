@@ -15,6 +15,15 @@ from vidzoo.cli import main
 from vidzoo.data import make_motion_dataset
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _vidzoo_cache(tmp_path_factory):
+    """vidzoo's per-machine cache (the CPU bf16 probe of ``--amp auto``) in a session folder, not the
+    user's: the first run that needs it measures it, the others read it, as on a user's machine."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("VIDZOO_CACHE", str(tmp_path_factory.mktemp("vidzoo_cache")))
+        yield
+
+
 @pytest.fixture(scope="session")
 def motion(tmp_path_factory) -> Path:
     """root/{train,val}/{left,right}/NNNN.mp4: 3 training and 2 validation videos per class, 8 frames

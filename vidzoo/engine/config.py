@@ -13,8 +13,8 @@ from typing import Any
 
 from .._choices import AMP_MODES, ON_ERROR, OPTIMIZERS
 from .errors import UserError
-from .options import (AMP, BATCH_SIZE, DEVICE, FRAME_STRIDE, IMG_SIZE, MODEL, NUM_FRAMES, ON_ERROR_OPTION, PRETRAINED,
-                      PROGRESS, SAMPLING, SET, WORKERS, Option, document_fields, option_field)
+from .options import (AMP, BATCH_SIZE, COMPILE, DEVICE, FRAME_STRIDE, IMG_SIZE, MODEL, NUM_FRAMES, ON_ERROR_OPTION,
+                      PRETRAINED, PROGRESS, SAMPLING, SET, WORKERS, Option, document_fields, option_field)
 from .validation import validate_train_config
 
 __all__ = ["TrainConfig", "OPTIMIZERS", "AMP_MODES", "ON_ERROR", "config_dict"]
@@ -64,6 +64,7 @@ class TrainConfig:
     accum_steps: int = option_field(Option("batches per optimizer step (gradient accumulation)", group=_OPT),
                                     default=1)
     amp: str = option_field(AMP)
+    compile: bool = option_field(COMPILE)
     grad_checkpointing: bool = option_field(Option(
         "recompute block activations in backward: trade compute for memory", group=_OPT), default=False)
     seed: int = option_field(Option("seed of the split, the initialisation and the data order", group=_OPT),
