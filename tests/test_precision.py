@@ -71,10 +71,11 @@ def test_auto_probes_once_then_reads_the_cache(machine, capsys):
     assert entry["fp32_ms"] == first.probe.fp32_ms and entry["threads"] == 1
     assert P.probe_cache_key().startswith("Test CPU 9000 | torch ")
     seed_probe(cache, SLOW)  # what the cache says is what decides: no new probe
-    again = P.choose_amp("auto", CPU)
-    assert again.dtype is None and again.probe == SLOW and again.reason.endswith("; probe cached")
-    seed_probe(cache, FAST)
     said = []
+    again = P.choose_amp("auto", CPU, say=said.append)
+    assert again.dtype is None and again.probe == SLOW and again.reason.endswith("; probe cached")
+    assert said == []  # full precision needs no note (train logs it, eval records it)
+    seed_probe(cache, FAST)
     chosen = P.choose_amp("auto", CPU, say=said.append)
     assert chosen.dtype is torch.bfloat16 and said == [chosen.line()]
     assert said[0].startswith("precision: bf16 autocast (--amp auto: the CPU has amx_bf16, avx512_bf16 and bf16 ran 3.00x")

@@ -197,7 +197,7 @@ def predict_videos(model: nn.Module, paths: Sequence[PathLike], top_k: int = 5,
     Every readable video is answered even when others are not: a missing, non-regular or
     undecodable path gives a :class:`Prediction` with ``error`` set (and no classes), in input
     order. ``on_error="raise"`` stops at the first instead (a :class:`UserError` naming it).
-    ``--amp auto``'s choice and ``compile``'s notes are said on stderr.
+    ``--amp auto``'s choice of autocast and ``compile``'s notes are said on stderr.
 
     Raises:
         UserError: A bad option, or (``on_error="raise"``) an unreadable video.

@@ -223,13 +223,14 @@ def choose_amp(amp: str, device: torch.device, say: Callable[[str], None] | None
         amp: One of :data:`AMP_MODES`.
         device: Where the model runs.
         say: Given, it is told the choice in one line (:meth:`AmpChoice.line`) when ``amp`` is
-            ``auto`` (a value the user gave needs no explaining).
+            ``auto`` and turned autocast on, so the numbers differ from fp32's (a value the user gave
+            needs no explaining, nor does full precision).
 
     Raises:
         UserError: Not one of :data:`AMP_MODES`, or fp16 off CUDA.
     """
     choice = _choose(amp, device)
-    if say is not None and amp == "auto":
+    if say is not None and amp == "auto" and choice.dtype is not None:
         say(choice.line())
     return choice
 

@@ -413,7 +413,8 @@ def run_timelines(model: nn.Module, videos: Sequence[PathLike], output: PathLike
                   compile: bool = False) -> tuple[list[tuple[Timeline, Path, Path]], list[tuple[str, str]]]:
     """Timelines of several videos into ``output``: ``<name>_timeline.csv`` and ``.png`` each, with
     ``<name>`` distinct per video (:func:`output_names`); each file written atomically. ``compile``:
-    ``torch.compile`` the model's forward; its notes and ``--amp auto``'s choice are said on stderr.
+    ``torch.compile`` the model's forward; its notes and ``--amp auto``'s choice of autocast are said
+    on stderr.
 
     Returns:
         ``([(timeline, csv, png), ...], [(path, error), ...])``: every readable video is answered;
@@ -428,8 +429,8 @@ def run_timelines(model: nn.Module, videos: Sequence[PathLike], output: PathLike
     if batch_size < 1:
         raise UserError(f"--batch-size must be >= 1, got {batch_size}")
     dev = init_distributed(device).device
-    amp_dtype = choose_amp(amp, dev, say=note).dtype
     out = check_timeline_output(videos, output)
+    amp_dtype = choose_amp(amp, dev, say=note).dtype
     run_model = maybe_compile(model.to(dev), compile, device=dev)
     done, failed = [], []
     for v, name in zip(videos, output_names(videos)):
