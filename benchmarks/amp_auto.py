@@ -74,7 +74,7 @@ def measure_epochs(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     try:
         for r in range(args.rounds):
             for amp in ("auto", "none"):
-                cfg = TrainConfig(model=DEMO_MODEL, data=str(data), output=str(work / f"run_{amp}"), epochs=args.epochs,
+                cfg = TrainConfig(model=DEMO_MODEL, data=str(data / "train"), output=str(work / f"run_{amp}"), epochs=args.epochs,
                                   batch_size=16, lr=2e-3, warmup_epochs=1, model_overrides=dict(DEMO_OVERRIDES),
                                   num_frames=8, img_size=32, sampling="dense", frame_stride=2, hflip=0.0,
                                   crop_scale=(1.0, 1.0), cache_videos=True, overwrite=True, seed=r, progress=False,

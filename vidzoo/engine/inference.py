@@ -128,7 +128,7 @@ def run_evaluation(model: nn.Module, data: PathLike, views: str | tuple[int, int
     names = class_names_of(model, data_classes)
     loader = make_eval_loader(ds, batch_size, workers, pin_memory=dinfo.device.type == "cuda", on_error=on_error)
     say = note if dinfo.is_main else _quiet
-    precision = choose_amp(amp, dinfo.device, say=say)
+    precision = choose_amp(amp, dinfo.device, say=say, model=model, batch=batch_size * views[0] * views[1])
     run_model = maybe_compile(model, compile, device=dinfo.device, log=say)
     result = evaluate(run_model, loader, dinfo.device, model.num_classes, precision.dtype,
                       collect_predictions=True, num_visuals=num_visuals, progress=progress and dinfo.is_main,
@@ -210,7 +210,7 @@ def predict_videos(model: nn.Module, paths: Sequence[PathLike], top_k: int = 5,
     spec = input_spec(model, sampling, frame_stride)
     ds = build_dataset(VideoPathDataset(paths), spec, train=False, views=views)
     names = class_names_of(model)
-    amp_dtype = choose_amp(amp, dev, say=note).dtype
+    amp_dtype = choose_amp(amp, dev, say=note, model=model, batch=views[0] * views[1]).dtype
     run_model = maybe_compile(model, compile, device=dev)
     out: list[Prediction] = []
     for i, path in enumerate(paths):

@@ -430,8 +430,9 @@ def run_timelines(model: nn.Module, videos: Sequence[PathLike], output: PathLike
         raise UserError(f"--batch-size must be >= 1, got {batch_size}")
     dev = init_distributed(device).device
     out = check_timeline_output(videos, output)
-    amp_dtype = choose_amp(amp, dev, say=note).dtype
-    run_model = maybe_compile(model.to(dev), compile, device=dev)
+    model = model.to(dev)
+    amp_dtype = choose_amp(amp, dev, say=note, model=model, batch=batch_size).dtype
+    run_model = maybe_compile(model, compile, device=dev)
     done, failed = [], []
     for v, name in zip(videos, output_names(videos)):
         try:

@@ -239,7 +239,8 @@ class Trainer:
         self.updates_per_epoch = math.ceil(len(self.train_loader) / cfg.accum_steps)
         self.optimizer = build_optimizer(self.model, cfg)
         self.scheduler = build_scheduler(self.optimizer, cfg, self.updates_per_epoch)
-        self.amp = broadcast_object(choose_amp(cfg.amp, self.device))  # rank 0's choice: one precision for all
+        self.amp = broadcast_object(choose_amp(cfg.amp, self.device, model=self.model, batch=cfg.batch_size,
+                                               train=True))  # rank 0's choice: one precision for every rank
         self.amp_dtype = self.amp.dtype
         self.scaler = torch.amp.GradScaler("cuda") if self.amp_dtype == torch.float16 else None
         self.loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
