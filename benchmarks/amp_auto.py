@@ -5,8 +5,8 @@
    ``--probes`` more times to show its spread) and the line ``--amp auto`` says.
 2. A tiny model's training epoch: the demo's model and data (``vidzoo demo``: ViViT width 64, one block,
    8 x 32 x 32 clips of motion videos, batch 16, frames cached in memory, one thread), ``train()`` with
-   ``amp="auto"`` and ``amp="none"`` alternately, ``--rounds`` runs each; the first epoch of each run
-   (decoding into the cache) is left out; best and median epoch time.
+   ``amp="auto"``, ``"none"`` and ``"bf16"`` (forced) in turn, ``--rounds`` runs each; the first epoch
+   of each run (decoding into the cache) is left out; best and median epoch time.
 3. Inference of ``--infer-model`` (default TimeSformer-S divided, 8 x 224), fp32 and under the autocast
    ``auto`` chose, calls alternating; best and median; the logits' relative difference.
 
@@ -68,19 +68,21 @@ def measure_epochs(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         make_motion_dataset(data, 4, args.videos_per_class, 16, (32, 32), split="train")
     threads = torch.get_num_threads()
     torch.set_num_threads(args.train_threads)
-    epochs: dict[str, list[float]] = {"auto": [], "none": []}
-    loss: dict[str, list[float]] = {"auto": [], "none": []}
-    chosen = {}
+    epochs: dict[str, list[float]] = {"auto": [], "none": [], "bf16": []}
+    loss: dict[str, list[float]] = {"auto": [], "none": [], "bf16": []}
+    chosen, reason = {}, ""
     try:
         for r in range(args.rounds):
-            for amp in ("auto", "none"):
+            for amp in epochs:
                 cfg = TrainConfig(model=DEMO_MODEL, data=str(data / "train"), output=str(work / f"run_{amp}"), epochs=args.epochs,
                                   batch_size=16, lr=2e-3, warmup_epochs=1, model_overrides=dict(DEMO_OVERRIDES),
                                   num_frames=8, img_size=32, sampling="dense", frame_stride=2, hflip=0.0,
                                   crop_scale=(1.0, 1.0), cache_videos=True, overwrite=True, seed=r, progress=False,
                                   amp=amp)
                 res = train(cfg)
-                chosen[amp] = json.loads((work / f"run_{amp}" / "train_config.json").read_text())["precision"]["dtype"]
+                precision = json.loads((work / f"run_{amp}" / "train_config.json").read_text())["precision"]
+                chosen[amp] = precision["dtype"]
+                reason = precision["reason"] if amp == "auto" else reason
                 epochs[amp] += [h["time_s"] for h in res.history[1:]]
                 loss[amp].append(res.history[-1]["train_loss"])
                 print(f"[epoch] round {r + 1} --amp {amp} ({chosen[amp]}): "
@@ -88,11 +90,12 @@ def measure_epochs(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     finally:
         torch.set_num_threads(threads)
     out: dict[str, Any] = {"threads": args.train_threads, "clips": 4 * args.videos_per_class, "chosen": chosen,
-                           "final_train_loss": loss}
+                           "auto_reason": reason, "final_train_loss": loss}
     for amp, ts in epochs.items():
         out[f"{amp}_best_s"], out[f"{amp}_median_s"], out[f"{amp}_epochs_s"] = min(ts), C.median(ts), ts
-    out["speedup_best"] = out["none_best_s"] / out["auto_best_s"]
-    out["speedup_median"] = out["none_median_s"] / out["auto_median_s"]
+    for amp in ("auto", "bf16"):
+        out[f"{amp}_speedup_best"] = out["none_best_s"] / out[f"{amp}_best_s"]
+        out[f"{amp}_speedup_median"] = out["none_median_s"] / out[f"{amp}_median_s"]
     return out
 
 
@@ -100,9 +103,9 @@ def measure_inference(args: argparse.Namespace) -> dict[str, Any]:
     import vidzoo
     from vidzoo.engine.precision import autocast_context, choose_amp
     dev = torch.device("cpu")
-    auto = choose_amp("auto", dev)
     torch.manual_seed(0)
     model = vidzoo.create_model(args.infer_model, **parse_overrides(args.infer_set)).eval()
+    auto = choose_amp("auto", dev, model=model, batch=args.infer_batch)
     x = torch.randn(args.infer_batch, *model.pretrained_cfg["input_size"])
 
     def call(dtype):
@@ -114,6 +117,7 @@ def measure_inference(args: argparse.Namespace) -> dict[str, Any]:
     ref, got = fns["none"]().float(), fns["auto"]().float()
     times = C.time_interleaved(fns, "cpu", warmup=1, runs=args.infer_runs)
     out: dict[str, Any] = {"model": args.infer_model, "input": "x".join(map(str, x.shape)), "auto": auto.name,
+                           "auto_reason": auto.reason,
                            "threads": torch.get_num_threads(),
                            "rel_diff": ((got - ref).norm() / ref.norm()).item()}
     for k, ts in times.items():
@@ -168,16 +172,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                "| --amp | best (ms) | median (ms) | runs (ms) |", "|---|---|---|---|"]
         md += [f"| {k} | {i[f'{k}_best_ms']:.0f} | {i[f'{k}_median_ms']:.0f} | {i[f'{k}_times_ms']} |" for k in ("none", "auto")]
         md += ["", f"Speed-up of auto: {i['speedup_best']:.2f}x (best), {i['speedup_median']:.2f}x (median); "
-                   f"logits' relative difference {i['rel_diff']:.1e}."]
+                   f"logits' relative difference {i['rel_diff']:.1e}. Auto's reason: {i['auto_reason']}."]
     if "epoch" in res:
         e = res["epoch"]
         md += ["", f"## Training epoch: the demo's model and data ({e['clips']} clips of 8x32x32, batch 16, "
                    f"{e['threads']} thread(s), auto = {e['chosen'].get('auto')})", "",
                "| --amp | best (s) | median (s) | epochs (s) | final train loss per run |", "|---|---|---|---|---|"]
-        md += [f"| {k} | {e[f'{k}_best_s']:.2f} | {e[f'{k}_median_s']:.2f} | "
+        md += [f"| {k} ({e['chosen'][k]}) | {e[f'{k}_best_s']:.2f} | {e[f'{k}_median_s']:.2f} | "
                f"{' '.join(f'{t:.2f}' for t in e[f'{k}_epochs_s'])} | "
-               f"{' '.join(f'{v:.3f}' for v in e['final_train_loss'][k])} |" for k in ("none", "auto")]
-        md += ["", f"Speed-up of auto: {e['speedup_best']:.2f}x (best), {e['speedup_median']:.2f}x (median)."]
+               f"{' '.join(f'{v:.3f}' for v in e['final_train_loss'][k])} |" for k in ("none", "auto", "bf16")]
+        md += ["", f"Speed-up over none: auto {e['auto_speedup_best']:.2f}x (best), {e['auto_speedup_median']:.2f}x "
+                   f"(median); bf16 forced {e['bf16_speedup_best']:.2f}x (best), {e['bf16_speedup_median']:.2f}x "
+                   f"(median). Auto's reason: {e['auto_reason']}."]
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".md").write_text("\n".join(md) + "\n")
