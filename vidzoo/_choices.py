@@ -4,7 +4,7 @@ The command's parser, the training config's checks, the data pipeline and the ex
 them from here. Nothing is imported, so ``vidzoo --help`` builds its parser without torch.
 """
 
-AMP_MODES = ("auto", "bf16", "fp16", "none")  # autocast: auto = bf16 (fp16 on older GPUs) on CUDA, fp32 on CPU
+AMP_MODES = ("auto", "bf16", "fp16", "none")  # autocast: auto = bf16 (fp16 on older GPUs) on CUDA; on CPU bf16 where native and faster
 OPTIMIZERS = ("adamw", "adam", "sgd", "momentum")  # timm's create_optimizer_v2 names
 ON_ERROR = ("skip", "raise")  # an unreadable video: the engine's policy (substitute / exclude), or stop
 SAMPLING_MODES = ("dense", "uniform")  # frames a stride apart, or one per equal segment

@@ -308,7 +308,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         run = run_evaluation(model, args.data, views=args.views, batch_size=args.batch_size, workers=args.workers,
                              device=args.device, output=output, split=args.split, amp=args.amp,
                              num_visuals=args.num_samples, progress=args.progress, sampling=args.sampling,
-                             frame_stride=args.frame_stride, on_error=args.on_error, view_merge=args.view_merge)
+                             frame_stride=args.frame_stride, on_error=args.on_error, view_merge=args.view_merge,
+                             compile=args.compile)
     if is_main_process():
         r = run.result
         k5 = min(5, len(run.class_names))
@@ -341,7 +342,7 @@ def _predict_timeline(args: argparse.Namespace) -> int:
         model = _load(args)
         done, failed = run_timelines(model, args.videos, args.output, window=args.window, stride=args.stride,
                                      frame_stride=args.frame_stride, top_k=args.top_k, batch_size=args.batch_size,
-                                     device=args.device, amp=args.amp, progress=args.progress)
+                                     device=args.device, amp=args.amp, progress=args.progress, compile=args.compile)
     if args.json:
         print(json.dumps([dict(tl.to_dict(args.top_k), csv=str(c), png=str(p)) for tl, c, p in done]
                          + [{"path": v, "error": e} for v, e in failed], indent=2, allow_nan=False))
@@ -364,7 +365,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     with torch_threads(args.threads):
         model = _load(args)
         preds = predict_videos(model, args.videos, top_k=args.top_k, views=args.views, device=args.device,
-                               amp=args.amp, sampling=args.sampling, frame_stride=args.frame_stride)
+                               amp=args.amp, sampling=args.sampling, frame_stride=args.frame_stride,
+                               compile=args.compile)
     failed = [p for p in preds if not p.ok]
     if args.json:
         print(json.dumps([p.to_dict() for p in preds], indent=2, allow_nan=False))
@@ -494,7 +496,7 @@ def _sampling_options(p: argparse.ArgumentParser, groups: dict[str | None, Any])
 def _runtime_options(p: argparse.ArgumentParser, groups: dict[str | None, Any]) -> None:
     from .engine import options as o
     for name, option in (("batch_size", o.BATCH_SIZE), ("workers", o.WORKERS), ("device", o.DEVICE),
-                         ("amp", o.AMP), ("progress", o.PROGRESS)):
+                         ("amp", o.AMP), ("compile", o.COMPILE), ("progress", o.PROGRESS)):
         _add(p, groups, name, option)
     _threads_option(groups["runtime"], why="1 is often faster for small models on few or busy cores")
 
@@ -604,6 +606,7 @@ def build_parser() -> argparse.ArgumentParser:
     _sampling_options(p, groups)
     _add(p, groups, "device", o.DEVICE)
     _add(p, groups, "amp", o.AMP)
+    _add(p, groups, "compile", o.COMPILE)
     _threads_option(groups["runtime"], why="1 is often faster for small models on few or busy cores")
     t = p.add_argument_group("timeline (long videos)")
     t.add_argument("--timeline", action="store_true",

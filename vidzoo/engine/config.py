@@ -16,8 +16,8 @@ from typing import Any, Iterable, Mapping
 
 from .._choices import AMP_MODES, ON_ERROR, OPTIMIZERS
 from .errors import UserError
-from .options import (AMP, BATCH_SIZE, DEVICE, FRAME_STRIDE, IMG_SIZE, MODEL, NUM_FRAMES, ON_ERROR_OPTION, PRETRAINED,
-                      PROGRESS, SAMPLING, SET, WORKERS, Option, config_flag, document_fields, option_field)
+from .options import (AMP, BATCH_SIZE, COMPILE, DEVICE, FRAME_STRIDE, IMG_SIZE, MODEL, NUM_FRAMES, ON_ERROR_OPTION,
+                      PRETRAINED, PROGRESS, SAMPLING, SET, WORKERS, Option, config_flag, document_fields, option_field)
 from .run_layout import RunLayout
 from .validation import validate_train_config
 
@@ -69,6 +69,7 @@ class TrainConfig:
     accum_steps: int = option_field(Option("batches per optimizer step (gradient accumulation)", group=_OPT),
                                     default=1)
     amp: str = option_field(AMP)
+    compile: bool = option_field(COMPILE)
     grad_checkpointing: bool = option_field(Option(
         "recompute block activations in backward: trade compute for memory", group=_OPT), default=False)
     seed: int = option_field(Option("seed of the split, the initialisation and the data order", group=_OPT),
@@ -133,7 +134,7 @@ def config_dict(cfg: TrainConfig) -> dict[str, Any]:
 # its split, the seed, the model, the optimizer and its schedule, the augmentation) would make the
 # continued run another run, so ``--resume`` refuses a change to it. ``output`` and ``resume`` /
 # ``overwrite`` say where and how to continue, not what.
-RESUME_MAY_CHANGE = ("epochs", "workers", "device", "progress", "cache_videos", "val_batch_size")
+RESUME_MAY_CHANGE = ("epochs", "workers", "device", "progress", "cache_videos", "val_batch_size", "compile")
 _NOT_COMPARED = ("output", "resume", "overwrite")
 _PATHS = ("data", "val_data")
 

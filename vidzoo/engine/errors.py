@@ -17,3 +17,10 @@ class NonFiniteLogitsError(UserError):
     Stops the whole command (it is not an unreadable input to skip); the message names the model
     and the input.
     """
+
+
+def note(msg: str) -> None:
+    """Say ``msg`` as one line on stderr, prefixed ``vidzoo:`` as the command's errors are (a
+    choice the command made for the user, not an error)."""
+    import sys
+    print(f"vidzoo: {msg}", file=sys.stderr, flush=True)

@@ -19,11 +19,12 @@ from .._hub import ensure_output_dir
 from ..data import UnreadableVideoError, VideoPathDataset
 from ..data.unreadable import reason_of
 from .data_sources import check_output_outside_data, open_eval
+from .compile import maybe_compile
 from .distributed import DistInfo, init_distributed
-from .errors import UserError
+from .errors import UserError, note
 from .evaluation import EvalResult, evaluate, make_eval_loader, predict_probs, sample_names_of, write_eval_outputs
 from .pipelines import align_classes, build_dataset, check_input_fits, input_spec
-from .precision import resolve_amp
+from .precision import choose_amp
 
 PathLike = str | os.PathLike
 
@@ -76,7 +77,7 @@ def run_evaluation(model: nn.Module, data: PathLike, views: str | tuple[int, int
                    batch_size: int = 8, workers: int = 0, device: str = "auto", output: PathLike | None = None,
                    split: str | None = None, amp: str = "auto", num_visuals: int = 8, progress: bool = True,
                    sampling: str | None = None, frame_stride: int | None = None,
-                   on_error: str = "skip", view_merge: str = "probs") -> EvalRun:
+                   on_error: str = "skip", view_merge: str = "probs", compile: bool = False) -> EvalRun:
     """Evaluate ``model`` on the data at ``data`` with multi-view testing and write the report.
 
     Args:
@@ -100,6 +101,7 @@ def run_evaluation(model: nn.Module, data: PathLike, views: str | tuple[int, int
         view_merge: ``probs`` (softmax averaged over every view) or ``tokens`` (attentive-pool models:
             each crop's clips encoded separately, their tokens concatenated, the head run once, the
             softmax averaged over crops; how V-JEPA 2's probes are scored).
+        compile: ``torch.compile`` the model's forward (:func:`~vidzoo.engine.compile.maybe_compile`).
 
     Raises:
         UserError: Missing/empty data, classes the model does not know, clips of the wrong shape, no
@@ -125,7 +127,10 @@ def run_evaluation(model: nn.Module, data: PathLike, views: str | tuple[int, int
     ds = align_classes(ds, data_classes, label_names, model.num_classes)
     names = class_names_of(model, data_classes)
     loader = make_eval_loader(ds, batch_size, workers, pin_memory=dinfo.device.type == "cuda", on_error=on_error)
-    result = evaluate(model, loader, dinfo.device, model.num_classes, resolve_amp(amp, dinfo.device),
+    say = note if dinfo.is_main else _quiet
+    precision = choose_amp(amp, dinfo.device, say=say, model=model, batch=batch_size * views[0] * views[1])
+    run_model = maybe_compile(model, compile, device=dinfo.device, log=say)
+    result = evaluate(run_model, loader, dinfo.device, model.num_classes, precision.dtype,
                       collect_predictions=True, num_visuals=num_visuals, progress=progress and dinfo.is_main,
                       desc=f"eval {views[0]}x{views[1]} views", view_merge=view_merge, num_clips=views[0])
     if result.num_samples == 0:
@@ -136,10 +141,16 @@ def run_evaluation(model: nn.Module, data: PathLike, views: str | tuple[int, int
     if output is not None and dinfo.is_main:
         extra = {"data": str(data), "split": split, "views": f"{views[0]}x{views[1]}", "view_merge": view_merge,
                  "model": model.pretrained_cfg.get("architecture") or getattr(model, "architecture", ""),
-                 "world_size": dinfo.world_size}
+                 "world_size": dinfo.world_size, "precision": precision.record()}
+        if compile:
+            extra["compile"] = run_model.record()
         files = write_eval_outputs(result, output, names, spec.mean, spec.std, sample_names_of(ds), extra,
                                    ignored=getattr(listing, "ignored", ()))
     return EvalRun(result, names, views, files, str(data), split)
+
+
+def _quiet(msg: str) -> None:
+    """Where the notes of ranks other than 0 go."""
 
 
 def check_view_merge(view_merge: str, model: nn.Module) -> None:
@@ -180,12 +191,13 @@ class Prediction:
 def predict_videos(model: nn.Module, paths: Sequence[PathLike], top_k: int = 5,
                    views: str | tuple[int, int] | None = None, device: str = "auto", amp: str = "auto",
                    sampling: str | None = None, frame_stride: int | None = None,
-                   on_error: str = "skip") -> list[Prediction]:
+                   on_error: str = "skip", compile: bool = False) -> list[Prediction]:
     """Classify video files (or frame folders) with multi-view averaging.
 
     Every readable video is answered even when others are not: a missing, non-regular or
     undecodable path gives a :class:`Prediction` with ``error`` set (and no classes), in input
     order. ``on_error="raise"`` stops at the first instead (a :class:`UserError` naming it).
+    ``--amp auto``'s choice of autocast and ``compile``'s notes are said on stderr.
 
     Raises:
         UserError: A bad option, or (``on_error="raise"``) an unreadable video.
@@ -198,7 +210,8 @@ def predict_videos(model: nn.Module, paths: Sequence[PathLike], top_k: int = 5,
     spec = input_spec(model, sampling, frame_stride)
     ds = build_dataset(VideoPathDataset(paths), spec, train=False, views=views)
     names = class_names_of(model)
-    amp_dtype = resolve_amp(amp, dev)
+    amp_dtype = choose_amp(amp, dev, say=note, model=model, batch=views[0] * views[1]).dtype
+    run_model = maybe_compile(model, compile, device=dev)
     out: list[Prediction] = []
     for i, path in enumerate(paths):
         try:
@@ -211,7 +224,7 @@ def predict_videos(model: nn.Module, paths: Sequence[PathLike], top_k: int = 5,
             continue
         if tuple(x.shape[-4:]) != spec.shape:
             raise UserError(f"'{path}' gives clips {tuple(x.shape[-4:])}, the model takes {spec.shape}")
-        probs = predict_probs(model, x.unsqueeze(0).to(dev), amp_dtype, name_of=lambda _: f"'{path}'")[0]
+        probs = predict_probs(run_model, x.unsqueeze(0).to(dev), amp_dtype, name_of=lambda _: f"'{path}'")[0]
         p, idx = probs.topk(min(top_k, probs.numel()))
         out.append(Prediction(str(path), [(int(j), names[j], float(q)) for j, q in zip(idx.tolist(), p.tolist())]))
     return out

@@ -31,7 +31,8 @@ from .errors import UserError
 
 __all__ = ["Option", "option_field", "parse_overrides", "add_option", "add_config_options", "config_kwargs", "config_flag",
            "document_fields", "MODEL_HELP", "MODEL", "PRETRAINED", "WEIGHTS", "NUM_FRAMES", "IMG_SIZE", "SET",
-           "SAMPLING", "FRAME_STRIDE", "ON_ERROR_OPTION", "BATCH_SIZE", "WORKERS", "DEVICE", "AMP", "PROGRESS"]
+           "SAMPLING", "FRAME_STRIDE", "ON_ERROR_OPTION", "BATCH_SIZE", "WORKERS", "DEVICE", "AMP", "COMPILE",
+           "PROGRESS"]
 
 
 class _Unset:
@@ -276,6 +277,11 @@ ON_ERROR_OPTION = Option("unreadable videos: skip them (training substitutes ano
 BATCH_SIZE = Option("clips per batch per process", flag="--batch-size", type=int, default=8, group="runtime")
 WORKERS = Option("DataLoader worker processes", flag="--workers", type=int, default=0, group="runtime")
 DEVICE = Option("auto | cpu | cuda | cuda:N", flag="--device", type=str, default="auto", group="runtime")
-AMP = Option("autocast: auto = bf16 (fp16 on GPUs without bf16) on CUDA, fp32 on CPU; bf16 also runs on CPU (fast "
-             "with AMX / AVX512-BF16)", flag="--amp", choices=AMP_MODES, type=str, default="auto", group="runtime")
+AMP = Option("autocast: auto = bf16 on CUDA (fp16 on GPUs without bf16); on a CPU bf16 only where it is native "
+             "(AMX / AVX512-BF16) and a start-up probe measures it faster, else fp32 (the choice and why are "
+             "printed and recorded); bf16 also forces it on a CPU", flag="--amp", choices=AMP_MODES, type=str,
+             default="auto", group="runtime")
+COMPILE = Option("torch.compile the model (inductor): the first batches take longer while it compiles; where it "
+                 "cannot compile (no C++ compiler, no Triton, an unsupported platform or graph) one line says why "
+                 "and the run continues eager", flag="--compile", action="store_true", default=False, group="runtime")
 PROGRESS = Option("no progress bars", flag="--no-progress", action="store_false", default=True, group="runtime")

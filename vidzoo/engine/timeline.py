@@ -409,30 +409,36 @@ def check_timeline_output(videos: Sequence[PathLike], output: PathLike) -> Path:
 
 def run_timelines(model: nn.Module, videos: Sequence[PathLike], output: PathLike, window: str | None = None,
                   stride: str | None = None, frame_stride: int | None = None, top_k: int = 5,
-                  batch_size: int = 8, device: str = "auto", amp: str = "auto", progress: bool = True
-                  ) -> tuple[list[tuple[Timeline, Path, Path]], list[tuple[str, str]]]:
+                  batch_size: int = 8, device: str = "auto", amp: str = "auto", progress: bool = True,
+                  compile: bool = False) -> tuple[list[tuple[Timeline, Path, Path]], list[tuple[str, str]]]:
     """Timelines of several videos into ``output``: ``<name>_timeline.csv`` and ``.png`` each, with
-    ``<name>`` distinct per video (:func:`output_names`); each file written atomically.
+    ``<name>`` distinct per video (:func:`output_names`); each file written atomically. ``compile``:
+    ``torch.compile`` the model's forward; its notes and ``--amp auto``'s choice of autocast are said
+    on stderr.
 
     Returns:
         ``([(timeline, csv, png), ...], [(path, error), ...])``: every readable video is answered;
         unreadable ones are listed with their error.
     """
+    from .compile import maybe_compile
     from .distributed import init_distributed
-    from .precision import resolve_amp
+    from .errors import note
+    from .precision import choose_amp
     if top_k < 1:
         raise UserError(f"--top-k must be >= 1, got {top_k}")
     if batch_size < 1:
         raise UserError(f"--batch-size must be >= 1, got {batch_size}")
     dev = init_distributed(device).device
-    amp_dtype = resolve_amp(amp, dev)
     out = check_timeline_output(videos, output)
+    model = model.to(dev)
+    amp_dtype = choose_amp(amp, dev, say=note, model=model, batch=batch_size).dtype
+    run_model = maybe_compile(model, compile, device=dev)
     done, failed = [], []
     for v, name in zip(videos, output_names(videos)):
         try:
             if not Path(v).exists():
                 raise UserError(f"'{v}' does not exist")
-            tl = predict_timeline(model, v, window, stride, frame_stride, batch_size, dev, amp_dtype, progress)
+            tl = predict_timeline(run_model, v, window, stride, frame_stride, batch_size, dev, amp_dtype, progress)
         except NonFiniteLogitsError:
             raise  # the model, not this video: every other video would fail the same way
         except (UserError, UnreadableVideoError) as e:

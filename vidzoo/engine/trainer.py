@@ -43,6 +43,7 @@ from .checkpoint import (atomic_copy, atomic_write_json, capture_rng_state, load
                          restore_rng_state, save_checkpoint, seed_everything)
 from .config import TrainConfig, config_dict, resume_conflicts, resume_refusal
 from .data_sources import check_output_outside_data, open_train_val
+from .compile import maybe_compile
 from .distributed import (DistInfo, all_gather_object, barrier, broadcast_object, cleanup_distributed,
                           init_distributed, is_distributed)
 from .errors import UserError
@@ -53,7 +54,7 @@ from .complexity import count_params
 from .model_io import build_model, save_model_folder
 from .optim import build_optimizer, build_scheduler, current_lr
 from .pipelines import build_dataset, check_input_fits, input_spec
-from .precision import amp_name, resolve_amp
+from .precision import choose_amp
 from .run_layout import RunLayout
 from .run_lock import RunLock
 
@@ -340,10 +341,12 @@ class Trainer:
         if cfg.deterministic:
             torch.use_deterministic_algorithms(True, warn_only=True)
         self.model = model.to(self.device)
-        self.ddp_model: nn.Module = self.model
+        # what training and validation call (the model itself unless --compile); checkpoints save self.model
+        self.run_model = maybe_compile(self.model, cfg.compile, device=self.device, log=self.log)
+        self.ddp_model: nn.Module = self.run_model
         if self.dist.distributed:
             self.ddp_model = DistributedDataParallel(
-                self.model, device_ids=[self.device] if self.device.type == "cuda" else None)
+                self.run_model, device_ids=[self.device] if self.device.type == "cuda" else None)
 
     def _setup_optim(self) -> None:
         cfg, d = self.cfg, self.dist
@@ -367,7 +370,9 @@ class Trainer:
         self.updates_per_epoch = math.ceil(len(self.train_loader) / cfg.accum_steps)
         self.optimizer = build_optimizer(self.model, cfg)
         self.scheduler = build_scheduler(self.optimizer, cfg, self.updates_per_epoch)
-        self.amp_dtype = resolve_amp(cfg.amp, self.device)
+        self.amp = broadcast_object(choose_amp(cfg.amp, self.device, model=self.model, batch=cfg.batch_size,
+                                               train=True))  # rank 0's choice: one precision for every rank
+        self.amp_dtype = self.amp.dtype
         self.scaler = torch.amp.GradScaler("cuda") if self.amp_dtype == torch.float16 else None
         self.loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
         self.epoch_ctx = EpochContext(self.ddp_model, self.optimizer, self.loss_fn, self.device, len(self.classes),
@@ -514,15 +519,17 @@ class Trainer:
                  + (f"{len(self.val_dataset)} val clips ({self.val_source}), "  # type: ignore[arg-type]
                     if self.val_dataset is not None else "no validation, ")
                  + f"{len(self.classes)} classes: {', '.join(self.classes[:10])}{' ...' if len(self.classes) > 10 else ''}")
-        amp = amp_name(self.amp_dtype)
-        self.log(f"training on {self.device} x {d.world_size} process(es), {amp}; {cfg.epochs} epochs x "
+        self.log(self.amp.line())
+        self.log(f"training on {self.device} x {d.world_size} process(es), {self.amp.name}"
+                 f"{', --compile' if cfg.compile else ''}; {cfg.epochs} epochs x "
                  f"{self.updates_per_epoch} updates, batch {cfg.batch_size} x {cfg.accum_steps} accum x "
                  f"{d.world_size}; {cfg.opt} lr {cfg.lr:g} wd {cfg.resolved_weight_decay():g}"
                  + (f" layer-decay {cfg.layer_decay:g}" if cfg.layer_decay else "") + f"; output {self.out}")
         if d.is_main and (self.resume_path is None or not self.layout.train_config.exists()):
             atomic_write_json({"config": config_dict(cfg), "classes": self.classes, "val_source": self.val_source,
                                "world_size": d.world_size, "model_args": self.model.model_args,
-                               "architecture": self.model.architecture, "params": n_params},
+                               "architecture": self.model.architecture, "params": n_params,
+                               "precision": self.amp.record()},
                               self.layout.train_config)
 
     def fit(self) -> TrainResult:
@@ -544,7 +551,7 @@ class Trainer:
             record.update({f"train_{k}": v for k, v in out.metrics.items()})
             val: EvalResult | None = None
             if self.val_loader is not None:
-                val = evaluate(self.model, self.val_loader, self.device, len(self.classes), self.amp_dtype,
+                val = evaluate(self.run_model, self.val_loader, self.device, len(self.classes), self.amp_dtype,
                                progress=self.progress, desc="val")
                 for u in val.unreadable:
                     self._name_once("val", u["path"], f"unreadable validation video '{u['path']}' ({u['reason']}): "
