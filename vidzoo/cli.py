@@ -92,13 +92,9 @@ def cmd_info(args: argparse.Namespace) -> int:
         params = count_params(model)
         info = {"gmacs": count_gmacs(model.to("meta"), tuple(cfg["input_size"]))}  # info needs shapes only
         weights = describe_provenance(cfg.get("provenance"))
-    args_ = dict(model.model_args)
+    from .engine.model_io import describe_architecture
     print(name)
-    rows = [("architecture", f"{arch} (attention {args_.get('attention')}, tokenizer {args_.get('tokenizer')}, "
-                             f"patch {args_.get('patch_size')}"
-                             + (f"x{args_['tubelet_size']}" if args_.get("tubelet_size") else "")
-                             + f", width {args_.get('embed_dim')}, depth {args_.get('depth')}, "
-                             f"heads {args_.get('num_heads')})")]
+    rows = [("architecture", f"{arch} ({describe_architecture(model)})")]
     rows += _positions_and_head(model)
     rows.append(("params", f"{params / 1e6:.2f}M"))
     gmacs = info["gmacs"]
@@ -297,6 +293,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
         preds = predict_videos(model, args.videos, top_k=args.top_k, views=args.views, device=args.device,
                                amp=args.amp, sampling=args.sampling, frame_stride=args.frame_stride)
     failed = [p for p in preds if not p.ok]
+    for p in preds:
+        if p.warning:
+            print(f"vidzoo: warning: {p.warning}", file=sys.stderr)
     if args.json:
         print(json.dumps([p.to_dict() for p in preds], indent=2, allow_nan=False))
     else:

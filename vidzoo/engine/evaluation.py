@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 
 from einops import rearrange
 
-from ..data import ExcludeUnreadable, collate_readable
+from ..data import ExcludeUnreadable, UnreadableVideoError, collate_readable
 from .checkpoint import atomic_write_json, atomic_write_text
 from .distributed import ShardedEvalSampler, all_gather_object, get_rank, get_world_size
 from .errors import NonFiniteLogitsError
@@ -122,6 +122,7 @@ class EvalResult:
         predictions: Per sample ``{'index', 'label', 'pred', 'prob', 'topk'}``, sorted by index
             (only when asked for).
         visuals: ``(clip, label, pred, prob)`` of a few samples spread over the data (rank 0's).
+        visual_indices: The dataset index of each of ``visuals``.
         samples_per_rank: Samples scored by each rank.
         unreadable: ``{'index', 'path', 'reason'}`` of every sample that could not be read (over
             all ranks, by index); excluded from everything above.
@@ -135,6 +136,7 @@ class EvalResult:
     per_class_accuracy: list[float | None]
     predictions: list[dict[str, Any]] | None = None
     visuals: list[tuple[torch.Tensor, int, int, float]] = field(default_factory=list)
+    visual_indices: list[int] = field(default_factory=list)
     samples_per_rank: list[int] = field(default_factory=list)
     unreadable: list[dict[str, Any]] = field(default_factory=list)
 
@@ -187,6 +189,7 @@ def evaluate(model: nn.Module, loader: DataLoader, device: torch.device | str, n
     meter = ClassificationMeter(num_classes, device)
     preds: list[dict[str, Any]] = []
     visuals: list[tuple[torch.Tensor, int, int, float]] = []
+    visual_indices: list[int] = []
     unreadable: list[dict[str, Any]] = []
     n_total = len(loader.dataset)  # type: ignore[arg-type]
     want = _visual_indices(n_total, num_visuals, get_rank(), get_world_size())
@@ -217,6 +220,7 @@ def evaluate(model: nn.Module, loader: DataLoader, device: torch.device | str, n
                 if idx in want:
                     clip = x[j, 0] if x.ndim == 6 else x[j]
                     visuals.append((clip.float().cpu(), int(y[j]), int(top_i[j, 0]), float(top_p[j, 0])))
+                    visual_indices.append(idx)
     m = meter.compute()
     unreadable = sorted((u for part in all_gather_object(unreadable) for u in part), key=lambda u: u["index"])
     predictions = None
@@ -225,7 +229,8 @@ def evaluate(model: nn.Module, loader: DataLoader, device: torch.device | str, n
                              key=lambda p: (p["index"] is None, p["index"]))
     return EvalResult(loss=m["loss"], top1=m["top1"], top5=m["top5"], num_samples=m["num_samples"],
                       confusion=meter.confusion.cpu(), per_class_accuracy=meter.per_class_accuracy(),
-                      predictions=predictions, visuals=visuals, samples_per_rank=m["samples_per_rank"],
+                      predictions=predictions, visuals=visuals, visual_indices=visual_indices,
+                      samples_per_rank=m["samples_per_rank"],
                       unreadable=unreadable)
 
 
@@ -258,7 +263,8 @@ def _csv_text(rows: Sequence[Sequence[Any]]) -> str:
 
 def write_eval_outputs(result: EvalResult, out_dir: PathLike, class_names: Sequence[str],
                        mean: Sequence[float], std: Sequence[float], sample_names: Sequence[str] | None = None,
-                       extra: dict[str, Any] | None = None, ignored: Sequence[tuple[str, str]] = ()
+                       extra: dict[str, Any] | None = None, ignored: Sequence[tuple[str, str]] = (),
+                       notes: Sequence[str] = (), frame_indices: Sequence[Sequence[int] | None] | None = None
                        ) -> dict[str, Path]:
     """Write an evaluation's files into ``out_dir``.
 
@@ -279,6 +285,9 @@ def write_eval_outputs(result: EvalResult, out_dir: PathLike, class_names: Seque
         extra: More fields for ``metrics.json`` (model, data, views...).
         ignored: ``(path, reason)`` of entries of the data folder that were not used (nested
             video folders, FIFOs named like videos), for ``metrics.json`` and ``eval.log``.
+        notes: More lines for ``eval.log`` (e.g. the videos shorter than a clip).
+        frame_indices: Per sample picture (``result.visuals``), the source frame index of each of
+            its frames, shown under the frames of ``samples.png`` (None: their position in the clip).
 
     Returns:
         ``{name: path}`` of the files written.
@@ -296,6 +305,7 @@ def write_eval_outputs(result: EvalResult, out_dir: PathLike, class_names: Seque
     log = [f"{result.num_samples} video(s) scored, {len(bad)} unreadable and excluded from every figure"]
     log += [f"excluded unreadable video '{u['path']}': {u['reason']}" for u in bad]
     log += [f"ignored '{u['path']}': {u['reason']}" for u in skipped]
+    log += list(notes)
     paths["log"] = atomic_write_text("\n".join(log) + "\n", out / EVAL_LOG)
     support = cm.sum(dim=1).tolist()
     rows = [["class", "samples", "correct", "accuracy"]]
@@ -320,9 +330,24 @@ def write_eval_outputs(result: EvalResult, out_dir: PathLike, class_names: Seque
         clips = [denormalize(v[0], mean, std) for v in result.visuals]
         caps = [caption(v[1], v[2], v[3], names) for v in result.visuals]
         ok = [v[1] == v[2] for v in result.visuals]
-        png, gif = save_clip_grid(clips, caps, out / "samples.png", out / "samples.gif", correct=ok)
+        png, gif = save_clip_grid(clips, caps, out / "samples.png", out / "samples.gif", correct=ok,
+                                  frame_indices=frame_indices)
         paths["samples_png"], paths["samples_gif"] = png, gif
     return paths
+
+
+def visual_frame_indices(dataset: Dataset, result: EvalResult) -> list[list[int] | None]:
+    """The source frame indices of each clip of ``result.visuals`` (its first view), as the dataset's
+    deterministic evaluation sampler chose them from the video's real frame count; None where the
+    dataset cannot say (not a :mod:`vidzoo.data` dataset, no sampler)."""
+    indices = getattr(dataset, "clip_frame_indices", None)
+    out: list[list[int] | None] = []
+    for i in result.visual_indices:
+        try:
+            out.append(indices(i)[0] if callable(indices) and i is not None else None)
+        except UnreadableVideoError:
+            out.append(None)
+    return out
 
 
 def sample_names_of(dataset: Dataset) -> list[str] | None:

@@ -20,8 +20,10 @@ from ..data import UnreadableVideoError, VideoPathDataset
 from ..data.unreadable import reason_of
 from .data_sources import check_output_outside_data, open_eval
 from .distributed import DistInfo, init_distributed
-from .errors import UserError
-from .evaluation import EvalResult, evaluate, make_eval_loader, predict_probs, sample_names_of, write_eval_outputs
+from .clip_span import SpanCheck, check_span, video_span_warning
+from .errors import UserError, warn
+from .evaluation import (EvalResult, evaluate, make_eval_loader, predict_probs, sample_names_of, visual_frame_indices,
+                         write_eval_outputs)
 from .pipelines import align_classes, build_dataset, check_input_fits, input_spec
 from .precision import resolve_amp
 
@@ -70,6 +72,7 @@ class EvalRun:
     files: dict[str, Path]
     data: str
     split: str | None
+    span: SpanCheck | None = None
 
 
 def run_evaluation(model: nn.Module, data: PathLike, views: str | tuple[int, int] | None = None,
@@ -120,6 +123,10 @@ def run_evaluation(model: nn.Module, data: PathLike, views: str | tuple[int, int
     check_view_merge(view_merge, model)
     listing, data_classes = open_eval(data, split, classes=label_names)
     spec = input_spec(model, sampling, frame_stride)
+    span = check_span(listing, spec)
+    span_msg = span.message() if span is not None else None
+    if span_msg and dinfo.is_main:
+        warn(span_msg)
     ds = build_dataset(listing, spec, train=False, views=views)
     check_input_fits(ds, spec, "the model")
     ds = align_classes(ds, data_classes, label_names, model.num_classes)
@@ -136,10 +143,13 @@ def run_evaluation(model: nn.Module, data: PathLike, views: str | tuple[int, int
     if output is not None and dinfo.is_main:
         extra = {"data": str(data), "split": split, "views": f"{views[0]}x{views[1]}", "view_merge": view_merge,
                  "model": model.pretrained_cfg.get("architecture") or getattr(model, "architecture", ""),
-                 "world_size": dinfo.world_size}
+                 "world_size": dinfo.world_size, **(span.to_dict() if span is not None else {})}
+        notes = [f"warning: {span_msg}"] + [f"short video '{s}': {f} frames, a clip spans {span.span}"
+                                            for s, f in span.short] if span_msg else []
         files = write_eval_outputs(result, output, names, spec.mean, spec.std, sample_names_of(ds), extra,
-                                   ignored=getattr(listing, "ignored", ()))
-    return EvalRun(result, names, views, files, str(data), split)
+                                   ignored=getattr(listing, "ignored", ()), notes=notes,
+                                   frame_indices=visual_frame_indices(ds, result))
+    return EvalRun(result, names, views, files, str(data), split, span)
 
 
 def check_view_merge(view_merge: str, model: nn.Module) -> None:
@@ -156,11 +166,13 @@ def check_view_merge(view_merge: str, model: nn.Module) -> None:
 @dataclass
 class Prediction:
     """Top-k classes of one video: ``top = [(index, name, probability), ...]``; for a video that
-    could not be read, ``top`` is empty and ``error`` says why."""
+    could not be read, ``top`` is empty and ``error`` says why; ``warning`` says when its clip had to
+    repeat frames (the video is shorter than a clip)."""
 
     path: str
     top: list[tuple[int, str, float]]
     error: str | None = None
+    warning: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -173,6 +185,8 @@ class Prediction:
                              "top": [{"index": i, "label": n, "prob": p} for i, n, p in self.top]}
         if self.error is not None:
             d["error"] = self.error
+        if self.warning is not None:
+            d["warning"] = self.warning
         return d
 
 
@@ -213,5 +227,7 @@ def predict_videos(model: nn.Module, paths: Sequence[PathLike], top_k: int = 5,
             raise UserError(f"'{path}' gives clips {tuple(x.shape[-4:])}, the model takes {spec.shape}")
         probs = predict_probs(model, x.unsqueeze(0).to(dev), amp_dtype, name_of=lambda _: f"'{path}'")[0]
         p, idx = probs.topk(min(top_k, probs.numel()))
-        out.append(Prediction(str(path), [(int(j), names[j], float(q)) for j, q in zip(idx.tolist(), p.tolist())]))
+        note = video_span_warning(str(path), ds.sampled_length(i), spec.sampling, spec.num_frames, spec.frame_stride)
+        out.append(Prediction(str(path), [(int(j), names[j], float(q)) for j, q in zip(idx.tolist(), p.tolist())],
+                              warning=note))
     return out

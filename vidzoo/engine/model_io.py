@@ -296,6 +296,15 @@ def save_model_folder(model: nn.Module, path: PathLike, run_config: dict[str, An
     return Path(save_pretrained(model, path))
 
 
+def describe_architecture(model: nn.Module) -> str:
+    """What the model is, from its arguments rather than its registry name (which a ``--set patch_size=8``
+    does not change): ``"attention divided, tokenizer uniform, patch 8, width 32, depth 1, heads 2"``."""
+    a = dict(getattr(model, "model_args", None) or {})
+    return (f"attention {a.get('attention')}, tokenizer {a.get('tokenizer')}, patch {a.get('patch_size')}"
+            + (f"x{a['tubelet_size']}" if a.get("tubelet_size") else "")
+            + f", width {a.get('embed_dim')}, depth {a.get('depth')}, heads {a.get('num_heads')}")
+
+
 # ---------------------------------------------------------------------------------- complexity
 def model_complexity(name: str, **overrides: Any) -> dict[str, Any]:
     """Parameters and multiply-adds of one forward pass of a batch of 1 at the model's input size

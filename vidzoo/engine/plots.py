@@ -115,7 +115,8 @@ def _to_uint8_frames(clip: torch.Tensor, cell: int) -> np.ndarray:
 
 def save_clip_grid(clips: Sequence[torch.Tensor], captions: Sequence[str], path_png: PathLike | None = None,
                    path_gif: PathLike | None = None, correct: Sequence[bool] | None = None, max_frames: int = 8,
-                   cell: int = 96, columns: int = 4, fps: int = 4) -> list[Path]:
+                   cell: int = 96, columns: int = 4, fps: int = 4,
+                   frame_indices: Sequence[Sequence[int] | None] | None = None) -> list[Path]:
     """Sample clips with captions: a PNG of frame strips and/or an animated GIF grid.
 
     Args:
@@ -128,6 +129,9 @@ def save_clip_grid(clips: Sequence[torch.Tensor], captions: Sequence[str], path_
         cell: Approximate pixel height of one frame in the pictures.
         columns: Clips per row in the GIF.
         fps: GIF frame rate.
+        frame_indices: Per clip, the index in its source video of each of its frames: the PNG labels
+            every frame with it (``frame 31``), so a clip that repeats a frame shows it. None (or None
+            for a clip): frames are labelled with their position in the clip (``t=3``).
 
     Returns:
         The paths written.
@@ -152,7 +156,8 @@ def save_clip_grid(clips: Sequence[torch.Tensor], captions: Sequence[str], path_
                 ax.imshow(frames[t])
                 ax.set_xticks([])
                 ax.set_yticks([])
-                ax.set_xlabel(f"t={t}", fontsize=7)
+                src = frame_indices[i] if frame_indices is not None and i < len(frame_indices) else None
+                ax.set_xlabel(f"frame {src[t]}" if src is not None and t < len(src) else f"t={t}", fontsize=7)
             axes[i, 0].set_title(cap, loc="left", fontsize=9, color=colours[i])
         fig.tight_layout()
         written.append(_save(fig, path_png))

@@ -16,6 +16,7 @@ stopped: on CPU with ``num_workers=0`` its weights equal those of an uninterrupt
 from __future__ import annotations
 
 import math
+import statistics
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +28,8 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from tqdm.auto import tqdm
 
-from ..data import ClipDataset, SubstituteUnreadable
+from ..data import ClipDataset, NpzVolumeDataset, SubstituteUnreadable
+from .clip_span import SpanCheck, check_span, clip_span, count_frames, largest_fitting_stride
 from .checkpoint import (atomic_copy, atomic_write_json, capture_rng_state, load_checkpoint, restore_rng_state,
                          save_checkpoint, seed_everything)
 from .config import TrainConfig, config_dict
@@ -39,7 +41,8 @@ from .evaluation import EvalResult, evaluate, make_eval_loader
 from .history import epoch_line, write_metrics
 from .loop import EpochContext, train_one_epoch
 from .complexity import count_params
-from .model_io import build_model, save_model_folder
+from .model_io import build_model, describe_architecture, save_model_folder
+from .options import FRAME_STRIDE_AUTO
 from .optim import build_optimizer, build_scheduler, current_lr
 from .pipelines import build_dataset, check_input_fits, input_spec
 from .precision import amp_name, resolve_amp
@@ -194,10 +197,11 @@ class Trainer:
         seed_everything(cfg.seed)
         model = build_model(name, num_classes=len(self.classes), pretrained=cfg.pretrained or None, **overrides)
         seed_everything(cfg.seed + self.dist.rank)
-        spec = input_spec(model, cfg.sampling, cfg.frame_stride)
+        spec = input_spec(model, cfg.sampling, self._frame_stride(model))
         model.pretrained_cfg = dict(model.pretrained_cfg, label_names=list(self.classes), sampling=spec.sampling,
                                     frame_sample_rate=spec.frame_stride, num_classes=len(self.classes))
         self.spec = spec
+        self._check_clip_spans(spec)
         self.train_dataset = build_dataset(self.train_dataset, spec, train=True, hflip=cfg.hflip,
                                            crop_scale=cfg.crop_scale)
         check_input_fits(self.train_dataset, spec, f"model '{cfg.model}'")
@@ -213,6 +217,48 @@ class Trainer:
         if self.dist.distributed:
             self.ddp_model = DistributedDataParallel(
                 self.model, device_ids=[self.device] if self.device.type == "cuda" else None)
+
+    def _frame_stride(self, model: nn.Module) -> int | None:
+        """``--frame-stride``, or with ``auto`` the largest stride whose clip fits the median training
+        video (logged, and saved with the model as its ``frame_sample_rate``)."""
+        cfg = self.cfg
+        self._notes: list[tuple[str, bool]] = []  # (line, on the console too): logged with the run's description
+        self._train_counts = count_frames(self.train_dataset)
+        if cfg.frame_stride != FRAME_STRIDE_AUTO:
+            return cfg.frame_stride
+        spec = input_spec(model, cfg.sampling)
+        counts = [n for n in self._train_counts or () if n is not None]
+        if spec.sampling != "dense" or isinstance(self.train_dataset, NpzVolumeDataset):
+            raise UserError("--frame-stride auto picks the stride of dense sampling; these clips are sampled "
+                            "uniformly (--sampling uniform, or volumes), which has no stride")
+        if not counts:
+            raise UserError("--frame-stride auto: no training video could be counted (it needs vidzoo's video "
+                            "datasets: a folder or list file)")
+        median = int(statistics.median_low(counts))
+        stride = largest_fitting_stride(median, spec.num_frames)
+        self._notes.append((f"--frame-stride auto: {stride} ({spec.num_frames} frames {stride} apart span "
+                            f"{clip_span('dense', spec.num_frames, stride)} frames; the median training video has "
+                            f"{median})", True))
+        return stride
+
+    def _check_clip_spans(self, spec) -> None:
+        """Count the videos shorter than a clip's span (their clips repeat frames) and say so once, on the
+        console and in train.log (each such video by name in train.log); the counts go into every epoch
+        record (``train_short_videos``, ``val_short_videos``)."""
+        self.span_checks: dict[str, SpanCheck] = {}
+        fix = True
+        for what, ds, counts in (("training", self.train_dataset, self._train_counts),
+                                 ("validation", self.val_dataset, None)):
+            check = check_span(ds, spec, counts) if ds is not None else None
+            if check is None:
+                continue
+            self.span_checks["train" if what == "training" else "val"] = check
+            msg = check.message(what, auto=True, fix=fix)
+            if msg:
+                fix = False  # said once
+                self._notes.append((f"warning: {msg}", True))
+                self._notes += [(f"short {what} video '{source}': {frames} frames, a clip spans {check.span}", False)
+                                for source, frames in check.short]
 
     def _setup_optim(self) -> None:
         cfg, d = self.cfg, self.dist
@@ -320,13 +366,16 @@ class Trainer:
     def _describe(self) -> None:
         cfg, d = self.cfg, self.dist
         n_params = count_params(self.model)
-        self.log(f"model {cfg.model} ({self.model.architecture}): {n_params / 1e6:.2f}M params, input "
-                 f"(C, T, H, W) = {self.spec.shape}, {self.spec.sampling} sampling"
-                 + (f" stride {self.spec.frame_stride}" if self.spec.sampling == "dense" else ""))
+        spec = self.spec
+        self.log(f"model {cfg.model}: {describe_architecture(self.model)}; {n_params / 1e6:.2f}M params; input "
+                 f"(C, T, H, W) = {spec.shape}, {spec.sampling} sampling"
+                 + (f", {spec.num_frames} frames {spec.frame_stride} apart" if spec.sampling == "dense" else ""))
         self.log(f"data: {len(self.train_dataset)} train clips, "  # type: ignore[arg-type]
                  + (f"{len(self.val_dataset)} val clips ({self.val_source}), "  # type: ignore[arg-type]
                     if self.val_dataset is not None else "no validation, ")
                  + f"{len(self.classes)} classes: {', '.join(self.classes[:10])}{' ...' if len(self.classes) > 10 else ''}")
+        for line, console in self._notes:
+            self.log(line, console)
         amp = amp_name(self.amp_dtype)
         self.log(f"training on {self.device} x {d.world_size} process(es), {amp}; {cfg.epochs} epochs x "
                  f"{self.updates_per_epoch} updates, batch {cfg.batch_size} x {cfg.accum_steps} accum x "
@@ -334,6 +383,9 @@ class Trainer:
                  + (f" layer-decay {cfg.layer_decay:g}" if cfg.layer_decay else "") + f"; output {self.out}")
         if d.is_main and self.resume_path is None:
             atomic_write_json({"config": config_dict(cfg), "classes": self.classes, "val_source": self.val_source,
+                               "input": {"sampling": self.spec.sampling, "frame_stride": self.spec.frame_stride,
+                                         "num_frames": self.spec.num_frames,
+                                         **{f"{k}_short_videos": len(c.short) for k, c in self.span_checks.items()}},
                                "world_size": d.world_size, "model_args": self.model.model_args,
                                "architecture": self.model.architecture, "params": n_params},
                               self.layout.train_config)
@@ -366,6 +418,7 @@ class Trainer:
                     raise UserError(f"none of the {len(val.unreadable)} validation videos can be read "
                                     f"(e.g. '{val.unreadable[0]['path']}': {val.unreadable[0]['reason']})")
                 record.update({f"val_{k}": v for k, v in val.summary().items()})
+            record.update({f"{k}_short_videos": len(c.short) for k, c in self.span_checks.items()})
             record["time_s"] = round(time.time() - t0, 2)
             record["world_size"] = d.world_size
             self.history.append(record)
