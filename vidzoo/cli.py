@@ -269,6 +269,9 @@ def _predict_timeline(args: argparse.Namespace) -> int:
         done, failed = run_timelines(model, args.videos, args.output, window=args.window, stride=args.stride,
                                      frame_stride=args.frame_stride, top_k=args.top_k, batch_size=args.batch_size,
                                      device=args.device, amp=args.amp, progress=args.progress)
+    for tl, _, _ in done:
+        if tl.warning:
+            print(f"vidzoo: warning: {tl.warning}", file=sys.stderr)
     if args.json:
         print(json.dumps([dict(tl.to_dict(args.top_k), csv=str(c), png=str(p)) for tl, c, p in done]
                          + [{"path": v, "error": e} for v, e in failed], indent=2, allow_nan=False))
