@@ -238,10 +238,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
                              frame_stride=args.frame_stride, on_error=args.on_error, view_merge=args.view_merge)
     if is_main_process():
         r = run.result
-        k5 = min(5, len(run.class_names))
         merged = " (clip tokens merged)" if args.view_merge == "tokens" else ""
-        print(f"{r.num_samples} videos scored, {run.views[0]}x{run.views[1]} views{merged}: top-1 {r.top1:.2f}%  top-{k5} "
-              f"{r.top5:.2f}%  loss {r.loss:.4f}")
+        topk = f"  top-{r.k} {r.topk:.2f}%" if r.k else ""
+        print(f"{r.num_samples} videos scored, {run.views[0]}x{run.views[1]} views{merged}: top-1 {r.top1:.2f}%"
+              f"{topk}  loss {r.loss:.4f}")
+        if r.single_prediction is not None and r.num_samples > 1:
+            print(f"note: every video was predicted '{run.class_names[r.single_prediction]}': top-1 is that class's "
+                  "share of the data")
         if r.unreadable:
             print(f"{len(r.unreadable)} unreadable video(s) excluded from every figure:")
             for u in r.unreadable:
@@ -500,7 +503,7 @@ def build_parser() -> argparse.ArgumentParser:
     _threads_option(groups["runtime"], why="1 is often faster for small models on few or busy cores")
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("eval", help="evaluate a model: top-1/top-5, per-class, confusion matrix, sample clips")
+    p = sub.add_parser("eval", help="evaluate a model: top-1/top-k, per-class, confusion matrix, sample clips")
     groups = {None: p}
     _model_options(p, groups)
     p.add_argument("--data", required=True, help="folder, list file or npz (its test split)")

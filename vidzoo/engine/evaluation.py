@@ -1,4 +1,4 @@
-"""Evaluation and prediction: top-1/top-5, per-class accuracy, confusion matrix, multi-view testing
+"""Evaluation and prediction: top-1/top-k, per-class accuracy, confusion matrix, multi-view testing
 (clip/crop scores averaged, or, for an attentive-pool model, the clips' tokens merged before the head),
 and captioned sample clips.
 
@@ -115,7 +115,7 @@ class EvalResult:
     Attributes:
         loss: Mean negative log-likelihood of the (view-averaged) probabilities.
         top1: Top-1 accuracy, percent.
-        top5: Top-5 accuracy, percent (top-K when there are K < 5 classes).
+        topk: Top-k accuracy, percent, for ``k`` (None with 2 classes; see :func:`~vidzoo.engine.metrics.topk_of`).
         num_samples: Samples scored, over all ranks (unreadable ones are not counted).
         confusion: ``(K, K)`` counts, rows true class, columns predicted class.
         per_class_accuracy: Top-1 per true class (None for a class without samples).
@@ -126,11 +126,14 @@ class EvalResult:
         samples_per_rank: Samples scored by each rank.
         unreadable: ``{'index', 'path', 'reason'}`` of every sample that could not be read (over
             all ranks, by index); excluded from everything above.
+        k: The ``k`` of ``topk`` (5 with more than 5 classes, fewer below; None with 2 classes).
+        single_prediction: The class every sample was predicted as, when all were one (a model that
+            learnt nothing scores its share of the data), else None.
     """
 
     loss: float
     top1: float
-    top5: float
+    topk: float | None
     num_samples: int
     confusion: torch.Tensor
     per_class_accuracy: list[float | None]
@@ -139,11 +142,19 @@ class EvalResult:
     visual_indices: list[int] = field(default_factory=list)
     samples_per_rank: list[int] = field(default_factory=list)
     unreadable: list[dict[str, Any]] = field(default_factory=list)
+    k: int | None = None
+    single_prediction: int | None = None
+
+    @property
+    def top5(self) -> float | None:
+        """Top-5 accuracy (more than 5 classes; None with fewer, where ``topk`` is top-``k``)."""
+        return self.topk if self.k == 5 else None
 
     def summary(self) -> dict[str, Any]:
-        """``{'loss', 'top1', 'top5', 'num_samples', 'unreadable', 'samples_per_rank'}``
-        (``unreadable``: how many samples were excluded)."""
-        return {"loss": self.loss, "top1": self.top1, "top5": self.top5, "num_samples": self.num_samples,
+        """``{'loss', 'top1', 'top{k}', 'num_samples', 'unreadable', 'samples_per_rank'}``
+        (``top{k}`` only with more than 2 classes; ``unreadable``: how many samples were excluded)."""
+        topk = {f"top{self.k}": self.topk} if self.k else {}
+        return {"loss": self.loss, "top1": self.top1, **topk, "num_samples": self.num_samples,
                 "unreadable": len(self.unreadable), "samples_per_rank": self.samples_per_rank}
 
 
@@ -227,11 +238,13 @@ def evaluate(model: nn.Module, loader: DataLoader, device: torch.device | str, n
     if collect_predictions:
         predictions = sorted((p for part in all_gather_object(preds) for p in part),
                              key=lambda p: (p["index"] is None, p["index"]))
-    return EvalResult(loss=m["loss"], top1=m["top1"], top5=m["top5"], num_samples=m["num_samples"],
+    k = meter.k
+    return EvalResult(loss=m["loss"], top1=m["top1"], topk=m.get(f"top{k}"), num_samples=m["num_samples"],
                       confusion=meter.confusion.cpu(), per_class_accuracy=meter.per_class_accuracy(),
                       predictions=predictions, visuals=visuals, visual_indices=visual_indices,
                       samples_per_rank=m["samples_per_rank"],
-                      unreadable=unreadable)
+                      unreadable=unreadable, k=k,
+                      single_prediction=meter.single_prediction() if m["num_samples"] else None)
 
 
 def make_eval_loader(dataset: Dataset, batch_size: int, workers: int = 0, pin_memory: bool = False,
@@ -268,7 +281,7 @@ def write_eval_outputs(result: EvalResult, out_dir: PathLike, class_names: Seque
                        ) -> dict[str, Path]:
     """Write an evaluation's files into ``out_dir``.
 
-    Files: ``metrics.json`` (top-1/top-5/loss and ``num_samples`` over scored videos only, per-class
+    Files: ``metrics.json`` (top-1/top-k/loss and ``num_samples`` over scored videos only, per-class
     accuracy, ``unreadable`` count and ``unreadable_videos`` with their reasons, ``extra``),
     ``per_class.csv``, ``confusion_matrix.csv`` and ``.png``, ``predictions.csv`` (when collected:
     one scored row per readable video, and a row with status ``unreadable`` and no prediction per

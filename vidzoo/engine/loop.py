@@ -57,7 +57,7 @@ class EpochOutput:
     """What one epoch did.
 
     Attributes:
-        metrics: loss/top1/top5/num_samples summed over ranks, and ``unreadable``: samples found
+        metrics: loss/top1/top{k}/num_samples summed over ranks, and ``unreadable``: samples found
             unreadable and substituted (summed over ranks).
         num_updates: The optimizer-update counter after the epoch (drives the LR schedule).
         skipped: ``(source, reason)`` of every substitution, over all ranks, in order met.

@@ -30,20 +30,23 @@ def _save(fig: Figure, path: PathLike) -> Path:
 
 
 def plot_training_curves(history: Sequence[dict], path: PathLike) -> Path:
-    """Loss, top-1/top-5 and learning rate per epoch, train and validation.
+    """Loss, top-1/top-k and learning rate per epoch, train and validation.
 
     Args:
-        history: Per-epoch records with ``epoch``, ``train_loss``, ``train_top1``, ``train_top5``,
-            ``lr`` and optionally ``val_loss``, ``val_top1``, ``val_top5``.
+        history: Per-epoch records with ``epoch``, ``train_loss``, ``train_top1``, ``lr``, optionally
+            ``train_top{k}`` (named by its k: ``train_top3``; older runs wrote ``train_top5`` whatever the
+            classes) and ``val_loss``, ``val_top1``, ``val_top{k}``.
         path: Output PNG.
     """
+    from .metrics import topk_key
     epochs = [r["epoch"] for r in history]
     fig = Figure(figsize=(13, 3.8))
     ax_loss, ax_acc, ax_lr = fig.subplots(1, 3)
     for split, style in (("train", "-"), ("val", "--")):
         if any(r.get(f"{split}_loss") is not None for r in history):
             ax_loss.plot(epochs, [r.get(f"{split}_loss") for r in history], style, marker="o", ms=3, label=split)
-            for k, colour in (("top1", "C0"), ("top5", "C1")):
+            found = next((f for f in (topk_key(r, split) for r in history) if f is not None), None)
+            for k, colour in [("top1", "C0")] + ([(f"top{found[0]}", "C1")] if found else []):
                 ax_acc.plot(epochs, [r.get(f"{split}_{k}") for r in history], style, color=colour, marker="o",
                             ms=3, label=f"{split} {k}")
     ax_lr.plot(epochs, [r.get("lr") for r in history], marker="o", ms=3, color="C2")

@@ -418,6 +418,8 @@ class Trainer:
                     raise UserError(f"none of the {len(val.unreadable)} validation videos can be read "
                                     f"(e.g. '{val.unreadable[0]['path']}': {val.unreadable[0]['reason']})")
                 record.update({f"val_{k}": v for k, v in val.summary().items()})
+                if val.single_prediction is not None and val.num_samples > 1:
+                    record["val_single_prediction"] = self.classes[val.single_prediction]
             record.update({f"{k}_short_videos": len(c.short) for k, c in self.span_checks.items()})
             record["time_s"] = round(time.time() - t0, 2)
             record["world_size"] = d.world_size
