@@ -98,6 +98,7 @@ class Trainer:
         self.resume_path = self._resume_path()
         self._log_file: Any = None
         self._named: set[tuple[str, str]] = set()  # (kind, source) already named in train.log
+        self._notes: list[tuple[str, bool]] = []  # (line, on the console too): logged with the run's description
         self._cleanup_stale_files()
         self._setup_data(train_dataset, val_dataset, classes)
         self._setup_model()
@@ -169,9 +170,11 @@ class Trainer:
         if train_dataset is None:
             if cfg.data is None:
                 raise UserError("no training data: pass --data")
-            splits = open_train_val(cfg.data, cfg.val_data, cfg.val_split, cfg.seed, cache=cfg.cache_videos)
+            splits = open_train_val(cfg.data, cfg.val_data, cfg.val_split, cfg.seed, cache=cfg.cache_videos,
+                                    output=cfg.output)
             train_dataset, val_dataset, classes = splits.train, splits.val, splits.classes
             self.data_channels, self.val_source = splits.in_chans, splits.val_source
+            self._notes += [(f"note: {n}", True) for n in splits.notes]
         classes = list(classes) if classes is not None else getattr(train_dataset, "classes", None)
         if classes is None:
             raise ValueError("pass classes= with a dataset that has no .classes attribute")
@@ -222,7 +225,6 @@ class Trainer:
         """``--frame-stride``, or with ``auto`` the largest stride whose clip fits the median training
         video (logged, and saved with the model as its ``frame_sample_rate``)."""
         cfg = self.cfg
-        self._notes: list[tuple[str, bool]] = []  # (line, on the console too): logged with the run's description
         self._train_counts = count_frames(self.train_dataset)
         if cfg.frame_stride != FRAME_STRIDE_AUTO:
             return cfg.frame_stride
