@@ -21,14 +21,25 @@ from .engine.errors import UserError
 
 # --------------------------------------------------------------------------------------- list/info
 def cmd_list(args: argparse.Namespace) -> int:
-    from . import list_models
+    import fnmatch
+
+    from . import list_aliases, list_models
     pattern = args.filter or ""
     if pattern and not any(c in pattern for c in "*?["):
         pattern = f"*{pattern}*"
     names = list_models(pattern, pretrained=args.pretrained)
+    # an alias (vivit_tubelet, timesformer) lists the architecture it names, marked with the alias
+    aliased: dict[str, list[str]] = {}
+    for alias, target in list_aliases().items():
+        if pattern and fnmatch.fnmatchcase(alias, pattern):
+            for found in (target, f"{target}.*"):
+                for name in list_models(found, pretrained=args.pretrained):
+                    aliased.setdefault(name, []).append(alias)
+    names = sorted(set(names) | set(aliased))
     width = max(map(len, names), default=0)
     for name in names:
-        print(f"{name:<{width}}  {_license_label(name)}" if args.pretrained else name)
+        mark = f"  (alias {', '.join(aliased[name])})" if name in aliased and "." not in name else ""
+        print(f"{name:<{width}}  {_license_label(name)}" if args.pretrained else name + mark)
     if not names:
         print(f"no {'pretrained ' if args.pretrained else ''}models match {args.filter!r}", file=sys.stderr)
     return 0
@@ -371,10 +382,19 @@ def cmd_convert(args: argparse.Namespace) -> int:
     try:
         model = convert_checkpoint(args.src, args.dst, model_name=args.model, inflation=args.inflation,
                                    **parse_overrides(args.set))
-    except (FileNotFoundError, ValueError, TypeError, CheckpointError, HubDownloadError) as e:
+    except HubDownloadError as e:
+        if e.reason not in ("offline", "unreachable"):
+            raise UserError(f"convert: {str(e).splitlines()[0]}") from e
+        why = "offline mode is on (HF_HUB_OFFLINE=1)" if e.reason == "offline" else "the Hub cannot be reached"
+        raise UserError(f"convert: cannot download '{e.filename}' of Hub repo '{e.repo_id}': it is not in the local "
+                        f"cache and {why}. "
+                        f"Download the repo where there is network (`hf download {e.repo_id} --local-dir DIR`), "
+                        f"then `vidzoo convert DIR {args.dst}`") from e
+    except (FileNotFoundError, ValueError, TypeError, CheckpointError) as e:
         raise UserError(f"convert: {str(e).splitlines()[0]}") from e
-    print(f"converted {args.src} -> {args.dst} ({model.architecture}, {model.num_classes} classes); "
-          f"load it with create_model('local-dir:{args.dst}') or --model {args.dst}")
+    from .engine.model_io import describe_architecture
+    print(f"converted {args.src} -> {args.dst} ({model.architecture}: {describe_architecture(model)}; "
+          f"{model.num_classes} classes); load it with --model {args.dst} or vidzoo.create_model('{args.dst}')")
     return 0
 
 
@@ -677,6 +697,26 @@ def _one_line(msg: str) -> str:
     return " ".join(part.strip() for part in str(msg).splitlines() if part.strip())
 
 
+_WEIGHTS_FILE = re.compile(r"pretrained_cfg_overlay=dict\(file='([^']*)'\)")
+_GRID_OVERLAY = re.compile(r",? or pass its grid as pretrained_cfg_overlay=dict\(extra=\{.*?\}\)")
+_MODEL_NAME = re.compile(r"\bmodel_name=(ARCH\b)?")
+
+
+def cli_words(msg: str) -> str:
+    """An error message of the Python API in the command's words: the flags that do what the keyword
+    arguments it names do (``pretrained_cfg_overlay=dict(file=F)`` -> ``--weights F``, ``model_name=`` ->
+    ``--model``, a model argument ``pad_mode='pad'`` -> ``--set pad_mode=pad``); an instruction with no
+    flag (a position table's grid) is dropped. Library messages state values descriptively
+    (``num_frames (7)``), so only instructions read as ``key=value``."""
+    from ._validation import MODEL_ARG_CHECKS
+    msg = _WEIGHTS_FILE.sub(r"--weights \1", msg)
+    msg = _GRID_OVERLAY.sub("", msg)
+    msg = _MODEL_NAME.sub("--model ARCH", msg)
+    keys = "|".join(sorted(map(re.escape, MODEL_ARG_CHECKS), key=len, reverse=True))
+    return re.sub(rf"(?<![-\w.])(?<!--set )({keys})=(?:'([^']*)'|\"([^\"]*)\"|([\w.]+))",
+                  lambda m: f"--set {m.group(1)}={next(g for g in m.groups()[1:] if g is not None)}", msg)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``vidzoo`` console script and ``python -m vidzoo``.
 
@@ -690,7 +730,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if _rank() == 0:
             if os.environ.get("VIDZOO_DEBUG"):
                 traceback.print_exc()
-            print(f"vidzoo: error: {_one_line(str(e))}", file=sys.stderr)
+            print(f"vidzoo: error: {_one_line(cli_words(str(e)))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("vidzoo: interrupted", file=sys.stderr)

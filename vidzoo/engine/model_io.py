@@ -143,10 +143,13 @@ def build_model(name: str, num_classes: int | None = None, pretrained: bool | No
 def _no_weights_error(name: str) -> UserError:
     arch, tag = split_model_name_tag(resolve_alias(name))
     tags = [t for t in list_pretrained(f"{arch}") if t.startswith(f"{arch}.")] if is_architecture(arch) else []
-    hint = f" (tags with weights: {', '.join(tags)})" if tags else " (it has no pretrained tags)"
+    if not tags:  # --pretrained and --weights load a tag's weights: nothing to load for this architecture
+        return UserError(f"--model '{name}' has no weights: it would predict from a random initialisation, and "
+                         f"{arch} has no pretrained tags; give a trained model (a run folder of vidzoo train, a "
+                         "model folder or a checkpoint), or train one first")
     return UserError(f"--model '{name}' has no weights: it would predict from a random initialisation. Name a tag "
-                     f"with weights{hint}, pass --pretrained for the default tag, --weights FILE, or a trained "
-                     "model (run folder, model folder, checkpoint)")
+                     f"with weights (tags with weights: {', '.join(tags)}), pass --pretrained for the default tag, "
+                     "--weights FILE, or a trained model (run folder, model folder, checkpoint)")
 
 
 def load_model(name_or_path: str, pretrained: bool | None = None, weights: PathLike | None = None,

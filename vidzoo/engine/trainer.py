@@ -199,6 +199,7 @@ class Trainer:
             name = f"local-dir:{name}"  # fine-tune a saved model (its head is replaced if classes differ)
         seed_everything(cfg.seed)
         model = build_model(name, num_classes=len(self.classes), pretrained=cfg.pretrained or None, **overrides)
+        self._fit_head(model)
         seed_everything(cfg.seed + self.dist.rank)
         spec = input_spec(model, cfg.sampling, self._frame_stride(model))
         model.pretrained_cfg = dict(model.pretrained_cfg, label_names=list(self.classes), sampling=spec.sampling,
@@ -220,6 +221,30 @@ class Trainer:
         if self.dist.distributed:
             self.ddp_model = DistributedDataParallel(
                 self.model, device_ids=[self.device] if self.device.type == "cuda" else None)
+
+    def _fit_head(self, model: nn.Module) -> None:
+        """A model that knows its classes keeps its classifier only for the classes of the data: the same
+        classes in another order get their rows reordered; other classes (of the same count too) get a fresh
+        classifier (the loader already gave one for another count). Said in the log either way."""
+        old = list(model.pretrained_cfg.get("label_names") or [])
+        new = self.classes
+        if not old or old == new or not hasattr(model, "reset_classifier"):
+            return
+        names = lambda c: ", ".join(c[:6]) + (", ..." if len(c) > 6 else "")  # noqa: E731
+        if sorted(old) == sorted(new):
+            head = model.get_classifier()
+            order = torch.tensor([old.index(c) for c in new])
+            with torch.no_grad():
+                head.weight.copy_(head.weight[order])
+                if head.bias is not None:
+                    head.bias.copy_(head.bias[order])
+            self._notes.append((f"note: '{self.cfg.model}' knows the classes of --data in another order: its "
+                                "classifier's rows are reordered to match", True))
+            return
+        if len(old) == len(new):
+            model.reset_classifier(len(new))  # same count, other classes: the loader kept the old head
+        self._notes.append((f"note: '{self.cfg.model}' was trained on other classes ({len(old)}: {names(old)}) than "
+                            f"--data ({len(new)}: {names(new)}): its classifier is replaced by a fresh one", True))
 
     def _frame_stride(self, model: nn.Module) -> int | None:
         """``--frame-stride``, or with ``auto`` the largest stride whose clip fits the median training
