@@ -97,7 +97,7 @@ def export_metadata(model: nn.Module) -> dict[str, Any]:
     """What a user of the exported file needs to feed it: input size, mean/std, labels, sampling."""
     cfg = dict(getattr(model, "pretrained_cfg", None) or {})
     keys = ("input_size", "mean", "std", "interpolation", "crop_pct", "sampling", "frame_sample_rate",
-            "num_classes", "label_names", "tag", "license")
+            "test_num_clips", "test_num_crops", "num_classes", "label_names", "tag", "license")
     meta: dict[str, Any] = {k: cfg.get(k) for k in keys}
     meta["architecture"] = cfg.get("architecture") or getattr(model, "architecture", None)
     meta["model_args"] = dict(getattr(model, "model_args", None) or {})

@@ -29,7 +29,7 @@ from .decode import (
     read_video_clips,
     video_info,
 )
-from .input_spec import InputSpec
+from .input_spec import InputSpec, eval_pipeline, load_clip, parse_views
 from .mixup import VideoMixup
 from .sampling import FrameSampler, dense_clip_indices, multi_clip_indices, uniform_segment_indices
 from .synthetic import MOTION_DIRECTIONS, default_codec, make_motion_dataset, write_video
@@ -67,7 +67,8 @@ __all__ = [
     # transforms
     "IMAGENET_MEAN", "IMAGENET_STD", "Compose", "ShortSideResize", "Resize", "RandomResizedCrop",
     "CenterCrop", "ThreeCrop", "RandomHorizontalFlip", "ToFloat", "Normalize", "resize_clip",
-    "resolve_data_config", "train_transforms", "eval_transforms", "InputSpec",
+    "resolve_data_config", "train_transforms", "eval_transforms", "InputSpec", "eval_pipeline", "load_clip",
+    "parse_views",
     # clip-level augmentation (one draw per clip, every frame alike)
     "VideoRandAugment", "VideoRandomErasing", "VideoMixup", "parse_rand_augment", "RAND_AUGMENT_SETS",
     # datasets

@@ -16,7 +16,8 @@ from torch import nn
 
 from .._choices import ON_ERROR, VIEW_MERGES
 from .._hub import ensure_output_dir
-from ..data import UnreadableVideoError, VideoPathDataset
+from ..data import UnreadableVideoError, frame_count, load_clip
+from ..data import parse_views as _parse_views
 from ..data.unreadable import reason_of
 from .data_sources import check_output_outside_data, open_eval
 from .distributed import DistInfo, init_distributed
@@ -32,25 +33,15 @@ PathLike = str | os.PathLike
 
 def parse_views(views: str | Sequence[int] | None, model: nn.Module | None = None) -> tuple[int, int]:
     """``'4x3'`` -> ``(4, 3)`` (temporal clips x spatial crops); None: the model's
-    ``test_num_clips`` x ``test_num_crops``.
+    ``test_num_clips`` x ``test_num_crops`` (:func:`vidzoo.data.parse_views`).
 
     Raises:
         UserError: Not ``CLIPSxCROPS`` with clips >= 1 and crops 1 or 3.
     """
-    if views is None:
-        cfg = model.pretrained_cfg if model is not None else {}
-        return int(cfg.get("test_num_clips") or 1), int(cfg.get("test_num_crops") or 1)
-    if isinstance(views, str):
-        parts = views.lower().replace("*", "x").split("x")
-        try:
-            clips, crops = (int(parts[0]), int(parts[1])) if len(parts) == 2 else (int(parts[0]), 1)
-        except ValueError:
-            raise UserError(f"--views expects CLIPSxCROPS such as 1x1, 4x3; got {views!r}") from None
-    else:
-        clips, crops = (int(v) for v in views)
-    if clips < 1 or crops not in (1, 3):
-        raise UserError(f"--views {clips}x{crops}: clips must be >= 1 and crops 1 or 3")
-    return clips, crops
+    try:
+        return _parse_views(views, model.pretrained_cfg if model is not None else None)
+    except ValueError as e:
+        raise UserError(str(e)) from e
 
 
 def class_names_of(model: nn.Module, data_classes: Sequence[str] | None = None) -> list[str]:
@@ -210,24 +201,26 @@ def predict_videos(model: nn.Module, paths: Sequence[PathLike], top_k: int = 5,
     model = model.to(dev).eval()
     views = parse_views(views, model)
     spec = input_spec(model, sampling, frame_stride)
-    ds = build_dataset(VideoPathDataset(paths), spec, train=False, views=views)
     names = class_names_of(model)
     amp_dtype = resolve_amp(amp, dev)
     out: list[Prediction] = []
-    for i, path in enumerate(paths):
-        try:
-            x, _ = ds[i]
+    for path in paths:
+        try:  # the clip anyone can rebuild with vidzoo.data.load_clip (and feed an exported model)
+            x = load_clip(path, model.pretrained_cfg, views, spec.sampling, spec.frame_stride)
         except UnreadableVideoError as e:
             why = reason_of(e)
             if on_error == "raise":
                 raise UserError(f"cannot read video '{path}': {why}") from e
             out.append(Prediction(str(path), [], error=why))
             continue
+        except ValueError as e:  # a transform refusing the clip
+            raise UserError(f"'{path}': {str(e).splitlines()[0]}") from e
         if tuple(x.shape[-4:]) != spec.shape:
             raise UserError(f"'{path}' gives clips {tuple(x.shape[-4:])}, the model takes {spec.shape}")
         probs = predict_probs(model, x.unsqueeze(0).to(dev), amp_dtype, name_of=lambda _: f"'{path}'")[0]
         p, idx = probs.topk(min(top_k, probs.numel()))
-        note = video_span_warning(str(path), ds.sampled_length(i), spec.sampling, spec.num_frames, spec.frame_stride)
+        # after the read: a header that overstated the stream is corrected by then
+        note = video_span_warning(str(path), frame_count(path), spec.sampling, spec.num_frames, spec.frame_stride)
         out.append(Prediction(str(path), [(int(j), names[j], float(q)) for j, q in zip(idx.tolist(), p.tolist())],
                               warning=note))
     return out
