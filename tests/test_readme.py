@@ -115,6 +115,7 @@ def _replay(tmp_path, monkeypatch, slow: bool) -> dict[str, object]:
             with contextlib.redirect_stdout(out):
                 exec(compile(body, f"README.md ({first})", "exec"), namespace)
             seen["outputs"][first] = out.getvalue()
+            seen.setdefault("after", {})[first] = dict(namespace)  # what the block defined (later ones may rebind)
             continue
         for cmd in _commands(body):
             if cmd in NOT_RUN:
@@ -150,5 +151,6 @@ def test_readme_code_runs(tmp_path, monkeypatch):
 def test_readme_code_runs_in_full(tmp_path, monkeypatch):
     """The default ``vidzoo demo`` (minutes on a CPU) and the ViViT-B forward pass of the first Python block."""
     seen = _replay(tmp_path, monkeypatch, slow=True)
-    assert tuple(seen["namespace"]["logits"].shape) == (1, 10)
-    assert isinstance(seen["namespace"]["tiny"], torch.nn.Module)
+    block = seen["after"]["import torch, vidzoo"]
+    assert tuple(block["logits"].shape) == (1, 10) and block["tiny"](torch.randn(2, 3, 4, 32, 32)).shape == (2, 3)
+    assert "done in" in seen["outputs"][".venv/bin/vidzoo demo"]
