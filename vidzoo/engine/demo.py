@@ -137,8 +137,7 @@ def _run_demo(cfg: DemoConfig) -> DemoResult:
     make_motion_dataset(data_dir, cfg.num_classes, cfg.val_videos_per_class, cfg.frames, size, seed=cfg.seed,
                         split="val", progress=cfg.progress)
 
-    _say(f"[2/4] training {cfg.model} ({', '.join(f'{k}={v}' for k, v in cfg.model_overrides.items())}) "
-         f"for {cfg.epochs} epochs")
+    _say(f"[2/4] training for {cfg.epochs} epochs")  # the trainer's model line says what is trained
     tcfg = TrainConfig(model=cfg.model, data=str(data_dir), output=str(run_dir), epochs=cfg.epochs,
                        batch_size=cfg.batch_size, lr=cfg.lr, warmup_epochs=1, model_overrides=dict(cfg.model_overrides),
                        num_frames=8, img_size=cfg.size, sampling="dense", frame_stride=2, hflip=0.0,
