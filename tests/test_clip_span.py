@@ -15,7 +15,7 @@ import vidzoo
 from helpers import MODEL, TINY, TINY_SET, train_argv
 from vidzoo.data import VideoFolder, frame_count, write_video
 from vidzoo.data import decode as dec
-from vidzoo.engine.clip_span import check_span, clip_span, largest_fitting_stride, video_span_warning
+from vidzoo.engine.clip_span import SpanCheck, check_span, clip_span, largest_fitting_stride, video_span_warning
 from vidzoo.engine.evaluation import visual_frame_indices
 from vidzoo.engine.model_io import save_model_folder
 from vidzoo.engine.pipelines import build_dataset, input_spec
@@ -55,6 +55,15 @@ def test_span_words_and_the_stride_that_fits():
     assert "--frame-stride 4 (fits this video)" in msg and "--sampling uniform" in msg
     assert video_span_warning("v.mp4", 225, "dense", 8, 32) is None
     assert video_span_warning("v.mp4", 7, "uniform", 8, 32).endswith("repeats frames")
+
+
+def test_span_message_counts_what_it_could_not_read_and_speaks_of_one_video():
+    check = SpanCheck("dense", 8, 32, 225, counts=[48, 300], short=[("a.mp4", 48)], uncounted=1)
+    assert check.message("validation") == (
+        "1 of 2 validation videos (1 more could not be read) is shorter than a clip (8 frames 32 apart span 225 "
+        "frames; shortest 48, median 48 frames): its clip repeats frames; use --frame-stride 6 (fits the median "
+        "video) or --sampling uniform (8 frames spread over the whole video)")
+    assert "--frame-stride auto" in check.message(auto=True) and check.to_dict()["videos_not_counted"] == 1
 
 
 def test_check_span_counts_short_videos(motion, tiny_model):

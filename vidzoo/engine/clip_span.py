@@ -60,6 +60,7 @@ class SpanCheck:
         span: Frames a clip covers (:func:`clip_span`).
         counts: Frame count of every counted video.
         short: ``(source, frames)`` of each video shorter than ``span``.
+        uncounted: Videos that could not be counted (unreadable: reading them says so).
     """
 
     sampling: str
@@ -68,6 +69,7 @@ class SpanCheck:
     span: int
     counts: list[int] = field(default_factory=list)
     short: list[tuple[str, int]] = field(default_factory=list)
+    uncounted: int = 0
 
     @property
     def median(self) -> int | None:
@@ -107,17 +109,22 @@ class SpanCheck:
             return None
         n, total = len(self.short), len(self.counts)
         shortest = min(f for _, f in self.short)
-        kind = f"{what} videos" if what else "videos"
+        one = n == 1
+        kind = (f"{what} " if what else "") + ("video" if total == 1 else "videos")
+        unread = f" ({self.uncounted} more could not be read)" if self.uncounted else ""
         if self.sampling == "dense":
-            head = (f"{n} of {total} {kind} are shorter than a clip ({self.clip_words()}; shortest {shortest}, "
-                    f"median {self.median} frames)")
+            head = (f"{n} of {total} {kind}{unread} {'is' if one else 'are'} shorter than a clip "
+                    f"({self.clip_words()}; shortest {shortest}, median {self.median} frames)")
         else:
-            head = f"{n} of {total} {kind} have fewer frames than a clip takes ({self.num_frames}; shortest {shortest})"
-        return f"{head}: their clips repeat frames" + (f"; {self.fix(auto)}" if fix else "")
+            head = (f"{n} of {total} {kind}{unread} {'has' if one else 'have'} fewer frames than a clip takes "
+                    f"({self.num_frames}; shortest {shortest})")
+        return f"{head}: {'its clip repeats' if one else 'their clips repeat'} frames" + (
+            f"; {self.fix(auto)}" if fix else "")
 
     def to_dict(self) -> dict[str, Any]:
         """For ``metrics.json``: the count, the clip, and the short videos (first 100) with their frames."""
-        return {"short_videos": len(self.short), "videos_counted": len(self.counts), "clip_span": self.span,
+        return {"short_videos": len(self.short), "videos_counted": len(self.counts),
+                "videos_not_counted": self.uncounted, "clip_span": self.span,
                 "sampling": self.sampling, "num_frames": self.num_frames,
                 "frame_stride": self.stride if self.sampling == "dense" else None,
                 "median_frames": self.median,
@@ -148,6 +155,7 @@ def check_span(ds: Dataset, spec: InputSpec, counts: Sequence[int | None] | None
                       clip_span(sampling, spec.num_frames, spec.frame_stride))
     for i, n in enumerate(counts):
         if n is None:
+            check.uncounted += 1
             continue
         check.counts.append(n)
         if n < check.span:

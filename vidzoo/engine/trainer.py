@@ -280,7 +280,7 @@ class Trainer:
             if check is None:
                 continue
             self.span_checks["train" if what == "training" else "val"] = check
-            msg = check.message(what, auto=True, fix=fix)
+            msg = check.message(what, auto=self.cfg.frame_stride != FRAME_STRIDE_AUTO, fix=fix)
             if msg:
                 fix = False  # said once
                 self._notes.append((f"warning: {msg}", True))
