@@ -108,3 +108,12 @@ def test_fine_tuning_onto_other_classes_replaces_the_classifier(motion, trained_
     assert r.code == 0 and "classifier" not in r.out
     same = torch.load(tmp_path / "same" / "checkpoints" / "last.pth", weights_only=True)["model"]["head.weight"]
     assert torch.allclose(before, same, atol=1e-6)
+
+
+def test_a_misspelt_flag_is_named_with_the_closest_one(capsys):
+    from vidzoo.cli import main
+    with pytest.raises(SystemExit) as e:
+        main(["train", "--model", "timesformer", "--data", "d", "--output", "o", "--val-splt", "0.2"])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "vidzoo train: error: unrecognized arguments: --val-splt (did you mean " \
+        "--val-split?) 0.2" in err

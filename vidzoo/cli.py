@@ -349,7 +349,7 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     src_mb = sum(r.source_bytes or 0 for r in ok) / 1e6
     out_mb = sum(r.output_bytes or 0 for r in ok) / 1e6
     print(f"{report.count('prepared')} prepared, {report.count('skipped')} already done, {len(report.failed)} without "
-          f"a prepared copy, of {len(report.results)} videos; {src_mb:.1f} MB -> {out_mb:.1f} MB in {args.output}/")
+          f"a prepared copy, of {len(report.results)} videos; {src_mb:.1f} MB -> {out_mb:.1f} MB in {Path(args.output)}/")
     for lst in report.lists:
         print(f"list rewritten: {lst} (train with --data {lst})")
     if report.report is not None:
@@ -717,13 +717,29 @@ def cli_words(msg: str) -> str:
                   lambda m: f"--set {m.group(1)}={next(g for g in m.groups()[1:] if g is not None)}", msg)
 
 
+def _refuse_unknown(parser: argparse.ArgumentParser, args: argparse.Namespace, unknown: Sequence[str]) -> None:
+    """argparse's usage error for arguments the command does not take, naming the closest flag of the
+    command for each misspelt one (``--val-splt`` -> ``--val-split``)."""
+    import difflib
+    sub = _subparsers(parser).get(getattr(args, "command", None)) or parser
+    flags = [s for a in sub._actions for s in a.option_strings if s.startswith("--")]
+    words = []
+    for u in unknown:
+        close = difflib.get_close_matches(u.split("=")[0], flags, n=1, cutoff=0.6) if u.startswith("--") else []
+        words.append(f"{u} (did you mean {close[0]}?)" if close else u)
+    sub.error("unrecognized arguments: " + " ".join(words))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``vidzoo`` console script and ``python -m vidzoo``.
 
     Returns:
         Exit status: 0 on success, 2 on a user error (one line on stderr), 130 on Ctrl-C.
     """
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        _refuse_unknown(parser, args, unknown)
     try:
         return int(args.func(args) or 0)
     except _user_error_types() as e:  # evaluated when an exception is raised, not at start-up
