@@ -239,7 +239,8 @@ def export_model(model: nn.Module, output: PathLike | Sequence[PathLike], fmt: s
     if "onnx" in fmts:
         missing = [m for m in ("onnx", "onnxscript", "onnxruntime") if importlib.util.find_spec(m) is None]
         if missing:
-            raise ImportError(f"ONNX export needs {', '.join(missing)}: pip install 'vidzoo[export]'")
+            raise ImportError(f"ONNX export needs {', '.join(missing)}: pip install {' '.join(missing)} (vidzoo's "
+                              "'export' extra: pip install -e '.[export]' in a checkout); a .pt2 needs only torch")
     elif opset is not None:
         raise ValueError(f"an opset ({opset}) applies to ONNX files; {', '.join(map(str, paths))} "
                          f"{'is' if len(paths) == 1 else 'are'} .pt2")
