@@ -349,7 +349,8 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     src_mb = sum(r.source_bytes or 0 for r in ok) / 1e6
     out_mb = sum(r.output_bytes or 0 for r in ok) / 1e6
     print(f"{report.count('prepared')} prepared, {report.count('skipped')} already done, {len(report.failed)} without "
-          f"a prepared copy, of {len(report.results)} videos; {src_mb:.1f} MB -> {out_mb:.1f} MB in {Path(args.output)}/")
+          f"a prepared copy, of {len(report.results)} videos; {src_mb:.1f} MB -> {out_mb:.1f} MB in "
+          f"{Path(args.output)}/")
     for lst in report.lists:
         print(f"list rewritten: {lst} (train with --data {lst})")
     if report.report is not None:

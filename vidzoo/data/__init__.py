@@ -60,7 +60,8 @@ from .unreadable import (
 
 __all__ = [
     # decode
-    "UnreadableVideoError", "VideoDecodeError", "VideoNotFoundError", "VideoInfo", "IMAGE_EXTENSIONS", "video_info", "frame_count", "read_video", "read_video_clips",
+    "UnreadableVideoError", "VideoDecodeError", "VideoNotFoundError", "VideoInfo", "IMAGE_EXTENSIONS", "video_info",
+    "frame_count", "read_video", "read_video_clips",
     "list_frame_files", "is_frame_folder",
     # sampling
     "uniform_segment_indices", "dense_clip_indices", "multi_clip_indices", "FrameSampler",

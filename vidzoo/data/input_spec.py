@@ -88,7 +88,8 @@ def parse_views(views: str | Sequence[int] | None, pretrained_cfg: Any = None) -
         ValueError: Not ``CLIPSxCROPS`` with clips >= 1 and crops 1 or 3 (naming ``--views``).
     """
     if views is None:
-        return int(_cfg_get(pretrained_cfg, "test_num_clips") or 1), int(_cfg_get(pretrained_cfg, "test_num_crops") or 1)
+        clips, crops = _cfg_get(pretrained_cfg, "test_num_clips"), _cfg_get(pretrained_cfg, "test_num_crops")
+        return int(clips or 1), int(crops or 1)
     if isinstance(views, str):
         parts = views.lower().replace("*", "x").split("x")
         try:

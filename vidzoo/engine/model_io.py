@@ -14,7 +14,7 @@ from .._convert import CheckpointError
 from .._factory import create_model
 from .._hub import HubDownloadError, ModelConfigError, save_pretrained
 from .._local import LocalModelError, checkpoint_model_spec, looks_like_path, resolve_model_path
-from .._pretrained import describe_provenance, training_provenance
+from .._pretrained import training_provenance
 from ..models import get_pretrained_cfg, is_architecture, list_pretrained, resolve_alias, split_model_name_tag
 from .._weights import CorruptCheckpointError
 from .complexity import MetaInit, count_gmacs, count_params

@@ -29,9 +29,10 @@ from typing import Any, Callable, Sequence
 from .._choices import AMP_MODES, ON_ERROR, SAMPLING_MODES
 from .errors import UserError
 
-__all__ = ["Option", "option_field", "parse_overrides", "add_option", "add_config_options", "config_kwargs", "config_flag",
-           "document_fields", "MODEL_HELP", "MODEL", "PRETRAINED", "WEIGHTS", "NUM_FRAMES", "IMG_SIZE", "SET",
-           "SAMPLING", "FRAME_STRIDE", "TRAIN_FRAME_STRIDE", "ON_ERROR_OPTION", "BATCH_SIZE", "WORKERS", "DEVICE", "AMP", "PROGRESS"]
+__all__ = ["Option", "option_field", "parse_overrides", "add_option", "add_config_options", "config_kwargs",
+           "config_flag", "document_fields", "MODEL_HELP", "MODEL", "PRETRAINED", "WEIGHTS", "NUM_FRAMES", "IMG_SIZE",
+           "SET", "SAMPLING", "FRAME_STRIDE", "TRAIN_FRAME_STRIDE", "FRAME_STRIDE_AUTO", "ON_ERROR_OPTION", "BATCH_SIZE",
+           "WORKERS", "DEVICE", "AMP", "PROGRESS"]
 
 
 class _Unset:
