@@ -27,8 +27,10 @@ def test_every_train_config_field_is_a_flag_with_the_fields_default():
     kwargs = o.config_kwargs(TrainConfig, build_parser().parse_args(REQUIRED))
     defaults = TrainConfig()
     for f in fields:
-        if f.name in ("model", "data", "output"):
+        if f.name == "output":
             assert dests[f.name].required
+        elif f.name in ("model", "data"):  # required unless --resume reads them from the run (cli._train_config)
+            assert not dests[f.name].required
         elif f.name == "pretrained":  # None on the command line: the tag decides (cli.wants_weights)
             assert kwargs[f.name] is None
         else:
@@ -82,7 +84,7 @@ def test_model_option_is_one_definition():
     subs = _subparsers()
     for command in ("train", "eval", "predict", "export"):
         action = next(a for a in subs[command]._actions if "--model" in a.option_strings)
-        assert action.help == o.MODEL_HELP and action.required, command
+        assert action.help == o.MODEL_HELP and (action.required or command == "train"), command  # train --resume
     assert next(a for a in subs["info"]._actions if a.dest == "model").help == o.MODEL_HELP
     for command in ("eval", "predict", "export"):
         flags = {s for a in subs[command]._actions for s in a.option_strings}

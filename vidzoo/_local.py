@@ -84,9 +84,10 @@ def resolve_model_path(path: PathLike) -> Path:
     return path
 
 
-def read_training_checkpoint(path: PathLike) -> dict[str, Any]:
+def read_training_checkpoint(path: PathLike, mmap: bool = False) -> dict[str, Any]:
     """A training checkpoint written by ``vidzoo train``, loaded on CPU with ``weights_only=True`` (opening
-    one never runs pickled code).
+    one never runs pickled code); ``mmap`` maps the tensors instead of reading them (cheap when only the
+    metadata is read).
 
     Raises:
         LocalModelError: The file does not exist, is not a PyTorch file, holds foreign pickled objects, is
@@ -96,7 +97,7 @@ def read_training_checkpoint(path: PathLike) -> dict[str, Any]:
     if not path.is_file():
         raise LocalModelError(f"checkpoint '{path}' does not exist")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except Exception as e:  # truncated file, not a torch file, foreign pickled objects
         reason = torch_load_reason(e, path)
         if reason.startswith("not a PyTorch checkpoint"):

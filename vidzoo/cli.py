@@ -174,20 +174,85 @@ def _positions_and_head(model) -> list[tuple[str, str]]:
 
 # ------------------------------------------------------------------------------------------- train
 def _train_config(args: argparse.Namespace):
-    """The :class:`TrainConfig` of ``vidzoo train``: one field per option (its parser is generated from it)."""
-    from .engine.config import TrainConfig
+    """The :class:`TrainConfig` of ``vidzoo train``: one field per option (its parser is generated from it).
+
+    With ``--resume`` the run's options are read from the run (``RUN/train_config.json``, or the
+    checkpoint named by ``--resume CKPT``); the options given on the command line must agree with
+    them, except those a resumed run may change.
+    """
+    from .engine.config import RESUME_MAY_CHANGE, TrainConfig, resume_conflicts, resume_refusal
     from .engine.model_io import looks_like_path, wants_weights
     from .engine.options import config_kwargs
-    if args.pretrained is False and (looks_like_path(args.model) or args.model.startswith(("local-dir:", "hf-hub:"))):
-        raise UserError(f"--no-pretrained applies to registry names; to train the architecture of '{args.model}' "
-                        "from scratch, name the architecture (vidzoo info shows it)")
+    given = _given_train_options(getattr(args, "argv", None))
     kwargs = config_kwargs(TrainConfig, args)
+    stored = _resumed_run_options(args, given) if args.resume else None
+    if stored is None:
+        missing = [flag for name, flag in (("model", "--model"), ("data", "--data")) if name not in given]
+        if missing:
+            raise UserError(f"the following arguments are required: {', '.join(missing)} (or --resume, to continue "
+                            f"the run in --output with its own)")
+    model = args.model if stored is None or "model" in given else str(stored.get("model"))
+    if args.pretrained is False and (looks_like_path(model) or model.startswith(("local-dir:", "hf-hub:"))):
+        raise UserError(f"--no-pretrained applies to registry names; to train the architecture of '{model}' "
+                        "from scratch, name the architecture (vidzoo info shows it)")
     # A tag on the command line is a request for its weights (--no-pretrained: train it from scratch).
-    kwargs["pretrained"] = wants_weights(args.model, args.pretrained)
+    kwargs["pretrained"] = wants_weights(model, args.pretrained)
+    if stored is not None:
+        from_cli = given | ({"pretrained"} if "model" in given else set())
+        conflicts = resume_conflicts(stored, kwargs, names=from_cli - set(RESUME_MAY_CHANGE))
+        if conflicts:
+            raise resume_refusal(conflicts, _stored_from(args))
+        fields = set(TrainConfig.__dataclass_fields__)
+        kwargs = {**{k: v for k, v in stored.items() if k in fields}, **{k: kwargs[k] for k in from_cli if k in fields},
+                  "output": kwargs["output"], "resume": kwargs["resume"], "overwrite": kwargs["overwrite"]}
+        if isinstance(kwargs.get("crop_scale"), list):
+            kwargs["crop_scale"] = tuple(kwargs["crop_scale"])
     try:
         return TrainConfig(**kwargs)
-    except ValueError as e:
+    except (TypeError, ValueError) as e:
         raise UserError(str(e).splitlines()[0]) from e
+
+
+def _stored_from(args: argparse.Namespace) -> str:
+    """Where ``--resume`` reads the run's options."""
+    from .engine.run_layout import RunLayout
+    return str(RunLayout(args.output).train_config) if args.resume is True else f"checkpoint {args.resume}"
+
+
+def _resumed_run_options(args: argparse.Namespace, given: set[str]) -> dict[str, Any] | None:
+    """The options of the run that ``--resume`` continues: ``RUN/train_config.json`` (bare
+    ``--resume``) or the config in the checkpoint ``--resume CKPT``; None when there is none and
+    the command line gives ``--model`` and ``--data`` (the trainer then checks them against the
+    checkpoint)."""
+    from .engine.checkpoint import load_checkpoint
+    from .engine.config import run_config
+    try:
+        if args.resume is True:
+            return run_config(args.output)["config"]
+        config = load_checkpoint(args.resume, mmap=True).get("config")
+        if not isinstance(config, dict):
+            raise UserError(f"checkpoint '{args.resume}' holds no run config")
+        return config
+    except UserError as e:
+        if {"model", "data"} <= given:
+            return None
+        raise UserError(f"--resume: {_one_line(str(e))}; without the run's options, give them again (--model, "
+                        f"--data, ...)") from e
+
+
+def _given_train_options(argv: Sequence[str] | None) -> set[str]:
+    """The ``vidzoo train`` options (config field names) given on the command line ``argv``
+    (abbreviations included: the train parser is run again with no defaults)."""
+    if argv is None:  # not through main(): count every option as given (each is then checked)
+        from .engine.config import TrainConfig
+        return set(TrainConfig.__dataclass_fields__)
+    parser = build_parser()
+    train = _subparsers(parser)["train"]
+    for action in train._actions:
+        action.default = argparse.SUPPRESS
+        action.required = False
+    ns, _ = parser.parse_known_args(list(argv))
+    return set(vars(ns)) - {"command", "func", "threads"}
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -204,6 +269,10 @@ def _print_train_outputs(result) -> None:
     run = RunLayout(result.output)
     best = (f"best val top-1 {result.best_top1:.2f}% at epoch {result.best_epoch}" if result.best_top1 is not None
             else f"no validation data; final model = epoch {result.best_epoch}")
+    if result.best_top1 is not None and result.model_epoch not in (None, result.best_epoch):
+        top1 = f", val top-1 {result.model_top1:.2f}%" if result.model_top1 is not None else ""
+        best += (f", but its checkpoint is gone: the final model is the last epoch's (epoch {result.model_epoch}"
+                 f"{top1})")
     print(f"done: {best}")
     written = [p for p in run.outputs() if p != run.model_dir or result.model_dir is not None]
     print(f"outputs in {run.root}/: " + ", ".join(str(p.relative_to(run.root)) + ("/" if p == run.model_dir else "")
@@ -519,8 +588,13 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Train a model. --data: a folder root/<class>/<video> (or root/{train,val}/...),"
                                    " a .csv/.tsv/.txt list of 'path,label', or an .npz of volumes "
                                    "({train,val,test}_images/_labels, e.g. OrganMNIST3D). Every option is a field "
-                                   "of vidzoo.engine.TrainConfig.")
+                                   "of vidzoo.engine.TrainConfig. --model and --data are required, except with "
+                                   "--resume: `vidzoo train --output RUN --resume [--epochs N]` continues the run "
+                                   "with the options in RUN/train_config.json.")
     groups = o.add_config_options(p, TrainConfig, group_order=("model", "input", "optimisation", "runtime"))
+    for action in p._actions:  # --resume reads them from the run (checked in _train_config)
+        if action.dest in ("model", "data"):
+            action.required = False
     _threads_option(groups["runtime"], why="1 is often faster for small models on few or busy cores")
     p.set_defaults(func=cmd_train)
 
@@ -600,7 +674,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--val-videos-per-class", type=int, default=None,
                    help="validation videos per class (default 25)")
     p.add_argument("--seed", type=int, default=0, help="seed of the data and the training")
-    p.add_argument("--overwrite", action="store_true", help="replace a previous demo in --output (as train does)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="write the videos afresh (a rerun into the same --output reuses the previous demo's videos "
+                        "when the settings match, and replaces the demo's own run)")
     for name, option in (("device", o.DEVICE), ("workers", o.WORKERS), ("progress", o.PROGRESS)):
         _add(p, groups, name, option)
     _threads_option(groups["runtime"], default=1, why="1 is fastest for the tiny demo model")
@@ -741,6 +817,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args, unknown = parser.parse_known_args(argv)
     if unknown:
         _refuse_unknown(parser, args, unknown)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # what was given, not defaulted (train --resume)
     try:
         return int(args.func(args) or 0)
     except _user_error_types() as e:  # evaluated when an exception is raised, not at start-up
@@ -749,8 +826,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 traceback.print_exc()
             print(f"vidzoo: error: {_one_line(cli_words(str(e)))}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("vidzoo: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as e:  # train says what it saved and how to continue
+        print(f"vidzoo: interrupted{': ' + _one_line(str(e)) if str(e) else ''}", file=sys.stderr)
         return 130
 
 

@@ -9,20 +9,29 @@
     RUN/checkpoints/best.pth  the best validation epoch
     RUN/model/                the final model (vidzoo's safetensors folder)
     RUN/eval/                 the default report folder of ``vidzoo eval --model RUN``
+    RUN/.vidzoo-run.json      the marker: this folder is a vidzoo training run (written first)
+    RUN/.vidzoo.lock          held while a run writes here (pid and host; removed on exit)
+
+A folder is a run when it has the marker, ``checkpoints/`` or ``model/`` (runs written before the
+marker existed have no marker but always one of those folders): vidzoo replaces the files of a run
+(``--overwrite``) and refuses to write into a run that holds a trained model unless told to.
 """
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 from .._local import BEST_CHECKPOINT, LAST_CHECKPOINT, RUN_CHECKPOINTS, RUN_MODEL_DIR, run_model_candidates
 
 PathLike = str | os.PathLike
 
-__all__ = ["RunLayout", "EVAL_LOG"]
+__all__ = ["RunLayout", "EVAL_LOG", "RUN_MARKER", "LOCK_NAME"]
 
 EVAL_LOG = "eval.log"  # in an evaluation's output folder: the files it excluded, by name
+RUN_MARKER = ".vidzoo-run.json"
+LOCK_NAME = ".vidzoo.lock"
 
 
 @dataclass(frozen=True)
@@ -74,18 +83,59 @@ class RunLayout:
     def eval_dir(self) -> Path:
         return self.root / "eval"
 
+    @property
+    def marker(self) -> Path:
+        return self.root / RUN_MARKER
+
+    @property
+    def lock(self) -> Path:
+        return self.root / LOCK_NAME
+
     def outputs(self) -> list[Path]:
         """The files and folders a run writes, in the order the docs list them."""
         return [self.train_config, self.train_log, self.metrics_json, self.metrics_csv, self.curves, self.last,
                 self.best, self.model_dir]
 
     def is_run(self) -> bool:
-        """Whether ``root`` looks like a training run (has ``checkpoints/`` or ``model/``)."""
-        return self.root.is_dir() and (self.checkpoints.is_dir() or self.model_dir.is_dir())
+        """Whether ``root`` is a training run: it has the marker, ``checkpoints/`` or ``model/``."""
+        return self.root.is_dir() and (self.marker.is_file() or self.checkpoints.is_dir()
+                                       or self.model_dir.is_dir())
+
+    def trained(self) -> list[Path]:
+        """What of a trained model the folder holds (``checkpoints/last.pth``, ``best.pth``, ``model/``)."""
+        return [p for p in (self.last, self.best, self.model_dir) if p.exists() or p.is_symlink()]
 
     def holds_previous_run(self) -> bool:
-        """Whether starting a run here would replace an earlier one."""
-        return self.last.exists() or self.model_dir.exists()
+        """Whether starting a run here would replace a trained model."""
+        return bool(self.trained())
+
+    def present(self) -> list[Path]:
+        """The run files (:meth:`outputs`) that exist in the folder."""
+        return [p for p in self.outputs() if p.exists() or p.is_symlink()]
+
+    def remove_outputs(self, model_files: Sequence[str]) -> list[Path]:
+        """Delete the run's own files (:meth:`outputs`; in ``model/`` only ``model_files``, the names
+        ``save_pretrained`` writes, then the folders left empty) and the marker; anything else
+        stays. Returns what was removed."""
+        removed = []
+        for folder in (self.model_dir, self.checkpoints):
+            if folder.is_symlink():  # a link in place of the folder goes, never what it points to
+                folder.unlink()
+                removed.append(folder)
+        model_files = [self.model_dir / n for n in model_files]
+        for p in [*self.outputs(), *model_files, self.marker]:
+            if p == self.model_dir or p.parent.is_symlink():
+                continue
+            if p.is_symlink() or p.is_file():
+                p.unlink()
+                removed.append(p)
+        for folder in (self.model_dir, self.checkpoints):
+            try:
+                folder.rmdir()  # only when empty: files vidzoo did not write stay
+                removed.append(folder)
+            except OSError:
+                pass
+        return removed
 
     def model_candidates(self) -> list[Path]:
         """What ``--model RUN`` (and ``create_model(RUN)``) loads, in order: the saved model, then the best
