@@ -370,12 +370,13 @@ class Trainer:
                 if head.bias is not None:
                     head.bias.copy_(head.bias[order])
             self._run_notes.append((f"note: '{self.cfg.model}' knows the classes of --data in another order: its "
-                                "classifier's rows are reordered to match", True))
+                                    "classifier's rows are reordered to match", True))
             return
         if len(old) == len(new):
             model.reset_classifier(len(new))  # same count, other classes: the loader kept the old head
-        self._run_notes.append((f"note: '{self.cfg.model}' was trained on other classes ({len(old)}: {names(old)}) than "
-                            f"--data ({len(new)}: {names(new)}): its classifier is replaced by a fresh one", True))
+        self._run_notes.append((f"note: '{self.cfg.model}' was trained on other classes ({len(old)}: {names(old)}) "
+                                f"than --data ({len(new)}: {names(new)}): its classifier is replaced by a fresh one",
+                                True))
 
     def _frame_stride(self, model: nn.Module) -> int | None:
         """``--frame-stride``, or with ``auto`` the largest stride whose clip fits the median training
@@ -395,8 +396,8 @@ class Trainer:
         median = int(statistics.median_low(counts))
         stride = largest_fitting_stride(median, spec.num_frames)
         self._run_notes.append((f"--frame-stride auto: {stride} ({spec.num_frames} frames {stride} apart span "
-                            f"{clip_span('dense', spec.num_frames, stride)} frames; the median training video has "
-                            f"{median})", True))
+                                f"{clip_span('dense', spec.num_frames, stride)} frames; the median training video "
+                                f"has {median})", True))
         return stride
 
     def _check_clip_spans(self, spec) -> None:
@@ -415,8 +416,8 @@ class Trainer:
             if msg:
                 fix = False  # said once
                 self._run_notes.append((f"warning: {msg}", True))
-                self._run_notes += [(f"short {what} video '{source}': {frames} frames, a clip spans {check.span}", False)
-                                for source, frames in check.short]
+                self._run_notes += [(f"short {what} video '{source}': {frames} frames, a clip spans {check.span}",
+                                     False) for source, frames in check.short]
 
     def _setup_optim(self) -> None:
         cfg, d = self.cfg, self.dist
