@@ -5,7 +5,7 @@ none of these) is one of:
 
 * a vidzoo model folder: ``config.json`` + ``model.safetensors`` (loaded as ``local-dir:PATH``);
 * a training run folder of ``vidzoo train``: its ``model/``, else ``checkpoints/best.pth``, else
-  ``checkpoints/last.pth`` (:func:`run_model_candidates`; the run's other files are
+  ``checkpoints/last.pth`` (named in :mod:`vidzoo._run_files`; the run's other files are
   :class:`vidzoo.engine.run_layout.RunLayout`'s);
 * a training checkpoint ``.pth`` written by ``vidzoo train`` (read with ``weights_only=True``), which
   carries its architecture, arguments, input cfg and class names.
@@ -23,19 +23,14 @@ import torch
 
 from ._hub import CONFIG_NAME
 from ._pretrained import PretrainedCfg, pretrained_cfg_from_dict, training_provenance
+from ._run_files import run_model_candidates
 from ._weights import torch_load_reason
 
-__all__ = ["LocalModelError", "looks_like_path", "run_model_candidates", "resolve_model_path",
-           "read_training_checkpoint", "checkpoint_model_spec", "RUN_MODEL_DIR", "RUN_CHECKPOINTS",
-           "BEST_CHECKPOINT", "LAST_CHECKPOINT", "CHECKPOINT_KEYS"]
+__all__ = ["LocalModelError", "looks_like_path", "resolve_model_path", "read_training_checkpoint",
+           "checkpoint_model_spec", "CHECKPOINT_KEYS"]
 
 PathLike = str | os.PathLike
 
-# The model files of a training run folder (the rest of the folder: vidzoo.engine.run_layout.RunLayout).
-RUN_MODEL_DIR = "model"
-RUN_CHECKPOINTS = "checkpoints"
-BEST_CHECKPOINT = "best.pth"
-LAST_CHECKPOINT = "last.pth"
 # What every training checkpoint holds (vidzoo.engine.trainer writes it).
 CHECKPOINT_KEYS = ("model", "model_name", "architecture", "model_args", "pretrained_cfg", "classes")
 
@@ -57,13 +52,6 @@ def looks_like_path(name: str) -> bool:
     if name.startswith(_SCHEMES):
         return False
     return Path(name).expanduser().exists() or any(c in name for c in "/\\") or name.startswith((".", "~"))
-
-
-def run_model_candidates(root: PathLike) -> list[Path]:
-    """What a training run folder loads as a model, in order: the saved model, then the best and last
-    checkpoints."""
-    root = Path(root)
-    return [root / RUN_MODEL_DIR, root / RUN_CHECKPOINTS / BEST_CHECKPOINT, root / RUN_CHECKPOINTS / LAST_CHECKPOINT]
 
 
 def resolve_model_path(path: PathLike) -> Path:

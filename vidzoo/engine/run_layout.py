@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from .._local import BEST_CHECKPOINT, LAST_CHECKPOINT, RUN_CHECKPOINTS, RUN_MODEL_DIR, run_model_candidates
+from .._run_files import BEST_CHECKPOINT, LAST_CHECKPOINT, RUN_CHECKPOINTS, RUN_MODEL_DIR, run_model_candidates
 
 PathLike = str | os.PathLike
 
