@@ -27,6 +27,12 @@ def unknown_name_error(kind: str, name: str, choices: Iterable[str]) -> ValueErr
                       f" ({', '.join(choices[:12])}{', ...' if len(choices) > 12 else ''}).")
 
 
+def tqdm_disable(progress: bool | None) -> bool | None:
+    """tqdm's ``disable`` for a progress switch: bars only on a terminal when on (None lets tqdm
+    check that its stream is one; a pipe or a log file gets no ``\\r`` bars), never when off."""
+    return True if progress is False else None
+
+
 def to_2tuple(x: int | tuple[int, int] | list[int]) -> tuple[int, int]:
     """Return ``(x, x)`` for an int, or the pair itself (validated)."""
     if isinstance(x, int):

@@ -21,14 +21,25 @@ from .engine.errors import UserError
 
 # --------------------------------------------------------------------------------------- list/info
 def cmd_list(args: argparse.Namespace) -> int:
-    from . import list_models
+    import fnmatch
+
+    from . import list_aliases, list_models
     pattern = args.filter or ""
     if pattern and not any(c in pattern for c in "*?["):
         pattern = f"*{pattern}*"
     names = list_models(pattern, pretrained=args.pretrained)
+    # an alias (vivit_tubelet, timesformer) lists the architecture it names, marked with the alias
+    aliased: dict[str, list[str]] = {}
+    for alias, target in list_aliases().items():
+        if pattern and fnmatch.fnmatchcase(alias, pattern):
+            for found in (target, f"{target}.*"):
+                for name in list_models(found, pretrained=args.pretrained):
+                    aliased.setdefault(name, []).append(alias)
+    names = sorted(set(names) | set(aliased))
     width = max(map(len, names), default=0)
     for name in names:
-        print(f"{name:<{width}}  {_license_label(name)}" if args.pretrained else name)
+        mark = f"  (alias {', '.join(aliased[name])})" if name in aliased and "." not in name else ""
+        print(f"{name:<{width}}  {_license_label(name)}" if args.pretrained else name + mark)
     if not names:
         print(f"no {'pretrained ' if args.pretrained else ''}models match {args.filter!r}", file=sys.stderr)
     return 0
@@ -92,13 +103,9 @@ def cmd_info(args: argparse.Namespace) -> int:
         params = count_params(model)
         info = {"gmacs": count_gmacs(model.to("meta"), tuple(cfg["input_size"]))}  # info needs shapes only
         weights = describe_provenance(cfg.get("provenance"))
-    args_ = dict(model.model_args)
+    from .engine.model_io import describe_architecture
     print(name)
-    rows = [("architecture", f"{arch} (attention {args_.get('attention')}, tokenizer {args_.get('tokenizer')}, "
-                             f"patch {args_.get('patch_size')}"
-                             + (f"x{args_['tubelet_size']}" if args_.get("tubelet_size") else "")
-                             + f", width {args_.get('embed_dim')}, depth {args_.get('depth')}, "
-                             f"heads {args_.get('num_heads')})")]
+    rows = [("architecture", f"{arch} ({describe_architecture(model)})")]
     rows += _positions_and_head(model)
     rows.append(("params", f"{params / 1e6:.2f}M"))
     gmacs = info["gmacs"]
@@ -312,10 +319,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
                              compile=args.compile)
     if is_main_process():
         r = run.result
-        k5 = min(5, len(run.class_names))
         merged = " (clip tokens merged)" if args.view_merge == "tokens" else ""
-        print(f"{r.num_samples} videos scored, {run.views[0]}x{run.views[1]} views{merged}: top-1 {r.top1:.2f}%  top-{k5} "
-              f"{r.top5:.2f}%  loss {r.loss:.4f}")
+        topk = f"  top-{r.k} {r.topk:.2f}%" if r.k else ""
+        print(f"{r.num_samples} videos scored, {run.views[0]}x{run.views[1]} views{merged}: top-1 {r.top1:.2f}%"
+              f"{topk}  loss {r.loss:.4f}")
+        if r.single_prediction is not None and r.num_samples > 1:
+            print(f"note: every video was predicted '{run.class_names[r.single_prediction]}': top-1 is that class's "
+                  "share of the data")
         if r.unreadable:
             print(f"{len(r.unreadable)} unreadable video(s) excluded from every figure:")
             for u in r.unreadable:
@@ -343,6 +353,9 @@ def _predict_timeline(args: argparse.Namespace) -> int:
         done, failed = run_timelines(model, args.videos, args.output, window=args.window, stride=args.stride,
                                      frame_stride=args.frame_stride, top_k=args.top_k, batch_size=args.batch_size,
                                      device=args.device, amp=args.amp, progress=args.progress, compile=args.compile)
+    for tl, _, _ in done:
+        if tl.warning:
+            print(f"vidzoo: warning: {tl.warning}", file=sys.stderr)
     if args.json:
         print(json.dumps([dict(tl.to_dict(args.top_k), csv=str(c), png=str(p)) for tl, c, p in done]
                          + [{"path": v, "error": e} for v, e in failed], indent=2, allow_nan=False))
@@ -368,6 +381,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
                                amp=args.amp, sampling=args.sampling, frame_stride=args.frame_stride,
                                compile=args.compile)
     failed = [p for p in preds if not p.ok]
+    for p in preds:
+        if p.warning:
+            print(f"vidzoo: warning: {p.warning}", file=sys.stderr)
     if args.json:
         print(json.dumps([p.to_dict() for p in preds], indent=2, allow_nan=False))
     else:
@@ -404,7 +420,8 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     src_mb = sum(r.source_bytes or 0 for r in ok) / 1e6
     out_mb = sum(r.output_bytes or 0 for r in ok) / 1e6
     print(f"{report.count('prepared')} prepared, {report.count('skipped')} already done, {len(report.failed)} without "
-          f"a prepared copy, of {len(report.results)} videos; {src_mb:.1f} MB -> {out_mb:.1f} MB in {args.output}/")
+          f"a prepared copy, of {len(report.results)} videos; {src_mb:.1f} MB -> {out_mb:.1f} MB in "
+          f"{Path(args.output)}/")
     for lst in report.lists:
         print(f"list rewritten: {lst} (train with --data {lst})")
     if report.report is not None:
@@ -437,10 +454,19 @@ def cmd_convert(args: argparse.Namespace) -> int:
     try:
         model = convert_checkpoint(args.src, args.dst, model_name=args.model, inflation=args.inflation,
                                    **parse_overrides(args.set))
-    except (FileNotFoundError, ValueError, TypeError, CheckpointError, HubDownloadError) as e:
+    except HubDownloadError as e:
+        if e.reason not in ("offline", "unreachable"):
+            raise UserError(f"convert: {str(e).splitlines()[0]}") from e
+        why = "offline mode is on (HF_HUB_OFFLINE=1)" if e.reason == "offline" else "the Hub cannot be reached"
+        raise UserError(f"convert: cannot download '{e.filename}' of Hub repo '{e.repo_id}': it is not in the local "
+                        f"cache and {why}. "
+                        f"Download the repo where there is network (`hf download {e.repo_id} --local-dir DIR`), "
+                        f"then `vidzoo convert DIR {args.dst}`") from e
+    except (FileNotFoundError, ValueError, TypeError, CheckpointError) as e:
         raise UserError(f"convert: {str(e).splitlines()[0]}") from e
-    print(f"converted {args.src} -> {args.dst} ({model.architecture}, {model.num_classes} classes); "
-          f"load it with create_model('local-dir:{args.dst}') or --model {args.dst}")
+    from .engine.model_io import describe_architecture
+    print(f"converted {args.src} -> {args.dst} ({model.architecture}: {describe_architecture(model)}; "
+          f"{model.num_classes} classes); load it with --model {args.dst} or vidzoo.create_model('{args.dst}')")
     return 0
 
 
@@ -574,7 +600,7 @@ def build_parser() -> argparse.ArgumentParser:
     _threads_option(groups["runtime"], why="1 is often faster for small models on few or busy cores")
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("eval", help="evaluate a model: top-1/top-5, per-class, confusion matrix, sample clips")
+    p = sub.add_parser("eval", help="evaluate a model: top-1/top-k, per-class, confusion matrix, sample clips")
     groups = {None: p}
     _model_options(p, groups)
     p.add_argument("--data", required=True, help="folder, list file or npz (its test split)")
@@ -751,13 +777,49 @@ def _one_line(msg: str) -> str:
     return " ".join(part.strip() for part in str(msg).splitlines() if part.strip())
 
 
+_WEIGHTS_FILE = re.compile(r"pretrained_cfg_overlay=dict\(file='([^']*)'\)")
+_GRID_OVERLAY = re.compile(r",? or pass its grid as pretrained_cfg_overlay=dict\(extra=\{.*?\}\)")
+_MODEL_NAME = re.compile(r"\bmodel_name=(ARCH\b)?")
+
+
+def cli_words(msg: str) -> str:
+    """An error message of the Python API in the command's words: the flags that do what the keyword
+    arguments it names do (``pretrained_cfg_overlay=dict(file=F)`` -> ``--weights F``, ``model_name=`` ->
+    ``--model``, a model argument ``pad_mode='pad'`` -> ``--set pad_mode=pad``); an instruction with no
+    flag (a position table's grid) is dropped. Library messages state values descriptively
+    (``num_frames (7)``), so only instructions read as ``key=value``."""
+    from ._validation import MODEL_ARG_CHECKS
+    msg = _WEIGHTS_FILE.sub(r"--weights \1", msg)
+    msg = _GRID_OVERLAY.sub("", msg)
+    msg = _MODEL_NAME.sub("--model ARCH", msg)
+    keys = "|".join(sorted(map(re.escape, MODEL_ARG_CHECKS), key=len, reverse=True))
+    return re.sub(rf"(?<![-\w.])(?<!--set )({keys})=(?:'([^']*)'|\"([^\"]*)\"|([\w.]+))",
+                  lambda m: f"--set {m.group(1)}={next(g for g in m.groups()[1:] if g is not None)}", msg)
+
+
+def _refuse_unknown(parser: argparse.ArgumentParser, args: argparse.Namespace, unknown: Sequence[str]) -> None:
+    """argparse's usage error for arguments the command does not take, naming the closest flag of the
+    command for each misspelt one (``--val-splt`` -> ``--val-split``)."""
+    import difflib
+    sub = _subparsers(parser).get(getattr(args, "command", None)) or parser
+    flags = [s for a in sub._actions for s in a.option_strings if s.startswith("--")]
+    words = []
+    for u in unknown:
+        close = difflib.get_close_matches(u.split("=")[0], flags, n=1, cutoff=0.6) if u.startswith("--") else []
+        words.append(f"{u} (did you mean {close[0]}?)" if close else u)
+    sub.error("unrecognized arguments: " + " ".join(words))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``vidzoo`` console script and ``python -m vidzoo``.
 
     Returns:
         Exit status: 0 on success, 2 on a user error (one line on stderr), 130 on Ctrl-C.
     """
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        _refuse_unknown(parser, args, unknown)
     args.argv = list(sys.argv[1:] if argv is None else argv)  # what was given, not defaulted (train --resume)
     try:
         return int(args.func(args) or 0)
@@ -765,7 +827,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if _rank() == 0:
             if os.environ.get("VIDZOO_DEBUG"):
                 traceback.print_exc()
-            print(f"vidzoo: error: {_one_line(str(e))}", file=sys.stderr)
+            print(f"vidzoo: error: {_one_line(cli_words(str(e)))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as e:  # train says what it saved and how to continue
         print(f"vidzoo: interrupted{': ' + _one_line(str(e)) if str(e) else ''}", file=sys.stderr)

@@ -34,7 +34,7 @@ from torch.utils.data import Dataset, Subset
 
 from .._choices import SPLITS
 from .._validation import MAX_CLASSES
-from .decode import UnreadableVideoError, _natural_key, is_frame_folder, read_video_clips
+from .decode import UnreadableVideoError, _natural_key, frame_count, is_frame_folder, read_video_clips
 from .sampling import FrameSampler
 from .transforms import ToFloat
 
@@ -155,6 +155,25 @@ class ClipDataset(Dataset):
         new.classes = list(classes)
         return new
 
+    def sampled_length(self, index: int) -> int:
+        """Frames of sample ``index`` as the sampler sees them (the length of its time axis)."""
+        raise NotImplementedError
+
+    def clip_frame_indices(self, index: int) -> list[list[int]] | None:
+        """The source frame indices of each clip sample ``index`` gives in evaluation mode (its sampler is
+        deterministic then), from the sample's frame count; None without a sampler or in training mode
+        (random clips).
+
+        Raises:
+            UnreadableVideoError: The sample cannot be read.
+        """
+        if self.sampler is None or self.train:
+            return None
+        clips = self.sampler(self.sampled_length(index), False, None)
+        if isinstance(clips, torch.Tensor) and clips.ndim == 1:
+            clips = [clips]
+        return [torch.as_tensor(c).tolist() for c in clips]
+
     def _indices_fn(self) -> Callable[[int], list[torch.Tensor]] | None:
         if self.sampler is None:
             return None
@@ -217,6 +236,11 @@ class _VideoSourceDataset(ClipDataset):
         path = self.samples[index][0]
         return read_video_clips(path, self._indices_fn(), seek_threshold=self.seek_threshold,
                                 size=self._decode_size())
+
+    def sampled_length(self, index: int) -> int:
+        # What reading samples from: the header's count, or the stream's when the header overstated it.
+        path = self.samples[index][0]
+        return min(frame_count(path), frame_count(path, exact=True))
 
 
 class VideoFolder(_VideoSourceDataset):
@@ -545,6 +569,9 @@ class NpzVolumeDataset(ClipDataset):
         new = super().subset(indices)
         new.rows = [self.rows[i] for i in indices]
         return new
+
+    def sampled_length(self, index: int) -> int:
+        return int(self.images.shape[1])
 
     def read_clips(self, index: int) -> list[torch.Tensor]:
         vol = torch.from_numpy(self.images[self.rows[index]]).unsqueeze(0)  # (1, D, H, W)

@@ -18,10 +18,8 @@ import numpy as np
 import torch
 
 from .._hub import atomic_replace, atomic_write_text
-from .._weights import torch_load_reason
+from .._local import LocalModelError, read_training_checkpoint
 from .errors import UserError
-
-_REQUIRED_KEYS = ("model", "model_name", "architecture", "model_args", "pretrained_cfg", "classes")
 
 PathLike = str | os.PathLike
 
@@ -142,27 +140,10 @@ def load_checkpoint(path: PathLike, mmap: bool = False) -> dict[str, Any]:
     Raises:
         UserError: The file does not exist or is not a vidzoo training checkpoint.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"checkpoint '{path}' does not exist")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
-    except Exception as e:  # truncated file, not a torch file, foreign pickled objects
-        reason = torch_load_reason(e, path)
-        if reason.startswith("not a PyTorch checkpoint"):
-            raise UserError(f"'{path}' is not a vidzoo checkpoint: {reason}") from e
-        if "weights-only loading refuses it" in reason:
-            raise UserError(f"refusing to load checkpoint '{path}': {reason}") from e
-        raise UserError(f"cannot read checkpoint '{path}': {reason} (truncated or corrupt?)") from e
-    if not isinstance(ckpt, dict):
-        raise UserError(f"'{path}' is not a vidzoo checkpoint: it holds a {type(ckpt).__name__}, not a training "
-                        "checkpoint dict")
-    missing = [k for k in _REQUIRED_KEYS if k not in ckpt]
-    if missing:
-        raise UserError(f"'{path}' is not a vidzoo checkpoint: it has no {', '.join(repr(k) for k in missing)} "
-                        "(a vidzoo training checkpoint is written by `vidzoo train`; for other weights use "
-                        "`vidzoo convert`)")
-    return ckpt
+        return read_training_checkpoint(path, mmap=mmap)
+    except LocalModelError as e:
+        raise UserError(str(e)) from e
 
 
 def optimizer_mismatch(saved: dict[str, Any], current: dict[str, Any], limit: int = 4) -> str:

@@ -16,8 +16,9 @@ from typing import Any, Iterable, Mapping
 
 from .._choices import AMP_MODES, ON_ERROR, OPTIMIZERS
 from .errors import UserError
-from .options import (AMP, BATCH_SIZE, COMPILE, DEVICE, FRAME_STRIDE, IMG_SIZE, MODEL, NUM_FRAMES, ON_ERROR_OPTION,
-                      PRETRAINED, PROGRESS, SAMPLING, SET, WORKERS, Option, config_flag, document_fields, option_field)
+from .options import (AMP, BATCH_SIZE, COMPILE, DEVICE, IMG_SIZE, MODEL, NUM_FRAMES, ON_ERROR_OPTION, PRETRAINED,
+                      PROGRESS, SAMPLING, SET, TRAIN_FRAME_STRIDE, WORKERS, Option, config_flag, document_fields,
+                      option_field)
 from .run_layout import RunLayout
 from .validation import validate_train_config
 
@@ -81,7 +82,7 @@ class TrainConfig:
     img_size: int | None = option_field(IMG_SIZE)
     model_overrides: dict[str, Any] = option_field(SET, default_factory=dict)
     sampling: str | None = option_field(SAMPLING)
-    frame_stride: int | None = option_field(FRAME_STRIDE)
+    frame_stride: int | str | None = option_field(TRAIN_FRAME_STRIDE)
     hflip: float = option_field(Option(
         "horizontal flip probability of training clips (0 for direction-sensitive classes)", group="input"),
         default=0.5)

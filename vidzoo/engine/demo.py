@@ -236,8 +236,7 @@ def _train_and_report(cfg: DemoConfig, t0: float, data_dir: Path, layout: RunLay
 
     if layout.is_run():
         _say(f"      replacing the previous demo's training run in {run_dir}")
-    _say(f"[2/4] training {cfg.model} ({', '.join(f'{k}={v}' for k, v in cfg.model_overrides.items())}) "
-         f"for {cfg.epochs} epochs")
+    _say(f"[2/4] training for {cfg.epochs} epochs")  # the trainer's model line says what is trained
     tcfg = TrainConfig(model=cfg.model, data=str(data_dir), output=str(run_dir), epochs=cfg.epochs,
                        batch_size=cfg.batch_size, lr=cfg.lr, warmup_epochs=1, model_overrides=dict(cfg.model_overrides),
                        num_frames=8, img_size=cfg.size, sampling="dense", frame_stride=2, hflip=0.0,

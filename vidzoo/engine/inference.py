@@ -16,13 +16,16 @@ from torch import nn
 
 from .._choices import ON_ERROR, VIEW_MERGES
 from .._hub import ensure_output_dir
-from ..data import UnreadableVideoError, VideoPathDataset
+from ..data import UnreadableVideoError, frame_count, load_clip
+from ..data import parse_views as _parse_views
 from ..data.unreadable import reason_of
 from .data_sources import check_output_outside_data, open_eval
 from .compile import maybe_compile
 from .distributed import DistInfo, init_distributed
-from .errors import UserError, note
-from .evaluation import EvalResult, evaluate, make_eval_loader, predict_probs, sample_names_of, write_eval_outputs
+from .clip_span import SpanCheck, check_span, video_span_warning
+from .errors import UserError, note, warn
+from .evaluation import (EvalResult, evaluate, make_eval_loader, predict_probs, sample_names_of, visual_frame_indices,
+                         write_eval_outputs)
 from .pipelines import align_classes, build_dataset, check_input_fits, input_spec
 from .precision import choose_amp
 
@@ -31,25 +34,15 @@ PathLike = str | os.PathLike
 
 def parse_views(views: str | Sequence[int] | None, model: nn.Module | None = None) -> tuple[int, int]:
     """``'4x3'`` -> ``(4, 3)`` (temporal clips x spatial crops); None: the model's
-    ``test_num_clips`` x ``test_num_crops``.
+    ``test_num_clips`` x ``test_num_crops`` (:func:`vidzoo.data.parse_views`).
 
     Raises:
         UserError: Not ``CLIPSxCROPS`` with clips >= 1 and crops 1 or 3.
     """
-    if views is None:
-        cfg = model.pretrained_cfg if model is not None else {}
-        return int(cfg.get("test_num_clips") or 1), int(cfg.get("test_num_crops") or 1)
-    if isinstance(views, str):
-        parts = views.lower().replace("*", "x").split("x")
-        try:
-            clips, crops = (int(parts[0]), int(parts[1])) if len(parts) == 2 else (int(parts[0]), 1)
-        except ValueError:
-            raise UserError(f"--views expects CLIPSxCROPS such as 1x1, 4x3; got {views!r}") from None
-    else:
-        clips, crops = (int(v) for v in views)
-    if clips < 1 or crops not in (1, 3):
-        raise UserError(f"--views {clips}x{crops}: clips must be >= 1 and crops 1 or 3")
-    return clips, crops
+    try:
+        return _parse_views(views, model.pretrained_cfg if model is not None else None)
+    except ValueError as e:
+        raise UserError(str(e)) from e
 
 
 def class_names_of(model: nn.Module, data_classes: Sequence[str] | None = None) -> list[str]:
@@ -71,6 +64,7 @@ class EvalRun:
     files: dict[str, Path]
     data: str
     split: str | None
+    span: SpanCheck | None = None
 
 
 def run_evaluation(model: nn.Module, data: PathLike, views: str | tuple[int, int] | None = None,
@@ -122,6 +116,10 @@ def run_evaluation(model: nn.Module, data: PathLike, views: str | tuple[int, int
     check_view_merge(view_merge, model)
     listing, data_classes = open_eval(data, split, classes=label_names)
     spec = input_spec(model, sampling, frame_stride)
+    span = check_span(listing, spec)
+    span_msg = span.message() if span is not None else None
+    if span_msg and dinfo.is_main:
+        warn(span_msg)
     ds = build_dataset(listing, spec, train=False, views=views)
     check_input_fits(ds, spec, "the model")
     ds = align_classes(ds, data_classes, label_names, model.num_classes)
@@ -141,12 +139,16 @@ def run_evaluation(model: nn.Module, data: PathLike, views: str | tuple[int, int
     if output is not None and dinfo.is_main:
         extra = {"data": str(data), "split": split, "views": f"{views[0]}x{views[1]}", "view_merge": view_merge,
                  "model": model.pretrained_cfg.get("architecture") or getattr(model, "architecture", ""),
-                 "world_size": dinfo.world_size, "precision": precision.record()}
+                 "world_size": dinfo.world_size, "precision": precision.record(),
+                 **(span.to_dict() if span is not None else {})}
         if compile:
             extra["compile"] = run_model.record()
+        notes = [f"warning: {span_msg}"] + [f"short video '{s}': {f} frames, a clip spans {span.span}"
+                                            for s, f in span.short] if span_msg else []
         files = write_eval_outputs(result, output, names, spec.mean, spec.std, sample_names_of(ds), extra,
-                                   ignored=getattr(listing, "ignored", ()))
-    return EvalRun(result, names, views, files, str(data), split)
+                                   ignored=getattr(listing, "ignored", ()), notes=notes,
+                                   frame_indices=visual_frame_indices(ds, result))
+    return EvalRun(result, names, views, files, str(data), split, span)
 
 
 def _quiet(msg: str) -> None:
@@ -167,11 +169,13 @@ def check_view_merge(view_merge: str, model: nn.Module) -> None:
 @dataclass
 class Prediction:
     """Top-k classes of one video: ``top = [(index, name, probability), ...]``; for a video that
-    could not be read, ``top`` is empty and ``error`` says why."""
+    could not be read, ``top`` is empty and ``error`` says why; ``warning`` says when its clip had to
+    repeat frames (the video is shorter than a clip)."""
 
     path: str
     top: list[tuple[int, str, float]]
     error: str | None = None
+    warning: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -184,6 +188,8 @@ class Prediction:
                              "top": [{"index": i, "label": n, "prob": p} for i, n, p in self.top]}
         if self.error is not None:
             d["error"] = self.error
+        if self.warning is not None:
+            d["warning"] = self.warning
         return d
 
 
@@ -208,23 +214,27 @@ def predict_videos(model: nn.Module, paths: Sequence[PathLike], top_k: int = 5,
     model = model.to(dev).eval()
     views = parse_views(views, model)
     spec = input_spec(model, sampling, frame_stride)
-    ds = build_dataset(VideoPathDataset(paths), spec, train=False, views=views)
     names = class_names_of(model)
     amp_dtype = choose_amp(amp, dev, say=note, model=model, batch=views[0] * views[1]).dtype
     run_model = maybe_compile(model, compile, device=dev)
     out: list[Prediction] = []
-    for i, path in enumerate(paths):
-        try:
-            x, _ = ds[i]
+    for path in paths:
+        try:  # the clip anyone can rebuild with vidzoo.data.load_clip (and feed an exported model)
+            x = load_clip(path, model.pretrained_cfg, views, spec.sampling, spec.frame_stride)
         except UnreadableVideoError as e:
             why = reason_of(e)
             if on_error == "raise":
                 raise UserError(f"cannot read video '{path}': {why}") from e
             out.append(Prediction(str(path), [], error=why))
             continue
+        except ValueError as e:  # a transform refusing the clip
+            raise UserError(f"'{path}': {str(e).splitlines()[0]}") from e
         if tuple(x.shape[-4:]) != spec.shape:
             raise UserError(f"'{path}' gives clips {tuple(x.shape[-4:])}, the model takes {spec.shape}")
         probs = predict_probs(run_model, x.unsqueeze(0).to(dev), amp_dtype, name_of=lambda _: f"'{path}'")[0]
         p, idx = probs.topk(min(top_k, probs.numel()))
-        out.append(Prediction(str(path), [(int(j), names[j], float(q)) for j, q in zip(idx.tolist(), p.tolist())]))
+        # after the read: a header that overstated the stream is corrected by then
+        short = video_span_warning(str(path), frame_count(path), spec.sampling, spec.num_frames, spec.frame_stride)
+        out.append(Prediction(str(path), [(int(j), names[j], float(q)) for j, q in zip(idx.tolist(), p.tolist())],
+                              warning=short))
     return out

@@ -57,7 +57,7 @@ class EpochOutput:
     """What one epoch did.
 
     Attributes:
-        metrics: loss/top1/top5/num_samples summed over ranks, and ``unreadable``: the training
+        metrics: loss/top1/top{k}/num_samples summed over ranks, and ``unreadable``: the training
             videos found unreadable (and substituted) in this epoch over all ranks, each counted
             once however often it was drawn.
         num_updates: The optimizer-update counter after the epoch (drives the LR schedule).

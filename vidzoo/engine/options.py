@@ -29,10 +29,10 @@ from typing import Any, Callable, Sequence
 from .._choices import AMP_MODES, ON_ERROR, SAMPLING_MODES
 from .errors import UserError
 
-__all__ = ["Option", "option_field", "parse_overrides", "add_option", "add_config_options", "config_kwargs", "config_flag",
-           "document_fields", "MODEL_HELP", "MODEL", "PRETRAINED", "WEIGHTS", "NUM_FRAMES", "IMG_SIZE", "SET",
-           "SAMPLING", "FRAME_STRIDE", "ON_ERROR_OPTION", "BATCH_SIZE", "WORKERS", "DEVICE", "AMP", "COMPILE",
-           "PROGRESS"]
+__all__ = ["Option", "option_field", "parse_overrides", "add_option", "add_config_options", "config_kwargs",
+           "config_flag", "document_fields", "MODEL_HELP", "MODEL", "PRETRAINED", "WEIGHTS", "NUM_FRAMES", "IMG_SIZE",
+           "SET", "SAMPLING", "FRAME_STRIDE", "TRAIN_FRAME_STRIDE", "FRAME_STRIDE_AUTO", "ON_ERROR_OPTION", "BATCH_SIZE",
+           "WORKERS", "DEVICE", "AMP", "COMPILE", "PROGRESS"]
 
 
 class _Unset:
@@ -270,6 +270,22 @@ SAMPLING = Option("temporal sampling (default: the model's): dense = frames --fr
                   default=None, group="input")
 FRAME_STRIDE = Option("dense sampling stride (default: the model's frame_sample_rate)", flag="--frame-stride",
                       type=int, default=None, group="input")
+FRAME_STRIDE_AUTO = "auto"
+
+
+def _stride_or_auto(text: str) -> int | str:
+    if text.strip().lower() == FRAME_STRIDE_AUTO:
+        return FRAME_STRIDE_AUTO
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number of frames or 'auto', got {text!r}") from None
+
+
+TRAIN_FRAME_STRIDE = Option("dense sampling stride (default: the model's frame_sample_rate); auto = the largest "
+                            "stride whose clip fits the median training video (the choice is logged and saved)",
+                            flag="--frame-stride", type=_stride_or_auto, metavar="N|auto", default=None,
+                            group="input")
 ON_ERROR_OPTION = Option("unreadable videos: skip them (training substitutes another sample, validation and eval "
                          "exclude the video from every figure; each is named in the log and counted) or raise: "
                          "stop at the first with an error naming it",

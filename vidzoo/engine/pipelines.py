@@ -10,7 +10,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from ..data import (ClipDataset, Compose, FrameSampler, InputSpec, Normalize, NpzVolumeDataset, Resize,
-                    UnreadableVideoError, eval_transforms, train_transforms)
+                    UnreadableVideoError, eval_pipeline, train_transforms)
 from ..data.unreadable import reason_of
 from .data_sources import data_channels
 from .errors import UserError
@@ -55,14 +55,14 @@ def build_dataset(listing: Dataset, spec: InputSpec, train: bool, views: tuple[i
             if depth != spec.num_frames or clips > 1 else None
         steps = [] if (h, w) == spec.img_size else [Resize(spec.img_size)]
         return listing.with_pipeline(sampler, Compose(steps + [Normalize(spec.mean, spec.std)]), train)
-    sampler = FrameSampler(spec.sampling, num_frames=spec.num_frames, stride=spec.frame_stride,
-                           num_clips=1 if train else clips)
     if train:
+        sampler = FrameSampler(spec.sampling, num_frames=spec.num_frames, stride=spec.frame_stride, num_clips=1)
         transform = train_transforms(spec.img_size, spec.mean, spec.std, hflip=hflip, scale=crop_scale)
     else:
-        if crops == 3 and spec.img_size[0] != spec.img_size[1]:
-            raise UserError(f"3 spatial crops need a square input, the model takes {spec.img_size}")
-        transform = eval_transforms(spec.img_size, spec.mean, spec.std, crop_pct=spec.crop_pct, num_crops=crops)
+        try:
+            sampler, transform = eval_pipeline(spec, views)  # what vidzoo.data.load_clip reads, too
+        except ValueError as e:
+            raise UserError(str(e)) from e
     return listing.with_pipeline(sampler, transform, train)
 
 

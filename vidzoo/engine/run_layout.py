@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+from .._run_files import BEST_CHECKPOINT, LAST_CHECKPOINT, RUN_CHECKPOINTS, RUN_MODEL_DIR, run_model_candidates
+
 PathLike = str | os.PathLike
 
 __all__ = ["RunLayout", "EVAL_LOG", "RUN_MARKER", "LOCK_NAME"]
@@ -63,19 +65,19 @@ class RunLayout:
 
     @property
     def checkpoints(self) -> Path:
-        return self.root / "checkpoints"
+        return self.root / RUN_CHECKPOINTS
 
     @property
     def last(self) -> Path:
-        return self.checkpoints / "last.pth"
+        return self.checkpoints / LAST_CHECKPOINT
 
     @property
     def best(self) -> Path:
-        return self.checkpoints / "best.pth"
+        return self.checkpoints / BEST_CHECKPOINT
 
     @property
     def model_dir(self) -> Path:
-        return self.root / "model"
+        return self.root / RUN_MODEL_DIR
 
     @property
     def eval_dir(self) -> Path:
@@ -136,8 +138,9 @@ class RunLayout:
         return removed
 
     def model_candidates(self) -> list[Path]:
-        """What ``--model RUN`` loads, in order: the saved model, then the best and last checkpoints."""
-        return [self.model_dir, self.best, self.last]
+        """What ``--model RUN`` (and ``create_model(RUN)``) loads, in order: the saved model, then the best
+        and last checkpoints."""
+        return run_model_candidates(self.root)
 
     def stale_temp_files(self) -> list[Path]:
         """Temporary files of atomic writes (``.last.pth.*.tmp``...) left behind by a crash."""

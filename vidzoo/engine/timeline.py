@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 from .._hub import atomic_replace, atomic_write_text, ensure_output_dir
+from .._utils import tqdm_disable
 from ..data import UnreadableVideoError, VideoDecodeError, eval_transforms, video_info
 from ..data.decode import iter_video_frames
 from .errors import NonFiniteLogitsError, UserError
@@ -94,6 +95,7 @@ class Timeline:
     # Seconds from the stream start at which each frame is shown (presentation timestamps), and
     # where the last one ends: num_frames + 1 entries. Empty: frame / fps.
     times: list[float] = field(default_factory=list)
+    warning: str | None = None  # the video is shorter than one window
 
     def time(self, frame: int) -> float:
         """Seconds at which frame ``frame`` is shown (``num_frames``: the end of the video)."""
@@ -123,7 +125,7 @@ class Timeline:
     def to_dict(self, top_k: int = 5) -> dict[str, Any]:
         p, idx = self.top(top_k)
         return {"path": self.path, "fps": self.fps, "num_frames": self.num_frames, "window_frames": self.window,
-                "stride_frames": self.stride,
+                "stride_frames": self.stride, **({"warning": self.warning} if self.warning else {}),
                 "windows": [{"start_frame": s, "end_frame": e, "start_time": self.time(s), "end_time": self.time(e),
                              "top": [{"index": int(j), "label": self.class_names[int(j)], "prob": float(q)}
                                      for j, q in zip(idx[w].tolist(), p[w].tolist())]}
@@ -152,7 +154,7 @@ def _decode_frames(path: Path, wanted: Sequence[int], progress: bool, size=None,
 
     wanted = list(wanted)
     w, decoded, end = 0, 0, 0.0
-    bar = tqdm(total=wanted[-1] + 1, unit="frame", desc=f"decode {path.name}", disable=not progress,
+    bar = tqdm(total=wanted[-1] + 1, unit="frame", desc=f"decode {path.name}", disable=tqdm_disable(progress),
                leave=False)
     try:
         for i, t, dur, rgb in iter_video_frames(path, wanted, size):
@@ -214,17 +216,34 @@ def predict_timeline(model: nn.Module, path: PathLike, window: str | int | None 
     if win < t:
         raise UserError(f"--window of {win} frames is shorter than the model's {t}-frame clip")
     step = parse_span(stride, info.fps, "--stride") or max(1, win // 2)
+    note = _short_video_note(p, info.num_frames, win, t, fstride, window is None)
     dev = torch.device(device)
     model = model.to(dev).eval()
     args = (model, p, float(info.fps), win, step, batch_size, dev, amp_dtype, progress)
     try:
-        return _slide(*args, info.num_frames)
+        tl = _slide(*args, info.num_frames)
     except _ShortStream as short:  # fewer frames decoded than counted: lay the windows out over those
         try:
-            return _slide(*args, short.frames)
+            tl = _slide(*args, short.frames)
         except _ShortStream as again:
             raise VideoDecodeError(p, f"the stream ended after {again.frames} frames, {short.frames} "
                                       "counted a moment before") from None
+        note = _short_video_note(p, short.frames, win, t, fstride, window is None)
+    tl.warning = note
+    return tl
+
+
+def _short_video_note(p: Path, frames: int, win: int, t: int, fstride: int, default_window: bool) -> str | None:
+    """What a video shorter than one window gets instead of the model's clip (one window over all of it)."""
+    if frames >= win:
+        return None
+    what = f"the model's clip: {t} frames {fstride} apart" if default_window else "--window"
+    if frames < t:
+        return (f"'{p}' has {frames} frames, fewer than the {t} of the model's clip: one window over the whole video "
+                "that repeats frames")
+    gap = (frames - 1) / (t - 1) if t > 1 else 0.0
+    return (f"'{p}' has {frames} frames, fewer than a window of {win} ({what}): one window over the whole video, its "
+            f"{t} frames {gap:.3g} apart" + (f" instead of {fstride}" if default_window else ""))
 
 
 def _slide(model: nn.Module, p: Path, fps: float, win: int, step: int, batch_size: int, dev: torch.device,

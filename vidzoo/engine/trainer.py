@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 import shlex
+import statistics
 import sys
 import time
 from dataclasses import dataclass
@@ -37,10 +38,11 @@ from tqdm.auto import tqdm
 
 from .._hub import CONFIG_NAME, WEIGHTS_NAME, output_error
 from .._weights import CheckpointMismatchError, apply_state_dict
-from ..data import ClipDataset, SubstituteUnreadable
+from ..data import ClipDataset, NpzVolumeDataset, SubstituteUnreadable
 from ..version import __version__
 from .checkpoint import (atomic_copy, atomic_write_json, capture_rng_state, load_checkpoint, optimizer_mismatch,
                          restore_rng_state, save_checkpoint, seed_everything)
+from .clip_span import SpanCheck, check_span, clip_span, count_frames, largest_fitting_stride
 from .config import TrainConfig, config_dict, resume_conflicts, resume_refusal
 from .data_sources import check_output_outside_data, open_train_val
 from .compile import maybe_compile
@@ -51,7 +53,8 @@ from .evaluation import EvalResult, evaluate, make_eval_loader
 from .history import epoch_line, write_metrics
 from .loop import EpochContext, train_one_epoch
 from .complexity import count_params
-from .model_io import build_model, save_model_folder
+from .model_io import build_model, describe_architecture, save_model_folder
+from .options import FRAME_STRIDE_AUTO
 from .optim import build_optimizer, build_scheduler, current_lr
 from .pipelines import build_dataset, check_input_fits, input_spec
 from .precision import choose_amp
@@ -132,6 +135,7 @@ class Trainer:
         self._named: set[tuple[str, str]] = set()  # (kind, source) already named in train.log
         self._bad_sources: dict[str, str] = {}  # training videos found unreadable: source -> reason
         self.resume_path: Path | None = None
+        self._run_notes: list[tuple[str, bool]] = []  # (line, on the console too): logged with the description
         self.history: list[dict[str, Any]] = []
         self.start_epoch = 0
         self.num_updates = 0
@@ -298,9 +302,11 @@ class Trainer:
         if train_dataset is None:
             if cfg.data is None:
                 raise UserError("no training data: pass --data")
-            splits = open_train_val(cfg.data, cfg.val_data, cfg.val_split, cfg.seed, cache=cfg.cache_videos)
+            splits = open_train_val(cfg.data, cfg.val_data, cfg.val_split, cfg.seed, cache=cfg.cache_videos,
+                                    output=cfg.output)
             train_dataset, val_dataset, classes = splits.train, splits.val, splits.classes
             self.data_channels, self.val_source = splits.in_chans, splits.val_source
+            self._run_notes += [(f"note: {n}", True) for n in splits.notes]
         classes = list(classes) if classes is not None else getattr(train_dataset, "classes", None)
         if classes is None:
             raise ValueError("pass classes= with a dataset that has no .classes attribute")
@@ -325,11 +331,13 @@ class Trainer:
             name = f"local-dir:{name}"  # fine-tune a saved model (its head is replaced if classes differ)
         seed_everything(cfg.seed)
         model = build_model(name, num_classes=len(self.classes), pretrained=cfg.pretrained or None, **overrides)
+        self._fit_head(model)
         seed_everything(cfg.seed + self.dist.rank)
-        spec = input_spec(model, cfg.sampling, cfg.frame_stride)
+        spec = input_spec(model, cfg.sampling, self._frame_stride(model))
         model.pretrained_cfg = dict(model.pretrained_cfg, label_names=list(self.classes), sampling=spec.sampling,
                                     frame_sample_rate=spec.frame_stride, num_classes=len(self.classes))
         self.spec = spec
+        self._check_clip_spans(spec)
         self.train_dataset = build_dataset(self.train_dataset, spec, train=True, hflip=cfg.hflip,
                                            crop_scale=cfg.crop_scale)
         check_input_fits(self.train_dataset, spec, f"model '{cfg.model}'")
@@ -347,6 +355,72 @@ class Trainer:
         if self.dist.distributed:
             self.ddp_model = DistributedDataParallel(
                 self.run_model, device_ids=[self.device] if self.device.type == "cuda" else None)
+
+    def _fit_head(self, model: nn.Module) -> None:
+        """A model that knows its classes keeps its classifier only for the classes of the data: the same
+        classes in another order get their rows reordered; other classes (of the same count too) get a fresh
+        classifier (the loader already gave one for another count). Said in the log either way."""
+        old = list(model.pretrained_cfg.get("label_names") or [])
+        new = self.classes
+        if not old or old == new or not hasattr(model, "reset_classifier"):
+            return
+        names = lambda c: ", ".join(c[:6]) + (", ..." if len(c) > 6 else "")  # noqa: E731
+        if sorted(old) == sorted(new):
+            head = model.get_classifier()
+            order = torch.tensor([old.index(c) for c in new])
+            with torch.no_grad():
+                head.weight.copy_(head.weight[order])
+                if head.bias is not None:
+                    head.bias.copy_(head.bias[order])
+            self._run_notes.append((f"note: '{self.cfg.model}' knows the classes of --data in another order: its "
+                                    "classifier's rows are reordered to match", True))
+            return
+        if len(old) == len(new):
+            model.reset_classifier(len(new))  # same count, other classes: the loader kept the old head
+        self._run_notes.append((f"note: '{self.cfg.model}' was trained on other classes ({len(old)}: {names(old)}) "
+                                f"than --data ({len(new)}: {names(new)}): its classifier is replaced by a fresh one",
+                                True))
+
+    def _frame_stride(self, model: nn.Module) -> int | None:
+        """``--frame-stride``, or with ``auto`` the largest stride whose clip fits the median training
+        video (logged, and saved with the model as its ``frame_sample_rate``)."""
+        cfg = self.cfg
+        self._train_counts = count_frames(self.train_dataset)
+        if cfg.frame_stride != FRAME_STRIDE_AUTO:
+            return cfg.frame_stride
+        spec = input_spec(model, cfg.sampling)
+        counts = [n for n in self._train_counts or () if n is not None]
+        if spec.sampling != "dense" or isinstance(self.train_dataset, NpzVolumeDataset):
+            raise UserError("--frame-stride auto picks the stride of dense sampling; these clips are sampled "
+                            "uniformly (--sampling uniform, or volumes), which has no stride")
+        if not counts:
+            raise UserError("--frame-stride auto: no training video could be counted (it needs vidzoo's video "
+                            "datasets: a folder or list file)")
+        median = int(statistics.median_low(counts))
+        stride = largest_fitting_stride(median, spec.num_frames)
+        self._run_notes.append((f"--frame-stride auto: {stride} ({spec.num_frames} frames {stride} apart span "
+                                f"{clip_span('dense', spec.num_frames, stride)} frames; the median training video "
+                                f"has {median})", True))
+        return stride
+
+    def _check_clip_spans(self, spec) -> None:
+        """Count the videos shorter than a clip's span (their clips repeat frames) and say so once, on the
+        console and in train.log (each such video by name in train.log); the counts go into every epoch
+        record (``train_short_videos``, ``val_short_videos``)."""
+        self.span_checks: dict[str, SpanCheck] = {}
+        fix = True
+        for what, ds, counts in (("training", self.train_dataset, self._train_counts),
+                                 ("validation", self.val_dataset, None)):
+            check = check_span(ds, spec, counts) if ds is not None else None
+            if check is None:
+                continue
+            self.span_checks["train" if what == "training" else "val"] = check
+            msg = check.message(what, auto=self.cfg.frame_stride != FRAME_STRIDE_AUTO, fix=fix)
+            if msg:
+                fix = False  # said once
+                self._run_notes.append((f"warning: {msg}", True))
+                self._run_notes += [(f"short {what} video '{source}': {frames} frames, a clip spans {check.span}",
+                                     False) for source, frames in check.short]
 
     def _setup_optim(self) -> None:
         cfg, d = self.cfg, self.dist
@@ -512,13 +586,16 @@ class Trainer:
     def _describe(self) -> None:
         cfg, d = self.cfg, self.dist
         n_params = count_params(self.model)
-        self.log(f"model {cfg.model} ({self.model.architecture}): {n_params / 1e6:.2f}M params, input "
-                 f"(C, T, H, W) = {self.spec.shape}, {self.spec.sampling} sampling"
-                 + (f" stride {self.spec.frame_stride}" if self.spec.sampling == "dense" else ""))
+        spec = self.spec
+        self.log(f"model {cfg.model}: {describe_architecture(self.model)}; {n_params / 1e6:.2f}M params; input "
+                 f"(C, T, H, W) = {spec.shape}, {spec.sampling} sampling"
+                 + (f", {spec.num_frames} frames {spec.frame_stride} apart" if spec.sampling == "dense" else ""))
         self.log(f"data: {len(self.train_dataset)} train clips, "  # type: ignore[arg-type]
                  + (f"{len(self.val_dataset)} val clips ({self.val_source}), "  # type: ignore[arg-type]
                     if self.val_dataset is not None else "no validation, ")
                  + f"{len(self.classes)} classes: {', '.join(self.classes[:10])}{' ...' if len(self.classes) > 10 else ''}")
+        for line, console in self._run_notes:
+            self.log(line, console)
         self.log(self.amp.line())
         self.log(f"training on {self.device} x {d.world_size} process(es), {self.amp.name}"
                  f"{', --compile' if cfg.compile else ''}; {cfg.epochs} epochs x "
@@ -527,6 +604,9 @@ class Trainer:
                  + (f" layer-decay {cfg.layer_decay:g}" if cfg.layer_decay else "") + f"; output {self.out}")
         if d.is_main and (self.resume_path is None or not self.layout.train_config.exists()):
             atomic_write_json({"config": config_dict(cfg), "classes": self.classes, "val_source": self.val_source,
+                               "input": {"sampling": self.spec.sampling, "frame_stride": self.spec.frame_stride,
+                                         "num_frames": self.spec.num_frames,
+                                         **{f"{k}_short_videos": len(c.short) for k, c in self.span_checks.items()}},
                                "world_size": d.world_size, "model_args": self.model.model_args,
                                "architecture": self.model.architecture, "params": n_params,
                                "precision": self.amp.record()},
@@ -560,6 +640,9 @@ class Trainer:
                     raise UserError(f"none of the {len(val.unreadable)} validation videos can be read "
                                     f"(e.g. '{val.unreadable[0]['path']}': {val.unreadable[0]['reason']})")
                 record.update({f"val_{k}": v for k, v in val.summary().items()})
+                if val.single_prediction is not None and val.num_samples > 1:
+                    record["val_single_prediction"] = self.classes[val.single_prediction]
+            record.update({f"{k}_short_videos": len(c.short) for k, c in self.span_checks.items()})
             record["time_s"] = round(time.time() - t0, 2)
             record["world_size"] = d.world_size
             self.history.append(record)

@@ -11,7 +11,7 @@ import numbers
 from typing import Any, Iterable
 
 from .._choices import AMP_MODES, ON_ERROR, OPTIMIZERS, SAMPLING_MODES
-from .options import BATCH_SIZE, FRAME_STRIDE, IMG_SIZE, NUM_FRAMES, WORKERS, config_flag
+from .options import BATCH_SIZE, FRAME_STRIDE, FRAME_STRIDE_AUTO, IMG_SIZE, NUM_FRAMES, WORKERS, config_flag
 
 
 def _num(v: Any) -> bool:
@@ -80,8 +80,14 @@ def validate_train_config(cfg: Any) -> None:
         return config_flag(type(cfg), name)
 
     for name, lo, optional in (("epochs", 1, False), ("batch_size", 1, False), ("val_batch_size", 1, True),
-                               ("accum_steps", 1, False), ("workers", 0, False), ("frame_stride", 1, True)):
+                               ("accum_steps", 1, False), ("workers", 0, False)):
         check_int(flag(name), getattr(cfg, name), lo, optional=optional)
+    if cfg.frame_stride != FRAME_STRIDE_AUTO:
+        try:
+            check_int(flag("frame_stride"), cfg.frame_stride, 1, optional=True)
+        except ValueError:
+            raise ValueError(f"{flag('frame_stride')} must be an integer >= 1 or '{FRAME_STRIDE_AUTO}', "
+                             f"got {cfg.frame_stride!r}") from None
     if not _int(cfg.seed):
         raise ValueError(f"{flag('seed')} must be an integer, got {cfg.seed!r}")
     check_model_size_flags(cfg.num_frames, cfg.img_size, cfg.model_overrides)
