@@ -111,7 +111,8 @@ def test_readme_paper_figures_are_the_paper_table():
 
 def test_docs_name_the_run_folder_as_run_layout_defines_it():
     run = RunLayout("RUN")
-    names = {str(p.relative_to(run.root)) + ("/" if p == run.model_dir else "") for p in run.outputs()}
+    names = {str(p.relative_to(run.root)) + ("/" if p in (run.model_dir, run.tensorboard) else "")
+             for p in run.outputs()}
     text = (REPO / "docs" / "training.md").read_text()
     table = text[text.index("## What a run writes"):]
     table = table[:table.index("\n\n", table.index("|"))]

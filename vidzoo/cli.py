@@ -198,8 +198,8 @@ def _print_train_outputs(result) -> None:
     best = (f"best val top-1 {result.best_top1:.2f}% at epoch {result.best_epoch}" if result.best_top1 is not None
             else f"no validation data; final model = epoch {result.best_epoch}")
     print(f"done: {best}")
-    written = [p for p in run.outputs() if p != run.model_dir or result.model_dir is not None]
-    print(f"outputs in {run.root}/: " + ", ".join(str(p.relative_to(run.root)) + ("/" if p == run.model_dir else "")
+    written = [p for p in run.outputs() if p.exists() and (p != run.model_dir or result.model_dir is not None)]
+    print(f"outputs in {run.root}/: " + ", ".join(str(p.relative_to(run.root)) + ("/" if p.is_dir() else "")
                                                   for p in written))
 
 

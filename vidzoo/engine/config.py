@@ -11,15 +11,16 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from .._choices import AMP_MODES, ON_ERROR, OPTIMIZERS
+from .._choices import AMP_MODES, CLASS_WEIGHTS, ERASE_MODES, LR_SCHEDULES, MIXUP_MODES, ON_ERROR, OPTIMIZERS
 from .errors import UserError
 from .options import (AMP, BATCH_SIZE, DEVICE, FRAME_STRIDE, IMG_SIZE, MODEL, NUM_FRAMES, ON_ERROR_OPTION, PRETRAINED,
                       PROGRESS, SAMPLING, SET, WORKERS, Option, document_fields, option_field)
 from .validation import validate_train_config
 
-__all__ = ["TrainConfig", "OPTIMIZERS", "AMP_MODES", "ON_ERROR", "config_dict"]
+__all__ = ["TrainConfig", "OPTIMIZERS", "AMP_MODES", "ON_ERROR", "config_dict", "mixup_active", "augments_pixels"]
 
 _OPT = "optimisation"
+_AUG = "augmentation"
 
 
 @dataclass
@@ -43,7 +44,13 @@ class TrainConfig:
         "output folder (checkpoints, metrics, plots, final model)", required=True), default="output/train")
     epochs: int = option_field(Option("epochs to train in total"), default=10)
     batch_size: int = option_field(BATCH_SIZE)
-    lr: float = option_field(Option("peak learning rate (reached after the warmup)", group=_OPT), default=5e-4)
+    lr: float = option_field(Option(
+        "peak learning rate (reached after the warmup); with --lr-base-batch, the rate per that many videos",
+        group=_OPT), default=5e-4)
+    lr_base_batch: int | None = option_field(Option(
+        "linear scaling rule (VideoMAE, timm): the peak learning rate is --lr x global batch / N, the global batch "
+        "being --batch-size x --accum-steps x processes, in videos (default: --lr as given)", metavar="N",
+        group=_OPT), default=None)
     opt: str = option_field(Option(
         "optimizer (timm's create_optimizer_v2): adamw, adam (the Keras OrganMNIST3D recipe), sgd or momentum",
         aliases=("--optimizer",), choices=OPTIMIZERS, group=_OPT), default="adamw")
@@ -58,7 +65,17 @@ class TrainConfig:
     warmup_epochs: float = option_field(Option("linear warmup length (may be fractional)", group=_OPT), default=1.0)
     min_lr: float = option_field(Option("learning rate at the end of the cosine schedule", group=_OPT),
                                  default=1e-6)
-    label_smoothing: float = option_field(Option("cross-entropy label smoothing", group=_OPT), default=0.1)
+    sched: str = option_field(Option(
+        "learning-rate schedule after the warmup: cosine (to --min-lr) or multistep (x --decay-rate at each of "
+        "--decay-milestones)", choices=LR_SCHEDULES, group=_OPT), default="cosine")
+    decay_milestones: tuple[float, ...] = option_field(Option(
+        "epochs at which --sched multistep multiplies the learning rate by --decay-rate", nargs="+", type=float,
+        metavar="EPOCH", group=_OPT), default=())
+    decay_rate: float = option_field(Option("learning-rate factor at each milestone of --sched multistep",
+                                            group=_OPT), default=0.1)
+    label_smoothing: float = option_field(Option(
+        "cross-entropy label smoothing (with --mixup / --cutmix it smooths the mixed targets)", group=_OPT),
+        default=0.1)
     clip_grad: float | None = option_field(Option(
         "clip the gradient norm to this value (default: no clipping)", group=_OPT), default=None)
     accum_steps: int = option_field(Option("batches per optimizer step (gradient accumulation)", group=_OPT),
@@ -82,6 +99,44 @@ class TrainConfig:
     crop_scale: tuple[float, float] = option_field(Option(
         "area range (min, max) of the training random-resized crop", metavar=("MIN", "MAX"), group="input"),
         default=(0.25, 1.0))
+    randaug: str | None = option_field(Option(
+        "RandAugment of each training clip, one draw of ops for all its frames (timm's config string, e.g. "
+        "rand-m7-n4-mstd0.5-inc1, VideoMAE's; default: off)", metavar="CONFIG", group=_AUG), default=None)
+    reprob: float = option_field(Option(
+        "random-erasing probability of each training clip: one box through every frame (VideoMAE: 0.25)",
+        group=_AUG), default=0.0)
+    remode: str = option_field(Option(
+        "random-erasing fill: const (0, the mean), rand (a colour per channel), pixel (noise per pixel)",
+        choices=ERASE_MODES, group=_AUG), default="pixel")
+    mixup: float = option_field(Option(
+        "mixup alpha: blend clip pairs and their labels, lambda ~ Beta(alpha, alpha) (VideoMAE: 0.8; 0: off)",
+        metavar="ALPHA", group=_AUG), default=0.0)
+    cutmix: float = option_field(Option(
+        "cutmix alpha: paste a box of another clip through every frame, labels by area (VideoMAE: 1.0; 0: off)",
+        metavar="ALPHA", group=_AUG), default=0.0)
+    mixup_prob: float = option_field(Option("probability of mixing a batch (--mixup / --cutmix)", group=_AUG),
+                                     default=1.0)
+    mixup_switch_prob: float = option_field(Option(
+        "probability of cutmix instead of mixup when both are on", group=_AUG), default=0.5)
+    mixup_mode: str = option_field(Option(
+        "one mixup draw per batch, per mirrored pair or per clip (timm's modes)", choices=MIXUP_MODES,
+        group=_AUG), default="batch")
+    num_sample: int = option_field(Option(
+        "repeated augmentation (VideoMAE): N augmented clips from one decode of each video per epoch; a step "
+        "then holds --batch-size x N clips", metavar="N", group=_AUG), default=1)
+    class_weights: str = option_field(Option(
+        "loss weight of each class: none, or balanced (N / (K x n_k): every class weighs as much in total)",
+        choices=CLASS_WEIGHTS, group=_OPT), default="none")
+    balanced_sampler: bool = option_field(Option(
+        "draw training videos with replacement, each class equally often (an epoch keeps its length)",
+        group="input"), default=False)
+    ema: float | None = option_field(Option(
+        "keep an exponential moving average of the weights with this decay (timm ModelEmaV3, e.g. 0.999): "
+        "validation runs on it and the saved model is the average (default: off)", metavar="DECAY", group=_OPT),
+        default=None)
+    ema_warmup: bool = option_field(Option(
+        "ramp the --ema decay up from 0 over the first updates (timm's warmup: short runs on small data)",
+        group=_OPT), default=False)
     workers: int = option_field(WORKERS)
     cache_videos: bool = option_field(Option(
         "decode each video once and keep its frames in memory (small datasets of short clips; with --workers "
@@ -95,6 +150,9 @@ class TrainConfig:
     val_batch_size: int | None = option_field(Option(
         "validation clips per batch per process (default: --batch-size)", group="runtime"), default=None)
     progress: bool = option_field(PROGRESS)
+    tensorboard: bool = option_field(Option(
+        "also write loss, learning rate and top-1 per update and per epoch to RUN/tensorboard (needs the "
+        "tensorboard package: pip install 'vidzoo[tensorboard]')", group="runtime"), default=False)
 
     def __post_init__(self) -> None:
         validate_train_config(self)  # ValueError naming the flag (vidzoo/engine/validation.py)
@@ -112,6 +170,13 @@ class TrainConfig:
             return self.weight_decay
         return 0.05 if self.opt == "adamw" else 0.0
 
+    def peak_lr(self, world_size: int = 1) -> float:
+        """The learning rate after the warmup: ``lr``, or with ``lr_base_batch`` the linear scaling
+        rule ``lr x batch_size x accum_steps x world_size / lr_base_batch`` (videos per update)."""
+        if self.lr_base_batch is None:
+            return self.lr
+        return self.lr * self.batch_size * self.accum_steps * world_size / self.lr_base_batch
+
 
 TrainConfig.__doc__ += document_fields(TrainConfig)
 
@@ -120,4 +185,19 @@ def config_dict(cfg: TrainConfig) -> dict[str, Any]:
     """``cfg`` as JSON-ready data."""
     d = dataclasses.asdict(cfg)
     d["crop_scale"] = list(d["crop_scale"])
+    d["decay_milestones"] = list(d["decay_milestones"])
     return d
+
+
+def mixup_active(cfg: TrainConfig) -> bool:
+    """Whether training mixes clips (``--mixup`` or ``--cutmix``): the loss then takes soft targets."""
+    return cfg.mixup > 0 or cfg.cutmix > 0
+
+
+def augments_pixels(cfg: TrainConfig) -> bool:
+    """Whether the training clips' pixels change from one epoch to the next: a random crop (any
+    ``crop_scale`` but ``(1, 1)``), flips, RandAugment, random erasing, mixup / cutmix, or several
+    augmented samples per video. Features computed once from such clips would not be what training
+    sees (temporal sampling is random in training whatever this says)."""
+    return (tuple(cfg.crop_scale) != (1.0, 1.0) or cfg.hflip > 0 or bool(cfg.randaug) or cfg.reprob > 0
+            or mixup_active(cfg) or cfg.num_sample > 1)

@@ -33,8 +33,9 @@ def write_metrics(history: Sequence[dict[str, Any]], layout: RunLayout) -> None:
 
 def epoch_line(r: dict[str, Any], best: bool) -> str:
     """``epoch   3  lr ...  train loss ... | val loss ...  (1.2s)  *best``."""
-    line = (f"epoch {r['epoch']:>3}  lr {r['lr']:.2e}  train loss {r['train_loss']:.4f} top1 {r['train_top1']:5.1f}%"
-            f" top5 {r['train_top5']:5.1f}%")
+    line = f"epoch {r['epoch']:>3}  lr {r['lr']:.2e}  train loss {r['train_loss']:.4f}"
+    if r.get("train_top1") is not None:  # None with mixup / cutmix: a mixed clip has no single label
+        line += f" top1 {r['train_top1']:5.1f}% top5 {r['train_top5']:5.1f}%"
     if "val_loss" in r:
         line += f" | val loss {r['val_loss']:.4f} top1 {r['val_top1']:5.1f}% top5 {r['val_top5']:5.1f}%"
     if r.get("train_unreadable"):

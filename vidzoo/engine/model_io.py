@@ -125,7 +125,8 @@ def training_provenance(start: dict[str, Any] | None, config: dict[str, Any], cl
 def _checkpoint_model(path: Path, ckpt: dict[str, Any], num_classes: int | None, **overrides: Any) -> nn.Module:
     """Rebuild the model of a training checkpoint: its architecture and arguments (plus overrides)
     with its weights loaded through the converter (a new ``num_classes`` drops the head, another
-    ``num_frames`` / ``img_size`` resamples the embeddings)."""
+    ``num_frames`` / ``img_size`` resamples the embeddings). A run trained with ``--ema`` is its
+    weight average, as the run's saved model is."""
     arch, args, pcfg = ckpt.get("architecture"), ckpt.get("model_args"), ckpt.get("pretrained_cfg")
     if not isinstance(arch, str) or not is_architecture(arch) or not isinstance(args, dict) \
             or not isinstance(pcfg, dict):
@@ -134,7 +135,8 @@ def _checkpoint_model(path: Path, ckpt: dict[str, Any], num_classes: int | None,
     start = pcfg.get("provenance")
     cfg = pretrained_cfg_from_dict({k: v for k, v in pcfg.items()
                                     if k not in ("file", "hf_hub_id", "hf_hub_filename", "hf_hub_revision")})
-    cfg = cfg.replace(state_dict=ckpt["model"], source_format="vidzoo", provenance=None, tag="")
+    weights = ckpt["model_ema"] if ckpt.get("model_ema") is not None else ckpt["model"]
+    cfg = cfg.replace(state_dict=weights, source_format="vidzoo", provenance=None, tag="")
     if num_classes is not None:
         overrides["num_classes"] = num_classes
     model = _build(arch, str(path), pretrained=True, pretrained_cfg=cfg, **{**args, **overrides})

@@ -8,6 +8,7 @@
     RUN/checkpoints/last.pth  the latest epoch (atomic)
     RUN/checkpoints/best.pth  the best validation epoch
     RUN/model/                the final model (vidzoo's safetensors folder)
+    RUN/tensorboard/          TensorBoard event files (``--tensorboard``)
     RUN/eval/                 the default report folder of ``vidzoo eval --model RUN``
 """
 from __future__ import annotations
@@ -69,13 +70,17 @@ class RunLayout:
         return self.root / "model"
 
     @property
+    def tensorboard(self) -> Path:
+        return self.root / "tensorboard"
+
+    @property
     def eval_dir(self) -> Path:
         return self.root / "eval"
 
     def outputs(self) -> list[Path]:
         """The files and folders a run writes, in the order the docs list them."""
         return [self.train_config, self.train_log, self.metrics_json, self.metrics_csv, self.curves, self.last,
-                self.best, self.model_dir]
+                self.best, self.model_dir, self.tensorboard]
 
     def is_run(self) -> bool:
         """Whether ``root`` looks like a training run (has ``checkpoints/`` or ``model/``)."""
