@@ -167,20 +167,63 @@ def _positions_and_head(model) -> list[tuple[str, str]]:
 
 # ------------------------------------------------------------------------------------------- train
 def _train_config(args: argparse.Namespace):
-    """The :class:`TrainConfig` of ``vidzoo train``: one field per option (its parser is generated from it)."""
-    from .engine.config import TrainConfig
+    """The :class:`TrainConfig` of ``vidzoo train``: one field per option (its parser is generated from
+    it). Values come from ``--recipe`` < ``--config`` < the flags given on the command line."""
+    from .engine.config import TrainConfig, load_train_config, merge_train_kwargs, recipe_kwargs
     from .engine.model_io import looks_like_path, wants_weights
-    from .engine.options import config_kwargs
-    if args.pretrained is False and (looks_like_path(args.model) or args.model.startswith(("local-dir:", "hf-hub:"))):
-        raise UserError(f"--no-pretrained applies to registry names; to train the architecture of '{args.model}' "
+    from .engine.options import config_flag, config_kwargs, required_fields
+    given = getattr(args, "given", None)
+    flags = config_kwargs(TrainConfig, args)
+    if given is not None:  # only what the command line says; the defaults come from the config's fields
+        flags = {k: v for k, v in flags.items() if k in given}
+    layers = []
+    if args.recipe:
+        layers.append((f"recipe '{args.recipe}'", recipe_kwargs(args.recipe)))
+    if args.config:
+        layers.append((f"--config '{args.config}'", load_train_config(args.config)))
+    layers.append(("the command line", flags))
+    kwargs = merge_train_kwargs(*(layer for _, layer in layers))
+    missing = [config_flag(TrainConfig, name) for name in required_fields(TrainConfig) if kwargs.get(name) is None]
+    if missing:
+        raise UserError(f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} required: give "
+                        f"{'it' if len(missing) == 1 else 'them'} on the command line or in --config FILE")
+    model = kwargs["model"]
+    pretrained = flags.get("pretrained")
+    if pretrained is False and (looks_like_path(model) or model.startswith(("local-dir:", "hf-hub:"))):
+        raise UserError(f"--no-pretrained applies to registry names; to train the architecture of '{model}' "
                         "from scratch, name the architecture (vidzoo info shows it)")
-    kwargs = config_kwargs(TrainConfig, args)
-    # A tag on the command line is a request for its weights (--no-pretrained: train it from scratch).
-    kwargs["pretrained"] = wants_weights(args.model, args.pretrained)
+    # A tag is a request for its weights (--no-pretrained, or pretrained: false in a file: train it from scratch).
+    kwargs["pretrained"] = wants_weights(model, pretrained if pretrained is not None else kwargs.get("pretrained"))
     try:
         return TrainConfig(**kwargs)
     except ValueError as e:
-        raise UserError(str(e).splitlines()[0]) from e
+        msg = str(e).splitlines()[0]
+        flag = msg.split()[0] if msg.startswith("--") else ""
+        field = next((name for name in kwargs if config_flag(TrainConfig, name) == flag), None)
+        source = next((src for src, layer in reversed(layers) if field in layer), None) if field else None
+        raise UserError(msg + (f" (from {source})" if source and source != "the command line" else "")) from e
+
+
+def cmd_recipes(args: argparse.Namespace) -> int:
+    from .recipes import list_recipes, read_recipe
+    if args.name:
+        try:
+            recipe = read_recipe(args.name)
+        except ValueError as e:
+            raise UserError(str(e)) from e
+        print(json.dumps(recipe, indent=2))
+        return 0
+    names = list_recipes()
+    width = max(map(len, names), default=0)
+    for name in names:
+        recipe = read_recipe(name)
+        print(f"{name:<{width}}  {recipe.get('summary', '')}")
+        source = recipe.get("source", {})
+        for key in ("paper", "config"):
+            if source.get(key):
+                print(f"{'':<{width}}    {key}: {source[key]}")
+    print("\nvidzoo recipes NAME prints one (the JSON that vidzoo train --recipe NAME applies; flags override it)")
+    return 0
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -493,10 +536,24 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Train a model. --data: a folder root/<class>/<video> (or root/{train,val}/...),"
                                    " a .csv/.tsv/.txt list of 'path,label', or an .npz of volumes "
                                    "({train,val,test}_images/_labels, e.g. OrganMNIST3D). Every option is a field "
-                                   "of vidzoo.engine.TrainConfig.")
-    groups = o.add_config_options(p, TrainConfig, group_order=("model", "input", "optimisation", "runtime"))
+                                   "of vidzoo.engine.TrainConfig. --model, --data and --output are required, on "
+                                   "the command line or in --config. Values come from --recipe, then --config, "
+                                   "then the flags given (each overrides the one before).")
+    p.add_argument("--config", metavar="FILE",
+                   help="a JSON or YAML file of TrainConfig fields (a run's own train_config.json repeats the run)")
+    p.add_argument("--recipe", metavar="NAME",
+                   help="a named recipe under --config and the flags (vidzoo recipes lists them)")
+    groups = o.add_config_options(p, TrainConfig, group_order=("model", "input", "augmentation", "optimisation",
+                                                               "runtime"), defer_required=True)
     _threads_option(groups["runtime"], why="1 is often faster for small models on few or busy cores")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("recipes", help="list the named training recipes, or print one",
+                       description="The named training recipes, each with its source (paper, upstream config "
+                                   "file). With NAME: the recipe as JSON, what vidzoo train --recipe NAME applies "
+                                   "(flags given on the command line override it).")
+    p.add_argument("name", nargs="?", metavar="NAME", help="the recipe to print")
+    p.set_defaults(func=cmd_recipes)
 
     p = sub.add_parser("eval", help="evaluate a model: top-1/top-5, per-class, confusion matrix, sample clips")
     groups = {None: p}
@@ -678,7 +735,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     Returns:
         Exit status: 0 on success, 2 on a user error (one line on stderr), 130 on Ctrl-C.
     """
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(argv)
+    if args.command == "train":  # which options the command line gives (they override --config / --recipe)
+        from .engine.options import given_dests
+        args.given = given_dests(parser, argv)
     try:
         return int(args.func(args) or 0)
     except _user_error_types() as e:  # evaluated when an exception is raised, not at start-up

@@ -8,8 +8,13 @@ from it, so a field added here has its flag.
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import json
+import os
+import typing
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, Mapping
 
 from .._choices import AMP_MODES, CLASS_WEIGHTS, ERASE_MODES, LR_SCHEDULES, MIXUP_MODES, ON_ERROR, OPTIMIZERS
 from .errors import UserError
@@ -17,7 +22,8 @@ from .options import (AMP, BATCH_SIZE, DEVICE, FRAME_STRIDE, IMG_SIZE, MODEL, NU
                       PROGRESS, SAMPLING, SET, WORKERS, Option, document_fields, option_field)
 from .validation import validate_train_config
 
-__all__ = ["TrainConfig", "OPTIMIZERS", "AMP_MODES", "ON_ERROR", "config_dict", "mixup_active", "augments_pixels"]
+__all__ = ["TrainConfig", "OPTIMIZERS", "AMP_MODES", "ON_ERROR", "config_dict", "mixup_active", "augments_pixels",
+           "load_train_config", "train_config_kwargs", "recipe_kwargs", "merge_train_kwargs", "CONFIG_SUFFIXES"]
 
 _OPT = "optimisation"
 _AUG = "augmentation"
@@ -201,3 +207,111 @@ def augments_pixels(cfg: TrainConfig) -> bool:
     sees (temporal sampling is random in training whatever this says)."""
     return (tuple(cfg.crop_scale) != (1.0, 1.0) or cfg.hflip > 0 or bool(cfg.randaug) or cfg.reprob > 0
             or mixup_active(cfg) or cfg.num_sample > 1)
+
+
+# ------------------------------------------------------------------------------ config files
+CONFIG_SUFFIXES = (".json", ".yaml", ".yml")
+
+
+def train_config_kwargs(data: Any, source: str) -> dict[str, Any]:
+    """:class:`TrainConfig` keyword arguments from a mapping read from ``source`` (for messages).
+
+    The mapping's keys are TrainConfig field names. A mapping with a ``"config"`` mapping in it is
+    a run's ``train_config.json`` or a recipe: its ``"config"`` is read and the rest (classes,
+    versions, sources...) is the record around it. Lists become tuples for tuple fields
+    (``crop_scale``). Values are checked when the TrainConfig is made.
+
+    Raises:
+        UserError: Not a mapping, or keys that are not fields (each named with the closest fields).
+    """
+    if not isinstance(data, dict):
+        raise UserError(f"{source}: expected a mapping of TrainConfig fields (key: value), got a "
+                        f"{type(data).__name__}")
+    if isinstance(data.get("config"), dict):
+        data = data["config"]
+    fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
+    unknown = [k for k in data if k not in fields]
+    if unknown:
+        names = sorted(fields)
+
+        def hint(key: Any) -> str:
+            close = difflib.get_close_matches(str(key).replace("-", "_"), names, n=3, cutoff=0.5)
+            return f"{key!r} (closest: {', '.join(close)})" if close else repr(key)
+        raise UserError(f"{source}: unknown key{'s' if len(unknown) > 1 else ''} {', '.join(map(hint, unknown))}; "
+                        "the keys are TrainConfig field names, the flags of vidzoo train with _ for -")
+    hints = typing.get_type_hints(TrainConfig)
+    out = {}
+    for key, value in data.items():
+        plain = [a for a in typing.get_args(hints[key]) if a is not type(None)] or [hints[key]]
+        if isinstance(value, list) and any(typing.get_origin(a) is tuple or a is tuple for a in plain):
+            value = tuple(value)
+        out[key] = value
+    return out
+
+
+def load_train_config(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a config file (JSON, or YAML with PyYAML) into :class:`TrainConfig` keyword arguments.
+
+    The file maps TrainConfig field names to values; a run's own ``train_config.json`` (its
+    ``"config"``) and a recipe file are config files too. Relative paths in it are taken from the
+    current folder, as on the command line.
+
+    Raises:
+        UserError: A missing or unreadable file, another suffix than .json / .yaml / .yml, a syntax
+            error, no PyYAML for a YAML file, or keys that are not fields (see
+            :func:`train_config_kwargs`).
+    """
+    p = Path(path)
+    source = f"--config '{path}'"
+    suffix = p.suffix.lower()
+    if suffix not in CONFIG_SUFFIXES:
+        raise UserError(f"{source}: expected a {' / '.join(CONFIG_SUFFIXES)} file, got '{p.name}'")
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UserError(f"{source} does not exist") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise UserError(f"{source} cannot be read: {getattr(e, 'strerror', None) or e}") from e
+    if suffix == ".json":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise UserError(f"{source} is not valid JSON: {e}") from e
+    else:
+        try:
+            import yaml
+        except ImportError as e:
+            raise UserError(f"{source}: YAML config files need PyYAML: pip install 'vidzoo[yaml]' "
+                            "(or give the config as .json)") from e
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as e:
+            raise UserError(f"{source} is not valid YAML: {' '.join(str(e).split())}") from e
+    return train_config_kwargs(data, source)
+
+
+def recipe_kwargs(name: str) -> dict[str, Any]:
+    """The :class:`TrainConfig` keyword arguments of the named recipe (``vidzoo recipes NAME``).
+
+    Raises:
+        UserError: No recipe of that name (naming the closest).
+    """
+    from ..recipes import read_recipe
+    try:
+        recipe = read_recipe(name)
+    except ValueError as e:
+        raise UserError(f"--recipe: {e}") from e
+    return train_config_kwargs(recipe, f"recipe '{name}'")
+
+
+def merge_train_kwargs(*layers: Mapping[str, Any]) -> dict[str, Any]:
+    """Keyword arguments of several sources, a later one winning key by key (recipe < config file <
+    command line); ``model_overrides`` (``--set``) merge argument by argument."""
+    out: dict[str, Any] = {}
+    for layer in layers:
+        for key, value in layer.items():
+            if key == "model_overrides" and isinstance(value, dict) and isinstance(out.get(key), dict):
+                out[key] = {**out[key], **value}
+            else:
+                out[key] = value
+    return out

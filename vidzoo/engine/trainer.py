@@ -403,8 +403,8 @@ class Trainer:
 
     # -------------------------------------------------------------------------------------- fit
     def _resolved_config(self) -> TrainConfig:
-        """The config with the defaults this run chose filled in (weight decay, sampling, stride,
-        clip size, validation batch) and data paths made absolute: fed back (``--config
+        """The config with the defaults this run chose filled in (weight decay, sampling, the stride of
+        dense sampling, clip size, validation batch) and data paths made absolute: fed back (``--config
         RUN/train_config.json``) it makes the same run, also from another folder."""
         cfg, spec = self.cfg, self.spec
         h, w = spec.img_size
@@ -417,7 +417,8 @@ class Trainer:
             model = os.path.abspath(os.path.expanduser(model))
         return dataclasses.replace(
             cfg, model=model, data=absolute(cfg.data), val_data=absolute(cfg.val_data),
-            weight_decay=cfg.resolved_weight_decay(), sampling=spec.sampling, frame_stride=spec.frame_stride,
+            weight_decay=cfg.resolved_weight_decay(), sampling=spec.sampling,
+            frame_stride=spec.frame_stride if spec.sampling == "dense" else cfg.frame_stride,
             num_frames=spec.num_frames, img_size=h if h == w else cfg.img_size,
             val_batch_size=cfg.val_batch_size or cfg.batch_size)
 
