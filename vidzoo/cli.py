@@ -550,9 +550,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("recipes", help="list the named training recipes, or print one",
                        description="The named training recipes, each with its source (paper, upstream config "
-                                   "file). With NAME: the recipe as JSON, what vidzoo train --recipe NAME applies "
+                                   "file). With a name: the recipe as JSON, what vidzoo train --recipe NAME applies "
                                    "(flags given on the command line override it).")
-    p.add_argument("name", nargs="?", metavar="NAME", help="the recipe to print")
+    p.add_argument("name", nargs="?", help="the recipe to print")
     p.set_defaults(func=cmd_recipes)
 
     p = sub.add_parser("eval", help="evaluate a model: top-1/top-5, per-class, confusion matrix, sample clips")

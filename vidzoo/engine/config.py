@@ -19,7 +19,7 @@ from typing import Any, Mapping
 from .._choices import AMP_MODES, CLASS_WEIGHTS, ERASE_MODES, LR_SCHEDULES, MIXUP_MODES, ON_ERROR, OPTIMIZERS
 from .errors import UserError
 from .options import (AMP, BATCH_SIZE, DEVICE, FRAME_STRIDE, IMG_SIZE, MODEL, NUM_FRAMES, ON_ERROR_OPTION, PRETRAINED,
-                      PROGRESS, SAMPLING, SET, WORKERS, Option, document_fields, option_field)
+                      PROGRESS, SAMPLING, SET, WORKERS, Option, _plain_type, document_fields, option_field)
 from .validation import validate_train_config
 
 __all__ = ["TrainConfig", "OPTIMIZERS", "AMP_MODES", "ON_ERROR", "config_dict", "mixup_active", "augments_pixels",
@@ -242,8 +242,7 @@ def train_config_kwargs(data: Any, source: str) -> dict[str, Any]:
     hints = typing.get_type_hints(TrainConfig)
     out = {}
     for key, value in data.items():
-        plain = [a for a in typing.get_args(hints[key]) if a is not type(None)] or [hints[key]]
-        if isinstance(value, list) and any(typing.get_origin(a) is tuple or a is tuple for a in plain):
+        if isinstance(value, list) and typing.get_origin(_plain_type(hints[key])) is tuple:
             value = tuple(value)
         out[key] = value
     return out

@@ -37,10 +37,12 @@ def build_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig, updates_
     ``lr`` (a cosine over a single update would do nothing, and timm warns about it).
 
     Args:
-        optimizer: The optimizer (its groups' ``lr_scale`` are applied).
+        optimizer: The optimizer, built with the peak rate (its groups' rates are the schedule's
+            peaks, their ``lr_scale`` applied).
         cfg: The run.
         updates_per_epoch: Optimizer updates per epoch.
-        lr: The peak learning rate (default ``cfg.lr``).
+        lr: The peak learning rate the optimizer was built with (default ``cfg.lr``): the warmup
+            starts at a hundredth of it.
     """
     lr = cfg.lr if lr is None else lr
     total = cfg.epochs * updates_per_epoch
