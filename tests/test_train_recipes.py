@@ -104,6 +104,7 @@ def test_yaml_config_and_the_layout_of_train_config_json(tmp_path):
     ('{"mixup_alpha": 0.8, "batch-size": 4}', "unknown keys 'mixup_alpha' (closest: mixup_prob, mixup, mixup_mode), "
                                               "'batch-size' (closest: batch_size"),
     ('[1, 2]', "expected a mapping of TrainConfig fields"),
+    ('{"config": {"epochs": 2}, "epochs": 3, "classes": ["a"]}', "'epochs' is outside \"config\"; put settings inside it"),
     ('{"epochs": 2,}', "is not valid JSON"),
     ('{"epochs": "ten", "model": "m", "data": "d", "output": "o"}', "--epochs must be an integer >= 1, got 'ten' "
                                                                    "(from --config"),

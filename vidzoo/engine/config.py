@@ -227,9 +227,13 @@ def train_config_kwargs(data: Any, source: str) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise UserError(f"{source}: expected a mapping of TrainConfig fields (key: value), got a "
                         f"{type(data).__name__}")
-    if isinstance(data.get("config"), dict):
-        data = data["config"]
     fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
+    if isinstance(data.get("config"), dict):
+        outside = [k for k in data if k in fields]
+        if outside:  # beside "config" is the record of a run or a recipe, never a setting
+            raise UserError(f"{source}: {', '.join(map(repr, outside))} {'is' if len(outside) == 1 else 'are'} "
+                            "outside \"config\"; put settings inside it")
+        data = data["config"]
     unknown = [k for k in data if k not in fields]
     if unknown:
         names = sorted(fields)
