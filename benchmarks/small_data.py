@@ -28,7 +28,7 @@ python-kivy-examples`` for cityCC0.mpg).
 
 **Cost** (``--cost``): seconds per epoch on the first dataset with the recipe's model and clip, no
 augmentation, then each augmentation alone (crop + flip, RandAugment, erasing, mixup + cutmix,
-2 samples per video, balanced sampler, EMA), the arms interleaved, ``--cost-runs`` runs of
+2 samples per video, balanced sampler, EMA) and the whole recipe, the arms interleaved, ``--cost-runs`` runs of
 ``--cost-epochs`` epochs each (the first epoch, which decodes into the cache, is not timed).
 
 Examples::
@@ -247,11 +247,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         base = {k: v for k, v in _arm_kwargs("recipe", {}).items() if k in MODEL_KEYS}
         base.update(crop_scale=[1.0, 1.0], hflip=0.0)
         data = folder / "train" if (folder / "train").is_dir() else folder
-        cost: dict[str, list[float]] = {arm: [] for arm in COST_ARMS}
+        arms = {arm: {**base, **changes} for arm, changes in COST_ARMS.items()}
+        arms[f"all of {RECIPE}"] = _arm_kwargs("recipe", {})
+        cost: dict[str, list[float]] = {arm: [] for arm in arms}
         for run in range(args.cost_runs):
-            jobs = [{"arm": arm, "kwargs": {**base, **changes, "crop_scale": tuple(changes.get("crop_scale", (1, 1)))},
+            jobs = [{"arm": arm, "kwargs": {**kwargs, "crop_scale": tuple(kwargs.get("crop_scale", (1, 1)))},
                      "data": str(data), "output": str(work / "cost" / f"{arm}_{run}".replace(" ", "_")),
-                     "epochs": args.cost_epochs, "threads": args.threads} for arm, changes in COST_ARMS.items()]
+                     "epochs": args.cost_epochs, "threads": args.threads} for arm, kwargs in arms.items()]
             for res in _pool_map(_epoch_times, jobs, args.jobs):
                 cost[res["arm"]] += res["times"]
         report = {"dataset": name, "cost_s_per_epoch": cost, "args": vars(args),
