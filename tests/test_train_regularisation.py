@@ -225,4 +225,4 @@ def test_multistep_schedule_and_scaled_lr(tmp_path):
                 ColourClips(8))
     assert res.history[0]["lr"] == pytest.approx(5e-4)  # a constant schedule of one update: the peak, scaled
     saved = json.loads((tmp_path / "run" / "train_config.json").read_text())
-    assert saved["peak_lr"] == pytest.approx(5e-4) and saved["config"]["lr"] == 1e-3
+    assert saved["resolved"]["peak_lr"] == pytest.approx(5e-4) and saved["config"]["lr"] == 1e-3

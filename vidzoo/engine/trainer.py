@@ -457,10 +457,12 @@ class Trainer:
         if extras:
             self.log("recipe: " + "; ".join(extras))
         if d.is_main and self.resume_path is None:
+            # Beside "config" only what the run found (a config file reads "config" and nothing else).
             atomic_write_json({"config": config_dict(self.run_config), "classes": self.classes,
                                "val_source": self.val_source, "world_size": d.world_size,
-                               "device": str(self.device), "amp": amp, "peak_lr": self.peak_lr,
-                               "updates_per_epoch": self.updates_per_epoch, "model_args": self.model.model_args,
+                               "resolved": {"device": str(self.device), "precision": amp, "peak_lr": self.peak_lr,
+                                            "updates_per_epoch": self.updates_per_epoch},
+                               "model_args": self.model.model_args,
                                "architecture": self.model.architecture, "params": n_params,
                                "versions": {"vidzoo": __version__, "torch": torch.__version__,
                                             "timm": timm.__version__}},
