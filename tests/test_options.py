@@ -28,7 +28,7 @@ def test_every_train_config_field_is_a_flag_with_the_fields_default():
     defaults = TrainConfig()
     assert o.required_fields(TrainConfig) == ["model", "data", "output"]
     for f in fields:
-        if f.name in ("model", "data", "output"):  # required, from the command line or --config (cli checks)
+        if f.name in ("model", "data", "output"):  # from the command line, --config or --resume (cli checks)
             assert not dests[f.name].required
         elif f.name == "pretrained":  # None on the command line: the tag decides (cli.wants_weights)
             assert kwargs[f.name] is None
@@ -83,7 +83,7 @@ def test_model_option_is_one_definition():
     subs = _subparsers()
     for command in ("train", "eval", "predict", "export"):
         action = next(a for a in subs[command]._actions if "--model" in a.option_strings)
-        # train's may come from --config: the command checks it after merging (test_train_recipes.py)
+        # train's may come from --config or --resume: the command checks it after merging
         assert action.help == o.MODEL_HELP and (action.required or command == "train"), command
     assert next(a for a in subs["info"]._actions if a.dest == "model").help == o.MODEL_HELP
     for command in ("eval", "predict", "export"):

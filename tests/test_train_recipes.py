@@ -14,7 +14,6 @@ from vidzoo.cli import _train_config, build_parser
 from vidzoo.engine.config import (TrainConfig, augments_pixels, config_dict, load_train_config, merge_train_kwargs,
                                   recipe_kwargs)
 from vidzoo.engine.errors import UserError
-from vidzoo.engine.options import given_dests
 from vidzoo.recipes import list_recipes, read_recipe
 
 BASE = ["train", "--model", "vivit_tubelet", "--data", "d", "--output", "o"]
@@ -23,9 +22,8 @@ BASE = ["train", "--model", "vivit_tubelet", "--data", "d", "--output", "o"]
 def config_of(*argv) -> TrainConfig:
     """The TrainConfig ``vidzoo train ARGV`` makes (as main() does: only the flags given override)."""
     argv = [str(a) for a in argv]
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    args.given = given_dests(parser, argv)
+    args = build_parser().parse_args(argv)
+    args.argv = argv
     return _train_config(args)
 
 
@@ -118,7 +116,7 @@ def test_config_file_errors_name_the_key(cli, tmp_path, content, expected):
 
 def test_required_options_may_come_from_the_file_but_must_come(cli, tmp_path):
     r = cli("train", "--data", tmp_path)
-    assert r.code == 2 and "--model, --output are required" in r.err
+    assert r.code == 2 and "the following arguments are required: --model, --output (or --resume" in r.err
     r = cli("train", "--config", tmp_path / "c.toml")
     assert r.code == 2 and "expected a .json / .yaml / .yml file" in r.err
 
@@ -228,3 +226,29 @@ def test_tensorboard_missing_is_one_line_before_training(motion, tmp_path, cli, 
     assert r.code == 2 and r.err.count("\n") == 1
     assert "--tensorboard needs the tensorboard package: pip install 'vidzoo[tensorboard]'" in r.err
     assert not (tmp_path / "o" / "checkpoints").exists()
+
+
+def test_resume_from_the_folder_with_the_new_options(motion, tmp_path, cli):
+    """A run with a recipe's options continues from its folder: the resolved train_config.json agrees
+    with itself; --config / --recipe with --resume are refused; --tensorboard may change."""
+    out = tmp_path / "run"
+    r = cli(*train_argv(motion, out, *TINY_SET, epochs=1), "--ema", "0.9", "--num-sample", "2", "--reprob", "0.5")
+    assert r.code == 0, r.err
+    r = cli("train", "--output", out, "--resume", "--epochs", 2, "--tensorboard", "--no-progress", "--threads", 1)
+    assert r.code == 0, r.err
+    assert [m["epoch"] for m in json.loads((out / "metrics.json").read_text())] == [1, 2]
+    r = cli("train", "--output", out, "--resume", "--epochs", 3, "--recipe", "small_data_cpu")
+    assert r.code == 2 and "--config / --recipe start a run; --resume continues" in r.err
+    r = cli("train", "--output", out, "--resume", "--epochs", 3, "--ema", "0.5")
+    assert r.code == 2 and "--ema 0.5 (the run: 0.9)" in r.err
+
+
+def test_overwrite_removes_the_runs_event_files(motion, tmp_path, cli):
+    out = tmp_path / "tb"
+    assert cli(*train_argv(motion, out, *TINY_SET), "--tensorboard").code == 0
+    first = sorted((out / "tensorboard").iterdir())
+    (out / "tensorboard" / "notes.txt").write_text("mine")  # not the run's: it stays
+    assert cli(*train_argv(motion, out, *TINY_SET), "--tensorboard", "--overwrite").code == 0
+    now = sorted(p.name for p in (out / "tensorboard").iterdir())
+    assert "notes.txt" in now and not set(p.name for p in first) & set(now)
+    assert len([n for n in now if n.startswith("events.out.tfevents.")]) == 1

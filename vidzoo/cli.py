@@ -167,36 +167,61 @@ def _positions_and_head(model) -> list[tuple[str, str]]:
 
 # ------------------------------------------------------------------------------------------- train
 def _train_config(args: argparse.Namespace):
-    """The :class:`TrainConfig` of ``vidzoo train``: one field per option (its parser is generated from
-    it). Values come from ``--recipe`` < ``--config`` < the flags given on the command line."""
-    from .engine.config import TrainConfig, load_train_config, merge_train_kwargs, recipe_kwargs
+    """The :class:`TrainConfig` of ``vidzoo train``: one field per option (its parser is generated from it).
+
+    Values come from ``--recipe``, then ``--config``, then the options given on the command line,
+    each overriding the one before. With ``--resume`` the run's options are read from the run
+    (``RUN/train_config.json``, or the checkpoint named by ``--resume CKPT``); the options given on
+    the command line must agree with them, except those a resumed run may change.
+    """
+    from .engine.config import (RESUME_MAY_CHANGE, TrainConfig, load_train_config, merge_train_kwargs, recipe_kwargs,
+                                resume_conflicts, resume_refusal, train_config_kwargs)
     from .engine.model_io import looks_like_path, wants_weights
     from .engine.options import config_flag, config_kwargs, required_fields
-    given = getattr(args, "given", None)
-    flags = config_kwargs(TrainConfig, args)
-    if given is not None:  # only what the command line says; the defaults come from the config's fields
-        flags = {k: v for k, v in flags.items() if k in given}
-    layers = []
-    if args.recipe:
-        layers.append((f"recipe '{args.recipe}'", recipe_kwargs(args.recipe)))
-    if args.config:
-        layers.append((f"--config '{args.config}'", load_train_config(args.config)))
-    layers.append(("the command line", flags))
-    kwargs = merge_train_kwargs(*(layer for _, layer in layers))
-    missing = [config_flag(TrainConfig, name) for name in required_fields(TrainConfig) if kwargs.get(name) is None]
-    if missing:
-        raise UserError(f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} required: give "
-                        f"{'it' if len(missing) == 1 else 'them'} on the command line or in --config FILE")
-    model = kwargs["model"]
-    pretrained = flags.get("pretrained")
+    given = _given_train_options(getattr(args, "argv", None))
+    kwargs = config_kwargs(TrainConfig, args)
+    fields = set(TrainConfig.__dataclass_fields__)
+    layers: list[tuple[str, dict[str, Any]]] = []
+    if args.resume and (args.config or args.recipe):
+        raise UserError("--config / --recipe start a run; --resume continues the run in --output with its own "
+                        "options (give only what may change, e.g. --epochs)")
+    stored = _resumed_run_options(args, given) if args.resume else None
+    if stored is None:
+        if args.recipe:
+            layers.append((f"recipe '{args.recipe}'", recipe_kwargs(args.recipe)))
+        if args.config:
+            layers.append((f"--config '{args.config}'", load_train_config(args.config)))
+        layers.append(("the command line", {k: v for k, v in kwargs.items() if k in given}))
+        merged = merge_train_kwargs(*(layer for _, layer in layers))
+        missing = [config_flag(TrainConfig, name) for name in required_fields(TrainConfig) if merged.get(name) is None]
+        if missing:
+            raise UserError(f"the following arguments are required: {', '.join(missing)} (or --resume, to continue "
+                            f"the run in --output with its own; or --config FILE giving them)")
+        model = str(merged["model"])
+        pretrained = kwargs["pretrained"] if "pretrained" in given else merged.get("pretrained")
+    else:
+        model = args.model if "model" in given else str(stored.get("model"))
+        pretrained = args.pretrained
     if pretrained is False and (looks_like_path(model) or model.startswith(("local-dir:", "hf-hub:"))):
         raise UserError(f"--no-pretrained applies to registry names; to train the architecture of '{model}' "
                         "from scratch, name the architecture (vidzoo info shows it)")
-    # A tag is a request for its weights (--no-pretrained, or pretrained: false in a file: train it from scratch).
-    kwargs["pretrained"] = wants_weights(model, pretrained if pretrained is not None else kwargs.get("pretrained"))
+    # A tag on the command line is a request for its weights (--no-pretrained, or "pretrained": false in a config
+    # file: train it from scratch).
+    kwargs["pretrained"] = wants_weights(model, pretrained)
+    if stored is None:
+        kwargs = {**merged, "pretrained": kwargs["pretrained"]}
+    else:
+        from_cli = given | ({"pretrained"} if "model" in given else set())
+        conflicts = resume_conflicts(stored, kwargs, names=from_cli - set(RESUME_MAY_CHANGE))
+        if conflicts:
+            raise resume_refusal(conflicts, _stored_from(args))
+        run = train_config_kwargs({k: v for k, v in stored.items() if k in fields}, _stored_from(args))
+        kwargs = {**run, **{k: kwargs[k] for k in from_cli if k in fields},
+                  "output": kwargs["output"], "resume": kwargs["resume"], "overwrite": kwargs["overwrite"]}
+        layers = [(_stored_from(args), run)]
     try:
         return TrainConfig(**kwargs)
-    except ValueError as e:
+    except (TypeError, ValueError) as e:
         msg = str(e).splitlines()[0]
         flag = msg.split()[0] if msg.startswith("--") else ""
         field = next((name for name in kwargs if config_flag(TrainConfig, name) == flag), None)
@@ -226,6 +251,49 @@ def cmd_recipes(args: argparse.Namespace) -> int:
     return 0
 
 
+def _stored_from(args: argparse.Namespace) -> str:
+    """Where ``--resume`` reads the run's options."""
+    from .engine.run_layout import RunLayout
+    return str(RunLayout(args.output).train_config) if args.resume is True else f"checkpoint {args.resume}"
+
+
+def _resumed_run_options(args: argparse.Namespace, given: set[str]) -> dict[str, Any] | None:
+    """The options of the run that ``--resume`` continues: ``RUN/train_config.json`` (bare
+    ``--resume``) or the config in the checkpoint ``--resume CKPT``; None when there is none and
+    the command line gives ``--model`` and ``--data`` (the trainer then checks them against the
+    checkpoint)."""
+    from .engine.checkpoint import load_checkpoint
+    from .engine.config import run_config
+    try:
+        if args.resume is True:
+            return run_config(args.output)["config"]
+        config = load_checkpoint(args.resume, mmap=True).get("config")
+        if not isinstance(config, dict):
+            raise UserError(f"checkpoint '{args.resume}' holds no run config")
+        return config
+    except UserError as e:
+        if {"model", "data"} <= given:
+            return None
+        raise UserError(f"--resume: {_one_line(str(e))}; without the run's options, give them again (--model, "
+                        f"--data, ...)") from e
+
+
+def _given_train_options(argv: Sequence[str] | None) -> set[str]:
+    """The ``vidzoo train`` options (config field names) given on the command line ``argv``, not
+    their defaults: they override ``--config`` / ``--recipe`` and are checked against a resumed run
+    (abbreviations included: the train parser is run again with no defaults)."""
+    if argv is None:  # not through main(): count every option as given (each is then checked)
+        from .engine.config import TrainConfig
+        return set(TrainConfig.__dataclass_fields__)
+    parser = build_parser()
+    train = _subparsers(parser)["train"]
+    for action in train._actions:
+        action.default = argparse.SUPPRESS
+        action.required = False
+    ns, _ = parser.parse_known_args(list(argv))
+    return set(vars(ns)) - {"command", "func", "threads", "config", "recipe"}
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from .engine.trainer import train
     with torch_threads(args.threads):
@@ -240,6 +308,10 @@ def _print_train_outputs(result) -> None:
     run = RunLayout(result.output)
     best = (f"best val top-1 {result.best_top1:.2f}% at epoch {result.best_epoch}" if result.best_top1 is not None
             else f"no validation data; final model = epoch {result.best_epoch}")
+    if result.best_top1 is not None and result.model_epoch not in (None, result.best_epoch):
+        top1 = f", val top-1 {result.model_top1:.2f}%" if result.model_top1 is not None else ""
+        best += (f", but its checkpoint is gone: the final model is the last epoch's (epoch {result.model_epoch}"
+                 f"{top1})")
     print(f"done: {best}")
     written = [p for p in run.outputs() if p.exists() and (p != run.model_dir or result.model_dir is not None)]
     print(f"outputs in {run.root}/: " + ", ".join(str(p.relative_to(run.root)) + ("/" if p.is_dir() else "")
@@ -537,12 +609,15 @@ def build_parser() -> argparse.ArgumentParser:
                                    " a .csv/.tsv/.txt list of 'path,label', or an .npz of volumes "
                                    "({train,val,test}_images/_labels, e.g. OrganMNIST3D). Every option is a field "
                                    "of vidzoo.engine.TrainConfig. --model, --data and --output are required, on "
-                                   "the command line or in --config. Values come from --recipe, then --config, "
-                                   "then the flags given (each overrides the one before).")
+                                   "the command line or in --config, except with --resume: `vidzoo train --output "
+                                   "RUN --resume [--epochs N]` continues the run with the options in "
+                                   "RUN/train_config.json. Values come from --recipe, then --config, then the "
+                                   "options given (each overrides the one before).")
     p.add_argument("--config", metavar="FILE",
                    help="a JSON or YAML file of TrainConfig fields (a run's own train_config.json repeats the run)")
     p.add_argument("--recipe", metavar="NAME",
                    help="a named recipe under --config and the flags (vidzoo recipes lists them)")
+    # --model, --data and --output may come from --config or --resume: checked in _train_config
     groups = o.add_config_options(p, TrainConfig, group_order=("model", "input", "augmentation", "optimisation",
                                                                "runtime"), defer_required=True)
     _threads_option(groups["runtime"], why="1 is often faster for small models on few or busy cores")
@@ -631,7 +706,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--val-videos-per-class", type=int, default=None,
                    help="validation videos per class (default 25)")
     p.add_argument("--seed", type=int, default=0, help="seed of the data and the training")
-    p.add_argument("--overwrite", action="store_true", help="replace a previous demo in --output (as train does)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="write the videos afresh (a rerun into the same --output reuses the previous demo's videos "
+                        "when the settings match, and replaces the demo's own run)")
     for name, option in (("device", o.DEVICE), ("workers", o.WORKERS), ("progress", o.PROGRESS)):
         _add(p, groups, name, option)
     _threads_option(groups["runtime"], default=1, why="1 is fastest for the tiny demo model")
@@ -735,12 +812,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     Returns:
         Exit status: 0 on success, 2 on a user error (one line on stderr), 130 on Ctrl-C.
     """
-    parser = build_parser()
-    argv = list(sys.argv[1:] if argv is None else argv)
-    args = parser.parse_args(argv)
-    if args.command == "train":  # which options the command line gives (they override --config / --recipe)
-        from .engine.options import given_dests
-        args.given = given_dests(parser, argv)
+    args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # what was given, not defaulted (train)
     try:
         return int(args.func(args) or 0)
     except _user_error_types() as e:  # evaluated when an exception is raised, not at start-up
@@ -749,8 +822,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 traceback.print_exc()
             print(f"vidzoo: error: {_one_line(str(e))}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("vidzoo: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as e:  # train says what it saved and how to continue
+        print(f"vidzoo: interrupted{': ' + _one_line(str(e)) if str(e) else ''}", file=sys.stderr)
         return 130
 
 

@@ -14,16 +14,19 @@ import os
 import typing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 from .._choices import AMP_MODES, CLASS_WEIGHTS, ERASE_MODES, LR_SCHEDULES, MIXUP_MODES, ON_ERROR, OPTIMIZERS
 from .errors import UserError
 from .options import (AMP, BATCH_SIZE, DEVICE, FRAME_STRIDE, IMG_SIZE, MODEL, NUM_FRAMES, ON_ERROR_OPTION, PRETRAINED,
-                      PROGRESS, SAMPLING, SET, WORKERS, Option, _plain_type, document_fields, option_field)
+                      PROGRESS, SAMPLING, SET, WORKERS, Option, _plain_type, config_flag, document_fields,
+                      option_field)
+from .run_layout import RunLayout
 from .validation import validate_train_config
 
 __all__ = ["TrainConfig", "OPTIMIZERS", "AMP_MODES", "ON_ERROR", "config_dict", "mixup_active", "augments_pixels",
-           "load_train_config", "train_config_kwargs", "recipe_kwargs", "merge_train_kwargs", "CONFIG_SUFFIXES"]
+           "load_train_config", "train_config_kwargs", "recipe_kwargs", "merge_train_kwargs", "CONFIG_SUFFIXES",
+           "run_config", "RESUME_MAY_CHANGE", "resume_conflicts", "resume_refusal"]
 
 _OPT = "optimisation"
 _AUG = "augmentation"
@@ -318,3 +321,91 @@ def merge_train_kwargs(*layers: Mapping[str, Any]) -> dict[str, Any]:
             else:
                 out[key] = value
     return out
+
+
+# ------------------------------------------------------------------------------------------ resume
+# What a resumed run may change: how long it trains and how it runs. Everything else (the data and
+# its split, the seed, the model, the optimizer and its schedule, the augmentation) would make the
+# continued run another run, so ``--resume`` refuses a change to it. ``output`` and ``resume`` /
+# ``overwrite`` say where and how to continue, not what.
+RESUME_MAY_CHANGE = ("epochs", "workers", "device", "progress", "cache_videos", "val_batch_size", "tensorboard")
+_NOT_COMPARED = ("output", "resume", "overwrite")
+_PATHS = ("data", "val_data")
+# Recorded resolved (train_config.json holds what the run chose); unset in a new config they are the
+# model's, which the comparison of the model and its arguments covers.
+_RESOLVED_AT_RUN_TIME = ("sampling", "frame_stride", "num_frames", "img_size")
+
+
+def run_config(run_dir: str | os.PathLike) -> dict[str, Any]:
+    """``RUN/train_config.json`` of a run folder: ``{"config": {field: value}, "classes": [...], ...}``
+    (the whole record; :func:`load_train_config` reads any config file, this one included, into
+    TrainConfig keyword arguments).
+
+    Raises:
+        UserError: The file is missing, unreadable or not a run's config.
+    """
+    path = RunLayout(run_dir).train_config
+    try:
+        saved = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError as e:
+        raise UserError(f"'{run_dir}' has no {path.name} (not a training run folder?)") from e
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise UserError(f"cannot read '{path}': {e}") from e
+    if not isinstance(saved, dict) or not isinstance(saved.get("config"), dict):
+        raise UserError(f"'{path}' is not a training run's config (no \"config\" object)")
+    return saved
+
+
+def _comparable(name: str, config: Mapping[str, Any]) -> Any:
+    """The value of field ``name`` in a config dict as JSON would hold it; the default when absent
+    (a config of an older vidzoo); the resolved weight decay."""
+    fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
+    if name in config:
+        value = config[name]
+    else:
+        f = fields[name]
+        value = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+    if name == "weight_decay" and value is None:
+        opt = config.get("opt", fields["opt"].default)
+        value = 0.05 if opt == "adamw" else 0.0
+    if name in _PATHS and isinstance(value, str):  # data/ and ./data are the same data
+        value = os.path.realpath(os.path.expanduser(value))
+    if name == "model" and isinstance(value, str) and os.path.exists(os.path.expanduser(value)):
+        value = os.path.realpath(os.path.expanduser(value))  # a run records a model path absolute
+    return json.loads(json.dumps(value, default=str))
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, dict):
+        return " ".join(f"{k}={v}" for k, v in value.items()) or "{}"
+    if isinstance(value, list):
+        return " ".join(map(str, value))
+    if isinstance(value, float):
+        return f"{value:g}"
+    return "unset" if value is None else str(value)
+
+
+def resume_conflicts(stored: Mapping[str, Any], cfg: TrainConfig | Mapping[str, Any],
+                     names: Iterable[str] | None = None) -> list[str]:
+    """The options of ``cfg`` that differ from the run's ``stored`` config, as ``"--flag NEW (the
+    run: OLD)"``, for the fields ``names`` (default: every field but :data:`RESUME_MAY_CHANGE`)."""
+    new = config_dict(cfg) if isinstance(cfg, TrainConfig) else dict(cfg)
+    out = []
+    for f in dataclasses.fields(TrainConfig):
+        if f.name in _NOT_COMPARED or f.name in RESUME_MAY_CHANGE or (names is not None and f.name not in names):
+            continue
+        a, b = _comparable(f.name, new), _comparable(f.name, stored)
+        if a is None and f.name in _RESOLVED_AT_RUN_TIME:
+            continue
+        if a != b:
+            out.append(f"{config_flag(TrainConfig, f.name)} {_show(a)} (the run: {_show(b)})")
+    return out
+
+
+def resume_refusal(conflicts: list[str], source: str) -> UserError:
+    """The one-line refusal of a ``--resume`` whose options differ from the run's (``source``: where
+    the run's options were read)."""
+    may = ", ".join(config_flag(TrainConfig, n) for n in RESUME_MAY_CHANGE)
+    return UserError(f"--resume: {'this option differs' if len(conflicts) == 1 else 'these options differ'} from "
+                     f"the run's ({source}): " + "; ".join(conflicts) + f"; a resumed run is the same run, only "
+                     f"{may} and --threads may change (for other options start a new run in another --output)")

@@ -88,10 +88,11 @@ class EpochOutput:
     """What one epoch did.
 
     Attributes:
-        metrics: loss/top1/top5/num_samples summed over ranks, and ``unreadable``: samples found
-            unreadable and substituted (summed over ranks).
+        metrics: loss/top1/top5/num_samples summed over ranks, and ``unreadable``: the training
+            videos found unreadable (and substituted) in this epoch over all ranks, each counted
+            once however often it was drawn.
         num_updates: The optimizer-update counter after the epoch (drives the LR schedule).
-        skipped: ``(source, reason)`` of every substitution, over all ranks, in order met.
+        skipped: ``(source, reason)`` of each of those videos, once, in the order met.
     """
 
     metrics: dict[str, Any]
@@ -120,14 +121,15 @@ def train_one_epoch(ctx: EpochContext, loader: DataLoader, num_updates: int = 0,
     unwrapped = model.module if isinstance(model, DistributedDataParallel) else model
     model.train()
     meter = ClassificationMeter(ctx.num_classes, ctx.device)
-    skipped: list[tuple[str, str]] = []
+    skipped: dict[str, str] = {}  # source -> reason, each unreadable source once
     n = len(loader)
     optimizer.zero_grad(set_to_none=True)
     group_loss, group_clips, group_correct = 0.0, 0, 0
     bar = tqdm(loader, desc=desc, disable=None if ctx.progress else True, leave=False, dynamic_ncols=True)
     for i, (x, y, *flags) in enumerate(bar):
         if flags:
-            skipped += _skips(flags[0])
+            for source, reason in _skips(flags[0]):
+                skipped.setdefault(source, reason)
         x, y = x.to(ctx.device, non_blocking=True), y.to(ctx.device, non_blocking=True)
         if ctx.repeats > 1:  # (B, N, C, T, H, W): N augmented clips of each video, video-major
             if x.ndim != 6 or x.shape[1] != ctx.repeats:
@@ -182,6 +184,10 @@ def train_one_epoch(ctx: EpochContext, loader: DataLoader, num_updates: int = 0,
     if ctx.mixup is not None:  # a mixed clip has no single label to be right about
         metrics["top1"] = metrics["top5"] = None
     count = torch.tensor([len(skipped)], dtype=torch.int64, device=ctx.device)
-    metrics["unreadable"] = int(all_reduce_sum(count).item())
-    all_skipped = [s for part in all_gather_object(skipped) for s in part] if metrics["unreadable"] else []
-    return EpochOutput(metrics, num_updates, all_skipped)
+    all_skipped: dict[str, str] = {}
+    if all_reduce_sum(count).item():  # a source may be met on several ranks: union, not sum
+        for part in all_gather_object(list(skipped.items())):
+            for source, reason in part:
+                all_skipped.setdefault(source, reason)
+    metrics["unreadable"] = len(all_skipped)
+    return EpochOutput(metrics, num_updates, list(all_skipped.items()))

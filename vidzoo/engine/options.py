@@ -30,7 +30,7 @@ from .._choices import AMP_MODES, ON_ERROR, SAMPLING_MODES
 from .errors import UserError
 
 __all__ = ["Option", "option_field", "parse_overrides", "add_option", "add_config_options", "config_kwargs", "config_flag",
-           "document_fields", "given_dests", "required_fields", "MODEL_HELP", "MODEL", "PRETRAINED", "WEIGHTS", "NUM_FRAMES", "IMG_SIZE", "SET",
+           "document_fields", "required_fields", "MODEL_HELP", "MODEL", "PRETRAINED", "WEIGHTS", "NUM_FRAMES", "IMG_SIZE", "SET",
            "SAMPLING", "FRAME_STRIDE", "ON_ERROR_OPTION", "BATCH_SIZE", "WORKERS", "DEVICE", "AMP", "PROGRESS"]
 
 
@@ -195,28 +195,6 @@ def required_fields(cls: type) -> list[str]:
     """The fields of ``cls`` whose option is required."""
     return [f.name for f, option in _options(cls) if option.required]
 
-
-def given_dests(parser: argparse.ArgumentParser, argv: Sequence[str]) -> set[str]:
-    """The dests of the options that ``argv`` gives (not their defaults): ``argv`` parsed again with
-    every default of ``parser`` and its subcommands suppressed and nothing required."""
-    parsers = [parser]
-    for p in parsers:
-        for action in p._actions:
-            if isinstance(action, argparse._SubParsersAction):
-                parsers += list(action.choices.values())
-    saved = [(a, a.default, a.required) for p in parsers for a in p._actions]
-    saved_defaults = [(p, dict(p._defaults)) for p in parsers]
-    try:
-        for action, _, _ in saved:
-            action.default, action.required = argparse.SUPPRESS, False
-        for p, _ in saved_defaults:
-            p._defaults.clear()
-        return set(vars(parser.parse_known_args(list(argv))[0]))
-    finally:
-        for action, default, required in saved:
-            action.default, action.required = default, required
-        for p, defaults in saved_defaults:
-            p._defaults.update(defaults)
 
 
 def config_kwargs(cls: type, args: argparse.Namespace) -> dict[str, Any]:

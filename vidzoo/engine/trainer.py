@@ -2,10 +2,16 @@
 
 The data path flows one way: the data's listings and facts (classes, channels) -> the model ->
 its input spec -> the datasets, built with their sampler and transforms. The run folder is
-:class:`~vidzoo.engine.run_layout.RunLayout`. Unreadable training videos are substituted (counted
-per epoch, each named once in ``train.log``); unreadable validation videos are never substituted:
-they are excluded from every validation figure, counted per epoch (``val_unreadable``) and named
-once in ``train.log``.
+:class:`~vidzoo.engine.run_layout.RunLayout`, locked while the run writes into it
+(:class:`~vidzoo.engine.run_lock.RunLock`, rank 0). Unreadable training videos are substituted
+(each unreadable file counted once per epoch, named once in ``train.log``; more than
+:data:`MAX_UNREADABLE_FRACTION` of them stops the run); unreadable validation videos are never
+substituted: they are excluded from every validation figure, counted per epoch
+(``val_unreadable``) and named once in ``train.log``.
+
+A resumed run is the same run: only the options of
+:data:`~vidzoo.engine.config.RESUME_MAY_CHANGE` may differ from its checkpoint's. Ctrl-C stops at
+once; ``last.pth`` holds the last completed epoch and the message names the command that continues.
 
 Reproducibility: the model is initialised from ``seed``; each rank's global RNG is seeded with
 ``seed + rank`` and saved in every checkpoint; the shuffling order is a function of
@@ -18,6 +24,8 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import shlex
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,14 +40,17 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from tqdm.auto import tqdm
 
+from .._hub import CONFIG_NAME, WEIGHTS_NAME, output_error
+from .._weights import CheckpointMismatchError, apply_state_dict
 from ..data import ClipDataset, SubstituteUnreadable, VideoMixup
+from ..version import __version__
 from .balance import BalancedDistributedSampler, balanced_class_weights, dataset_labels
-from .checkpoint import (atomic_copy, atomic_write_json, capture_rng_state, load_checkpoint, restore_rng_state,
-                         save_checkpoint, seed_everything)
-from .config import TrainConfig, config_dict, mixup_active
+from .checkpoint import (atomic_copy, atomic_write_json, capture_rng_state, load_checkpoint, optimizer_mismatch,
+                         restore_rng_state, save_checkpoint, seed_everything)
+from .config import TrainConfig, config_dict, mixup_active, resume_conflicts, resume_refusal
 from .data_sources import check_output_outside_data, open_train_val
-from .distributed import (DistInfo, all_gather_object, barrier, cleanup_distributed, init_distributed,
-                          is_distributed)
+from .distributed import (DistInfo, all_gather_object, barrier, broadcast_object, cleanup_distributed,
+                          init_distributed, is_distributed)
 from .errors import UserError
 from .evaluation import EvalResult, evaluate, make_eval_loader
 from .history import epoch_line, write_metrics
@@ -50,11 +61,25 @@ from .optim import build_optimizer, build_scheduler, current_lr
 from .pipelines import build_dataset, check_input_fits, input_spec
 from .precision import amp_name, resolve_amp
 from .run_layout import RunLayout
-from ..version import __version__
+from .run_lock import RunLock
 
-__all__ = ["Trainer", "TrainResult", "train", "EpochCallback"]
+__all__ = ["Trainer", "TrainResult", "train", "EpochCallback", "MAX_UNREADABLE_FRACTION"]
 
 EpochCallback = Callable[[int, dict[str, Any]], None]
+
+# A run stops when more than this fraction of its training videos cannot be read: it would
+# otherwise train on substitutes of a few videos and report their accuracy.
+MAX_UNREADABLE_FRACTION = 0.5
+
+
+def _one_line(e: BaseException | str) -> str:
+    return " ".join(str(e).split())
+
+
+def _command_line() -> str:
+    """This process's command line (shown to a second run that finds the folder locked)."""
+    text = shlex.join(sys.argv)
+    return text if len(text) <= 300 else text[:297] + "..."
 
 
 def _weights(loss_fn: nn.Module) -> list[float]:
@@ -86,6 +111,9 @@ class TrainResult:
             ``vidzoo.save_pretrained`` in this build).
         classes: Class names in label order.
         is_main: Whether this process is rank 0 (the one that prints the run summary).
+        model_epoch: The epoch whose weights ``model`` (and ``model_dir``) holds: ``best_epoch``,
+            unless the best epoch's checkpoint was lost (then the last epoch).
+        model_top1: That epoch's validation top-1 (None without validation).
     """
 
     model: nn.Module
@@ -96,11 +124,14 @@ class TrainResult:
     model_dir: Path | None
     classes: list[str]
     is_main: bool = True
+    model_epoch: int | None = None
+    model_top1: float | None = None
 
 
 # ------------------------------------------------------------------------------------- trainer
 class Trainer:
-    """One training run (see :func:`train`)."""
+    """One training run (see :func:`train`). It holds the run folder's lock from construction to
+    :meth:`close` (which :func:`train` calls; a Trainer made directly must be closed too)."""
 
     def __init__(self, cfg: TrainConfig, dist_info: DistInfo, train_dataset: Dataset | None = None,
                  val_dataset: Dataset | None = None, classes: Sequence[str] | None = None,
@@ -114,24 +145,41 @@ class Trainer:
         self.out = self.layout.root
         self.ckpt_dir = self.layout.checkpoints
         self.progress = cfg.progress and dist_info.is_main
-        self._summary_writer_cls = _summary_writer_class() if cfg.tensorboard else None
+        self._summary_writer_cls = _summary_writer_class() if cfg.tensorboard else None  # before anything
         self._writer: Any = None
-        self.resume_path = self._resume_path()
         self._log_file: Any = None
+        self._lock: RunLock | None = None
+        self._created_output = False
+        self._notes: list[str] = []  # what preparing the folder did, logged once train.log is open
         self._named: set[tuple[str, str]] = set()  # (kind, source) already named in train.log
-        self._cleanup_stale_files()
-        self._setup_data(train_dataset, val_dataset, classes)
-        self._setup_model()
-        self.run_config = self._resolved_config()  # what train_config.json and the checkpoints record
-        self._setup_optim()
+        self._bad_sources: dict[str, str] = {}  # training videos found unreadable: source -> reason
+        self.resume_path: Path | None = None
         self.history: list[dict[str, Any]] = []
         self.start_epoch = 0
         self.num_updates = 0
         self.best_epoch: int | None = None
         self.best_top1: float | None = None
         self.best_loss: float | None = None
-        if self.resume_path is not None:
-            self._resume(self.resume_path)
+        self.saved_epoch = 0  # the epoch checkpoints/last.pth holds (0: none yet)
+        self.weights_epoch = 0  # the epoch whose weights the model holds
+        try:
+            check_output_outside_data(cfg.output, cfg.data)
+            check_output_outside_data(cfg.output, cfg.val_data, "--val-data")
+            self._on_main(self._take_lock)
+            self.resume_path = self._on_main(self._prepare_output)
+            for note in self._notes:
+                self.log(f"note: {note}", console=False)
+            ckpt = self._read_resume_checkpoint()
+            self._cleanup_stale_files()
+            self._setup_data(train_dataset, val_dataset, classes)
+            self._setup_model()
+            self.run_config = self._resolved_config()  # what train_config.json and the checkpoints record
+            self._setup_optim()
+            if ckpt is not None:
+                self._resume(ckpt)
+        except BaseException:
+            self.close()
+            raise
 
     # -------------------------------------------------------------------------------- logging
     def log(self, msg: str, console: bool = True) -> None:
@@ -141,19 +189,34 @@ class Trainer:
             return
         if console:
             tqdm.write(msg)
-        if self._log_file is None:
-            self.out.mkdir(parents=True, exist_ok=True)
-            self._log_file = open(self.layout.train_log, "a" if self.resume_path else "w", encoding="utf-8")
-        self._log_file.write(msg + "\n")
-        self._log_file.flush()
+        try:
+            if self._log_file is None:
+                self.out.mkdir(parents=True, exist_ok=True)
+                self._log_file = open(self.layout.train_log, "a" if self.resume_path else "w", encoding="utf-8")
+            self._log_file.write(msg + "\n")
+            self._log_file.flush()
+        except OSError as e:  # a full disk: one line, as for every other output
+            raise output_error(e, self.layout.train_log, "log") from e
 
     def close(self) -> None:
+        """Close ``train.log`` and release the run folder's lock (removing the folder when this run
+        created it and wrote nothing into it)."""
         if self._log_file is not None:
             self._log_file.close()
             self._log_file = None
         if self._writer is not None:
             self._writer.close()
             self._writer = None
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+            if self._created_output:  # a run that stopped while setting up leaves no folder behind
+                try:
+                    if list(self.out.iterdir()) == [self.layout.marker]:
+                        self.layout.marker.unlink()
+                    self.out.rmdir()  # only when empty
+                except OSError:
+                    pass
 
     def _tensorboard(self) -> Any:
         """The run's ``SummaryWriter`` (rank 0 with ``--tensorboard``; None otherwise)."""
@@ -179,21 +242,88 @@ class Trainer:
                 writer.add_scalar(f"epoch/{key}", record[key], record["epoch"])
         writer.flush()
 
-    # ---------------------------------------------------------------------------------- setup
-    def _resume_path(self) -> Path | None:
-        cfg = self.cfg
-        check_output_outside_data(cfg.output, cfg.data)
-        check_output_outside_data(cfg.output, cfg.val_data, "--val-data")
-        last = self.layout.last
+    # ---------------------------------------------------------------------------- run folder
+    def _on_main(self, fn: Callable[[], Any]) -> Any:
+        """``fn()`` on rank 0, its result (or its one-line error) on every rank."""
+        result, error = None, None
+        if self.dist.is_main:
+            try:
+                result = fn()
+            except (UserError, OSError) as e:
+                if not self.dist.distributed:
+                    raise
+                error = e
+        if self.dist.distributed:
+            result, message = broadcast_object((result, None if error is None else _one_line(error)))
+            if error is not None:
+                raise error
+            if message is not None:
+                raise UserError(message)
+        return result
+
+    def _take_lock(self) -> None:
+        """Lock the run folder (rank 0)."""
+        self._created_output = not self.out.exists()
+        lock = RunLock(self.layout.lock, f"run folder '{self.out}'", command=_command_line())
+        note = lock.acquire()
+        self._lock = lock
+        if note:  # said at once (train.log is opened once the folder is known to be this run's)
+            tqdm.write(f"note: {note}")
+            self._notes.append(note)
+
+    def _prepare_output(self) -> Path | None:
+        """Decide (rank 0) what this run does with what the output folder holds; returns the
+        checkpoint to resume from.
+
+        vidzoo replaces only a run's own files: a folder holding a trained model (``model/``,
+        ``checkpoints/``) is a run whatever else is missing, and is replaced only with
+        ``--overwrite``; run files without the marker were not written by a vidzoo run and are
+        replaced only with ``--overwrite`` too.
+        """
+        cfg, layout = self.cfg, self.layout
+        resume = None
         if cfg.resume:
-            path = last if cfg.resume is True else Path(cfg.resume)
-            if not path.is_file():
-                raise UserError(f"--resume: no checkpoint at '{path}' (nothing to resume)")
-            return path
-        if last.exists() and not cfg.overwrite:
-            raise UserError(f"'{self.out}' already holds a training run ({last}); pass --resume to continue it, "
-                            f"--overwrite to start afresh, or another --output")
-        return None
+            resume = layout.last if cfg.resume is True else Path(cfg.resume)
+            if not resume.is_file():
+                raise UserError(f"--resume: no checkpoint at '{resume}' (nothing to resume)")
+            if resume.resolve().is_relative_to(self.out.resolve()):  # this folder's own run, continued
+                if not layout.marker.exists():  # a run of a vidzoo before the marker
+                    self._write_marker()
+                return resume
+        # A new run here, or one continued from another folder's checkpoint
+        trained = layout.trained()
+        present = layout.present()
+        if not cfg.overwrite:
+            if layout.last in trained:
+                raise UserError(f"'{self.out}' already holds a training run ({layout.last}); pass --resume to "
+                                f"continue it, --overwrite to start afresh, or another --output")
+            if trained:
+                raise UserError(f"'{self.out}' holds a trained model ({', '.join(map(self._rel, trained))}) and "
+                                f"no {self._rel(layout.last)} to resume from; pass --overwrite to replace it, or "
+                                f"another --output")
+            if present and not layout.marker.is_file():
+                raise UserError(f"'{self.out}' holds {', '.join(map(self._rel, present))}, not written by a vidzoo "
+                                f"run (no {layout.marker.name}); pass --overwrite to replace them, or another "
+                                f"--output")
+        if present or layout.marker.exists():
+            removed = [p for p in layout.remove_outputs((CONFIG_NAME, WEIGHTS_NAME)) if p != layout.marker]
+            if removed:
+                why = "" if cfg.overwrite else " (it saved no checkpoint)"
+                tops = dict.fromkeys(p.relative_to(self.out).parts[0] for p in removed)  # model/x -> model/
+                note = f"removed the earlier run's files{why}: " + ", ".join(
+                    t + ("/" if (self.out / t) in (layout.model_dir, layout.checkpoints) else "") for t in tops)
+                tqdm.write(f"note: {note}")
+                self._notes.append(note)
+        self._write_marker()
+        return resume
+
+    def _write_marker(self) -> None:
+        """The marker that says this folder is a vidzoo run (written before any other run file)."""
+        atomic_write_json({"vidzoo_run": 1, "version": __version__, "started": time.time()}, self.layout.marker)
+
+    def _rel(self, path: Path) -> str:
+        """``path`` relative to the run folder (``checkpoints/last.pth``, ``model/``)."""
+        return str(path.relative_to(self.out)) + ("/" if path.is_dir() and not path.is_symlink() else "")
 
     def _cleanup_stale_files(self) -> None:
         """Remove the temporary files of atomic writes that a crash left behind (rank 0)."""
@@ -346,23 +476,39 @@ class Trainer:
             "config": config_dict(self.run_config),
         }
 
-    def _resume(self, path: Path) -> None:
-        ckpt = load_checkpoint(path)
+    def _read_resume_checkpoint(self) -> dict[str, Any] | None:
+        """The checkpoint to resume from, once its run's options are known to agree with this one's."""
+        if self.resume_path is None:
+            return None
+        ckpt = load_checkpoint(self.resume_path)
+        conflicts = resume_conflicts(ckpt.get("config") or {}, self.cfg)
+        if conflicts:
+            raise resume_refusal(conflicts, f"checkpoint {self.resume_path}")
+        if int(ckpt["epoch"]) > self.cfg.epochs:
+            raise UserError(f"--resume: the run has trained {ckpt['epoch']} epochs already; --epochs "
+                            f"{self.cfg.epochs} cannot shorten it")
+        return ckpt
+
+    def _resume(self, ckpt: dict[str, Any]) -> None:
+        path = self.resume_path
         if list(ckpt["classes"]) != self.classes:
             raise UserError(f"--resume: the checkpoint was trained on other classes ({len(ckpt['classes'])}: "
                             f"{', '.join(ckpt['classes'][:6])}...) than --data ({len(self.classes)})")
         try:
-            self.model.load_state_dict(ckpt["model"])
-        except RuntimeError as e:
-            raise UserError(f"--resume: checkpoint '{path}' does not fit model '{self.cfg.model}' with these "
-                            f"options: {str(e).splitlines()[0]}") from e
+            apply_state_dict(self.model, ckpt["model"], source=f"--resume: checkpoint '{path}'")
+        except CheckpointMismatchError as e:
+            raise UserError(str(e).split(". Nothing was loaded")[0]) from e
         if self.ema is not None:
             if ckpt.get("model_ema") is not None:
                 self.ema.module.load_state_dict(ckpt["model_ema"])
             else:  # a run without --ema continued with it: the average starts from the resumed weights
                 self.ema.module.load_state_dict(self.model.state_dict())
                 self.log("note: the checkpoint has no weight average (--ema); it starts from the resumed weights")
-        self.optimizer.load_state_dict(ckpt["optimizer"])
+        try:
+            self.optimizer.load_state_dict(ckpt["optimizer"])
+        except (ValueError, KeyError, RuntimeError) as e:
+            raise UserError(f"--resume: the optimizer state in '{path}' does not fit this run's optimizer: "
+                            f"{optimizer_mismatch(ckpt['optimizer'], self.optimizer.state_dict())}") from e
         old = ckpt.get("config") or {}
         if (old.get("epochs"), ckpt.get("updates_per_epoch")) == (self.cfg.epochs, self.updates_per_epoch):
             self.scheduler.load_state_dict(ckpt["scheduler"])
@@ -372,7 +518,7 @@ class Trainer:
         self.scheduler.step_update(int(ckpt["num_updates"]))
         if self.scaler is not None and ckpt.get("scaler") is not None:
             self.scaler.load_state_dict(ckpt["scaler"])
-        self.start_epoch = int(ckpt["epoch"])
+        self.start_epoch = self.saved_epoch = self.weights_epoch = int(ckpt["epoch"])
         self.num_updates = int(ckpt["num_updates"])
         self.history = list(ckpt["history"])
         self.best_epoch, self.best_top1, self.best_loss = ckpt["best_epoch"], ckpt["best_top1"], ckpt["best_loss"]
@@ -384,12 +530,52 @@ class Trainer:
                      f"RNG streams restart from the seed")
             seed_everything(self.cfg.seed + self.dist.rank + 1000 * self.start_epoch)
         self.log(f"resumed from {path} after epoch {self.start_epoch}/{self.cfg.epochs}")
+        self._check_best_checkpoint()
+
+    def _best_checkpoint_epoch(self) -> tuple[int | None, str]:
+        """The epoch ``checkpoints/best.pth`` holds, or None and why it holds none."""
+        best = self.layout.best
+        if not best.is_file():
+            return None, "is missing"
+        try:
+            return int(load_checkpoint(best, mmap=True)["epoch"]), ""
+        except (UserError, KeyError, TypeError, ValueError) as e:
+            return None, f"cannot be read ({_one_line(e)})"
+
+    def _check_best_checkpoint(self) -> None:
+        """On resume: ``best.pth`` must hold the best epoch that ``last.pth`` records. When the best
+        epoch is the last saved one (the copy to ``best.pth`` failed: a full disk, an interruption)
+        it is restored from ``last.pth``; otherwise the best weights are lost, which is said now and
+        again when the final model is saved."""
+        if self.val_loader is None or self.best_epoch is None or not self.dist.is_main:
+            return
+        epoch, why = self._best_checkpoint_epoch()
+        if epoch == self.best_epoch:
+            return
+        what = f"{self._rel(self.layout.best)} {why or f'holds epoch {epoch}'}"
+        if self.best_epoch == self.saved_epoch:
+            atomic_copy(self.resume_path, self.layout.best)
+            self.log(f"note: {what}, not the best epoch {self.best_epoch}: restored from {self.resume_path}, which "
+                     f"holds that epoch")
+            return
+        self.log(f"warning: {what}, not the best epoch {self.best_epoch} ({self._val_text(self.best_epoch)}): "
+                 f"its weights are lost; unless a later epoch beats it, the final model will be the last epoch's")
+
+    def _val_text(self, epoch: int) -> str:
+        """``val top-1 53.33%`` of ``epoch`` (from the history)."""
+        rec = next((r for r in self.history if r.get("epoch") == epoch), {})
+        top1 = rec.get("val_top1")
+        return f"val top-1 {top1:.2f}%" if isinstance(top1, (int, float)) else "no validation"
 
     def _save_epoch(self, epoch: int, is_best: bool) -> None:
         rng_states = all_gather_object(capture_rng_state())
         if not self.dist.is_main:
+            self.saved_epoch = epoch
             return
+        # last.pth first, then its copy: when the copy fails, last.pth records the best epoch it
+        # holds itself, and a resume restores best.pth from it.
         last = save_checkpoint(self._checkpoint(epoch, rng_states), self.layout.last)
+        self.saved_epoch = epoch
         if is_best:
             atomic_copy(last, self.layout.best)
         write_metrics(self.history, self.layout)
@@ -456,7 +642,7 @@ class Trainer:
             extras.append(f"weight average (EMA {cfg.ema:g}) validated and saved")
         if extras:
             self.log("recipe: " + "; ".join(extras))
-        if d.is_main and self.resume_path is None:
+        if d.is_main and (self.resume_path is None or not self.layout.train_config.exists()):
             # Beside "config" only what the run found (a config file reads "config" and nothing else).
             atomic_write_json({"config": config_dict(self.run_config), "classes": self.classes,
                                "val_source": self.val_source, "world_size": d.world_size,
@@ -482,7 +668,7 @@ class Trainer:
             for source, reason in out.skipped:
                 self._name_once("train", source, f"unreadable training video '{source}' ({reason}): another "
                                                  f"sample is used in its place")
-            self._check_classes_readable(out.skipped)
+            self._check_readable(out.skipped)
             record: dict[str, Any] = {"epoch": epoch + 1, "lr": current_lr(self.optimizer)}
             record.update({f"train_{k}": v for k, v in out.metrics.items()})
             val: EvalResult | None = None
@@ -500,6 +686,7 @@ class Trainer:
             record["time_s"] = round(time.time() - t0, 2)
             record["world_size"] = d.world_size
             self.history.append(record)
+            self.weights_epoch = epoch + 1
             is_best = self._is_best(val)
             if is_best:
                 self.best_epoch = epoch + 1
@@ -511,12 +698,20 @@ class Trainer:
                 cb(epoch + 1, record)
         return self._finish()
 
-    def _check_classes_readable(self, skipped: Sequence[tuple[str, str]]) -> None:
-        """Stop when every training video of a class is unreadable (the class cannot be learnt)."""
+    def _check_readable(self, skipped: Sequence[tuple[str, str]]) -> None:
+        """Stop when more than :data:`MAX_UNREADABLE_FRACTION` of the training videos, or every
+        training video of a class, cannot be read (each is counted once, however often it is drawn)."""
+        for source, reason in skipped:
+            self._bad_sources.setdefault(source, reason)
+        n, total = len(self._bad_sources), len(self.train_dataset)  # type: ignore[arg-type]
+        if n > MAX_UNREADABLE_FRACTION * total:
+            source, reason = next(iter(self._bad_sources.items()))
+            raise UserError(f"{n} of the {total} training videos ({100 * n / total:.0f}%) cannot be read, more than "
+                            f"{MAX_UNREADABLE_FRACTION:.0%}: the run stops rather than train on substitutes (e.g. "
+                            f"'{source}': {reason}; each one is named in {self.layout.train_log})")
         ds = self.train_dataset
-        if not skipped or not isinstance(ds, ClipDataset):
+        if not self._bad_sources or not isinstance(ds, ClipDataset):
             return
-        self._bad_sources = getattr(self, "_bad_sources", set()) | {s for s, _ in skipped}
         for k, name in enumerate(self.classes):
             sources = [str(src) for src, label in ds.samples if label == k]
             if sources and all(src in self._bad_sources for src in sources):
@@ -524,22 +719,50 @@ class Trainer:
                                 f"(e.g. '{sources[0]}'); see {self.layout.train_log}")
 
     def _finish(self) -> TrainResult:
+        """Save the final model: the best epoch's weights (from ``best.pth``) when there is
+        validation, else the last epoch's. When ``best.pth`` does not hold the best epoch (deleted,
+        or lost to a full disk) the model saved is the last epoch's, and the message says so."""
         model_dir = None
-        best = self.layout.best
-        # The saved model: the best epoch's weights (its weight average with --ema), else the last epoch's.
-        if self.val_loader is not None and self.best_epoch is not None and best.is_file():
-            ckpt = load_checkpoint(best)
-            self.model.load_state_dict(ckpt["model_ema"] if self.ema is not None else ckpt["model"])
-        elif self.ema is not None:
+        model_epoch = self.weights_epoch
+        if self.ema is not None:  # with --ema the weight average is the model: validated, chosen and saved
             self.model.load_state_dict(self.ema.module.state_dict())
+        if self.val_loader is not None and self.best_epoch is not None and self.best_epoch != self.weights_epoch:
+            epoch, why = self._on_main(self._best_checkpoint_epoch)
+            if epoch == self.best_epoch:
+                ckpt = load_checkpoint(self.layout.best)
+                self.model.load_state_dict(ckpt["model_ema"] if self.ema is not None else ckpt["model"])
+                model_epoch = epoch
+            else:
+                self.log(f"warning: {self._rel(self.layout.best)} {why or f'holds epoch {epoch}'}, not the best "
+                         f"epoch {self.best_epoch} ({self._val_text(self.best_epoch)}): the final model is the last "
+                         f"epoch's ({model_epoch}, {self._val_text(model_epoch)})")
         if self.dist.is_main:
             model_dir = save_model_folder(self.model, self.layout.model_dir)
-            which = f"epoch {self.best_epoch}" + (f", val top-1 {self.best_top1:.2f}%" if self.best_top1 is not None
-                                                  else "") + (", weight average (EMA)" if self.ema is not None else "")
+            which = (f"epoch {model_epoch}" + ("" if self.val_loader is None else f", {self._val_text(model_epoch)}")
+                     + (", weight average (EMA)" if self.ema is not None else ""))
             self.log(f"final model ({which}) saved to {model_dir}")
         barrier()
+        top1 = next((r.get("val_top1") for r in self.history if r.get("epoch") == model_epoch), None)
         return TrainResult(self.model, self.history, self.best_epoch, self.best_top1, self.out, model_dir,
-                           self.classes, is_main=self.dist.is_main)
+                           self.classes, is_main=self.dist.is_main, model_epoch=model_epoch, model_top1=top1)
+
+    def interrupted_message(self) -> str:
+        """What a Ctrl-C leaves and how to continue: the run resumes from the last completed epoch."""
+        cmd = f"vidzoo train --output {shlex.quote(str(self.out))} --resume"
+        try:  # what the file holds, not what this process last wrote (the interrupt may fall in between)
+            self.saved_epoch = int(load_checkpoint(self.layout.last, mmap=True)["epoch"])
+        except (UserError, KeyError, TypeError, ValueError):
+            pass
+        if self.saved_epoch == 0:
+            return (f"training stopped in epoch 1/{self.cfg.epochs}, before any epoch was saved: nothing to resume; "
+                    f"the same command starts afresh in '{self.out}'")
+        if self.saved_epoch >= self.cfg.epochs:
+            now = f"after its last epoch, before the final model was saved ({self._rel(self.layout.last)} holds " \
+                  f"epoch {self.saved_epoch})"
+        else:
+            now = (f"in epoch {self.saved_epoch + 1}/{self.cfg.epochs}; {self._rel(self.layout.last)} holds epoch "
+                   f"{self.saved_epoch}, saved when it ended (the interrupted epoch is redone)")
+        return f"training stopped {now}. Continue with: {cmd}"
 
 
 def train(cfg: TrainConfig, train_dataset: Dataset | None = None, val_dataset: Dataset | None = None,
@@ -569,7 +792,15 @@ def train(cfg: TrainConfig, train_dataset: Dataset | None = None, val_dataset: D
     trainer = None
     try:
         trainer = Trainer(cfg, dist_info, train_dataset, val_dataset, classes, callbacks)
-        return trainer.fit()
+        try:
+            return trainer.fit()
+        except KeyboardInterrupt:
+            message = trainer.interrupted_message()
+            try:
+                trainer.log(f"interrupted: {message}", console=False)
+            except OSError:  # the message matters more than the log line
+                pass
+            raise KeyboardInterrupt(message) from None
     finally:
         if trainer is not None:
             trainer.close()
