@@ -14,9 +14,12 @@ augmentation costs per epoch.
   --img-size 64 --num-frames 8``), every other option at its default: the run a newcomer makes
   from the documented flags.
 
-Each saved model is evaluated on the validation folder: top-1, mean per-class accuracy (a run that
-predicts the larger class for every video scores the larger class's share in top-1 but 1/K here)
-and how many classes it predicts at all. ``--arm NAME=JSON`` adds runs of the recipe with some
+Each run's last-epoch model (the weight average with ``--ema``) is evaluated on the validation
+folder: top-1, mean per-class accuracy (a run that predicts the larger class for every video
+scores the larger class's share in top-1 but 1/K here) and how many classes it predicts at all;
+and on its own training videos (evaluation views): a run that never left the majority class
+predicts it for those too. The saved model (the best epoch by validation top-1, chosen on the
+same few videos, so flattered) is evaluated on the validation folder as well. ``--arm NAME=JSON`` adds runs of the recipe with some
 values changed (for tuning), e.g. ``--arm no_ema='{"ema": null, "ema_warmup": false}'``.
 
 Datasets: ``NAME=FOLDER`` (class folders, or ``train/`` + ``val/``) or ``demo`` (the demo's motion
@@ -122,9 +125,8 @@ def _train_and_eval(job: dict[str, Any]) -> dict[str, Any]:
     from vidzoo.engine.pipelines import build_dataset, input_spec
     from vidzoo.engine.trainer import train
     kwargs = dict(job["kwargs"], data=str(Path(job["data"]) / "train"), val_data=str(Path(job["data"]) / "val"),
-                  output=job["output"], seed=job["seed"], progress=False, overwrite=True, device="cpu")
-    if job["epochs"]:
-        kwargs["epochs"] = job["epochs"]
+                  output=job["output"], seed=job["seed"], progress=False, overwrite=True, device="cpu",
+                  epochs=job["epochs"])
     t0 = time.perf_counter()
     result = train(TrainConfig(**kwargs))
     wall = time.perf_counter() - t0
@@ -133,13 +135,18 @@ def _train_and_eval(job: dict[str, Any]) -> dict[str, Any]:
            "s_per_epoch": round(wall / max(1, len(result.history)), 2)}
     # The last epoch's weights (the weight average with --ema): chosen by nothing. The saved model is the
     # best epoch by validation top-1 on these same videos, which flatters it; both are reported.
-    for which, path in (("last", Path(job["output"]) / "checkpoints" / "last.pth"), ("best", job["output"])):
+    # The training videos too (evaluation views): a run that never left the majority class predicts
+    # it for its own training videos.
+    for which, path, part in (("last", Path(job["output"]) / "checkpoints" / "last.pth", "val"),
+                              ("best", Path(job["output"]), "val"),
+                              ("train", Path(job["output"]) / "checkpoints" / "last.pth", "train")):
         model = load_model(str(path))
-        ds = build_dataset(VideoFolder(Path(job["data"]) / "val"), input_spec(model), train=False)
+        ds = build_dataset(VideoFolder(Path(job["data"]) / part), input_spec(model), train=False)
         ev = evaluate(model, make_eval_loader(ds, 8), "cpu", len(result.classes), progress=False)
         per_class = [a for a in ev.per_class_accuracy if a is not None]
         row.update({f"{which}_top1": ev.top1, f"{which}_mean_class_acc": sum(per_class) / len(per_class),
-                    f"{which}_classes_predicted": int((ev.confusion.sum(0) > 0).sum()), "val_videos": ev.num_samples})
+                    f"{which}_classes_predicted": int((ev.confusion.sum(0) > 0).sum()),
+                    f"{part}_videos": ev.num_samples})
     return row
 
 
@@ -168,8 +175,9 @@ def _summary(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for key in dict.fromkeys((r["dataset"], r["arm"]) for r in rows):
         runs = [r for r in rows if (r["dataset"], r["arm"]) == key]
         entry = {"dataset": key[0], "arm": key[1], "runs": len(runs), "epochs": runs[0]["epochs"],
-                 "val_videos": runs[0]["val_videos"], "s_per_epoch_median": statistics.median(r["s_per_epoch"] for r in runs)}
-        for which in ("last", "best"):
+                 "val_videos": runs[0]["val_videos"], "train_videos": runs[0]["train_videos"],
+                 "s_per_epoch_median": statistics.median(r["s_per_epoch"] for r in runs)}
+        for which in ("last", "best", "train"):
             top1 = [r[f"{which}_top1"] for r in runs]
             mca = [r[f"{which}_mean_class_acc"] for r in runs]
             entry.update({f"{which}_top1_mean": statistics.fmean(top1), f"{which}_top1_min": min(top1),
@@ -182,22 +190,25 @@ def _summary(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _markdown(summary: list[dict[str, Any]], rows: list[dict[str, Any]]) -> str:
-    lines = ["| dataset | arm | runs | epochs | val videos | last epoch: top-1 mean (min-max, std) | "
-             "last: mean per-class acc (min-max) | last: runs predicting one class | best epoch: top-1 mean "
-             "(min-max) | best: mean per-class acc | s/epoch (median) |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| dataset | arm | runs | epochs | train / val videos | val top-1, last epoch: mean (min-max, std) | "
+             "val mean per-class acc, last: mean (min-max) | best epoch: val top-1 (min-max) | training videos: "
+             "top-1 mean (min-max) | runs predicting one class (train / val) | s/epoch (median) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for s in summary:
-        lines.append(f"| {s['dataset']} | {s['arm']} | {s['runs']} | {s['epochs']} | {s['val_videos']} | "
-                     f"{s['last_top1_mean']:.1f} ({s['last_top1_min']:.1f}-{s['last_top1_max']:.1f}, "
+        lines.append(f"| {s['dataset']} | {s['arm']} | {s['runs']} | {s['epochs']} | {s['train_videos']} / "
+                     f"{s['val_videos']} | {s['last_top1_mean']:.1f} ({s['last_top1_min']:.1f}-{s['last_top1_max']:.1f}, "
                      f"{s['last_top1_std']:.1f}) | {s['last_mca_mean']:.1f} ({s['last_mca_min']:.1f}-"
-                     f"{s['last_mca_max']:.1f}) | {s['last_one_class_runs']} | {s['best_top1_mean']:.1f} "
-                     f"({s['best_top1_min']:.1f}-{s['best_top1_max']:.1f}) | {s['best_mca_mean']:.1f} | "
+                     f"{s['last_mca_max']:.1f}) | {s['best_top1_mean']:.1f} ({s['best_top1_min']:.1f}-"
+                     f"{s['best_top1_max']:.1f}) | {s['train_top1_mean']:.1f} ({s['train_top1_min']:.1f}-"
+                     f"{s['train_top1_max']:.1f}) | {s['train_one_class_runs']} / {s['last_one_class_runs']} | "
                      f"{s['s_per_epoch_median']:.2f} |")
-    lines += ["", "Per run, last epoch (val top-1 / mean per-class accuracy / classes predicted):", ""]
+    lines += ["", "Per run, last epoch (training videos top-1 / val top-1 / val mean per-class accuracy / classes "
+                  "predicted on val):", ""]
     for key in dict.fromkeys((r["dataset"], r["arm"]) for r in rows):
         runs = sorted((r for r in rows if (r["dataset"], r["arm"]) == key), key=lambda r: r["seed"])
         lines.append(f"- {key[0]} {key[1]}: " + ", ".join(
-            f"seed {r['seed']} {r['last_top1']:.0f}/{r['last_mean_class_acc']:.0f}/{r['last_classes_predicted']}"
-            for r in runs))
+            f"seed {r['seed']} {r['train_top1']:.0f}/{r['last_top1']:.0f}/{r['last_mean_class_acc']:.0f}/"
+            f"{r['last_classes_predicted']}" for r in runs))
     return "\n".join(lines) + "\n"
 
 
@@ -264,6 +275,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         arms = list(args.arms) + list(extra_arms)
         arm_kwargs: dict[str, dict[str, Any]] = {}
         for name, folder in datasets.items():
+            epochs = args.epochs or _arm_kwargs("recipe", {})["epochs"]  # every arm trains as long
             for seed in args.seeds:
                 split = _split_folder(folder, work / "splits" / f"{name}_{seed}", args.val_fraction, seed)
                 for arm in arms:
@@ -272,7 +284,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                         kwargs["hflip"] = 0.0  # the classes are directions: a flip changes left into right
                     arm_kwargs.setdefault(arm, kwargs)
                     jobs.append({"dataset": name, "arm": arm, "seed": seed, "data": str(split), "kwargs": kwargs,
-                                 "epochs": args.epochs, "threads": args.threads,
+                                 "epochs": epochs, "threads": args.threads,
                                  "output": str(work / "runs" / f"{name}_{arm}_{seed}")})
         rows = _pool_map(_train_and_eval, jobs, args.jobs)
         summary = _summary(rows)
