@@ -190,3 +190,23 @@ def test_loader_plans_workers_from_a_gpu_check_result(tmp_path):
     want = 0.4 * DATASHEET_BF16_TFLOPS["H200"] * 1e12 / (6 * gmacs * 1e9)
     assert "GMACs" in source and rows[0]["gpu_clips_per_s"] == pytest.approx(want)
     assert rows[2]["workers_needed"] == -(-want // 10)
+
+
+def test_small_data_smoke(tmp_path):
+    """The small-data comparison and the per-epoch cost of each augmentation, on a tiny demo set."""
+    from benchmarks import small_data
+    common = ["--datasets", "demo", "--demo-per-class", "2", "--demo-val-per-class", "1", "--work", str(tmp_path)]
+    report = small_data.main([*common, "--seeds", "0", "--epochs", "1", "--arms", "recipe", "defaults",
+                              "--arm", 'no_ema={"ema": null, "ema_warmup": false}', "--out", str(tmp_path / "acc")])
+    assert [(r["arm"], r["runs"], r["train_videos"], r["val_videos"]) for r in report["summary"]] == \
+        [("recipe", 1, 8, 4), ("defaults", 1, 8, 4), ("no_ema", 1, 8, 4)]
+    for row in report["runs"]:
+        assert row["epochs"] == 1  # every arm as long
+        for which in ("last", "best", "train"):
+            assert 0 <= row[f"{which}_top1"] <= 100 and 1 <= row[f"{which}_classes_predicted"] <= 4
+    # the defaults arm takes the recipe's model and clip only (and no flips on the direction classes)
+    assert set(report["arms"]["defaults"]) <= set(small_data.MODEL_KEYS) | {"hflip"} and report["arms"]["recipe"]["ema"]
+    assert "| demo | recipe | 1 | 1 | 8 / 4 |" in (tmp_path / "acc.md").read_text()
+    cost = small_data.main([*common, "--cost", "--cost-epochs", "1", "--cost-runs", "1"])["cost_s_per_epoch"]
+    assert set(cost) == set(small_data.COST_ARMS) | {"all of small_data_cpu"}
+    assert all(len(t) == 1 and t[0] > 0 for t in cost.values())

@@ -105,7 +105,8 @@ def test_frame_stride_auto_fits_the_median_video_and_is_recorded(motion, tmp_pat
     assert "--frame-stride auto: 2 (4 frames 2 apart span 7 frames; the median training video has 8)" in r.out
     assert "warning:" not in r.out
     saved = json.loads((out / "train_config.json").read_text())
-    assert saved["config"]["frame_stride"] == "auto" and saved["input"]["frame_stride"] == 2
+    # the config repeats the run (the stride chosen); that auto chose it is recorded beside it
+    assert saved["config"]["frame_stride"] == 2 and saved["resolved"]["frame_stride_auto"] is True
     assert json.loads((out / "model" / "config.json").read_text())["pretrained_cfg"]["frame_sample_rate"] == 2
     # uniform sampling has no stride to choose
     r = cli(*train_argv(motion, tmp_path / "run2", *TINY_SET), "--frame-stride", "auto")

@@ -12,6 +12,10 @@ SPLITS = ("train", "val", "test")  # npz splits and split sub-folders
 VIEW_MERGES = ("probs", "tokens")  # eval --view-merge: softmax averaged over views / clip tokens merged
 EXPORT_FORMATS = ("onnx", "pt2")
 INFLATION_MODES = ("central_frame", "average")  # 2-D patch kernel -> tubelet kernel
+MIXUP_MODES = ("batch", "pair", "elem")  # timm Mixup: one draw per batch, per mirrored pair, per clip
+ERASE_MODES = ("const", "rand", "pixel")  # random erasing fill: 0 (the mean), a colour per channel, noise
+CLASS_WEIGHTS = ("none", "balanced")  # loss weights: none, or N / (K * n_k) per class (sklearn's "balanced")
+LR_SCHEDULES = ("cosine", "multistep")  # after the warmup: cosine to min_lr, or steps at given epochs
 
 __all__ = ["AMP_MODES", "OPTIMIZERS", "ON_ERROR", "SAMPLING_MODES", "SPLITS", "VIEW_MERGES", "EXPORT_FORMATS",
-           "INFLATION_MODES"]
+           "INFLATION_MODES", "MIXUP_MODES", "ERASE_MODES", "CLASS_WEIGHTS", "LR_SCHEDULES"]

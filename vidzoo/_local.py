@@ -108,8 +108,8 @@ def checkpoint_model_spec(ckpt: dict[str, Any], path: PathLike, is_registered: C
                           ) -> tuple[PretrainedCfg, str, dict[str, Any], dict[str, Any], list[str]]:
     """What to build from a training checkpoint: ``(pretrained_cfg, architecture, model_args, provenance,
     class names)``. The cfg carries the checkpoint's weights (``state_dict``, format ``vidzoo``) and input
-    settings, never where the weights it was fine-tuned from came from; the provenance says how it was
-    trained.
+    settings (the weight average of a run trained with ``--ema``), never where the weights it was fine-tuned
+    from came from; the provenance says how it was trained.
 
     Raises:
         LocalModelError: No registered ``architecture``, or no ``model_args`` / ``pretrained_cfg`` dicts.
@@ -123,5 +123,7 @@ def checkpoint_model_spec(ckpt: dict[str, Any], path: PathLike, is_registered: C
     provenance = training_provenance(pcfg.get("provenance"), ckpt.get("config") or {}, classes)
     cfg = pretrained_cfg_from_dict({k: v for k, v in pcfg.items()
                                     if k not in ("file", "hf_hub_id", "hf_hub_filename", "hf_hub_revision")})
-    cfg = cfg.replace(state_dict=ckpt["model"], source_format="vidzoo", provenance=None, tag="")
+    # a run trained with --ema is its weight average, as the run's saved model is
+    weights = ckpt["model_ema"] if ckpt.get("model_ema") is not None else ckpt["model"]
+    cfg = cfg.replace(state_dict=weights, source_format="vidzoo", provenance=None, tag="")
     return cfg, arch, dict(args), provenance, list(classes)

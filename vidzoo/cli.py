@@ -176,41 +176,86 @@ def _positions_and_head(model) -> list[tuple[str, str]]:
 def _train_config(args: argparse.Namespace):
     """The :class:`TrainConfig` of ``vidzoo train``: one field per option (its parser is generated from it).
 
-    With ``--resume`` the run's options are read from the run (``RUN/train_config.json``, or the
-    checkpoint named by ``--resume CKPT``); the options given on the command line must agree with
-    them, except those a resumed run may change.
+    Values come from ``--recipe``, then ``--config``, then the options given on the command line,
+    each overriding the one before. With ``--resume`` the run's options are read from the run
+    (``RUN/train_config.json``, or the checkpoint named by ``--resume CKPT``); the options given on
+    the command line must agree with them, except those a resumed run may change.
     """
-    from .engine.config import RESUME_MAY_CHANGE, TrainConfig, resume_conflicts, resume_refusal
+    from .engine.config import (RESUME_MAY_CHANGE, TrainConfig, load_train_config, merge_train_kwargs, recipe_kwargs,
+                                resume_conflicts, resume_refusal, train_config_kwargs)
     from .engine.model_io import looks_like_path, wants_weights
-    from .engine.options import config_kwargs
+    from .engine.options import config_flag, config_kwargs, required_fields
     given = _given_train_options(getattr(args, "argv", None))
     kwargs = config_kwargs(TrainConfig, args)
+    fields = set(TrainConfig.__dataclass_fields__)
+    layers: list[tuple[str, dict[str, Any]]] = []
+    if args.resume and (args.config or args.recipe):
+        raise UserError("--config / --recipe start a run; --resume continues the run in --output with its own "
+                        "options (give only what may change, e.g. --epochs)")
     stored = _resumed_run_options(args, given) if args.resume else None
     if stored is None:
-        missing = [flag for name, flag in (("model", "--model"), ("data", "--data")) if name not in given]
+        if args.recipe:
+            layers.append((f"recipe '{args.recipe}'", recipe_kwargs(args.recipe)))
+        if args.config:
+            layers.append((f"--config '{args.config}'", load_train_config(args.config)))
+        layers.append(("the command line", {k: v for k, v in kwargs.items() if k in given}))
+        merged = merge_train_kwargs(*(layer for _, layer in layers))
+        missing = [config_flag(TrainConfig, name) for name in required_fields(TrainConfig) if merged.get(name) is None]
         if missing:
             raise UserError(f"the following arguments are required: {', '.join(missing)} (or --resume, to continue "
-                            f"the run in --output with its own)")
-    model = args.model if stored is None or "model" in given else str(stored.get("model"))
-    if args.pretrained is False and (looks_like_path(model) or model.startswith(("local-dir:", "hf-hub:"))):
+                            f"the run in --output with its own; or --config FILE giving them)")
+        model = str(merged["model"])
+        pretrained = kwargs["pretrained"] if "pretrained" in given else merged.get("pretrained")
+    else:
+        model = args.model if "model" in given else str(stored.get("model"))
+        pretrained = args.pretrained
+    if pretrained is False and (looks_like_path(model) or model.startswith(("local-dir:", "hf-hub:"))):
         raise UserError(f"--no-pretrained applies to registry names; to train the architecture of '{model}' "
                         "from scratch, name the architecture (vidzoo info shows it)")
-    # A tag on the command line is a request for its weights (--no-pretrained: train it from scratch).
-    kwargs["pretrained"] = wants_weights(model, args.pretrained)
-    if stored is not None:
+    # A tag on the command line is a request for its weights (--no-pretrained, or "pretrained": false in a config
+    # file: train it from scratch).
+    kwargs["pretrained"] = wants_weights(model, pretrained)
+    if stored is None:
+        kwargs = {**merged, "pretrained": kwargs["pretrained"]}
+    else:
         from_cli = given | ({"pretrained"} if "model" in given else set())
         conflicts = resume_conflicts(stored, kwargs, names=from_cli - set(RESUME_MAY_CHANGE))
         if conflicts:
             raise resume_refusal(conflicts, _stored_from(args))
-        fields = set(TrainConfig.__dataclass_fields__)
-        kwargs = {**{k: v for k, v in stored.items() if k in fields}, **{k: kwargs[k] for k in from_cli if k in fields},
+        run = train_config_kwargs({k: v for k, v in stored.items() if k in fields}, _stored_from(args))
+        kwargs = {**run, **{k: kwargs[k] for k in from_cli if k in fields},
                   "output": kwargs["output"], "resume": kwargs["resume"], "overwrite": kwargs["overwrite"]}
-        if isinstance(kwargs.get("crop_scale"), list):
-            kwargs["crop_scale"] = tuple(kwargs["crop_scale"])
+        layers = [(_stored_from(args), run)]
     try:
         return TrainConfig(**kwargs)
     except (TypeError, ValueError) as e:
-        raise UserError(str(e).splitlines()[0]) from e
+        msg = str(e).splitlines()[0]
+        flag = msg.split()[0] if msg.startswith("--") else ""
+        field = next((name for name in kwargs if config_flag(TrainConfig, name) == flag), None)
+        source = next((src for src, layer in reversed(layers) if field in layer), None) if field else None
+        raise UserError(msg + (f" (from {source})" if source and source != "the command line" else "")) from e
+
+
+def cmd_recipes(args: argparse.Namespace) -> int:
+    from .recipes import list_recipes, read_recipe
+    if args.name:
+        try:
+            recipe = read_recipe(args.name)
+        except ValueError as e:
+            raise UserError(str(e)) from e
+        print(json.dumps(recipe, indent=2))
+        return 0
+    names = list_recipes()
+    width = max(map(len, names), default=0)
+    for name in names:
+        recipe = read_recipe(name)
+        print(f"{name:<{width}}  {recipe.get('summary', '')}")
+        source = recipe.get("source", {})
+        for key in ("paper", "config"):
+            if source.get(key):
+                print(f"{'':<{width}}    {key}: {source[key]}")
+    print("\nvidzoo recipes NAME prints one (the JSON that vidzoo train --recipe NAME applies; flags override it)")
+    return 0
 
 
 def _stored_from(args: argparse.Namespace) -> str:
@@ -241,7 +286,8 @@ def _resumed_run_options(args: argparse.Namespace, given: set[str]) -> dict[str,
 
 
 def _given_train_options(argv: Sequence[str] | None) -> set[str]:
-    """The ``vidzoo train`` options (config field names) given on the command line ``argv``
+    """The ``vidzoo train`` options (config field names) given on the command line ``argv``, not
+    their defaults: they override ``--config`` / ``--recipe`` and are checked against a resumed run
     (abbreviations included: the train parser is run again with no defaults)."""
     if argv is None:  # not through main(): count every option as given (each is then checked)
         from .engine.config import TrainConfig
@@ -252,7 +298,7 @@ def _given_train_options(argv: Sequence[str] | None) -> set[str]:
         action.default = argparse.SUPPRESS
         action.required = False
     ns, _ = parser.parse_known_args(list(argv))
-    return set(vars(ns)) - {"command", "func", "threads"}
+    return set(vars(ns)) - {"command", "func", "threads", "config", "recipe"}
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -274,8 +320,8 @@ def _print_train_outputs(result) -> None:
         best += (f", but its checkpoint is gone: the final model is the last epoch's (epoch {result.model_epoch}"
                  f"{top1})")
     print(f"done: {best}")
-    written = [p for p in run.outputs() if p != run.model_dir or result.model_dir is not None]
-    print(f"outputs in {run.root}/: " + ", ".join(str(p.relative_to(run.root)) + ("/" if p == run.model_dir else "")
+    written = [p for p in run.outputs() if p.exists() and (p != run.model_dir or result.model_dir is not None)]
+    print(f"outputs in {run.root}/: " + ", ".join(str(p.relative_to(run.root)) + ("/" if p.is_dir() else "")
                                                   for p in written))
 
 
@@ -590,15 +636,27 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Train a model. --data: a folder root/<class>/<video> (or root/{train,val}/...),"
                                    " a .csv/.tsv/.txt list of 'path,label', or an .npz of volumes "
                                    "({train,val,test}_images/_labels, e.g. OrganMNIST3D). Every option is a field "
-                                   "of vidzoo.engine.TrainConfig. --model and --data are required, except with "
-                                   "--resume: `vidzoo train --output RUN --resume [--epochs N]` continues the run "
-                                   "with the options in RUN/train_config.json.")
-    groups = o.add_config_options(p, TrainConfig, group_order=("model", "input", "optimisation", "runtime"))
-    for action in p._actions:  # --resume reads them from the run (checked in _train_config)
-        if action.dest in ("model", "data"):
-            action.required = False
+                                   "of vidzoo.engine.TrainConfig. --model, --data and --output are required, on "
+                                   "the command line or in --config, except with --resume: `vidzoo train --output "
+                                   "RUN --resume [--epochs N]` continues the run with the options in "
+                                   "RUN/train_config.json. Values come from --recipe, then --config, then the "
+                                   "options given (each overrides the one before).")
+    p.add_argument("--config", metavar="FILE",
+                   help="a JSON or YAML file of TrainConfig fields (a run's own train_config.json repeats the run)")
+    p.add_argument("--recipe", metavar="NAME",
+                   help="a named recipe under --config and the flags (vidzoo recipes lists them)")
+    # --model, --data and --output may come from --config or --resume: checked in _train_config
+    groups = o.add_config_options(p, TrainConfig, group_order=("model", "input", "augmentation", "optimisation",
+                                                               "runtime"), defer_required=True)
     _threads_option(groups["runtime"], why="1 is often faster for small models on few or busy cores")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("recipes", help="list the named training recipes, or print one",
+                       description="The named training recipes, each with its source (paper, upstream config "
+                                   "file). With a name: the recipe as JSON, what vidzoo train --recipe NAME applies "
+                                   "(flags given on the command line override it).")
+    p.add_argument("name", nargs="?", help="the recipe to print")
+    p.set_defaults(func=cmd_recipes)
 
     p = sub.add_parser("eval", help="evaluate a model: top-1/top-k, per-class, confusion matrix, sample clips")
     groups = {None: p}
@@ -820,7 +878,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args, unknown = parser.parse_known_args(argv)
     if unknown:
         _refuse_unknown(parser, args, unknown)
-    args.argv = list(sys.argv[1:] if argv is None else argv)  # what was given, not defaulted (train --resume)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # what was given, not defaulted (train)
     try:
         return int(args.func(args) or 0)
     except _user_error_types() as e:  # evaluated when an exception is raised, not at start-up

@@ -93,6 +93,7 @@ class ClipDataset(Dataset):
         self.transform = transform
         self.train = train
         self.generator = generator
+        self.repeats = 1
         self.samples: list[tuple[Any, int]] = []
         self.classes: list[str] = []
 
@@ -129,16 +130,26 @@ class ClipDataset(Dataset):
         return copy.copy(self)
 
     def with_pipeline(self, sampler: FrameSampler | Callable | None, transform: Transform | None,
-                      train: bool) -> "ClipDataset":
+                      train: bool, repeats: int = 1) -> "ClipDataset":
         """A new dataset over the same samples with this sampler, transform and mode.
 
         Args:
             sampler: See :class:`ClipDataset`.
             transform: See :class:`ClipDataset`.
             train: See :class:`ClipDataset`.
+            repeats: Repeated augmentation (VideoMAE's ``num_sample``, training only): each item
+                is ``repeats`` clips made by ``transform`` from one read of the video, stacked
+                ``(repeats, C, T, H, W)``, with one label.
+
+        Raises:
+            ValueError: ``repeats`` < 1, or > 1 outside training.
         """
+        if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
+            raise ValueError(f"repeats must be an integer >= 1, got {repeats!r}")
+        if repeats > 1 and not train:
+            raise ValueError("repeats > 1 is repeated augmentation of training clips; evaluation takes views")
         new = self._copy()
-        new.sampler, new.transform, new.train = sampler, transform, train
+        new.sampler, new.transform, new.train, new.repeats = sampler, transform, train, repeats
         return new
 
     def subset(self, indices: Sequence[int]) -> "ClipDataset":
@@ -211,6 +222,12 @@ class ClipDataset(Dataset):
             raise
         except OSError as e:  # permission denied, an I/O error: this sample cannot be read
             raise UnreadableVideoError(source, e.strerror or str(e)) from e
+        if self.repeats > 1:  # one read, several augmented clips (the transform does not change its input)
+            outs = [self._to_output(clips) for _ in range(self.repeats)]
+            if outs[0].ndim != 4:
+                raise ValueError(f"repeated augmentation needs one (C, T, H, W) clip per draw, the pipeline "
+                                 f"gives {tuple(outs[0].shape)}")
+            return torch.stack(outs), int(label)
         return self._to_output(clips), int(label)
 
     def __repr__(self) -> str:

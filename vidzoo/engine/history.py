@@ -41,8 +41,9 @@ def epoch_line(r: dict[str, Any], best: bool) -> str:
     """``epoch   3  lr ...  train loss ... | val loss ...  (1.2s)  *best``; top-k named by its k (none with
     2 classes); a validation whose predictions were all one class says so (its top-1 is that class's
     share of the validation videos, not something learnt)."""
-    line = (f"epoch {r['epoch']:>3}  lr {r['lr']:.2e}  train loss {r['train_loss']:.4f} top1 {r['train_top1']:5.1f}%"
-            + _topk_words(r, "train"))
+    line = f"epoch {r['epoch']:>3}  lr {r['lr']:.2e}  train loss {r['train_loss']:.4f}"
+    if r.get("train_top1") is not None:  # None with mixup / cutmix: a mixed clip has no single label
+        line += f" top1 {r['train_top1']:5.1f}%" + _topk_words(r, "train")
     if "val_loss" in r:
         line += f" | val loss {r['val_loss']:.4f} top1 {r['val_top1']:5.1f}%" + _topk_words(r, "val")
     if r.get("val_single_prediction") is not None:

@@ -30,9 +30,9 @@ from .._choices import AMP_MODES, ON_ERROR, SAMPLING_MODES
 from .errors import UserError
 
 __all__ = ["Option", "option_field", "parse_overrides", "add_option", "add_config_options", "config_kwargs",
-           "config_flag", "document_fields", "MODEL_HELP", "MODEL", "PRETRAINED", "WEIGHTS", "NUM_FRAMES", "IMG_SIZE",
-           "SET", "SAMPLING", "FRAME_STRIDE", "TRAIN_FRAME_STRIDE", "FRAME_STRIDE_AUTO", "ON_ERROR_OPTION", "BATCH_SIZE",
-           "WORKERS", "DEVICE", "AMP", "COMPILE", "PROGRESS"]
+           "config_flag", "document_fields", "required_fields", "MODEL_HELP", "MODEL", "PRETRAINED", "WEIGHTS",
+           "NUM_FRAMES", "IMG_SIZE", "SET", "SAMPLING", "FRAME_STRIDE", "TRAIN_FRAME_STRIDE", "FRAME_STRIDE_AUTO",
+           "ON_ERROR_OPTION", "BATCH_SIZE", "WORKERS", "DEVICE", "AMP", "COMPILE", "PROGRESS"]
 
 
 class _Unset:
@@ -161,12 +161,15 @@ def _options(cls: type) -> list[tuple[dataclasses.Field, Option]]:
     return out
 
 
-def add_config_options(parser: argparse.ArgumentParser, cls: type,
-                       group_order: Sequence[str] = ()) -> dict[str | None, Any]:
+def add_config_options(parser: argparse.ArgumentParser, cls: type, group_order: Sequence[str] = (),
+                       defer_required: bool = False) -> dict[str | None, Any]:
     """Add an option for every field of the dataclass ``cls`` to ``parser``, grouped by
     ``Option.group`` (groups in ``group_order`` first, the others as they come); returns
     ``{group title: argument group}`` (None: the parser itself) so a command can add options that
-    are not config fields (``--threads``)."""
+    are not config fields (``--threads``).
+
+    With ``defer_required`` the parser does not require the required options: they may come from
+    a config file, and the command checks them after merging (:func:`required_fields`)."""
     hints = typing.get_type_hints(cls)
     groups: dict[str | None, Any] = {None: parser}
     for title in group_order:
@@ -183,8 +186,16 @@ def add_config_options(parser: argparse.ArgumentParser, cls: type,
             container = exclusive[key]
         default = f.default if f.default is not MISSING else (
             f.default_factory() if f.default_factory is not MISSING else MISSING)
+        if defer_required and option.required:
+            option = dataclasses.replace(option, required=False)
         add_option(container, f.name, option, default, hints[f.name])
     return groups
+
+
+def required_fields(cls: type) -> list[str]:
+    """The fields of ``cls`` whose option is required."""
+    return [f.name for f, option in _options(cls) if option.required]
+
 
 
 def config_kwargs(cls: type, args: argparse.Namespace) -> dict[str, Any]:

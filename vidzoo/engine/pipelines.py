@@ -31,19 +31,32 @@ def input_spec(model: nn.Module, sampling: str | None = None, frame_stride: int 
 
 
 def build_dataset(listing: Dataset, spec: InputSpec, train: bool, views: tuple[int, int] = (1, 1),
-                  hflip: float = 0.5, crop_scale: tuple[float, float] = (0.25, 1.0)) -> Dataset:
+                  hflip: float = 0.5, crop_scale: tuple[float, float] = (0.25, 1.0), randaug: str | None = None,
+                  reprob: float = 0.0, remode: str = "pixel", repeats: int = 1) -> Dataset:
     """A new dataset over ``listing`` with the temporal sampler and spatial transforms for ``spec``.
 
     Videos: training draws one random clip (dense at ``frame_stride`` or uniform segments) and
-    applies random-resized-crop + flip; evaluation takes ``views = (clips, crops)`` deterministic
-    views (short-side resize, centre or three crops), stacked as ``(V, C, T, H, W)``.
+    applies random-resized-crop + flip (+ RandAugment on the crop, random erasing after
+    normalisation; ``repeats`` augmented clips per read, stacked ``(repeats, C, T, H, W)``);
+    evaluation takes ``views = (clips, crops)`` deterministic views (short-side resize, centre or
+    three crops), stacked as ``(V, C, T, H, W)``.
     Volumes (npz): depth is resampled to ``num_frames`` (uniform segments) only when it differs,
     slices are resized to ``img_size`` only when they differ; no augmentation; crops are ignored.
     The new dataset raises :class:`~vidzoo.data.UnreadableVideoError` on an unreadable sample (the
     loaders wrap the policy of their use).
 
     Datasets that are not :mod:`vidzoo.data` datasets are returned untouched.
+
+    Raises:
+        UserError: Clip augmentation (``randaug``, ``reprob``, ``repeats``) asked of data it cannot
+            apply to: npz volumes, or a dataset vidzoo did not build.
     """
+    asked = [name for name, on in (("--randaug", bool(randaug)), ("--reprob", reprob > 0),
+                                   ("--num-sample", repeats > 1)) if on]
+    if asked and (not isinstance(listing, ClipDataset) or isinstance(listing, NpzVolumeDataset)):
+        what = ("npz volumes, which are not augmented (no crop or flip either)" if isinstance(listing, NpzVolumeDataset)
+                else f"a {type(listing).__name__}, whose transforms are its own")
+        raise UserError(f"{' / '.join(asked)} augment the video clips vidzoo decodes; the training data is {what}")
     if not isinstance(listing, ClipDataset):
         return listing
     clips, crops = views
@@ -57,7 +70,9 @@ def build_dataset(listing: Dataset, spec: InputSpec, train: bool, views: tuple[i
         return listing.with_pipeline(sampler, Compose(steps + [Normalize(spec.mean, spec.std)]), train)
     if train:
         sampler = FrameSampler(spec.sampling, num_frames=spec.num_frames, stride=spec.frame_stride, num_clips=1)
-        transform = train_transforms(spec.img_size, spec.mean, spec.std, hflip=hflip, scale=crop_scale)
+        transform = train_transforms(spec.img_size, spec.mean, spec.std, hflip=hflip, scale=crop_scale,
+                                     randaug=randaug, reprob=reprob, remode=remode)
+        return listing.with_pipeline(sampler, transform, train, repeats=repeats)
     else:
         try:
             sampler, transform = eval_pipeline(spec, views)  # what vidzoo.data.load_clip reads, too

@@ -8,6 +8,7 @@
     RUN/checkpoints/last.pth  the latest epoch (atomic)
     RUN/checkpoints/best.pth  the best validation epoch
     RUN/model/                the final model (vidzoo's safetensors folder)
+    RUN/tensorboard/          TensorBoard event files (``--tensorboard``)
     RUN/eval/                 the default report folder of ``vidzoo eval --model RUN``
     RUN/.vidzoo-run.json      the marker: this folder is a vidzoo training run (written first)
     RUN/.vidzoo.lock          held while a run writes here (pid and host; removed on exit)
@@ -32,6 +33,7 @@ __all__ = ["RunLayout", "EVAL_LOG", "RUN_MARKER", "LOCK_NAME"]
 EVAL_LOG = "eval.log"  # in an evaluation's output folder: the files it excluded, by name
 RUN_MARKER = ".vidzoo-run.json"
 LOCK_NAME = ".vidzoo.lock"
+TENSORBOARD_EVENTS = "events.out.tfevents.*"  # what SummaryWriter writes into RUN/tensorboard/
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,10 @@ class RunLayout:
         return self.root / RUN_MODEL_DIR
 
     @property
+    def tensorboard(self) -> Path:
+        return self.root / "tensorboard"
+
+    @property
     def eval_dir(self) -> Path:
         return self.root / "eval"
 
@@ -94,7 +100,7 @@ class RunLayout:
     def outputs(self) -> list[Path]:
         """The files and folders a run writes, in the order the docs list them."""
         return [self.train_config, self.train_log, self.metrics_json, self.metrics_csv, self.curves, self.last,
-                self.best, self.model_dir]
+                self.best, self.model_dir, self.tensorboard]
 
     def is_run(self) -> bool:
         """Whether ``root`` is a training run: it has the marker, ``checkpoints/`` or ``model/``."""
@@ -115,21 +121,23 @@ class RunLayout:
 
     def remove_outputs(self, model_files: Sequence[str]) -> list[Path]:
         """Delete the run's own files (:meth:`outputs`; in ``model/`` only ``model_files``, the names
-        ``save_pretrained`` writes, then the folders left empty) and the marker; anything else
-        stays. Returns what was removed."""
+        ``save_pretrained`` writes, in ``tensorboard/`` only event files, then the folders left
+        empty) and the marker; anything else stays. Returns what was removed."""
         removed = []
-        for folder in (self.model_dir, self.checkpoints):
+        folders = (self.model_dir, self.checkpoints, self.tensorboard)
+        for folder in folders:
             if folder.is_symlink():  # a link in place of the folder goes, never what it points to
                 folder.unlink()
                 removed.append(folder)
         model_files = [self.model_dir / n for n in model_files]
-        for p in [*self.outputs(), *model_files, self.marker]:
-            if p == self.model_dir or p.parent.is_symlink():
+        events = sorted(self.tensorboard.glob(TENSORBOARD_EVENTS)) if self.tensorboard.is_dir() else []
+        for p in [*self.outputs(), *model_files, *events, self.marker]:
+            if p in folders or p.parent.is_symlink():
                 continue
             if p.is_symlink() or p.is_file():
                 p.unlink()
                 removed.append(p)
-        for folder in (self.model_dir, self.checkpoints):
+        for folder in folders:
             try:
                 folder.rmdir()  # only when empty: files vidzoo did not write stay
                 removed.append(folder)

@@ -21,7 +21,9 @@ stopped: on CPU with ``num_workers=0`` its weights equal those of an uninterrupt
 """
 from __future__ import annotations
 
+import dataclasses
 import math
+import os
 import shlex
 import statistics
 import sys
@@ -30,7 +32,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+import timm
 import torch
+from timm.loss import SoftTargetCrossEntropy
+from timm.utils import ModelEmaV3
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
@@ -38,12 +43,13 @@ from tqdm.auto import tqdm
 
 from .._hub import CONFIG_NAME, WEIGHTS_NAME, output_error
 from .._weights import CheckpointMismatchError, apply_state_dict
-from ..data import ClipDataset, NpzVolumeDataset, SubstituteUnreadable
+from ..data import ClipDataset, NpzVolumeDataset, SubstituteUnreadable, VideoMixup
 from ..version import __version__
+from .balance import BalancedDistributedSampler, balanced_class_weights, dataset_labels
 from .checkpoint import (atomic_copy, atomic_write_json, capture_rng_state, load_checkpoint, optimizer_mismatch,
                          restore_rng_state, save_checkpoint, seed_everything)
 from .clip_span import SpanCheck, check_span, clip_span, count_frames, largest_fitting_stride
-from .config import TrainConfig, config_dict, resume_conflicts, resume_refusal
+from .config import TrainConfig, config_dict, mixup_active, resume_conflicts, resume_refusal
 from .data_sources import check_output_outside_data, open_train_val
 from .compile import maybe_compile
 from .distributed import (DistInfo, all_gather_object, barrier, broadcast_object, cleanup_distributed,
@@ -51,9 +57,9 @@ from .distributed import (DistInfo, all_gather_object, barrier, broadcast_object
 from .errors import UserError
 from .evaluation import EvalResult, evaluate, make_eval_loader
 from .history import epoch_line, write_metrics
-from .loop import EpochContext, train_one_epoch
+from .loop import EpochContext, UpdateRecord, train_one_epoch
 from .complexity import count_params
-from .model_io import build_model, describe_architecture, save_model_folder
+from .model_io import build_model, describe_architecture, looks_like_path, save_model_folder
 from .options import FRAME_STRIDE_AUTO
 from .optim import build_optimizer, build_scheduler, current_lr
 from .pipelines import build_dataset, check_input_fits, input_spec
@@ -78,6 +84,21 @@ def _command_line() -> str:
     """This process's command line (shown to a second run that finds the folder locked)."""
     text = shlex.join(sys.argv)
     return text if len(text) <= 300 else text[:297] + "..."
+
+
+def _weights(loss_fn: nn.Module) -> list[float]:
+    weight = getattr(loss_fn, "weight", None)
+    return weight.tolist() if weight is not None else []
+
+
+def _summary_writer_class() -> Any:
+    """``torch.utils.tensorboard.SummaryWriter``, or a :class:`UserError` saying how to install it."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError as e:
+        raise UserError("--tensorboard needs the tensorboard package: pip install 'vidzoo[tensorboard]' "
+                        "(metrics.json and metrics.csv are written without it)") from e
+    return SummaryWriter
 
 
 @dataclass
@@ -128,6 +149,8 @@ class Trainer:
         self.out = self.layout.root
         self.ckpt_dir = self.layout.checkpoints
         self.progress = cfg.progress and dist_info.is_main
+        self._summary_writer_cls = _summary_writer_class() if cfg.tensorboard else None  # before anything
+        self._writer: Any = None
         self._log_file: Any = None
         self._lock: RunLock | None = None
         self._created_output = False
@@ -155,6 +178,7 @@ class Trainer:
             self._cleanup_stale_files()
             self._setup_data(train_dataset, val_dataset, classes)
             self._setup_model()
+            self.run_config = self._resolved_config()  # what train_config.json and the checkpoints record
             self._setup_optim()
             if ckpt is not None:
                 self._resume(ckpt)
@@ -185,6 +209,9 @@ class Trainer:
         if self._log_file is not None:
             self._log_file.close()
             self._log_file = None
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
         if self._lock is not None:
             self._lock.release()
             self._lock = None
@@ -195,6 +222,30 @@ class Trainer:
                     self.out.rmdir()  # only when empty
                 except OSError:
                     pass
+
+    def _tensorboard(self) -> Any:
+        """The run's ``SummaryWriter`` (rank 0 with ``--tensorboard``; None otherwise)."""
+        if self._writer is None and self._summary_writer_cls is not None and self.dist.is_main:
+            self._writer = self._summary_writer_cls(log_dir=str(self.layout.tensorboard))
+        return self._writer
+
+    def _log_update(self, u: UpdateRecord) -> None:
+        writer = self._tensorboard()
+        if writer is None:
+            return
+        writer.add_scalar("train/loss", u.loss, u.step)
+        writer.add_scalar("train/lr", u.lr, u.step)
+        if u.top1 is not None:
+            writer.add_scalar("train/top1", u.top1, u.step)
+
+    def _log_epoch(self, record: dict[str, Any]) -> None:
+        writer = self._tensorboard()
+        if writer is None:
+            return
+        for key in ("lr", "train_loss", "train_top1", "train_top5", "val_loss", "val_top1", "val_top5"):
+            if record.get(key) is not None:
+                writer.add_scalar(f"epoch/{key}", record[key], record["epoch"])
+        writer.flush()
 
     # ---------------------------------------------------------------------------- run folder
     def _on_main(self, fn: Callable[[], Any]) -> Any:
@@ -339,7 +390,8 @@ class Trainer:
         self.spec = spec
         self._check_clip_spans(spec)
         self.train_dataset = build_dataset(self.train_dataset, spec, train=True, hflip=cfg.hflip,
-                                           crop_scale=cfg.crop_scale)
+                                           crop_scale=cfg.crop_scale, randaug=cfg.randaug, reprob=cfg.reprob,
+                                           remode=cfg.remode, repeats=cfg.num_sample)
         check_input_fits(self.train_dataset, spec, f"model '{cfg.model}'")
         if self.val_dataset is not None:
             self.val_dataset = build_dataset(self.val_dataset, spec, train=False)
@@ -349,6 +401,8 @@ class Trainer:
         if cfg.deterministic:
             torch.use_deterministic_algorithms(True, warn_only=True)
         self.model = model.to(self.device)
+        # The weight average: validated and saved in place of the trained weights (timm's ModelEmaV3).
+        self.ema = ModelEmaV3(self.model, decay=cfg.ema, use_warmup=cfg.ema_warmup) if cfg.ema else None
         # what training and validation call (the model itself unless --compile); checkpoints save self.model
         self.run_model = maybe_compile(self.model, cfg.compile, device=self.device, log=self.log)
         self.ddp_model: nn.Module = self.run_model
@@ -425,38 +479,62 @@ class Trainer:
     def _setup_optim(self) -> None:
         cfg, d = self.cfg, self.dist
         pin = self.device.type == "cuda"
-        self.train_sampler = DistributedSampler(self.train_dataset, num_replicas=d.world_size, rank=d.rank,
-                                                shuffle=True, seed=cfg.seed, drop_last=False)
+        if cfg.balanced_sampler:
+            self.train_sampler: Any = BalancedDistributedSampler(
+                dataset_labels(self.train_dataset, "--balanced-sampler"), d.world_size, d.rank, cfg.seed)
+        else:
+            self.train_sampler = DistributedSampler(self.train_dataset, num_replicas=d.world_size, rank=d.rank,
+                                                    shuffle=True, seed=cfg.seed, drop_last=False)
+        mixing = mixup_active(cfg)
         self.loader_generator = torch.Generator()
         # Workers are re-created (and re-seeded from (seed, epoch, rank)) every epoch, except with the
         # frame cache, which lives in the workers.
         persistent = cfg.cache_videos and cfg.workers > 0
         # Training substitutes an unreadable sample (and names it); with --on-error raise it stops the run.
         train_view = SubstituteUnreadable(self.train_dataset) if cfg.on_error == "skip" else self.train_dataset
+        # Mixing pairs clip i with clip B-1-i: an incomplete (maybe odd) last batch is dropped, as in timm.
         self.train_loader = DataLoader(train_view, batch_size=cfg.batch_size,
                                        sampler=self.train_sampler,
-                                       num_workers=cfg.workers, pin_memory=pin, drop_last=False,
+                                       num_workers=cfg.workers, pin_memory=pin, drop_last=mixing,
                                        generator=self.loader_generator, persistent_workers=persistent)
+        if mixing and len(self.train_loader) == 0:
+            raise UserError(f"--mixup / --cutmix drop the last incomplete batch, and the {len(self.train_sampler)} "
+                            f"training videos of each process make no full batch of --batch-size {cfg.batch_size}; "
+                            f"lower --batch-size")
         self.val_loader = None
         if self.val_dataset is not None:
             self.val_loader = make_eval_loader(self.val_dataset, cfg.val_batch_size or cfg.batch_size, cfg.workers,
                                                pin_memory=pin, persistent_workers=persistent, on_error=cfg.on_error)
         self.updates_per_epoch = math.ceil(len(self.train_loader) / cfg.accum_steps)
-        self.optimizer = build_optimizer(self.model, cfg)
-        self.scheduler = build_scheduler(self.optimizer, cfg, self.updates_per_epoch)
+        self.peak_lr = cfg.peak_lr(d.world_size)
+        self.optimizer = build_optimizer(self.model, cfg, lr=self.peak_lr)
+        self.scheduler = build_scheduler(self.optimizer, cfg, self.updates_per_epoch, lr=self.peak_lr)
         self.amp = broadcast_object(choose_amp(cfg.amp, self.device, model=self.model, batch=cfg.batch_size,
                                                train=True))  # rank 0's choice: one precision for every rank
         self.amp_dtype = self.amp.dtype
         self.scaler = torch.amp.GradScaler("cuda") if self.amp_dtype == torch.float16 else None
-        self.loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+        self.mixup = None
+        if mixing:  # label smoothing moves into the mixed targets, and the loss takes soft targets (timm's train.py)
+            self.mixup = VideoMixup(mixup_alpha=cfg.mixup, cutmix_alpha=cfg.cutmix, prob=cfg.mixup_prob,
+                                    switch_prob=cfg.mixup_switch_prob, mode=cfg.mixup_mode,
+                                    label_smoothing=cfg.label_smoothing, num_classes=len(self.classes))
+            self.loss_fn: nn.Module = SoftTargetCrossEntropy()
+        else:
+            weight = None
+            if cfg.class_weights == "balanced":
+                weight = balanced_class_weights(dataset_labels(self.train_dataset, "--class-weights balanced"),
+                                                len(self.classes)).to(self.device)
+            self.loss_fn = nn.CrossEntropyLoss(weight=weight, label_smoothing=cfg.label_smoothing)
         self.epoch_ctx = EpochContext(self.ddp_model, self.optimizer, self.loss_fn, self.device, len(self.classes),
                                       self.scheduler, cfg.accum_steps, cfg.clip_grad, self.amp_dtype, self.scaler,
-                                      self.progress)
+                                      self.progress, repeats=cfg.num_sample, mixup=self.mixup, ema=self.ema,
+                                      on_update=self._log_update if cfg.tensorboard else None)
 
     # ------------------------------------------------------------------------------ checkpoints
     def _checkpoint(self, epoch: int, rng_states: list[dict[str, Any]]) -> dict[str, Any]:
         return {
             "model": self.model.state_dict(),
+            "model_ema": self.ema.module.state_dict() if self.ema is not None else None,
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict() if self.scaler is not None else None,
@@ -474,7 +552,7 @@ class Trainer:
             "architecture": self.model.architecture,
             "model_args": dict(self.model.model_args),
             "pretrained_cfg": dict(self.model.pretrained_cfg),
-            "config": config_dict(self.cfg),
+            "config": config_dict(self.run_config),
         }
 
     def _read_resume_checkpoint(self) -> dict[str, Any] | None:
@@ -499,6 +577,12 @@ class Trainer:
             apply_state_dict(self.model, ckpt["model"], source=f"--resume: checkpoint '{path}'")
         except CheckpointMismatchError as e:
             raise UserError(str(e).split(". Nothing was loaded")[0]) from e
+        if self.ema is not None:
+            if ckpt.get("model_ema") is not None:
+                self.ema.module.load_state_dict(ckpt["model_ema"])
+            else:  # a run without --ema continued with it: the average starts from the resumed weights
+                self.ema.module.load_state_dict(self.model.state_dict())
+                self.log("note: the checkpoint has no weight average (--ema); it starts from the resumed weights")
         try:
             self.optimizer.load_state_dict(ckpt["optimizer"])
         except (ValueError, KeyError, RuntimeError) as e:
@@ -583,6 +667,26 @@ class Trainer:
         return val.top1 > self.best_top1 or (val.top1 == self.best_top1 and val.loss < self.best_loss)
 
     # -------------------------------------------------------------------------------------- fit
+    def _resolved_config(self) -> TrainConfig:
+        """The config with the defaults this run chose filled in (weight decay, sampling, the stride of
+        dense sampling, clip size, validation batch) and data paths made absolute: fed back (``--config
+        RUN/train_config.json``) it makes the same run, also from another folder."""
+        cfg, spec = self.cfg, self.spec
+        h, w = spec.img_size
+
+        def absolute(path: str | None) -> str | None:
+            return os.path.abspath(path) if path is not None and os.path.exists(path) else path
+
+        model = cfg.model
+        if looks_like_path(model) and os.path.exists(os.path.expanduser(model)):
+            model = os.path.abspath(os.path.expanduser(model))
+        return dataclasses.replace(
+            cfg, model=model, data=absolute(cfg.data), val_data=absolute(cfg.val_data),
+            weight_decay=cfg.resolved_weight_decay(), sampling=spec.sampling,
+            frame_stride=spec.frame_stride if spec.sampling == "dense" else cfg.frame_stride,
+            num_frames=spec.num_frames, img_size=h if h == w else cfg.img_size,
+            val_batch_size=cfg.val_batch_size or cfg.batch_size)
+
     def _describe(self) -> None:
         cfg, d = self.cfg, self.dist
         n_params = count_params(self.model)
@@ -597,19 +701,44 @@ class Trainer:
         for line, console in self._run_notes:
             self.log(line, console)
         self.log(self.amp.line())
+        lr = f"lr {self.peak_lr:g}" + (f" (= {cfg.lr:g} x {cfg.batch_size * cfg.accum_steps * d.world_size} / "
+                                       f"{cfg.lr_base_batch})" if cfg.lr_base_batch else "")
         self.log(f"training on {self.device} x {d.world_size} process(es), {self.amp.name}"
                  f"{', --compile' if cfg.compile else ''}; {cfg.epochs} epochs x "
-                 f"{self.updates_per_epoch} updates, batch {cfg.batch_size} x {cfg.accum_steps} accum x "
-                 f"{d.world_size}; {cfg.opt} lr {cfg.lr:g} wd {cfg.resolved_weight_decay():g}"
+                 f"{self.updates_per_epoch} updates, batch {cfg.batch_size}"
+                 + (f" videos x {cfg.num_sample} samples" if cfg.num_sample > 1 else "")
+                 + f" x {cfg.accum_steps} accum x {d.world_size}; {cfg.opt} {lr} wd {cfg.resolved_weight_decay():g}"
                  + (f" layer-decay {cfg.layer_decay:g}" if cfg.layer_decay else "") + f"; output {self.out}")
+        extras = []
+        if cfg.randaug:
+            extras.append(f"randaug {cfg.randaug}")
+        if cfg.reprob > 0:
+            extras.append(f"erasing {cfg.reprob:g} ({cfg.remode})")
+        if self.mixup is not None:
+            extras.append(f"mixup {cfg.mixup:g} cutmix {cfg.cutmix:g} (soft-target loss; training top-1 not reported)")
+        if cfg.balanced_sampler:
+            extras.append("class-balanced sampling")
+        if cfg.class_weights != "none":
+            extras.append("class weights " + ", ".join(f"{c} {w:.3g}" for c, w in zip(self.classes,
+                                                                                      _weights(self.loss_fn))))
+        if self.ema is not None:
+            extras.append(f"weight average (EMA {cfg.ema:g}) validated and saved")
+        if extras:
+            self.log("recipe: " + "; ".join(extras))
         if d.is_main and (self.resume_path is None or not self.layout.train_config.exists()):
-            atomic_write_json({"config": config_dict(cfg), "classes": self.classes, "val_source": self.val_source,
-                               "input": {"sampling": self.spec.sampling, "frame_stride": self.spec.frame_stride,
-                                         "num_frames": self.spec.num_frames,
-                                         **{f"{k}_short_videos": len(c.short) for k, c in self.span_checks.items()}},
-                               "world_size": d.world_size, "model_args": self.model.model_args,
+            # Beside "config" only what the run found (a config file reads "config" and nothing else).
+            atomic_write_json({"config": config_dict(self.run_config), "classes": self.classes,
+                               "val_source": self.val_source, "world_size": d.world_size,
+                               "resolved": {"device": str(self.device), "peak_lr": self.peak_lr,
+                                            "updates_per_epoch": self.updates_per_epoch,
+                                            **({"frame_stride_auto": True} if cfg.frame_stride == FRAME_STRIDE_AUTO
+                                               else {}),
+                                            **{f"{k}_short_videos": len(c.short) for k, c in self.span_checks.items()}},
+                               "precision": self.amp.record(),
+                               "model_args": self.model.model_args,
                                "architecture": self.model.architecture, "params": n_params,
-                               "precision": self.amp.record()},
+                               "versions": {"vidzoo": __version__, "torch": torch.__version__,
+                                            "timm": timm.__version__}},
                               self.layout.train_config)
 
     def fit(self) -> TrainResult:
@@ -631,8 +760,9 @@ class Trainer:
             record.update({f"train_{k}": v for k, v in out.metrics.items()})
             val: EvalResult | None = None
             if self.val_loader is not None:
-                val = evaluate(self.run_model, self.val_loader, self.device, len(self.classes), self.amp_dtype,
-                               progress=self.progress, desc="val")
+                val_model = self.ema.module if self.ema is not None else self.run_model
+                val = evaluate(val_model, self.val_loader, self.device, len(self.classes), self.amp_dtype,
+                               progress=self.progress, desc="val (EMA)" if self.ema is not None else "val")
                 for u in val.unreadable:
                     self._name_once("val", u["path"], f"unreadable validation video '{u['path']}' ({u['reason']}): "
                                                       f"excluded from validation")
@@ -653,6 +783,7 @@ class Trainer:
                 self.best_top1, self.best_loss = (val.top1, val.loss) if val is not None else (None, None)
             self._save_epoch(epoch + 1, is_best)
             self.log(epoch_line(record, is_best and val is not None))
+            self._log_epoch(record)
             for cb in self.callbacks:
                 cb(epoch + 1, record)
         return self._finish()
@@ -683,10 +814,13 @@ class Trainer:
         or lost to a full disk) the model saved is the last epoch's, and the message says so."""
         model_dir = None
         model_epoch = self.weights_epoch
+        if self.ema is not None:  # with --ema the weight average is the model: validated, chosen and saved
+            self.model.load_state_dict(self.ema.module.state_dict())
         if self.val_loader is not None and self.best_epoch is not None and self.best_epoch != self.weights_epoch:
             epoch, why = self._on_main(self._best_checkpoint_epoch)
             if epoch == self.best_epoch:
-                self.model.load_state_dict(load_checkpoint(self.layout.best)["model"])
+                ckpt = load_checkpoint(self.layout.best)
+                self.model.load_state_dict(ckpt["model_ema"] if self.ema is not None else ckpt["model"])
                 model_epoch = epoch
             else:
                 self.log(f"warning: {self._rel(self.layout.best)} {why or f'holds epoch {epoch}'}, not the best "
@@ -694,7 +828,8 @@ class Trainer:
                          f"epoch's ({model_epoch}, {self._val_text(model_epoch)})")
         if self.dist.is_main:
             model_dir = save_model_folder(self.model, self.layout.model_dir)
-            which = f"epoch {model_epoch}" + ("" if self.val_loader is None else f", {self._val_text(model_epoch)}")
+            which = (f"epoch {model_epoch}" + ("" if self.val_loader is None else f", {self._val_text(model_epoch)}")
+                     + (", weight average (EMA)" if self.ema is not None else ""))
             self.log(f"final model ({which}) saved to {model_dir}")
         barrier()
         top1 = next((r.get("val_top1") for r in self.history if r.get("epoch") == model_epoch), None)

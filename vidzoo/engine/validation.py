@@ -10,7 +10,8 @@ import math
 import numbers
 from typing import Any, Iterable
 
-from .._choices import AMP_MODES, ON_ERROR, OPTIMIZERS, SAMPLING_MODES
+from .._choices import (AMP_MODES, CLASS_WEIGHTS, ERASE_MODES, LR_SCHEDULES, MIXUP_MODES, ON_ERROR, OPTIMIZERS,
+                        SAMPLING_MODES)
 from .options import BATCH_SIZE, FRAME_STRIDE, FRAME_STRIDE_AUTO, IMG_SIZE, NUM_FRAMES, WORKERS, config_flag
 
 
@@ -115,6 +116,58 @@ def validate_train_config(cfg: Any) -> None:
     if "num_classes" in cfg.model_overrides:
         raise ValueError(f"--set num_classes={cfg.model_overrides['num_classes']!r}: training takes the number of "
                          "classes from --data; leave num_classes out")
+    _validate_recipe_options(cfg, flag)
+
+
+def _validate_recipe_options(cfg: Any, flag: Any) -> None:
+    """The schedule, augmentation, mixing, weighting and averaging options."""
+    check_int(flag("lr_base_batch"), cfg.lr_base_batch, 1, optional=True)
+    check_choice(flag("sched"), cfg.sched, LR_SCHEDULES)
+    milestones = cfg.decay_milestones
+    if (not isinstance(milestones, (tuple, list)) or not all(_num(m) and m > 0 for m in milestones)
+            or list(milestones) != sorted(milestones)):
+        raise ValueError(f"{flag('decay_milestones')} must be increasing epochs > 0, got {milestones!r}")
+    if cfg.sched == "multistep" and not milestones:
+        raise ValueError(f"{flag('sched')} multistep needs {flag('decay_milestones')} EPOCH ...")
+    if cfg.sched != "multistep" and milestones:
+        raise ValueError(f"{flag('decay_milestones')} applies to {flag('sched')} multistep, not {cfg.sched!r}")
+    check_number(flag("decay_rate"), cfg.decay_rate, 0, 1, lo_open=True)
+    if cfg.randaug is not None:
+        if not isinstance(cfg.randaug, str):
+            raise ValueError(f"{flag('randaug')} must be a RandAugment config string, got {cfg.randaug!r}")
+        from ..data.augment import parse_rand_augment  # torch and timm: only when RandAugment is asked for
+        try:
+            parse_rand_augment(cfg.randaug)
+        except ValueError as e:
+            raise ValueError(f"{flag('randaug')}: {e}") from None
+    check_number(flag("reprob"), cfg.reprob, 0, 1)
+    check_choice(flag("remode"), cfg.remode, ERASE_MODES)
+    check_number(flag("mixup"), cfg.mixup, 0)
+    check_number(flag("cutmix"), cfg.cutmix, 0)
+    check_number(flag("mixup_prob"), cfg.mixup_prob, 0, 1)
+    check_number(flag("mixup_switch_prob"), cfg.mixup_switch_prob, 0, 1)
+    check_choice(flag("mixup_mode"), cfg.mixup_mode, MIXUP_MODES)
+    check_int(flag("num_sample"), cfg.num_sample, 1)
+    check_choice(flag("class_weights"), cfg.class_weights, CLASS_WEIGHTS)
+    check_number(flag("ema"), cfg.ema, 0, 1, lo_open=True, hi_open=True, optional=True)
+    for name in ("balanced_sampler", "ema_warmup", "tensorboard"):
+        if not isinstance(getattr(cfg, name), bool):
+            raise ValueError(f"{flag(name)} is a switch (true or false), got {getattr(cfg, name)!r}")
+    if cfg.ema_warmup and cfg.ema is None:
+        raise ValueError(f"{flag('ema_warmup')} ramps up the decay of {flag('ema')}, which is off; "
+                         f"give {flag('ema')} DECAY")
+    mixing = cfg.mixup > 0 or cfg.cutmix > 0
+    clips = cfg.batch_size * cfg.num_sample
+    if mixing and clips % 2:
+        raise ValueError(f"{flag('mixup')} / {flag('cutmix')} mix clip i with clip B-1-i of a batch and need an even "
+                         f"number of clips per batch; got {flag('batch_size')} {cfg.batch_size} x "
+                         f"{flag('num_sample')} {cfg.num_sample} = {clips}")
+    if cfg.class_weights != "none" and cfg.balanced_sampler:
+        raise ValueError(f"{flag('class_weights')} {cfg.class_weights} and {flag('balanced_sampler')} both correct "
+                         "the class imbalance (together they over-correct it); use one")
+    if cfg.class_weights != "none" and mixing:
+        raise ValueError(f"{flag('class_weights')} {cfg.class_weights} weighs hard labels; with "
+                         f"{flag('mixup')} / {flag('cutmix')} the targets are mixed: use {flag('balanced_sampler')}")
 
 
 def validate_eval_options(batch_size: Any = None, workers: Any = None, frame_stride: Any = None,
