@@ -38,6 +38,7 @@ import torch
 import torch.nn.functional as F
 
 from benchmarks import _common as C
+from vidzoo.engine.compile import maybe_compile
 from vidzoo.engine.complexity import MetaInit, count_flops
 from vidzoo.engine.options import parse_overrides
 from vidzoo.models.tables import PAPER_FIGURES
@@ -75,7 +76,7 @@ def run_one(cfg: dict[str, Any]) -> dict[str, Any]:
     out["input"] = "x".join(map(str, (B, *in_size)))
     x = torch.randn(B, *in_size, device=device)
     y = torch.randint(0, max(model.num_classes, 1), (B,), device=device)
-    run_model = torch.compile(model) if cfg.get("compile") else model
+    run_model = maybe_compile(model, bool(cfg.get("compile")), device=device)  # as --compile runs it
     amp = lambda: C.autocast_ctx(device, dtype)  # noqa: E731
 
     if mode == "infer":
@@ -275,7 +276,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     p.add_argument("--batch-size", type=int, default=1)
     p.add_argument("--dtype", choices=("fp32", "bf16"), default="fp32", help="bf16: autocast")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--compile", action="store_true", help="torch.compile the model")
+    p.add_argument("--compile", action="store_true", help="torch.compile the model (as vidzoo's --compile does)")
     p.add_argument("--eager-attn", action="store_true", help="vidzoo.set_fused_attn(False) (default: SDPA)")
     p.add_argument("--warmup", type=int, default=1, help="untimed calls (the first one also allocates / compiles)")
     p.add_argument("--runs", type=int, default=3, help="timed calls; the median is reported")

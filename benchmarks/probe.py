@@ -272,7 +272,7 @@ def write(rows: list[dict[str, Any]], info: dict[str, Any], args: argparse.Names
     C.write_csv(out.with_suffix(".csv"), [{k: v for k, v in r.items() if k != "all_s"} for r in rows])
     out.with_suffix(".json").write_text(json.dumps({"machine": info, "args": vars(args), "rows": rows}, indent=2,
                                                    default=str))
-    md = [f"# Probes vs full training (`benchmarks/probe.py`)", "", C.machine_markdown(info),
+    md = ["# Probes vs full training (`benchmarks/probe.py`)", "", C.machine_markdown(info),
           f"- load average (1/5/15 min) at the end: {info.get('loadavg_end', 'n/a')}", "",
           f"Command: `python benchmarks/probe.py {' '.join(sys.argv[1:])}`", ""]
     ep = [r for r in rows if r["part"] == "epoch"]

@@ -3,6 +3,7 @@ run. They are shared: a test that changes one copies it first (``shutil.copytree
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -13,6 +14,21 @@ import vidzoo
 from helpers import MODEL, TINY, TINY_SET, train_argv
 from vidzoo.cli import main
 from vidzoo.data import make_motion_dataset
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _vidzoo_cache(tmp_path_factory):
+    """vidzoo's per-machine cache in a session folder, not the user's, holding a CPU bf16 probe that found
+    bf16 no faster than fp32: ``--amp auto`` runs fp32 on every CPU, as the tests' figures expect whether
+    or not the machine has AMX. Tests of the choice itself inject their own flags and probe
+    (tests/test_precision.py)."""
+    from vidzoo.engine.precision import PROBE_CACHE, probe_cache_key
+    cache = tmp_path_factory.mktemp("vidzoo_cache")
+    even = {"fp32_ms": 1.0, "bf16_ms": 1.0, "threads": 1}
+    (cache / PROBE_CACHE).write_text(json.dumps({"version": 1, "probes": {probe_cache_key(): even}}))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("VIDZOO_CACHE", str(cache))
+        yield
 
 
 @pytest.fixture(scope="session")

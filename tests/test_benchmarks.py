@@ -216,3 +216,23 @@ def test_probe_smoke(tmp_path):
         assert 0 <= r["best_val_top1"] <= 100 and r["val_clips"] == 2 and isinstance(r["majority_only"], bool)
     md = (tmp_path / "b").with_suffix(".md").read_text()
     assert "| arrow | 0 | probe over the diagonal-motion backbone |" in md
+
+
+def test_small_data_smoke(tmp_path):
+    """The small-data comparison and the per-epoch cost of each augmentation, on a tiny demo set."""
+    from benchmarks import small_data
+    common = ["--datasets", "demo", "--demo-per-class", "2", "--demo-val-per-class", "1", "--work", str(tmp_path)]
+    report = small_data.main([*common, "--seeds", "0", "--epochs", "1", "--arms", "recipe", "defaults",
+                              "--arm", 'no_ema={"ema": null, "ema_warmup": false}', "--out", str(tmp_path / "acc")])
+    assert [(r["arm"], r["runs"], r["train_videos"], r["val_videos"]) for r in report["summary"]] == \
+        [("recipe", 1, 8, 4), ("defaults", 1, 8, 4), ("no_ema", 1, 8, 4)]
+    for row in report["runs"]:
+        assert row["epochs"] == 1  # every arm as long
+        for which in ("last", "best", "train"):
+            assert 0 <= row[f"{which}_top1"] <= 100 and 1 <= row[f"{which}_classes_predicted"] <= 4
+    # the defaults arm takes the recipe's model and clip only (and no flips on the direction classes)
+    assert set(report["arms"]["defaults"]) <= set(small_data.MODEL_KEYS) | {"hflip"} and report["arms"]["recipe"]["ema"]
+    assert "| demo | recipe | 1 | 1 | 8 / 4 |" in (tmp_path / "acc.md").read_text()
+    cost = small_data.main([*common, "--cost", "--cost-epochs", "1", "--cost-runs", "1"])["cost_s_per_epoch"]
+    assert set(cost) == set(small_data.COST_ARMS) | {"all of small_data_cpu"}
+    assert all(len(t) == 1 and t[0] > 0 for t in cost.values())

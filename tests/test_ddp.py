@@ -26,7 +26,7 @@ def test_torchrun_two_processes_gloo(motion, tmp_path):
                        cwd=tmp_path)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
 
-    assert not (tmp_path / "rank1").exists()  # only rank 0 writes
+    assert not (tmp_path / "rank1").exists()  # only rank 0 writes (and takes the run folder's lock)
     out = tmp_path / "rank0"
     metrics = json.loads((out / "metrics.json").read_text())
     assert len(metrics) == 2
@@ -40,3 +40,4 @@ def test_torchrun_two_processes_gloo(motion, tmp_path):
     assert ckpt["world_size"] == 2 and len(ckpt["rng"]) == 2  # every rank's RNG state, for exact resume
     assert not torch.equal(ckpt["rng"][0]["torch"], ckpt["rng"][1]["torch"])  # ranks augment differently
     assert (out / "model" / "model.safetensors").is_file()
+    assert (out / ".vidzoo-run.json").is_file() and not (out / ".vidzoo.lock").exists()  # lock removed on exit

@@ -15,7 +15,8 @@ from vidzoo.engine.complexity import count_flops, count_gmacs
 from vidzoo.engine.errors import UserError
 from vidzoo.engine.evaluation import EvalResult, evaluate, predict_probs, write_eval_outputs
 from vidzoo.engine.inference import parse_views
-from vidzoo.engine.metrics import ClassificationMeter, topk_correct
+from vidzoo.engine.history import epoch_line
+from vidzoo.engine.metrics import ClassificationMeter, topk_correct, topk_of
 from vidzoo.engine.model_io import model_complexity
 from vidzoo.engine.options import parse_overrides
 from vidzoo.engine.plots import plot_training_curves
@@ -149,7 +150,11 @@ def test_evaluate_and_report_files(tmp_path):
     loader = torch.utils.data.DataLoader(ds, batch_size=5)
     res = evaluate(_FixedLogits(), loader, "cpu", k, collect_predictions=True, num_visuals=4, progress=False)
     assert isinstance(res, EvalResult) and res.num_samples == n
-    assert res.top1 == pytest.approx(100 * 10 / 12) and res.top5 == 100.0
+    # 3 classes: top-2 (top-5 would be 100% whatever the model), from the view-averaged softmax
+    probs = clips.flatten(2)[:, :, :3].softmax(-1).mean(1)
+    top2 = 100 * float((probs.topk(2).indices == labels[:, None]).any(1).float().mean())
+    assert res.top1 == pytest.approx(100 * 10 / 12) and (res.k, res.top5) == (2, None)
+    assert res.topk == pytest.approx(top2) and top2 < 100
     assert int(res.confusion.sum()) == n and int(res.confusion.trace()) == 10
     assert [p["index"] for p in res.predictions] == list(range(n)) and len(res.visuals) == 4
     files = write_eval_outputs(res, tmp_path, ["a", "b", "c"], (0.5,) * 3, (0.5,) * 3,
@@ -158,6 +163,7 @@ def test_evaluate_and_report_files(tmp_path):
                           "samples_gif", "log"}
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["views"] == "2x1" and set(metrics["per_class_accuracy"]) == {"a", "b", "c"}
+    assert metrics["top2"] == pytest.approx(top2) and "top5" not in metrics
     rows = (tmp_path / "confusion_matrix.csv").read_text().splitlines()
     assert rows[0] == "true\\pred,a,b,c" and len(rows) == 4
     assert (tmp_path / "predictions.csv").read_text().splitlines()[1].startswith("0,v0.mp4,a,b,")
@@ -166,8 +172,44 @@ def test_evaluate_and_report_files(tmp_path):
         assert gif.n_frames == 4  # T frames of the clips
 
 
-def test_training_curves_png(tmp_path):
-    hist = [{"epoch": e, "lr": 1e-3 / e, "train_loss": 1 / e, "train_top1": 10 * e, "train_top5": 20 * e,
-             "val_loss": 1.1 / e, "val_top1": 9 * e, "val_top5": 19 * e} for e in (1, 2, 3)]
+@pytest.mark.parametrize("topk", [None, "top3", "top5"])
+def test_training_curves_png_names_topk_by_its_k(tmp_path, monkeypatch, topk):
+    """New records name top-k by its k (none with 2 classes); records of older runs (``top5`` whatever the
+    classes) still plot."""
+    from matplotlib.axes import Axes
+    labels = []
+    real = Axes.plot
+    monkeypatch.setattr(Axes, "plot", lambda self, *a, **kw: labels.append(kw.get("label")) or real(self, *a, **kw))
+    extra = lambda split, e: {f"{split}_{topk}": 20 * e} if topk else {}  # noqa: E731
+    hist = [{"epoch": e, "lr": 1e-3 / e, "train_loss": 1 / e, "train_top1": 10 * e, **extra("train", e),
+             "val_loss": 1.1 / e, "val_top1": 9 * e, **extra("val", e)} for e in (1, 2, 3)]
     path = plot_training_curves(hist, tmp_path / "curves.png")
     assert path.stat().st_size > 1000
+    shown = [s for s in labels if s and "top" in s]
+    assert shown == ["train top1"] + ([f"train {topk}"] if topk else []) + ["val top1"] + (
+        [f"val {topk}"] if topk else [])
+
+
+def test_topk_is_named_by_its_k_and_reported_only_below_the_class_count():
+    assert [topk_of(k) for k in (2, 3, 4, 5, 6, 400)] == [None, 2, 3, 4, 5, 5]
+    for classes, key in ((2, None), (4, "top3"), (6, "top5")):
+        m = ClassificationMeter(classes)
+        m.update(torch.eye(classes)[:2] * 5, torch.tensor([0, 1]), loss=0.5)
+        out = m.compute()
+        assert [k for k in out if k.startswith("top") and k != "top1"] == ([key] if key else [])
+    line = epoch_line({"epoch": 1, "lr": 1e-3, "train_loss": 0.7, "train_top1": 50.0, "val_loss": 0.7,
+                       "val_top1": 66.7, "val_single_prediction": "street", "time_s": 1.0}, True)
+    assert "top5" not in line and "top2" not in line
+    assert "[every val video predicted 'street': val top-1 = that class's share]" in line
+    old = {"epoch": 1, "lr": 1e-3, "train_loss": 0.7, "train_top1": 50.0, "train_top5": 100.0, "val_loss": 0.7,
+           "val_top1": 50.0, "val_top5": 100.0, "time_s": 1.0}  # a metrics.json written before
+    assert "top5 100.0% | val loss 0.7000 top1  50.0% top5 100.0%" in epoch_line(old, False)
+
+
+def test_single_prediction():
+    m = ClassificationMeter(3)
+    m.update(torch.tensor([[0, 5.0, 0], [0, 4.0, 1]]), torch.tensor([0, 1]), loss=0.5)
+    assert m.single_prediction() == 1
+    m = ClassificationMeter(3)
+    m.update(torch.tensor([[0, 5.0, 0], [4.0, 0, 1]]), torch.tensor([0, 1]), loss=0.5)
+    assert m.single_prediction() is None

@@ -121,7 +121,14 @@ def test_registry_and_builder_import_no_model_family():
     assert not _edges("vidzoo._hub") & {"vidzoo._factory", "vidzoo._weights", "vidzoo._builder"}
 
 
-@pytest.mark.parametrize("module", ["_registry", "_hub", "_factory", "_weights", "_builder", "convert", "_validation"])
+def test_factory_imports_no_engine():
+    """create_model reads run folders and training checkpoints through vidzoo._local, below the engine."""
+    for module in ("vidzoo._factory", "vidzoo._local"):
+        assert not any(e == "vidzoo.engine" or e.startswith("vidzoo.engine.") for e in _edges(module)), module
+
+
+@pytest.mark.parametrize("module", ["_registry", "_hub", "_factory", "_local", "_weights", "_builder", "convert",
+                                    "_validation"])
 def test_no_import_hidden_in_a_function(module):
     """Loading flows one way: no vidzoo import is tucked into a function to dodge a cycle."""
     tree = ast.parse((PACKAGE / f"{module}.py").read_text())

@@ -229,12 +229,14 @@ def test_refusals_are_one_line(motion, backbone, tmp_path, cli):
     assert r.code == 2 and "validation data" in r.err
 
 
-def test_pixel_augmentations_say_what_changes_per_epoch():
-    assert TrainConfig(augment="none").pixel_augmentations() == []
-    assert not TrainConfig(augment="none").augments_pixels_per_epoch()
-    (what,) = TrainConfig(hflip=0.0, crop_scale=(0.5, 1.0)).pixel_augmentations()
-    assert "--augment random" in what and "--crop-scale 0.5 1" in what and "hflip" not in what
-    assert TrainConfig().augments_pixels_per_epoch()
+def test_what_trains_a_whole_model_is_refused_with_a_probe(motion, backbone, tmp_path, cli):
+    base = train_argv(motion, tmp_path / "run", "--freeze-backbone", model=backbone)
+    cases = {("--ema", "0.99"): "--ema", ("--mixup", "0.8"): "--mixup", ("--compile",): "--compile",
+             ("--augment", "random", "--cache-features"): "--augment random: a random clip position",
+             ("--augment", "none", "--randaug", "rand-m7-n2"): "--augment none"}
+    for extra, words in cases.items():
+        r = cli(*base, *extra)
+        assert r.code == 2 and words in r.err and len(r.err.strip().splitlines()) == 1, (extra, r.err)
 
 
 def test_ddp_probe_trains_only_the_heads(motion, backbone, tmp_path):

@@ -210,7 +210,7 @@ HOSTILE_SET = [("depth=-1", "depth"), ("depth=1e7", "depth"), ("depth=10000000",
                ("embed_dim=8192", "embed_dim"), ("num_frames=4096", "tokens"), ("nonsense=1", "nonsense")]
 
 
-def test_hostile_values_are_one_line_errors(motion, tmp_path, capsys):
+def test_hostile_values_are_one_line_errors(motion, trained_run, tmp_path, capsys):
     """Every flag with a domain and every model argument: one line naming it, exit 2, no traceback."""
     def error(*args):
         assert main([str(a) for a in args]) == 2, args
@@ -254,6 +254,19 @@ def test_hostile_values_are_one_line_errors(motion, tmp_path, capsys):
                        (train_args("vivit_organmnist3d", npz, tmp_path / "o", *TINY), "train_labels[1] is -1")]:
         assert name in error(*args), (args, name)
     assert not (video.parent / "tl").exists() and not (motion / "val" / "left" / "r").exists()
+
+    # Runs and folders vidzoo did not write, or that must stay the same run (tests/test_runs.py in depth).
+    run, model_only, demo = tmp_path / "run", tmp_path / "model_only", tmp_path / "demo"
+    shutil.copytree(trained_run, run)
+    shutil.copytree(trained_run / "model", model_only / "model")
+    (demo / "data").mkdir(parents=True)
+    for args, name in [(["train", "--output", run, "--resume", "--seed", 3], "--seed 3 (the run: 0)"),
+                       (["train", "--output", run, "--resume", "--opt", "sgd"], "--opt sgd (the run: adamw)"),
+                       (["train", "--output", run, "--resume", "--epochs", 1], "cannot shorten it"),
+                       (train_args("vivit_joint_tiny_patch16x2_224", motion, model_only, *TINY), "holds a trained model"),
+                       (["demo", "--output", demo, "--overwrite"], "which vidzoo demo did not write")]:
+        assert name in error(*args), (args, name)
+    assert (demo / "data").is_dir() and (model_only / "model" / "model.safetensors").is_file()
 
 
 def test_hostile_value_messages(motion, tmp_path, cli):

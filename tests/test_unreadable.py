@@ -255,10 +255,3 @@ def test_only_the_main_rank_prints_the_summary(monkeypatch, capsys, tmp_path):
     monkeypatch.setattr(trainer, "train", lambda cfg: result)
     assert main(["train", "--model", MODEL, "--data", str(tmp_path), "--output", str(tmp_path / "o")]) == 0
     assert "done:" not in capsys.readouterr().out
-
-
-def test_demo_refuses_to_overwrite_a_previous_demo(tmp_path, capsys):
-    (tmp_path / "demo" / "data").mkdir(parents=True)
-    assert main(["demo", "--output", str(tmp_path / "demo"), "--epochs", "1", "--videos-per-class", "1",
-                 "--val-videos-per-class", "1", "--classes", "2", "--no-progress"]) == 2
-    assert "already holds a demo" in capsys.readouterr().err and (tmp_path / "demo" / "data").is_dir()

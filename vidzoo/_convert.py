@@ -444,8 +444,9 @@ def _joint_grid(n: int, model_grid: tuple[int, int, int], hint: tuple[int, int, 
     if n % T == 0 and (s := _isqrt_exact(n // T)):
         return T, s, s
     raise CheckpointError(f"Cannot infer the token grid (T, H, W) of a joint position table with {n} entries for a "
-                          f"model with grid {model_grid}; pass pretrained_cfg_overlay=dict(extra={{'source_grid': "
-                          "(T, H, W)}) or load through a folder with the checkpoint's config.json.")
+                          f"model with grid {model_grid}; load it through a folder that holds the checkpoint's "
+                          "config.json, or pass its grid as pretrained_cfg_overlay=dict(extra={'source_grid': "
+                          "(T, H, W)}).")
 
 
 # ------------------------------------------------------------------------------- adaptation

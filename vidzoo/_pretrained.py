@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 IMAGENET_DEFAULT_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_DEFAULT_STD = (0.229, 0.224, 0.225)
@@ -151,3 +151,35 @@ def describe_provenance(prov: Mapping[str, Any] | None) -> str:
     if kind == "converted":
         return f"converted by vidzoo from {prov.get('source') or '?'}{lic}"
     return str(dict(prov))
+
+
+def training_provenance(start: Mapping[str, Any] | None, config: Mapping[str, Any], classes: Sequence[str]
+                        ) -> dict[str, Any]:
+    """The provenance of a model trained by vidzoo: from scratch, fine-tuned from what it started as, or
+    a probe (``freeze_backbone``: a head trained over a frozen backbone, which is named with its licence).
+
+    Args:
+        start: The provenance of the model as built before training (``pretrained_cfg['provenance']``).
+        config: The run's config (``TrainConfig`` as a dict: ``data``, ``val_data``, ``epochs``, ``model``;
+            a probe's ``freeze_backbone`` and ``head``, the head kind it trained).
+        classes: The class names trained on.
+    """
+    start = dict(start or {})
+    run = {"data": str(config.get("data")) if config.get("data") is not None else None,
+           "val_data": config.get("val_data"), "num_classes": len(classes), "epochs": config.get("epochs"),
+           "model": config.get("model")}
+    kind = start.get("kind")
+    if kind in ("trained", "fine_tuned", "probe"):
+        started_from = f"a model {describe_provenance(start)}"
+    elif kind in (None, "random_init"):
+        started_from = f"a random initialisation of {start.get('architecture') or config.get('model') or '?'}"
+    else:
+        started_from = start.get("as_tag") or start.get("source") or "?"
+    if config.get("freeze_backbone"):
+        return {"kind": "probe", "backbone": started_from, "license": start.get("license"),
+                "started_dataset": start.get("dataset"), "frozen": "every parameter but the head's (eval mode)",
+                "probe_head": config.get("head"), **run}
+    if kind in (None, "random_init"):
+        return {"kind": "trained", **run}
+    return {"kind": "fine_tuned", "started_from": started_from, "license": start.get("license"),
+            "started_dataset": start.get("dataset"), **run}

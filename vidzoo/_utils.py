@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import difflib
+import os
+from pathlib import Path
 from typing import Iterable
 
 
@@ -25,6 +27,12 @@ def unknown_name_error(kind: str, name: str, choices: Iterable[str]) -> ValueErr
                       f" ({', '.join(choices[:12])}{', ...' if len(choices) > 12 else ''}).")
 
 
+def tqdm_disable(progress: bool | None) -> bool | None:
+    """tqdm's ``disable`` for a progress switch: bars only on a terminal when on (None lets tqdm
+    check that its stream is one; a pipe or a log file gets no ``\\r`` bars), never when off."""
+    return True if progress is False else None
+
+
 def to_2tuple(x: int | tuple[int, int] | list[int]) -> tuple[int, int]:
     """Return ``(x, x)`` for an int, or the pair itself (validated)."""
     if isinstance(x, int):
@@ -33,3 +41,12 @@ def to_2tuple(x: int | tuple[int, int] | list[int]) -> tuple[int, int]:
     if len(t) != 2:
         raise ValueError(f"Expected an int or a pair (H, W), got {x!r}.")
     return t  # type: ignore[return-value]
+
+
+def user_cache_dir() -> Path:
+    """vidzoo's cache folder for small per-machine facts: ``$VIDZOO_CACHE``, else
+    ``$XDG_CACHE_HOME/vidzoo``, else ``~/.cache/vidzoo`` (not created here)."""
+    if os.environ.get("VIDZOO_CACHE"):
+        return Path(os.environ["VIDZOO_CACHE"]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "vidzoo"

@@ -222,9 +222,10 @@ def validate_model_args(args: Mapping[str, Any], complete: bool = False) -> None
     if dim is not None:
         params = estimate_params(args)
         if params > MAX_PARAMS:
-            raise ValueError(f"depth={args.get('depth')}, embed_dim={dim}, mlp_ratio={args.get('mlp_ratio', 4.0)} and "
-                             f"num_classes={args.get('num_classes')} give ~{params / 1e9:.1f}B parameters (more than "
-                             f"{MAX_PARAMS / 1e9:.0f}B); check these arguments")
+            raise ValueError(f"depth ({args.get('depth')}), embed_dim ({dim}), mlp_ratio "
+                             f"({args.get('mlp_ratio', 4.0)}) and num_classes ({args.get('num_classes')}) give "
+                             f"~{params / 1e9:.1f}B parameters (more than {MAX_PARAMS / 1e9:.0f}B); "
+                             "check these arguments")
 
 
 def _tokens(args: Mapping[str, Any]) -> int:

@@ -324,7 +324,7 @@ def check_head_kept(report: Mapping[str, Any], model: nn.Module, asked: bool, we
         return
     have = report.get("head_classes")
     held = f"a classifier of {have} classes" if have else "no classifier"
-    fix = (f"pass num_classes={have} (--set num_classes={have}) to load it as it is, or " if have else "") \
+    fix = (f"pass num_classes={have} to load it as it is, or " if have else "") \
         + "ask for the class count you want explicitly (num_classes=N) to start a new head for fine-tuning"
     raise CheckpointMismatchError(f"{weights} holds {held}, but {declared} has {n} classes: its head would be "
                                   f"random; {fix}", mismatched=[("head.weight", (have or 0,), (n,))])

@@ -21,14 +21,25 @@ from .engine.errors import UserError
 
 # --------------------------------------------------------------------------------------- list/info
 def cmd_list(args: argparse.Namespace) -> int:
-    from . import list_models
+    import fnmatch
+
+    from . import list_aliases, list_models
     pattern = args.filter or ""
     if pattern and not any(c in pattern for c in "*?["):
         pattern = f"*{pattern}*"
     names = list_models(pattern, pretrained=args.pretrained)
+    # an alias (vivit_tubelet, timesformer) lists the architecture it names, marked with the alias
+    aliased: dict[str, list[str]] = {}
+    for alias, target in list_aliases().items():
+        if pattern and fnmatch.fnmatchcase(alias, pattern):
+            for found in (target, f"{target}.*"):
+                for name in list_models(found, pretrained=args.pretrained):
+                    aliased.setdefault(name, []).append(alias)
+    names = sorted(set(names) | set(aliased))
     width = max(map(len, names), default=0)
     for name in names:
-        print(f"{name:<{width}}  {_license_label(name)}" if args.pretrained else name)
+        mark = f"  (alias {', '.join(aliased[name])})" if name in aliased and "." not in name else ""
+        print(f"{name:<{width}}  {_license_label(name)}" if args.pretrained else name + mark)
     if not names:
         print(f"no {'pretrained ' if args.pretrained else ''}models match {args.filter!r}", file=sys.stderr)
     return 0
@@ -92,13 +103,9 @@ def cmd_info(args: argparse.Namespace) -> int:
         params = count_params(model)
         info = {"gmacs": count_gmacs(model.to("meta"), tuple(cfg["input_size"]))}  # info needs shapes only
         weights = describe_provenance(cfg.get("provenance"))
-    args_ = dict(model.model_args)
+    from .engine.model_io import describe_architecture
     print(name)
-    rows = [("architecture", f"{arch} (attention {args_.get('attention')}, tokenizer {args_.get('tokenizer')}, "
-                             f"patch {args_.get('patch_size')}"
-                             + (f"x{args_['tubelet_size']}" if args_.get("tubelet_size") else "")
-                             + f", width {args_.get('embed_dim')}, depth {args_.get('depth')}, "
-                             f"heads {args_.get('num_heads')})")]
+    rows = [("architecture", f"{arch} ({describe_architecture(model)})")]
     rows += _positions_and_head(model)
     rows.append(("params", f"{params / 1e6:.2f}M"))
     gmacs = info["gmacs"]
@@ -167,20 +174,131 @@ def _positions_and_head(model) -> list[tuple[str, str]]:
 
 # ------------------------------------------------------------------------------------------- train
 def _train_config(args: argparse.Namespace):
-    """The :class:`TrainConfig` of ``vidzoo train``: one field per option (its parser is generated from it)."""
-    from .engine.config import TrainConfig
+    """The :class:`TrainConfig` of ``vidzoo train``: one field per option (its parser is generated from it).
+
+    Values come from ``--recipe``, then ``--config``, then the options given on the command line,
+    each overriding the one before. With ``--resume`` the run's options are read from the run
+    (``RUN/train_config.json``, or the checkpoint named by ``--resume CKPT``); the options given on
+    the command line must agree with them, except those a resumed run may change.
+    """
+    from .engine.config import (RESUME_MAY_CHANGE, TrainConfig, load_train_config, merge_train_kwargs, recipe_kwargs,
+                                resume_conflicts, resume_refusal, train_config_kwargs)
     from .engine.model_io import looks_like_path, wants_weights
-    from .engine.options import config_kwargs
-    if args.pretrained is False and (looks_like_path(args.model) or args.model.startswith(("local-dir:", "hf-hub:"))):
-        raise UserError(f"--no-pretrained applies to registry names; to train the architecture of '{args.model}' "
-                        "from scratch, name the architecture (vidzoo info shows it)")
+    from .engine.options import config_flag, config_kwargs, required_fields
+    given = _given_train_options(getattr(args, "argv", None))
     kwargs = config_kwargs(TrainConfig, args)
-    # A tag on the command line is a request for its weights (--no-pretrained: train it from scratch).
-    kwargs["pretrained"] = wants_weights(args.model, args.pretrained)
+    fields = set(TrainConfig.__dataclass_fields__)
+    layers: list[tuple[str, dict[str, Any]]] = []
+    if args.resume and (args.config or args.recipe):
+        raise UserError("--config / --recipe start a run; --resume continues the run in --output with its own "
+                        "options (give only what may change, e.g. --epochs)")
+    stored = _resumed_run_options(args, given) if args.resume else None
+    if stored is None:
+        if args.recipe:
+            layers.append((f"recipe '{args.recipe}'", recipe_kwargs(args.recipe)))
+        if args.config:
+            layers.append((f"--config '{args.config}'", load_train_config(args.config)))
+        layers.append(("the command line", {k: v for k, v in kwargs.items() if k in given}))
+        merged = merge_train_kwargs(*(layer for _, layer in layers))
+        missing = [config_flag(TrainConfig, name) for name in required_fields(TrainConfig) if merged.get(name) is None]
+        if missing:
+            raise UserError(f"the following arguments are required: {', '.join(missing)} (or --resume, to continue "
+                            f"the run in --output with its own; or --config FILE giving them)")
+        model = str(merged["model"])
+        pretrained = kwargs["pretrained"] if "pretrained" in given else merged.get("pretrained")
+    else:
+        model = args.model if "model" in given else str(stored.get("model"))
+        pretrained = args.pretrained
+    if pretrained is False and (looks_like_path(model) or model.startswith(("local-dir:", "hf-hub:"))):
+        raise UserError(f"--no-pretrained applies to registry names; to train the architecture of '{model}' "
+                        "from scratch, name the architecture (vidzoo info shows it)")
+    # A tag on the command line is a request for its weights (--no-pretrained, or "pretrained": false in a config
+    # file: train it from scratch).
+    kwargs["pretrained"] = wants_weights(model, pretrained)
+    if stored is None:
+        kwargs = {**merged, "pretrained": kwargs["pretrained"]}
+    else:
+        from_cli = given | ({"pretrained"} if "model" in given else set())
+        conflicts = resume_conflicts(stored, kwargs, names=from_cli - set(RESUME_MAY_CHANGE))
+        if conflicts:
+            raise resume_refusal(conflicts, _stored_from(args))
+        run = train_config_kwargs({k: v for k, v in stored.items() if k in fields}, _stored_from(args))
+        kwargs = {**run, **{k: kwargs[k] for k in from_cli if k in fields},
+                  "output": kwargs["output"], "resume": kwargs["resume"], "overwrite": kwargs["overwrite"]}
+        layers = [(_stored_from(args), run)]
     try:
         return TrainConfig(**kwargs)
-    except ValueError as e:
-        raise UserError(str(e).splitlines()[0]) from e
+    except (TypeError, ValueError) as e:
+        msg = str(e).splitlines()[0]
+        flag = msg.split()[0] if msg.startswith("--") else ""
+        field = next((name for name in kwargs if config_flag(TrainConfig, name) == flag), None)
+        source = next((src for src, layer in reversed(layers) if field in layer), None) if field else None
+        raise UserError(msg + (f" (from {source})" if source and source != "the command line" else "")) from e
+
+
+def cmd_recipes(args: argparse.Namespace) -> int:
+    from .recipes import list_recipes, read_recipe
+    if args.name:
+        try:
+            recipe = read_recipe(args.name)
+        except ValueError as e:
+            raise UserError(str(e)) from e
+        print(json.dumps(recipe, indent=2))
+        return 0
+    names = list_recipes()
+    width = max(map(len, names), default=0)
+    for name in names:
+        recipe = read_recipe(name)
+        print(f"{name:<{width}}  {recipe.get('summary', '')}")
+        source = recipe.get("source", {})
+        for key in ("paper", "config"):
+            if source.get(key):
+                print(f"{'':<{width}}    {key}: {source[key]}")
+    print("\nvidzoo recipes NAME prints one (the JSON that vidzoo train --recipe NAME applies; flags override it)")
+    return 0
+
+
+def _stored_from(args: argparse.Namespace) -> str:
+    """Where ``--resume`` reads the run's options."""
+    from .engine.run_layout import RunLayout
+    return str(RunLayout(args.output).train_config) if args.resume is True else f"checkpoint {args.resume}"
+
+
+def _resumed_run_options(args: argparse.Namespace, given: set[str]) -> dict[str, Any] | None:
+    """The options of the run that ``--resume`` continues: ``RUN/train_config.json`` (bare
+    ``--resume``) or the config in the checkpoint ``--resume CKPT``; None when there is none and
+    the command line gives ``--model`` and ``--data`` (the trainer then checks them against the
+    checkpoint)."""
+    from .engine.checkpoint import load_checkpoint
+    from .engine.config import run_config
+    try:
+        if args.resume is True:
+            return run_config(args.output)["config"]
+        config = load_checkpoint(args.resume, mmap=True).get("config")
+        if not isinstance(config, dict):
+            raise UserError(f"checkpoint '{args.resume}' holds no run config")
+        return config
+    except UserError as e:
+        if {"model", "data"} <= given:
+            return None
+        raise UserError(f"--resume: {_one_line(str(e))}; without the run's options, give them again (--model, "
+                        f"--data, ...)") from e
+
+
+def _given_train_options(argv: Sequence[str] | None) -> set[str]:
+    """The ``vidzoo train`` options (config field names) given on the command line ``argv``, not
+    their defaults: they override ``--config`` / ``--recipe`` and are checked against a resumed run
+    (abbreviations included: the train parser is run again with no defaults)."""
+    if argv is None:  # not through main(): count every option as given (each is then checked)
+        from .engine.config import TrainConfig
+        return set(TrainConfig.__dataclass_fields__)
+    parser = build_parser()
+    train = _subparsers(parser)["train"]
+    for action in train._actions:
+        action.default = argparse.SUPPRESS
+        action.required = False
+    ns, _ = parser.parse_known_args(list(argv))
+    return set(vars(ns)) - {"command", "func", "threads", "config", "recipe"}
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -197,9 +315,13 @@ def _print_train_outputs(result) -> None:
     run = RunLayout(result.output)
     best = (f"best val top-1 {result.best_top1:.2f}% at epoch {result.best_epoch}" if result.best_top1 is not None
             else f"no validation data; final model = epoch {result.best_epoch}")
+    if result.best_top1 is not None and result.model_epoch not in (None, result.best_epoch):
+        top1 = f", val top-1 {result.model_top1:.2f}%" if result.model_top1 is not None else ""
+        best += (f", but its checkpoint is gone: the final model is the last epoch's (epoch {result.model_epoch}"
+                 f"{top1})")
     print(f"done: {best}")
-    written = [p for p in run.outputs() if p != run.model_dir or result.model_dir is not None]
-    print(f"outputs in {run.root}/: " + ", ".join(str(p.relative_to(run.root)) + ("/" if p == run.model_dir else "")
+    written = [p for p in run.outputs() if p.exists() and (p != run.model_dir or result.model_dir is not None)]
+    print(f"outputs in {run.root}/: " + ", ".join(str(p.relative_to(run.root)) + ("/" if p.is_dir() else "")
                                                   for p in written))
 
 
@@ -242,13 +364,17 @@ def cmd_eval(args: argparse.Namespace) -> int:
         run = run_evaluation(model, args.data, views=args.views, batch_size=args.batch_size, workers=args.workers,
                              device=args.device, output=output, split=args.split, amp=args.amp,
                              num_visuals=args.num_samples, progress=args.progress, sampling=args.sampling,
-                             frame_stride=args.frame_stride, on_error=args.on_error, view_merge=args.view_merge)
+                             frame_stride=args.frame_stride, on_error=args.on_error, view_merge=args.view_merge,
+                             compile=args.compile)
     if is_main_process():
         r = run.result
-        k5 = min(5, len(run.class_names))
         merged = " (clip tokens merged)" if args.view_merge == "tokens" else ""
-        print(f"{r.num_samples} videos scored, {run.views[0]}x{run.views[1]} views{merged}: top-1 {r.top1:.2f}%  top-{k5} "
-              f"{r.top5:.2f}%  loss {r.loss:.4f}")
+        topk = f"  top-{r.k} {r.topk:.2f}%" if r.k else ""
+        print(f"{r.num_samples} videos scored, {run.views[0]}x{run.views[1]} views{merged}: top-1 {r.top1:.2f}%"
+              f"{topk}  loss {r.loss:.4f}")
+        if r.single_prediction is not None and r.num_samples > 1:
+            print(f"note: every video was predicted '{run.class_names[r.single_prediction]}': top-1 is that class's "
+                  "share of the data")
         if r.unreadable:
             print(f"{len(r.unreadable)} unreadable video(s) excluded from every figure:")
             for u in r.unreadable:
@@ -272,7 +398,7 @@ def _eval_unlabelled(args: argparse.Namespace) -> int:
         run = run_unlabelled(model, args.data, views=args.views, batch_size=args.batch_size, workers=args.workers,
                              device=args.device, output=output, amp=args.amp, progress=args.progress,
                              sampling=args.sampling, frame_stride=args.frame_stride, on_error=args.on_error,
-                             view_merge=args.view_merge)
+                             view_merge=args.view_merge, compile=args.compile)
     if is_main_process():
         ok = [p for p in run.predictions if p.ok]
         print(f"'{args.data}' holds videos directly, not in class folders: no labels, so no accuracy. "
@@ -302,7 +428,10 @@ def _predict_timeline(args: argparse.Namespace) -> int:
         model = _load(args)
         done, failed = run_timelines(model, inputs, output, window=args.window, stride=args.stride,
                                      frame_stride=args.frame_stride, top_k=args.top_k, batch_size=args.batch_size,
-                                     device=args.device, amp=args.amp, progress=args.progress)
+                                     device=args.device, amp=args.amp, progress=args.progress, compile=args.compile)
+    for tl, _, _ in done:
+        if tl.warning:
+            print(f"vidzoo: warning: {tl.warning}", file=sys.stderr)
     if args.json:
         print(json.dumps([dict(tl.to_dict(args.top_k), csv=str(c), png=str(p)) for tl, c, p in done]
                          + [{"path": v, "error": e} for v, e in failed], indent=2, allow_nan=False))
@@ -339,8 +468,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
     with torch_threads(args.threads):
         model = _load(args)
         preds = predict_videos(model, inputs, top_k=args.top_k, views=args.views, device=args.device,
-                               amp=args.amp, sampling=args.sampling, frame_stride=args.frame_stride)
+                               amp=args.amp, sampling=args.sampling, frame_stride=args.frame_stride,
+                               compile=args.compile)
     failed = [p for p in preds if not p.ok]
+    for p in preds:
+        if p.warning:
+            print(f"vidzoo: warning: {p.warning}", file=sys.stderr)
     if args.json:
         print(json.dumps([p.to_dict() for p in preds], indent=2, allow_nan=False))
     else:
@@ -372,7 +505,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
         result = embed(model, inputs, views=args.views, window=args.window, stride=args.stride, pool=args.pool,
                        batch_size=args.batch_size, workers=args.workers, device=args.device, amp=args.amp,
                        sampling=args.sampling, frame_stride=args.frame_stride, on_error=args.on_error,
-                       progress=args.progress and sys.stderr.isatty())
+                       progress=args.progress and sys.stderr.isatty(), compile=args.compile)
         files = write_embeddings(result, args.output)
     bad = result.unreadable
     shape = "x".join(map(str, result.embeddings.shape))
@@ -406,7 +539,8 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     src_mb = sum(r.source_bytes or 0 for r in ok) / 1e6
     out_mb = sum(r.output_bytes or 0 for r in ok) / 1e6
     print(f"{report.count('prepared')} prepared, {report.count('skipped')} already done, {len(report.failed)} without "
-          f"a prepared copy, of {len(report.results)} videos; {src_mb:.1f} MB -> {out_mb:.1f} MB in {args.output}/")
+          f"a prepared copy, of {len(report.results)} videos; {src_mb:.1f} MB -> {out_mb:.1f} MB in "
+          f"{Path(args.output)}/")
     for lst in report.lists:
         print(f"list rewritten: {lst} (train with --data {lst})")
     if report.report is not None:
@@ -439,10 +573,19 @@ def cmd_convert(args: argparse.Namespace) -> int:
     try:
         model = convert_checkpoint(args.src, args.dst, model_name=args.model, inflation=args.inflation,
                                    **parse_overrides(args.set))
-    except (FileNotFoundError, ValueError, TypeError, CheckpointError, HubDownloadError) as e:
+    except HubDownloadError as e:
+        if e.reason not in ("offline", "unreachable"):
+            raise UserError(f"convert: {str(e).splitlines()[0]}") from e
+        why = "offline mode is on (HF_HUB_OFFLINE=1)" if e.reason == "offline" else "the Hub cannot be reached"
+        raise UserError(f"convert: cannot download '{e.filename}' of Hub repo '{e.repo_id}': it is not in the local "
+                        f"cache and {why}. "
+                        f"Download the repo where there is network (`hf download {e.repo_id} --local-dir DIR`), "
+                        f"then `vidzoo convert DIR {args.dst}`") from e
+    except (FileNotFoundError, ValueError, TypeError, CheckpointError) as e:
         raise UserError(f"convert: {str(e).splitlines()[0]}") from e
-    print(f"converted {args.src} -> {args.dst} ({model.architecture}, {model.num_classes} classes); "
-          f"load it with create_model('local-dir:{args.dst}') or --model {args.dst}")
+    from .engine.model_io import describe_architecture
+    print(f"converted {args.src} -> {args.dst} ({model.architecture}: {describe_architecture(model)}; "
+          f"{model.num_classes} classes); load it with --model {args.dst} or vidzoo.create_model('{args.dst}')")
     return 0
 
 
@@ -498,7 +641,7 @@ def _sampling_options(p: argparse.ArgumentParser, groups: dict[str | None, Any])
 def _runtime_options(p: argparse.ArgumentParser, groups: dict[str | None, Any]) -> None:
     from .engine import options as o
     for name, option in (("batch_size", o.BATCH_SIZE), ("workers", o.WORKERS), ("device", o.DEVICE),
-                         ("amp", o.AMP), ("progress", o.PROGRESS)):
+                         ("amp", o.AMP), ("compile", o.COMPILE), ("progress", o.PROGRESS)):
         _add(p, groups, name, option)
     _threads_option(groups["runtime"], why="1 is often faster for small models on few or busy cores")
 
@@ -566,12 +709,29 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Train a model. --data: a folder root/<class>/<video> (or root/{train,val}/...),"
                                    " a .csv/.tsv/.txt list of 'path,label', or an .npz of volumes "
                                    "({train,val,test}_images/_labels, e.g. OrganMNIST3D). Every option is a field "
-                                   "of vidzoo.engine.TrainConfig.")
-    groups = o.add_config_options(p, TrainConfig, group_order=("model", "input", "optimisation", "runtime"))
+                                   "of vidzoo.engine.TrainConfig. --model, --data and --output are required, on "
+                                   "the command line or in --config, except with --resume: `vidzoo train --output "
+                                   "RUN --resume [--epochs N]` continues the run with the options in "
+                                   "RUN/train_config.json. Values come from --recipe, then --config, then the "
+                                   "options given (each overrides the one before).")
+    p.add_argument("--config", metavar="FILE",
+                   help="a JSON or YAML file of TrainConfig fields (a run's own train_config.json repeats the run)")
+    p.add_argument("--recipe", metavar="NAME",
+                   help="a named recipe under --config and the flags (vidzoo recipes lists them)")
+    # --model, --data and --output may come from --config or --resume: checked in _train_config
+    groups = o.add_config_options(p, TrainConfig, group_order=("model", "input", "augmentation", "optimisation",
+                                                               "runtime"), defer_required=True)
     _threads_option(groups["runtime"], why="1 is often faster for small models on few or busy cores")
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("eval", help="evaluate a model: top-1/top-5, per-class, confusion matrix, sample clips")
+    p = sub.add_parser("recipes", help="list the named training recipes, or print one",
+                       description="The named training recipes, each with its source (paper, upstream config "
+                                   "file). With a name: the recipe as JSON, what vidzoo train --recipe NAME applies "
+                                   "(flags given on the command line override it).")
+    p.add_argument("name", nargs="?", help="the recipe to print")
+    p.set_defaults(func=cmd_recipes)
+
+    p = sub.add_parser("eval", help="evaluate a model: top-1/top-k, per-class, confusion matrix, sample clips")
     groups = {None: p}
     _model_options(p, groups)
     p.add_argument("--data", required=True, help="folder of class folders, list file or npz (its test split); a "
@@ -605,6 +765,7 @@ def build_parser() -> argparse.ArgumentParser:
     _sampling_options(p, groups)
     _add(p, groups, "device", o.DEVICE)
     _add(p, groups, "amp", o.AMP)
+    _add(p, groups, "compile", o.COMPILE)
     _threads_option(groups["runtime"], why="1 is often faster for small models on few or busy cores")
     t = p.add_argument_group("timeline (long videos)")
     t.add_argument("--timeline", action="store_true",
@@ -676,7 +837,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--val-videos-per-class", type=int, default=None,
                    help="validation videos per class (default 25)")
     p.add_argument("--seed", type=int, default=0, help="seed of the data and the training")
-    p.add_argument("--overwrite", action="store_true", help="replace a previous demo in --output (as train does)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="write the videos afresh (a rerun into the same --output reuses the previous demo's videos "
+                        "when the settings match, and replaces the demo's own run)")
     for name, option in (("device", o.DEVICE), ("workers", o.WORKERS), ("progress", o.PROGRESS)):
         _add(p, groups, name, option)
     _threads_option(groups["runtime"], default=1, why="1 is fastest for the tiny demo model")
@@ -774,23 +937,60 @@ def _one_line(msg: str) -> str:
     return " ".join(part.strip() for part in str(msg).splitlines() if part.strip())
 
 
+_WEIGHTS_FILE = re.compile(r"pretrained_cfg_overlay=dict\(file='([^']*)'\)")
+_GRID_OVERLAY = re.compile(r",? or pass its grid as pretrained_cfg_overlay=dict\(extra=\{.*?\}\)")
+_MODEL_NAME = re.compile(r"\bmodel_name=(ARCH\b)?")
+
+
+def cli_words(msg: str) -> str:
+    """An error message of the Python API in the command's words: the flags that do what the keyword
+    arguments it names do (``pretrained_cfg_overlay=dict(file=F)`` -> ``--weights F``, ``model_name=`` ->
+    ``--model``, a model argument ``pad_mode='pad'`` -> ``--set pad_mode=pad``); an instruction with no
+    flag (a position table's grid) is dropped. Library messages state values descriptively
+    (``num_frames (7)``), so only instructions read as ``key=value``."""
+    from ._validation import MODEL_ARG_CHECKS
+    msg = _WEIGHTS_FILE.sub(r"--weights \1", msg)
+    msg = _GRID_OVERLAY.sub("", msg)
+    msg = _MODEL_NAME.sub("--model ARCH", msg)
+    keys = "|".join(sorted(map(re.escape, MODEL_ARG_CHECKS), key=len, reverse=True))
+    return re.sub(rf"(?<![-\w.])(?<!--set )({keys})=(?:'([^']*)'|\"([^\"]*)\"|([\w.]+))",
+                  lambda m: f"--set {m.group(1)}={next(g for g in m.groups()[1:] if g is not None)}", msg)
+
+
+def _refuse_unknown(parser: argparse.ArgumentParser, args: argparse.Namespace, unknown: Sequence[str]) -> None:
+    """argparse's usage error for arguments the command does not take, naming the closest flag of the
+    command for each misspelt one (``--val-splt`` -> ``--val-split``)."""
+    import difflib
+    sub = _subparsers(parser).get(getattr(args, "command", None)) or parser
+    flags = [s for a in sub._actions for s in a.option_strings if s.startswith("--")]
+    words = []
+    for u in unknown:
+        close = difflib.get_close_matches(u.split("=")[0], flags, n=1, cutoff=0.6) if u.startswith("--") else []
+        words.append(f"{u} (did you mean {close[0]}?)" if close else u)
+    sub.error("unrecognized arguments: " + " ".join(words))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``vidzoo`` console script and ``python -m vidzoo``.
 
     Returns:
         Exit status: 0 on success, 2 on a user error (one line on stderr), 130 on Ctrl-C.
     """
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        _refuse_unknown(parser, args, unknown)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # what was given, not defaulted (train)
     try:
         return int(args.func(args) or 0)
     except _user_error_types() as e:  # evaluated when an exception is raised, not at start-up
         if _rank() == 0:
             if os.environ.get("VIDZOO_DEBUG"):
                 traceback.print_exc()
-            print(f"vidzoo: error: {_one_line(str(e))}", file=sys.stderr)
+            print(f"vidzoo: error: {_one_line(cli_words(str(e)))}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("vidzoo: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as e:  # train says what it saved and how to continue
+        print(f"vidzoo: interrupted{': ' + _one_line(str(e)) if str(e) else ''}", file=sys.stderr)
         return 130
 
 

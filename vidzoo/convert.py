@@ -15,6 +15,7 @@ from typing import Any
 from torch import nn
 
 from ._factory import create_model
+from ._local import LocalModelError, read_training_checkpoint, resolve_model_path
 from ._hub import (WEIGHT_FILES, HubDownloadError, check_model_folder_destination, download_file, download_weights,
                    save_pretrained)
 from ._pretrained import PretrainedCfg
@@ -76,7 +77,7 @@ def model_args_from_hf_config(cfg: dict[str, Any]) -> tuple[str, dict[str, Any]]
     if kind == "vjepa2":
         return _vjepa2_args(cfg)
     raise ValueError(f"config.json has model_type {kind!r}; convert_checkpoint reads HF 'vivit', 'timesformer', "
-                     "'videomae' and 'vjepa2' configs (pass model_name= for other checkpoints).")
+                     "'videomae' and 'vjepa2' configs (pass model_name=ARCH for other checkpoints).")
 
 
 def _vjepa2_args(cfg: dict[str, Any]) -> tuple[str, dict[str, Any]]:
@@ -141,12 +142,38 @@ def _locate(src: str) -> tuple[str, dict[str, Any] | None, dict[str, Any] | None
     return str(weights), config, pre, str(p)
 
 
+def _vidzoo_model(src: str) -> nn.Module | None:
+    """The model of a ``vidzoo train`` checkpoint or run folder at ``src`` (its weights, architecture, input
+    cfg, class names and provenance), or None when ``src`` is not one (an upstream file or folder)."""
+    if src.startswith("hf-hub:"):
+        return None
+    p = Path(src).expanduser()
+    if p.is_dir():
+        if (p / "config.json").is_file():
+            return None  # an HF transformers folder (or already a vidzoo model folder)
+        try:
+            p = resolve_model_path(p)  # a run folder: its model/, else best/last checkpoint
+        except LocalModelError:
+            return None
+        return create_model(str(p))
+    if not p.is_file():
+        return None
+    try:
+        read_training_checkpoint(p)
+    except LocalModelError:
+        return None  # an upstream checkpoint: the architecture must be named
+    return create_model(str(p))
+
+
 def convert_checkpoint(src: str, dst: str | os.PathLike, model_name: str | None = None,
                        inflation: str = "central_frame", **overrides: Any) -> nn.Module:
-    """Read an upstream checkpoint and write it as a vidzoo folder (config.json + model.safetensors).
+    """Read an upstream checkpoint (or vidzoo's own training checkpoint) and write it as a vidzoo folder
+    (config.json + model.safetensors).
 
     Args:
-        src: Checkpoint file, HF transformers folder, or ``hf-hub:org/repo[@revision]``.
+        src: Checkpoint file, HF transformers folder, or ``hf-hub:org/repo[@revision]``; or a training
+            checkpoint / run folder of ``vidzoo train`` (which carries its architecture: ``model_name``
+            is then not needed).
         dst: Output folder (created).
         model_name: vidzoo architecture (``arch`` or ``arch.tag``, whose cfg gives mean/std and
             sampling); required when ``src`` has no HF ``config.json``.
@@ -161,6 +188,10 @@ def convert_checkpoint(src: str, dst: str | os.PathLike, model_name: str | None 
             never replaced), read-only, or the disk is full; checked before any work.
     """
     check_model_folder_destination(dst)
+    own = _vidzoo_model(str(src)) if model_name is None else None
+    if own is not None:  # vidzoo's own training checkpoint or run folder: it knows its architecture
+        save_pretrained(own, dst)
+        return own
     weights, hf_cfg, pre, origin = _locate(str(src))
     args: dict[str, Any] = {}
     arch = None
@@ -172,7 +203,7 @@ def convert_checkpoint(src: str, dst: str | os.PathLike, model_name: str | None 
     if model_name:
         arch = model_name
     if arch is None:
-        raise ValueError(f"'{src}' has no HF transformers config.json: pass model_name= (a vidzoo architecture) "
+        raise ValueError(f"'{src}' has no HF transformers config.json: pass model_name=ARCH (a vidzoo architecture) "
                          "and the architecture's overrides.")
     args.update(overrides)
     base, tag = split_model_name_tag(resolve_alias(arch))

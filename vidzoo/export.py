@@ -97,7 +97,7 @@ def export_metadata(model: nn.Module) -> dict[str, Any]:
     """What a user of the exported file needs to feed it: input size, mean/std, labels, sampling."""
     cfg = dict(getattr(model, "pretrained_cfg", None) or {})
     keys = ("input_size", "mean", "std", "interpolation", "crop_pct", "sampling", "frame_sample_rate",
-            "num_classes", "label_names", "tag", "license")
+            "test_num_clips", "test_num_crops", "num_classes", "label_names", "tag", "license")
     meta: dict[str, Any] = {k: cfg.get(k) for k in keys}
     meta["architecture"] = cfg.get("architecture") or getattr(model, "architecture", None)
     meta["model_args"] = dict(getattr(model, "model_args", None) or {})
@@ -239,7 +239,8 @@ def export_model(model: nn.Module, output: PathLike | Sequence[PathLike], fmt: s
     if "onnx" in fmts:
         missing = [m for m in ("onnx", "onnxscript", "onnxruntime") if importlib.util.find_spec(m) is None]
         if missing:
-            raise ImportError(f"ONNX export needs {', '.join(missing)}: pip install 'vidzoo[export]'")
+            raise ImportError(f"ONNX export needs {', '.join(missing)}: pip install {' '.join(missing)} (vidzoo's "
+                              "'export' extra: pip install -e '.[export]' in a checkout); a .pt2 needs only torch")
     elif opset is not None:
         raise ValueError(f"an opset ({opset}) applies to ONNX files; {', '.join(map(str, paths))} "
                          f"{'is' if len(paths) == 1 else 'are'} .pt2")

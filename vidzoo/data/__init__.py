@@ -22,13 +22,14 @@ from .decode import (
     VideoDecodeError,
     VideoInfo,
     VideoNotFoundError,
+    frame_count,
     is_frame_folder,
     list_frame_files,
     read_video,
     read_video_clips,
     video_info,
 )
-from .input_spec import InputSpec
+from .input_spec import InputSpec, eval_pipeline, load_clip, parse_views
 from .mixup import VideoMixup
 from .sampling import FrameSampler, dense_clip_indices, multi_clip_indices, uniform_segment_indices
 from .synthetic import MOTION_DIRECTIONS, default_codec, make_motion_dataset, write_video
@@ -59,14 +60,16 @@ from .unreadable import (
 
 __all__ = [
     # decode
-    "UnreadableVideoError", "VideoDecodeError", "VideoNotFoundError", "VideoInfo", "IMAGE_EXTENSIONS", "video_info", "read_video", "read_video_clips",
+    "UnreadableVideoError", "VideoDecodeError", "VideoNotFoundError", "VideoInfo", "IMAGE_EXTENSIONS", "video_info",
+    "frame_count", "read_video", "read_video_clips",
     "list_frame_files", "is_frame_folder",
     # sampling
     "uniform_segment_indices", "dense_clip_indices", "multi_clip_indices", "FrameSampler",
     # transforms
     "IMAGENET_MEAN", "IMAGENET_STD", "Compose", "ShortSideResize", "Resize", "RandomResizedCrop",
     "CenterCrop", "ThreeCrop", "RandomHorizontalFlip", "ToFloat", "Normalize", "resize_clip",
-    "resolve_data_config", "train_transforms", "eval_transforms", "InputSpec",
+    "resolve_data_config", "train_transforms", "eval_transforms", "InputSpec", "eval_pipeline", "load_clip",
+    "parse_views",
     # clip-level augmentation (one draw per clip, every frame alike)
     "VideoRandAugment", "VideoRandomErasing", "VideoMixup", "parse_rand_augment", "RAND_AUGMENT_SETS",
     # datasets

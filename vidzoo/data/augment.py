@@ -38,6 +38,8 @@ import torchvision.transforms.v2.functional as TF
 from timm.data.auto_augment import _LEVEL_DENOM, rand_augment_choices
 from torchvision.transforms import InterpolationMode
 
+from .._choices import ERASE_MODES
+
 __all__ = ["RandAugmentConfig", "parse_rand_augment", "level_to_arg", "VideoRandAugment", "VideoRandomErasing",
            "RAND_AUGMENT_SETS", "ERASE_MODES"]
 
@@ -393,8 +395,6 @@ class VideoRandAugment:
 
 # --------------------------------------------------------------------------------------------------
 # random erasing
-
-ERASE_MODES = ("const", "rand", "pixel")
 
 
 class VideoRandomErasing:

@@ -34,7 +34,7 @@ from torch.utils.data import Dataset, Subset
 
 from .._choices import SPLITS
 from .._validation import MAX_CLASSES
-from .decode import UnreadableVideoError, _natural_key, is_frame_folder, read_video_clips
+from .decode import UnreadableVideoError, _natural_key, frame_count, is_frame_folder, read_video_clips
 from .sampling import FrameSampler
 from .transforms import ToFloat
 
@@ -93,6 +93,7 @@ class ClipDataset(Dataset):
         self.transform = transform
         self.train = train
         self.generator = generator
+        self.repeats = 1
         self.samples: list[tuple[Any, int]] = []
         self.classes: list[str] = []
 
@@ -129,16 +130,26 @@ class ClipDataset(Dataset):
         return copy.copy(self)
 
     def with_pipeline(self, sampler: FrameSampler | Callable | None, transform: Transform | None,
-                      train: bool) -> "ClipDataset":
+                      train: bool, repeats: int = 1) -> "ClipDataset":
         """A new dataset over the same samples with this sampler, transform and mode.
 
         Args:
             sampler: See :class:`ClipDataset`.
             transform: See :class:`ClipDataset`.
             train: See :class:`ClipDataset`.
+            repeats: Repeated augmentation (VideoMAE's ``num_sample``, training only): each item
+                is ``repeats`` clips made by ``transform`` from one read of the video, stacked
+                ``(repeats, C, T, H, W)``, with one label.
+
+        Raises:
+            ValueError: ``repeats`` < 1, or > 1 outside training.
         """
+        if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
+            raise ValueError(f"repeats must be an integer >= 1, got {repeats!r}")
+        if repeats > 1 and not train:
+            raise ValueError("repeats > 1 is repeated augmentation of training clips; evaluation takes views")
         new = self._copy()
-        new.sampler, new.transform, new.train = sampler, transform, train
+        new.sampler, new.transform, new.train, new.repeats = sampler, transform, train, repeats
         return new
 
     def subset(self, indices: Sequence[int]) -> "ClipDataset":
@@ -154,6 +165,25 @@ class ClipDataset(Dataset):
         new.samples = [(src, int(mapping[label])) for src, label in self.samples]
         new.classes = list(classes)
         return new
+
+    def sampled_length(self, index: int) -> int:
+        """Frames of sample ``index`` as the sampler sees them (the length of its time axis)."""
+        raise NotImplementedError
+
+    def clip_frame_indices(self, index: int) -> list[list[int]] | None:
+        """The source frame indices of each clip sample ``index`` gives in evaluation mode (its sampler is
+        deterministic then), from the sample's frame count; None without a sampler or in training mode
+        (random clips).
+
+        Raises:
+            UnreadableVideoError: The sample cannot be read.
+        """
+        if self.sampler is None or self.train:
+            return None
+        clips = self.sampler(self.sampled_length(index), False, None)
+        if isinstance(clips, torch.Tensor) and clips.ndim == 1:
+            clips = [clips]
+        return [torch.as_tensor(c).tolist() for c in clips]
 
     def _indices_fn(self) -> Callable[[int], list[torch.Tensor]] | None:
         if self.sampler is None:
@@ -192,6 +222,12 @@ class ClipDataset(Dataset):
             raise
         except OSError as e:  # permission denied, an I/O error: this sample cannot be read
             raise UnreadableVideoError(source, e.strerror or str(e)) from e
+        if self.repeats > 1:  # one read, several augmented clips (the transform does not change its input)
+            outs = [self._to_output(clips) for _ in range(self.repeats)]
+            if outs[0].ndim != 4:
+                raise ValueError(f"repeated augmentation needs one (C, T, H, W) clip per draw, the pipeline "
+                                 f"gives {tuple(outs[0].shape)}")
+            return torch.stack(outs), int(label)
         return self._to_output(clips), int(label)
 
     def __repr__(self) -> str:
@@ -217,6 +253,11 @@ class _VideoSourceDataset(ClipDataset):
         path = self.samples[index][0]
         return read_video_clips(path, self._indices_fn(), seek_threshold=self.seek_threshold,
                                 size=self._decode_size())
+
+    def sampled_length(self, index: int) -> int:
+        # What reading samples from: the header's count, or the stream's when the header overstated it.
+        path = self.samples[index][0]
+        return min(frame_count(path), frame_count(path, exact=True))
 
 
 class VideoFolder(_VideoSourceDataset):
@@ -545,6 +586,9 @@ class NpzVolumeDataset(ClipDataset):
         new = super().subset(indices)
         new.rows = [self.rows[i] for i in indices]
         return new
+
+    def sampled_length(self, index: int) -> int:
+        return int(self.images.shape[1])
 
     def read_clips(self, index: int) -> list[torch.Tensor]:
         vol = torch.from_numpy(self.images[self.rows[index]]).unsqueeze(0)  # (1, D, H, W)

@@ -25,6 +25,8 @@ Container headers are not trusted. A frame count the stream does not reach is re
 count decoding finds (remembered per file in this process): a sampler is asked again with it, so
 clips are drawn from frames that exist, and a header declaring 10^9 frames costs only the frames
 there are. ``video_info(path, exact=True)`` checks the header count against the stream.
+:func:`frame_count` is the cheap count for checking a whole dataset: the header's (or the count
+decoding found), without decoding a frame.
 """
 from __future__ import annotations
 
@@ -55,6 +57,7 @@ __all__ = [
     "IMAGE_EXTENSIONS",
     "DECODE_INTERPOLATION",
     "video_info",
+    "frame_count",
     "read_video",
     "read_video_clips",
     "iter_video_frames",
@@ -388,6 +391,34 @@ def _scan_stream(path: Path, decode: bool) -> tuple[int, float | None]:
     return count, seconds
 
 
+# Frame counts read from container headers (or counted by packets when a header has none), per file in
+# this process: opening the same data twice (training, then evaluation) opens each file once.
+_HEADER_COUNTS: dict[tuple[int, int, int, int], int] = {}
+
+
+def _header_count(path: Path) -> int:
+    key = _file_key(path)
+    n = _HEADER_COUNTS.get(key)
+    if n is not None:
+        return n
+    container = _open(path)
+    try:
+        stream = container.streams.video[0]
+        n = int(stream.frames or 0)
+        if n <= 0:  # mkv / webm store no count: count the packets (demuxed, not decoded)
+            n = sum(1 for packet in container.demux(stream) if packet.size)
+    except av.FFmpegError as e:
+        raise VideoDecodeError(path, f"reading the stream failed while counting frames ({e})") from e
+    finally:
+        container.close()
+    if n <= 0:
+        raise VideoDecodeError(path, "video stream has no frames")
+    if len(_HEADER_COUNTS) >= _COUNTS_MAX:
+        _HEADER_COUNTS.pop(next(iter(_HEADER_COUNTS)))
+    _HEADER_COUNTS[key] = n
+    return n
+
+
 def _count_by_decoding(path: Path) -> int:
     # Containers such as mkv/webm store no frame count; decoding is the only exact count.
     n = _scan_stream(path, decode=True)[0]
@@ -648,6 +679,36 @@ def video_info(path: PathLike, exact: bool = False) -> VideoInfo:
     """
     p = _check_exists(path)
     return _folder_info(p) if p.is_dir() else _file_info(p, exact)
+
+
+def frame_count(path: PathLike, exact: bool = False) -> int:
+    """Number of frames of a video file or frame folder, cheaply (for checking a whole dataset).
+
+    Without ``exact`` nothing is decoded: the count decoding found for this file earlier in this
+    process (when its header overstated the stream), else the container header's count, else (mkv,
+    webm) the stream's packets counted without decoding them; remembered per file (identity and
+    version), so a file is opened once per process (``benchmarks/frame_count.py`` measures the
+    cost). A header that overstates the stream is found out only by decoding: reading a clip does
+    that, and later counts of the file in this process are then the real one.
+
+    Args:
+        path: a video file, or a folder of extracted frames (its image count).
+        exact: check the count against the stream (:func:`video_info` with ``exact=True``: one read
+            of the file, decoding it when the header disagrees with its packets).
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist (a :class:`VideoNotFoundError`).
+        VideoDecodeError: not a readable video, no frames (or a folder without images).
+    """
+    p = _check_exists(path)
+    if p.is_dir():
+        n = len(list_frame_files(p))
+        if n == 0:
+            raise VideoDecodeError(p, f"no image frames ({', '.join(IMAGE_EXTENSIONS)}) in folder")
+        return n
+    if exact:
+        return _file_info(p, exact=True).num_frames
+    return _known_count(p) or _header_count(p)
 
 
 def read_video_clips(path: PathLike, clips: Sequence[IndexLike] | SamplerFn | None = None, *,

@@ -15,9 +15,9 @@ import numpy as np
 import torch
 from timm.data.mixup import Mixup, cutmix_bbox_and_lam
 
-__all__ = ["VideoMixup", "MIXUP_MODES"]
+from .._choices import MIXUP_MODES
 
-MIXUP_MODES = ("batch", "pair", "elem")
+__all__ = ["VideoMixup", "MIXUP_MODES"]
 
 
 class VideoMixup(Mixup):

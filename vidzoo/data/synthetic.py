@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from .._utils import tqdm_disable
 from .decode import require_av
 
 try:  # PyAV writes the videos; importing this module must not need it (see decode.require_av)
@@ -209,7 +210,7 @@ def make_motion_dataset(root: PathLike, num_classes: int = 4, videos_per_class: 
     # depend on how many classes/videos are written. crc32, not hash(): stable across processes.
     split_key = zlib.crc32((split or "").encode())
     jobs = [(c, v) for v in range(videos_per_class) for c in range(num_classes)]
-    for c, v in tqdm(jobs, desc=f"writing {out_dir}", disable=not progress):
+    for c, v in tqdm(jobs, desc=f"writing {out_dir}", disable=tqdm_disable(progress)):
         rng = np.random.default_rng([seed, split_key, c, v])
         name = names[c]
         frames = _render_motion_video(rng, MOTION_DIRECTIONS[name], num_frames, height, width)

@@ -25,6 +25,8 @@ import torch
 import torch.nn.functional as F
 import torchvision.transforms.functional as TF
 
+from .augment import VideoRandAugment, VideoRandomErasing
+
 __all__ = [
     "IMAGENET_MEAN",
     "IMAGENET_STD",
@@ -414,8 +416,10 @@ def resolve_data_config(pretrained_cfg: Any = None, img_size: Size | None = None
 def train_transforms(img_size: Size | None = None, mean: Sequence[float] | None = None,
                      std: Sequence[float] | None = None, *, pretrained_cfg: Any = None,
                      scale: tuple[float, float] = (0.25, 1.0), ratio: tuple[float, float] = (3 / 4, 4 / 3),
-                     hflip: float = 0.5, generator: torch.Generator | None = None) -> Compose:
-    """Training pipeline: random resized crop -> horizontal flip -> normalise.
+                     hflip: float = 0.5, randaug: str | None = None, reprob: float = 0.0, remode: str = "pixel",
+                     generator: torch.Generator | None = None) -> Compose:
+    """Training pipeline: random resized crop -> horizontal flip -> [RandAugment] -> normalise ->
+    [random erasing].
 
     Args:
         img_size: output ``(H, W)`` or int; from ``pretrained_cfg["input_size"]`` when None.
@@ -426,6 +430,11 @@ def train_transforms(img_size: Size | None = None, mean: Sequence[float] | None 
             are small and a clip has fewer crops to average over than an image epoch.
         ratio: crop aspect ratio range.
         hflip: flip probability; set 0 for direction-sensitive labels.
+        randaug: a RandAugment config string (:class:`~vidzoo.data.VideoRandAugment`, one draw per
+            clip, on the ``uint8`` crop), or None.
+        reprob: random-erasing probability (:class:`~vidzoo.data.VideoRandomErasing`, one box
+            through every frame, on the normalised clip); 0 for none.
+        remode: random-erasing fill (``const``, ``rand`` or ``pixel``).
         generator: random source shared by the random transforms.
 
     Returns:
@@ -435,7 +444,11 @@ def train_transforms(img_size: Size | None = None, mean: Sequence[float] | None 
     ts: list[Callable] = [RandomResizedCrop(cfg["img_size"], scale=scale, ratio=ratio, generator=generator)]
     if hflip > 0:
         ts.append(RandomHorizontalFlip(hflip, generator=generator))
+    if randaug:
+        ts.append(VideoRandAugment(randaug, generator=generator))
     ts.append(Normalize(cfg["mean"], cfg["std"]))
+    if reprob > 0:
+        ts.append(VideoRandomErasing(reprob, mode=remode, generator=generator))
     return Compose(ts)
 
 

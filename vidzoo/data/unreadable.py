@@ -61,10 +61,11 @@ class SubstituteUnreadable(Dataset):
     """Training view of ``dataset``: ``(clip, label, skipped)``, an unreadable sample replaced by the
     next readable one.
 
-    ``skipped`` is a string of ``source<TAB>reason`` lines, one per unreadable sample met while
-    producing this item (empty when none), so it batches with the default collate. A source found
-    unreadable is not decoded again (in this process) but is reported every time it is drawn, so an
-    epoch reports each unreadable file it draws.
+    ``skipped`` is ``source<TAB>reason`` when the sample drawn (``index``) is unreadable, else
+    empty, so it batches with the default collate. A source found unreadable is not decoded again
+    (in this process); it is reported when it is drawn itself, never when it is passed over while
+    looking for a substitute, so an epoch (which draws every index once) reports each unreadable
+    file once, however many substitutions passed it.
 
     Raises:
         RuntimeError: No sample of the dataset is readable.
@@ -79,18 +80,19 @@ class SubstituteUnreadable(Dataset):
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int, str]:
         n = len(self)
-        skipped: list[str] = []
+        skipped = ""
         for step in range(n):
             i = (index + step) % n
             if i not in self._bad:
                 try:
                     x, y = self.dataset[i][:2]
-                    return x, y, "\n".join(skipped)
+                    return x, y, skipped
                 except UnreadableVideoError as e:
                     self._bad[i] = reason_of(e)
-            skipped.append(f"{_source(self.dataset, i)}\t{self._bad[i]}")
+            if step == 0:
+                skipped = f"{_source(self.dataset, i)}\t{self._bad[i]}"
         raise RuntimeError(f"no readable sample in {type(self.dataset).__name__} ({n} unreadable, e.g. "
-                           f"{skipped[0].replace(chr(9), ': ')})")
+                           f"{_source(self.dataset, index)}: {self._bad[index % n]})")
 
 
 class ExcludeUnreadable(Dataset):

@@ -16,7 +16,9 @@ start) does not import torch. Each job is its own module: :mod:`~vidzoo.engine.c
 (:class:`TrainConfig`), :mod:`~vidzoo.engine.trainer` (:func:`train`), :mod:`~vidzoo.engine.loop`
 (one epoch), :mod:`~vidzoo.engine.optim`, :mod:`~vidzoo.engine.evaluation` (:func:`evaluate`),
 :mod:`~vidzoo.engine.inference` (eval / predict runs), :mod:`~vidzoo.engine.data_sources` and
-:mod:`~vidzoo.engine.pipelines` (data), :mod:`~vidzoo.engine.model_io` (``--model``).
+:mod:`~vidzoo.engine.pipelines` (data), :mod:`~vidzoo.engine.model_io` (``--model``),
+:mod:`~vidzoo.engine.precision` (``--amp``: :func:`choose_amp`), :mod:`~vidzoo.engine.compile`
+(``--compile``: :func:`maybe_compile`).
 """
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 # public name -> submodule that defines it
 _LAZY = {
     "TrainConfig": "config",
+    "maybe_compile": "compile",
     "open_eval": "data_sources", "open_train_val": "data_sources",
     "Embeddings": "embed", "embed": "embed", "write_embeddings": "embed",
     "DistInfo": "distributed", "ShardedEvalSampler": "distributed", "init_distributed": "distributed",
@@ -41,6 +44,7 @@ _LAZY = {
     "parse_overrides": "options",
     "build_optimizer": "optim", "build_scheduler": "optim",
     "build_dataset": "pipelines",
+    "choose_amp": "precision",
     "Trainer": "trainer", "TrainResult": "trainer", "train": "trainer",
 }
 _FROM_DATA = {"InputSpec"}  # the one reading of a model's input cfg lives in vidzoo.data
@@ -51,6 +55,7 @@ __all__ = [
     "predict_videos", "Prediction", "parse_views", "embed", "Embeddings", "write_embeddings", "load_model", "build_model", "model_complexity",
     "parse_overrides", "save_model_folder", "InputSpec", "open_train_val", "open_eval", "build_dataset",
     "ClassificationMeter", "topk_correct", "init_distributed", "DistInfo", "ShardedEvalSampler", "UserError",
+    "maybe_compile", "choose_amp",
 ]
 
 
@@ -69,6 +74,7 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # the same names, eagerly, for type checkers and IDEs
     from ..data import InputSpec
+    from .compile import maybe_compile
     from .config import TrainConfig
     from .data_sources import open_eval, open_train_val
     from .distributed import DistInfo, ShardedEvalSampler, init_distributed
@@ -82,4 +88,5 @@ if TYPE_CHECKING:  # the same names, eagerly, for type checkers and IDEs
     from .optim import build_optimizer, build_scheduler
     from .options import parse_overrides
     from .pipelines import build_dataset
+    from .precision import choose_amp
     from .trainer import Trainer, TrainResult, train

@@ -18,10 +18,8 @@ import numpy as np
 import torch
 
 from .._hub import atomic_replace, atomic_write_text
-from .._weights import torch_load_reason
+from .._local import LocalModelError, read_training_checkpoint
 from .errors import UserError
-
-_REQUIRED_KEYS = ("model", "model_name", "architecture", "model_args", "pretrained_cfg", "classes")
 
 PathLike = str | os.PathLike
 
@@ -30,8 +28,37 @@ _atomic_replace = atomic_replace  # one implementation, shared with vidzoo.save_
 
 
 def atomic_save(obj: Any, path: PathLike) -> Path:
-    """``torch.save`` that is atomic on one filesystem."""
-    return _atomic_replace(lambda tmp: torch.save(obj, tmp), path)
+    """``torch.save`` that is atomic on one filesystem.
+
+    Raises:
+        OutputError: A full disk, a read-only folder...: one line naming the file; nothing is left
+            behind.
+    """
+    def write(tmp: str) -> None:
+        # Through a Python file object, not a path: torch's own file writer reports a full disk only
+        # as "RuntimeError: [enforce fail at inline_container.cc]"; with a file object the OSError
+        # of the failed write is raised (or is the context of torch's RuntimeError, raised while
+        # closing the archive). The archive still streams to disk (no second copy in memory).
+        try:
+            with open(tmp, "wb") as f:
+                torch.save(obj, f)
+        except RuntimeError as e:
+            cause = _os_error_in(e)
+            if cause is None:
+                raise
+            raise cause from e
+    return _atomic_replace(write, path)
+
+
+def _os_error_in(e: BaseException) -> OSError | None:
+    """The OSError (with an errno) that ``e`` was raised from or while handling, if any."""
+    seen = set()
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, OSError) and e.errno is not None:
+            return e
+        e = e.__cause__ or e.__context__
+    return None
 
 
 def atomic_write_json(obj: Any, path: PathLike) -> Path:
@@ -103,30 +130,35 @@ def save_checkpoint(state: dict[str, Any], path: PathLike) -> Path:
     return atomic_save(state, path)
 
 
-def load_checkpoint(path: PathLike) -> dict[str, Any]:
+def load_checkpoint(path: PathLike, mmap: bool = False) -> dict[str, Any]:
     """Load a training checkpoint written by :func:`save_checkpoint` (on CPU, weights only).
+
+    Args:
+        path: The file.
+        mmap: Map the tensors instead of reading them (cheap when only the metadata is read).
 
     Raises:
         UserError: The file does not exist or is not a vidzoo training checkpoint.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"checkpoint '{path}' does not exist")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # truncated file, not a torch file, foreign pickled objects
-        reason = torch_load_reason(e, path)
-        if reason.startswith("not a PyTorch checkpoint"):
-            raise UserError(f"'{path}' is not a vidzoo checkpoint: {reason}") from e
-        if "weights-only loading refuses it" in reason:
-            raise UserError(f"refusing to load checkpoint '{path}': {reason}") from e
-        raise UserError(f"cannot read checkpoint '{path}': {reason} (truncated or corrupt?)") from e
-    if not isinstance(ckpt, dict):
-        raise UserError(f"'{path}' is not a vidzoo checkpoint: it holds a {type(ckpt).__name__}, not a training "
-                        "checkpoint dict")
-    missing = [k for k in _REQUIRED_KEYS if k not in ckpt]
-    if missing:
-        raise UserError(f"'{path}' is not a vidzoo checkpoint: it has no {', '.join(repr(k) for k in missing)} "
-                        "(a vidzoo training checkpoint is written by `vidzoo train`; for other weights use "
-                        "`vidzoo convert`)")
-    return ckpt
+        return read_training_checkpoint(path, mmap=mmap)
+    except LocalModelError as e:
+        raise UserError(str(e)) from e
+
+
+def optimizer_mismatch(saved: dict[str, Any], current: dict[str, Any], limit: int = 4) -> str:
+    """How a saved optimizer ``state_dict`` differs from the optimizer's own: the parameter groups
+    (count, sizes and settings such as weight decay and lr scale), the first ``limit`` that differ."""
+    a, b = saved.get("param_groups") or [], current.get("param_groups") or []
+    if len(a) != len(b):
+        return (f"{len(a)} parameter group(s) saved, {len(b)} now (e.g. another --opt, --weight-decay 0 or "
+                "--layer-decay groups the parameters differently)")
+    diffs = []
+    for i, (ga, gb) in enumerate(zip(a, b)):
+        if len(ga.get("params", ())) != len(gb.get("params", ())):
+            diffs.append(f"group {i}: {len(ga['params'])} parameters saved, {len(gb['params'])} now")
+        for key in sorted(set(ga) & set(gb) - {"params", "lr", "initial_lr"}):  # lr moves with the schedule
+            if ga[key] != gb[key]:
+                diffs.append(f"group {i}: {key} {ga[key]!r} saved, {gb[key]!r} now")
+    more = f", ... ({len(diffs) - limit} more)" if len(diffs) > limit else ""
+    return "; ".join(diffs[:limit]) + more if diffs else "its state does not match the parameters"

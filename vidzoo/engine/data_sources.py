@@ -16,7 +16,7 @@ opens the data once and splits the listing (each part holds its own samples).
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -182,6 +182,8 @@ class DataSplits:
         classes: Class names in label order.
         in_chans: Channels of the data.
         val_source: Where the validation samples come from, for the log.
+        notes: What the user should know about how the data is used (a ``test/`` folder that training
+            does not read).
     """
 
     train: ClipDataset
@@ -189,15 +191,18 @@ class DataSplits:
     classes: list[str]
     in_chans: int
     val_source: str = ""
+    notes: list[str] = field(default_factory=list)
 
 
 def open_train_val(data: PathLike, val_data: PathLike | None = None, val_split: float | None = None,
-                   seed: int = 0, cache: bool = False) -> DataSplits:
+                   seed: int = 0, cache: bool = False, output: PathLike | None = None) -> DataSplits:
     """Open the training data and its validation data (listings).
 
     Validation comes from, in order: ``val_data``; a stratified ``val_split`` fraction of
     ``data`` (opened once, split into two listings); the ``val`` split of ``data`` when it has one
-    (npz, or a folder with ``train/`` and ``val/``); none. ``cache``: see :func:`open_dataset`.
+    (npz, or a folder with ``train/`` and ``val/``); none. A folder with ``train/`` and ``test/`` but no
+    ``val/`` is not validated on its ``test/`` (it stays the held-out test set; :attr:`DataSplits.notes`
+    says how to evaluate on it, naming the run folder ``output``). ``cache``: see :func:`open_dataset`.
 
     Raises:
         UserError: Missing/empty data, classes differing between train and val, a bad split.
@@ -223,16 +228,50 @@ def open_train_val(data: PathLike, val_data: PathLike | None = None, val_split: 
         source = f"{val_data}" + (f" [{split}]" if split else "")
     elif val_split:
         train_idx, val_idx = split_indices(train_ds.targets, val_split, seed=seed)
-        if not train_idx or not val_idx:
-            raise UserError(f"--val-split {val_split} of {len(train_ds)} samples leaves an empty split")
+        source = describe_val_split(train_ds.targets, val_idx, classes, val_split, data, seed)
+        if not val_idx:
+            raise UserError(f"--val-split {val_split} of {len(train_ds)} samples holds none out; raise it or pass "
+                            "--val-data")
         train_ds, val_ds = train_ds.subset(train_idx), train_ds.subset(val_idx)
-        source = f"{val_split:.0%} of {data} ({len(val_idx)} samples, stratified, seed {seed})"
     elif "val" in splits:
         val_ds, val_classes = open_dataset(data, split="val", flag="--data [val]",
                                            classes=classes if kind == "npz" else None, cache=cache)
         check_same_classes(classes, val_classes, "--data [train]", "--data [val]")
         source = f"{data} [val]"
-    return DataSplits(train_ds, val_ds, classes, data_channels(train_ds), source)
+    notes = []
+    if kind == "folder" and "test" in splits:
+        # test/ stays the held-out test set: never read for choosing the best epoch
+        notes.append(f"'{Path(data) / 'test'}' is not used in training or validation (it stays the held-out test "
+                     f"set): after training, `vidzoo eval --model {output or 'RUN'} --data {data}` evaluates on it"
+                     + ("" if val_ds is not None else
+                        "; for validation during training pass --val-split 0.2 or add a val/ folder of classes"))
+    return DataSplits(train_ds, val_ds, classes, data_channels(train_ds), source, notes)
+
+
+def describe_val_split(targets: Sequence[int], val_idx: Sequence[int], classes: Sequence[str], val_split: float,
+                       data: PathLike, seed: int) -> str:
+    """What a ``--val-split`` really held out, overall and per class (a stratified split rounds per
+    class and keeps one video on each side of a class that has two, so 0.2 of 2 videos is 50%).
+
+    Raises:
+        UserError: A class is left with no training video.
+    """
+    total = [0] * len(classes)
+    held = [0] * len(classes)
+    for t in targets:
+        total[t] += 1
+    for i in val_idx:
+        held[targets[i]] += 1
+    empty = [f"'{c}' ({total[k]} video{'s' if total[k] != 1 else ''})" for k, c in enumerate(classes)
+             if total[k] and held[k] == total[k]]
+    if empty:
+        raise UserError(f"--val-split {val_split:g} leaves no training video for class {', '.join(empty)}: every "
+                        f"one would be held out; lower --val-split, add videos, or pass --val-data")
+    per_class = ", ".join(f"{c} {held[k]}/{total[k]}" for k, c in enumerate(classes[:10]))
+    more = ", ..." if len(classes) > 10 else ""
+    n = len(val_idx)
+    return (f"--val-split {val_split:g} of {data}: {n} of {len(targets)} videos held out ({n / len(targets):.0%}; "
+            f"per class {per_class}{more}), stratified, seed {seed}")
 
 
 def open_eval(data: PathLike, split: str | None = None,

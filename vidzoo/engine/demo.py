@@ -8,10 +8,17 @@
 3. Evaluate the saved model on the validation videos with 2 temporal clips per video: top-1,
    per-class accuracy, confusion matrix, captioned sample clips.
 4. Classify one video with ``predict`` and print where everything went.
+
+The demo folder holds a manifest (``.vidzoo-demo.json``) of what the demo wrote: the settings of
+its videos and whether they were all written, and that ``run/`` is the demo's. A second
+``vidzoo demo`` into the same folder reuses the videos when its settings are the same (else
+replaces the videos the previous demo wrote, file by file) and replaces the demo's own run, saying
+so. A folder whose ``data/`` or ``run/`` the demo did not write (no manifest) is refused: vidzoo
+deletes or replaces only what it wrote itself.
 """
 from __future__ import annotations
 
-import shutil
+import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,8 +26,12 @@ from typing import Any
 
 import torch
 
+from .checkpoint import atomic_write_json
 from .errors import UserError
-from .run_layout import RunLayout
+from .run_layout import LOCK_NAME, RunLayout
+from .run_lock import RunLock
+
+DEMO_MANIFEST = ".vidzoo-demo.json"
 
 DEMO_MODEL = "vivit_joint_tiny_patch16x2_224"
 # Width 64, one block, 4x4 patches x 4 frames -> 2 x 8 x 8 = 128 tokens; mean-pooled tokens (no
@@ -37,8 +48,10 @@ class DemoConfig:
     """Settings of the demo (defaults tuned to learn clearly in a few CPU minutes).
 
     Attributes:
-        output: Output folder (``data/``, ``run/``). A previous demo there is only replaced with
-            ``overwrite`` (the rule of ``vidzoo train``).
+        output: Output folder (``data/``, ``run/`` and the manifest ``.vidzoo-demo.json``). A
+            previous demo there (known by its manifest) has its videos reused when the settings
+            match and its run replaced; a folder holding a ``data/`` or ``run/`` that the demo did
+            not write is refused.
         epochs: Training epochs.
         num_classes: Motion directions (2..8).
         videos_per_class: Training videos per class.
@@ -52,7 +65,7 @@ class DemoConfig:
             synchronisation that costs more than it saves (up to 30x slower epochs on a busy
             2-core machine); 0 keeps torch's default.
         progress: Progress bars.
-        overwrite: Replace a previous demo in ``output``.
+        overwrite: Write the videos afresh even when a previous demo's can be reused.
     """
 
     output: str = "vidzoo-demo"
@@ -114,21 +127,94 @@ def run_demo(cfg: DemoConfig) -> DemoResult:
 
 
 def _run_demo(cfg: DemoConfig) -> DemoResult:
-    from ..data import make_motion_dataset
-    from .inference import predict_videos, run_evaluation
-    from .model_io import load_model
-    from .config import TrainConfig
-    from .trainer import train
-
     t0 = time.time()
     out = Path(cfg.output)
     data_dir, layout = out / "data", RunLayout(out / "run")
     run_dir, eval_dir = layout.root, layout.eval_dir
-    if (data_dir.exists() or layout.holds_previous_run()) and not cfg.overwrite:
-        raise UserError(f"'{out}' already holds a demo ({data_dir if data_dir.exists() else layout.root}); pass "
-                        f"--overwrite to replace it, or another --output")
-    if data_dir.exists():
-        shutil.rmtree(data_dir)
+    lock = RunLock(out / LOCK_NAME, f"demo folder '{out}'", command="vidzoo demo")
+    note = lock.acquire()
+    try:
+        if note:
+            _say(f"note: {note}")
+        manifest = _own_demo(out, data_dir, run_dir)
+        classes = _demo_videos(cfg, out, data_dir, manifest)
+        if not manifest.get("run"):
+            manifest["run"] = True
+            atomic_write_json(manifest, out / DEMO_MANIFEST)
+        return _train_and_report(cfg, t0, data_dir, layout, run_dir, eval_dir, classes)
+    finally:
+        lock.release()
+
+
+def _own_demo(out: Path, data_dir: Path, run_dir: Path) -> dict[str, Any]:
+    """The manifest of the demo in ``out`` (a new one when there is none and nothing would be replaced).
+
+    Raises:
+        UserError: ``out`` holds a ``data/`` or ``run/`` that no demo manifest accounts for.
+    """
+    path = out / DEMO_MANIFEST
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+    except (OSError, UnicodeDecodeError, ValueError):
+        manifest = None
+    if not (isinstance(manifest, dict) and manifest.get("vidzoo_demo") == 1):
+        manifest = {"vidzoo_demo": 1, "data": None, "data_complete": False, "run": False}
+    foreign = [p for p, ours in ((data_dir, manifest.get("data")), (run_dir, manifest.get("run")))
+               if p.is_symlink() or (p.exists() and not ours)]  # the demo never writes through a link
+    if foreign:
+        raise UserError(f"'{out}' holds {' and '.join(p.name + '/' for p in foreign)}, which vidzoo demo did not "
+                        f"write (not in {path.name}); the demo replaces only what it wrote itself: pass another "
+                        f"--output, or move them away")
+    atomic_write_json(manifest, path)  # before anything is written: what follows is the demo's
+    return manifest
+
+
+def _data_settings(cfg: DemoConfig) -> dict[str, Any]:
+    from ..data import default_codec
+    return {"classes": cfg.num_classes, "videos_per_class": cfg.videos_per_class,
+            "val_videos_per_class": cfg.val_videos_per_class, "frames": cfg.frames, "size": cfg.size,
+            "seed": cfg.seed, "codec": default_codec()}
+
+
+def _video_files(data_dir: Path, settings: dict[str, Any]) -> list[Path]:
+    """The files :func:`~vidzoo.data.make_motion_dataset` writes for the demo's ``settings``."""
+    from ..data import MOTION_DIRECTIONS
+    names = list(MOTION_DIRECTIONS)[:settings["classes"]]
+    return [data_dir / split / name / f"{v:04d}.mp4"
+            for split, n in (("train", settings["videos_per_class"]), ("val", settings["val_videos_per_class"]))
+            for name in names for v in range(n)]
+
+
+def _remove_videos(data_dir: Path, settings: dict[str, Any]) -> None:
+    """Delete the videos a previous demo wrote (only those), then the folders they leave empty."""
+    files = _video_files(data_dir, settings)
+    for f in files:
+        if f.is_file() or f.is_symlink():
+            f.unlink()
+    for folder in sorted({p for f in files for p in f.parents if data_dir in (p, *p.parents)},
+                         key=lambda p: len(p.parts), reverse=True):
+        try:
+            folder.rmdir()
+        except OSError:
+            pass
+
+
+def _demo_videos(cfg: DemoConfig, out: Path, data_dir: Path, manifest: dict[str, Any]) -> list[str]:
+    """Write the demo's videos, or reuse the previous demo's when they were written with the same
+    settings and are all there; returns the class names."""
+    from ..data import MOTION_DIRECTIONS, make_motion_dataset
+    settings = _data_settings(cfg)
+    previous = manifest.get("data")
+    if (previous == settings and manifest.get("data_complete") and not cfg.overwrite
+            and all(f.is_file() for f in _video_files(data_dir, settings))):
+        _say(f"[1/4] reusing the videos of the previous demo in {data_dir} (same settings; --overwrite writes "
+             f"them afresh)")
+        return sorted(list(MOTION_DIRECTIONS)[:cfg.num_classes])
+    if previous:
+        _say(f"      replacing the videos of the previous demo in {data_dir}")
+        _remove_videos(data_dir, previous)
+    manifest.update(data=settings, data_complete=False)
+    atomic_write_json(manifest, out / DEMO_MANIFEST)
     _say(f"[1/4] writing {cfg.num_classes} motion classes x ({cfg.videos_per_class} train + "
          f"{cfg.val_videos_per_class} val) mp4 videos ({cfg.frames} frames, {cfg.size}x{cfg.size}) to {data_dir}")
     size = (cfg.size, cfg.size)
@@ -136,14 +222,26 @@ def _run_demo(cfg: DemoConfig) -> DemoResult:
                                   seed=cfg.seed, split="train", progress=cfg.progress)
     make_motion_dataset(data_dir, cfg.num_classes, cfg.val_videos_per_class, cfg.frames, size, seed=cfg.seed,
                         split="val", progress=cfg.progress)
+    manifest["data_complete"] = True
+    atomic_write_json(manifest, out / DEMO_MANIFEST)
+    return classes
 
-    _say(f"[2/4] training {cfg.model} ({', '.join(f'{k}={v}' for k, v in cfg.model_overrides.items())}) "
-         f"for {cfg.epochs} epochs")
+
+def _train_and_report(cfg: DemoConfig, t0: float, data_dir: Path, layout: RunLayout, run_dir: Path, eval_dir: Path,
+                      classes: list[str]) -> DemoResult:
+    from .inference import predict_videos, run_evaluation
+    from .model_io import load_model
+    from .config import TrainConfig
+    from .trainer import train
+
+    if layout.is_run():
+        _say(f"      replacing the previous demo's training run in {run_dir}")
+    _say(f"[2/4] training for {cfg.epochs} epochs")  # the trainer's model line says what is trained
     tcfg = TrainConfig(model=cfg.model, data=str(data_dir), output=str(run_dir), epochs=cfg.epochs,
                        batch_size=cfg.batch_size, lr=cfg.lr, warmup_epochs=1, model_overrides=dict(cfg.model_overrides),
                        num_frames=8, img_size=cfg.size, sampling="dense", frame_stride=2, hflip=0.0,
                        crop_scale=(1.0, 1.0),
-                       cache_videos=True, overwrite=cfg.overwrite, device=cfg.device, seed=cfg.seed, workers=cfg.workers,
+                       cache_videos=True, overwrite=True, device=cfg.device, seed=cfg.seed, workers=cfg.workers,
                        progress=cfg.progress)
     result = train(tcfg)
 

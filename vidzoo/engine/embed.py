@@ -32,16 +32,18 @@ from torch import nn
 from .._choices import EMBED_POOLS, ON_ERROR
 from .._hub import StagedOutputs, ensure_output_dir
 from ..data import UnreadableVideoError, VideoPathDataset
+from .compile import maybe_compile
 from .data_sources import check_output_outside_data
 from .distributed import init_distributed
-from .errors import UserError
+from .errors import UserError, note
 from .evaluation import make_eval_loader
 from .inference import parse_views
 from .pipelines import build_dataset, input_spec
-from .precision import autocast_context, resolve_amp
+from .precision import autocast_context, choose_amp
 from .video_inputs import VideoInputs, expand_video_inputs
 
-__all__ = ["EmbedRow", "Embeddings", "embed", "embed_clips", "write_embeddings", "EMBEDDINGS_FILE", "INDEX_FILE"]
+__all__ = ["EmbedRow", "Embeddings", "FeatureExtractor", "embed", "embed_clips", "write_embeddings", "EMBEDDINGS_FILE",
+           "INDEX_FILE"]
 
 PathLike = str | os.PathLike
 EMBEDDINGS_FILE = "embeddings.safetensors"
@@ -97,10 +99,28 @@ class Embeddings:
         return [r for r in self.rows if r.status != "ok"]
 
 
-def embed_clips(model: nn.Module, x: torch.Tensor, pool: str = "vector", amp_dtype: torch.dtype | None = None
-                ) -> torch.Tensor:
+class FeatureExtractor(nn.Module):
+    """What :func:`embed` runs on a batch of clips ``(B, C, T, H, W)`` as a module of its own (so that
+    ``--compile`` compiles it): the pooled pre-logits vector ``(B, D)``, or with ``pool="tokens"`` the
+    last block's normed token grid ``(B, T', H', W', D)``."""
+
+    def __init__(self, model: nn.Module, pool: str = "vector") -> None:
+        super().__init__()
+        self.model, self.pool = model, pool
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.pool == "tokens":
+            grid = self.model.forward_intermediates(x, indices=1, norm=True, output_fmt="NCTHW",
+                                                    intermediates_only=True)[0]
+            return grid.permute(0, 2, 3, 4, 1)
+        return self.model.forward_head(self.model.forward_features(x), pre_logits=True)
+
+
+def embed_clips(model: nn.Module, x: torch.Tensor, pool: str = "vector", amp_dtype: torch.dtype | None = None,
+                features: nn.Module | None = None) -> torch.Tensor:
     """Embeddings of a batch of clips ``(B, C, T, H, W)``, or of several views ``(B, V, C, T, H, W)``
     (the views' vectors averaged): float32 ``(B, D)``, or ``(B, T', H', W', D)`` with ``pool="tokens"``.
+    ``features``: the :class:`FeatureExtractor` of ``model`` to run (a compiled one); default a new one.
 
     Raises:
         ValueError: ``pool="tokens"`` with several views (token grids of other clips and crops are not
@@ -111,13 +131,9 @@ def embed_clips(model: nn.Module, x: torch.Tensor, pool: str = "vector", amp_dty
     if multi and pool == "tokens" and x.shape[1] > 1:
         raise ValueError("token grids of several views are not averaged: use one view (--views 1x1) with --pool tokens")
     flat = x.flatten(0, 1) if multi else x
+    fn = features if features is not None else FeatureExtractor(model, pool)
     with torch.no_grad(), autocast_context(x.device, amp_dtype):
-        if pool == "tokens":
-            grid = model.forward_intermediates(flat, indices=1, norm=True, output_fmt="NCTHW",
-                                               intermediates_only=True)[0]
-            out = grid.permute(0, 2, 3, 4, 1)  # (B, T', H', W', D)
-        else:
-            out = model.forward_head(model.forward_features(flat), pre_logits=True)
+        out = fn(flat)
     out = out.float()
     if multi:
         out = out.view(b, -1, *out.shape[1:]).mean(dim=1)
@@ -140,7 +156,7 @@ def embed(model: nn.Module, inputs: Sequence[PathLike] | VideoInputs, views: str
           window: str | int | None = None, stride: str | int | None = None, pool: str = "vector",
           batch_size: int = 8, workers: int = 0, device: str = "auto", amp: str = "auto",
           sampling: str | None = None, frame_stride: int | None = None, on_error: str = "skip",
-          progress: bool = False) -> Embeddings:
+          progress: bool = False, compile: bool = False) -> Embeddings:
     """Embed videos (see the module docstring).
 
     Args:
@@ -161,6 +177,8 @@ def embed(model: nn.Module, inputs: Sequence[PathLike] | VideoInputs, views: str
         frame_stride: Override the model's dense sampling stride (the default window with ``window``).
         on_error: ``skip`` (an unreadable input gets a row and no embedding) or ``raise``.
         progress: tqdm bar.
+        compile: ``torch.compile`` the feature extractor (:func:`~vidzoo.engine.compile.maybe_compile`);
+            its notes and ``--amp auto``'s choice of autocast are said on stderr.
 
     Raises:
         UserError: A bad option, an unreadable input under ``on_error='raise'``, or no readable input at all.
@@ -175,7 +193,8 @@ def embed(model: nn.Module, inputs: Sequence[PathLike] | VideoInputs, views: str
         raise UserError("--stride is the step between windows: give --window too")
     dev = init_distributed(device).device
     model = model.to(dev).eval()
-    amp_dtype = resolve_amp(amp, dev)
+    amp_dtype = choose_amp(amp, dev, say=note, model=model, batch=batch_size).dtype
+    features = maybe_compile(FeatureExtractor(model, pool), compile, device=dev)
     items = inputs if isinstance(inputs, VideoInputs) else expand_video_inputs(inputs)
     meta = {"format": "vidzoo-embeddings", "pool": pool,
             "model": str(model.pretrained_cfg.get("architecture") or getattr(model, "architecture", "")),
@@ -184,15 +203,15 @@ def embed(model: nn.Module, inputs: Sequence[PathLike] | VideoInputs, views: str
         if views not in (None, "1x1", (1, 1)) or sampling is not None:
             raise UserError("--views and --sampling do not apply with --window (one centre view per window, "
                             "frames spread over the window)")
-        rows, arrays = _embed_windows(model, items, window, stride, frame_stride, pool, batch_size, dev, amp_dtype,
-                                      on_error, progress)
+        rows, arrays = _embed_windows(model, features, items, window, stride, frame_stride, pool, batch_size, dev,
+                                      amp_dtype, on_error, progress)
         meta.update(window=str(window), stride=str(stride) if stride is not None else "half the window")
     else:
         parsed = parse_views(views, model)
         if pool == "tokens" and parsed != (1, 1):
             raise UserError(f"--pool tokens keeps one clip's token grid: use --views 1x1 (got {parsed[0]}x{parsed[1]})")
-        rows, arrays = _embed_videos(model, items, parsed, sampling, frame_stride, pool, batch_size, workers, dev,
-                                     amp_dtype, on_error, progress)
+        rows, arrays = _embed_videos(model, features, items, parsed, sampling, frame_stride, pool, batch_size,
+                                     workers, dev, amp_dtype, on_error, progress)
         meta["views"] = f"{parsed[0]}x{parsed[1]}"
     if not arrays:
         first = rows[0] if rows else None
@@ -203,7 +222,7 @@ def embed(model: nn.Module, inputs: Sequence[PathLike] | VideoInputs, views: str
     return Embeddings(result, rows, meta)
 
 
-def _embed_videos(model: nn.Module, items: VideoInputs, views: tuple[int, int], sampling: str | None,
+def _embed_videos(model: nn.Module, features: nn.Module, items: VideoInputs, views: tuple[int, int], sampling: str | None,
                   frame_stride: int | None, pool: str, batch_size: int, workers: int, dev: torch.device,
                   amp_dtype: torch.dtype | None, on_error: str, progress: bool
                   ) -> tuple[list[EmbedRow], list[torch.Tensor]]:
@@ -233,7 +252,7 @@ def _embed_videos(model: nn.Module, items: VideoInputs, views: tuple[int, int], 
         idx = [readable[j] for j in index.tolist()]
         if tuple(x.shape[-4:]) != spec.shape:
             raise UserError(f"'{items.paths[idx[0]]}' gives clips {tuple(x.shape[-4:])}, the model takes {spec.shape}")
-        out = embed_clips(model, x.to(dev), pool, amp_dtype).cpu()
+        out = embed_clips(model, x.to(dev), pool, amp_dtype, features).cpu()
         _check_finite(model, out, [f"'{items.paths[i]}'" for i in idx])
         for j, i in enumerate(idx):
             found[i] = out[j]
@@ -263,7 +282,7 @@ class _Subset(torch.utils.data.Dataset):
         return self.dataset.source(self.indices[i])
 
 
-def _embed_windows(model: nn.Module, items: VideoInputs, window: str | int, stride: str | int | None,
+def _embed_windows(model: nn.Module, features: nn.Module, items: VideoInputs, window: str | int, stride: str | int | None,
                    frame_stride: int | None, pool: str, batch_size: int, dev: torch.device,
                    amp_dtype: torch.dtype | None, on_error: str, progress: bool
                    ) -> tuple[list[EmbedRow], list[torch.Tensor]]:
@@ -271,7 +290,7 @@ def _embed_windows(model: nn.Module, items: VideoInputs, window: str | int, stri
     from .timeline import predict_timeline
 
     def window_fn(x: torch.Tensor, name_of) -> torch.Tensor:
-        out = embed_clips(model, x, pool, amp_dtype)
+        out = embed_clips(model, x, pool, amp_dtype, features)
         _check_finite(model, out, [name_of(j) for j in range(len(out))])
         return out
 

@@ -1,4 +1,4 @@
-"""Evaluation and prediction: top-1/top-5, per-class accuracy, confusion matrix, multi-view testing
+"""Evaluation and prediction: top-1/top-k, per-class accuracy, confusion matrix, multi-view testing
 (clip/crop scores averaged, or, for an attentive-pool model, the clips' tokens merged before the head),
 and captioned sample clips.
 
@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 
 from einops import rearrange
 
-from ..data import ExcludeUnreadable, collate_readable
+from ..data import ExcludeUnreadable, UnreadableVideoError, collate_readable
 from .checkpoint import atomic_write_json, atomic_write_text
 from .distributed import ShardedEvalSampler, all_gather_object, get_rank, get_world_size
 from .errors import NonFiniteLogitsError
@@ -115,33 +115,46 @@ class EvalResult:
     Attributes:
         loss: Mean negative log-likelihood of the (view-averaged) probabilities.
         top1: Top-1 accuracy, percent.
-        top5: Top-5 accuracy, percent (top-K when there are K < 5 classes).
+        topk: Top-k accuracy, percent, for ``k`` (None with 2 classes; see :func:`~vidzoo.engine.metrics.topk_of`).
         num_samples: Samples scored, over all ranks (unreadable ones are not counted).
         confusion: ``(K, K)`` counts, rows true class, columns predicted class.
         per_class_accuracy: Top-1 per true class (None for a class without samples).
         predictions: Per sample ``{'index', 'label', 'pred', 'prob', 'topk'}``, sorted by index
             (only when asked for).
         visuals: ``(clip, label, pred, prob)`` of a few samples spread over the data (rank 0's).
+        visual_indices: The dataset index of each of ``visuals``.
         samples_per_rank: Samples scored by each rank.
         unreadable: ``{'index', 'path', 'reason'}`` of every sample that could not be read (over
             all ranks, by index); excluded from everything above.
+        k: The ``k`` of ``topk`` (5 with more than 5 classes, fewer below; None with 2 classes).
+        single_prediction: The class every sample was predicted as, when all were one (a model that
+            learnt nothing scores its share of the data), else None.
     """
 
     loss: float
     top1: float
-    top5: float
+    topk: float | None
     num_samples: int
     confusion: torch.Tensor
     per_class_accuracy: list[float | None]
     predictions: list[dict[str, Any]] | None = None
     visuals: list[tuple[torch.Tensor, int, int, float]] = field(default_factory=list)
+    visual_indices: list[int] = field(default_factory=list)
     samples_per_rank: list[int] = field(default_factory=list)
     unreadable: list[dict[str, Any]] = field(default_factory=list)
+    k: int | None = None
+    single_prediction: int | None = None
+
+    @property
+    def top5(self) -> float | None:
+        """Top-5 accuracy (more than 5 classes; None with fewer, where ``topk`` is top-``k``)."""
+        return self.topk if self.k == 5 else None
 
     def summary(self) -> dict[str, Any]:
-        """``{'loss', 'top1', 'top5', 'num_samples', 'unreadable', 'samples_per_rank'}``
-        (``unreadable``: how many samples were excluded)."""
-        return {"loss": self.loss, "top1": self.top1, "top5": self.top5, "num_samples": self.num_samples,
+        """``{'loss', 'top1', 'top{k}', 'num_samples', 'unreadable', 'samples_per_rank'}``
+        (``top{k}`` only with more than 2 classes; ``unreadable``: how many samples were excluded)."""
+        topk = {f"top{self.k}": self.topk} if self.k else {}
+        return {"loss": self.loss, "top1": self.top1, **topk, "num_samples": self.num_samples,
                 "unreadable": len(self.unreadable), "samples_per_rank": self.samples_per_rank}
 
 
@@ -187,6 +200,7 @@ def evaluate(model: nn.Module, loader: DataLoader, device: torch.device | str, n
     meter = ClassificationMeter(num_classes, device)
     preds: list[dict[str, Any]] = []
     visuals: list[tuple[torch.Tensor, int, int, float]] = []
+    visual_indices: list[int] = []
     unreadable: list[dict[str, Any]] = []
     n_total = len(loader.dataset)  # type: ignore[arg-type]
     want = _visual_indices(n_total, num_visuals, get_rank(), get_world_size())
@@ -217,16 +231,20 @@ def evaluate(model: nn.Module, loader: DataLoader, device: torch.device | str, n
                 if idx in want:
                     clip = x[j, 0] if x.ndim == 6 else x[j]
                     visuals.append((clip.float().cpu(), int(y[j]), int(top_i[j, 0]), float(top_p[j, 0])))
+                    visual_indices.append(idx)
     m = meter.compute()
     unreadable = sorted((u for part in all_gather_object(unreadable) for u in part), key=lambda u: u["index"])
     predictions = None
     if collect_predictions:
         predictions = sorted((p for part in all_gather_object(preds) for p in part),
                              key=lambda p: (p["index"] is None, p["index"]))
-    return EvalResult(loss=m["loss"], top1=m["top1"], top5=m["top5"], num_samples=m["num_samples"],
+    k = meter.k
+    return EvalResult(loss=m["loss"], top1=m["top1"], topk=m.get(f"top{k}"), num_samples=m["num_samples"],
                       confusion=meter.confusion.cpu(), per_class_accuracy=meter.per_class_accuracy(),
-                      predictions=predictions, visuals=visuals, samples_per_rank=m["samples_per_rank"],
-                      unreadable=unreadable)
+                      predictions=predictions, visuals=visuals, visual_indices=visual_indices,
+                      samples_per_rank=m["samples_per_rank"],
+                      unreadable=unreadable, k=k,
+                      single_prediction=meter.single_prediction() if m["num_samples"] else None)
 
 
 def make_eval_loader(dataset: Dataset, batch_size: int, workers: int = 0, pin_memory: bool = False,
@@ -258,11 +276,12 @@ def _csv_text(rows: Sequence[Sequence[Any]]) -> str:
 
 def write_eval_outputs(result: EvalResult, out_dir: PathLike, class_names: Sequence[str],
                        mean: Sequence[float], std: Sequence[float], sample_names: Sequence[str] | None = None,
-                       extra: dict[str, Any] | None = None, ignored: Sequence[tuple[str, str]] = ()
+                       extra: dict[str, Any] | None = None, ignored: Sequence[tuple[str, str]] = (),
+                       notes: Sequence[str] = (), frame_indices: Sequence[Sequence[int] | None] | None = None
                        ) -> dict[str, Path]:
     """Write an evaluation's files into ``out_dir``.
 
-    Files: ``metrics.json`` (top-1/top-5/loss and ``num_samples`` over scored videos only, per-class
+    Files: ``metrics.json`` (top-1/top-k/loss and ``num_samples`` over scored videos only, per-class
     accuracy, ``unreadable`` count and ``unreadable_videos`` with their reasons, ``extra``),
     ``per_class.csv``, ``confusion_matrix.csv`` and ``.png``, ``predictions.csv`` (when collected:
     one scored row per readable video, and a row with status ``unreadable`` and no prediction per
@@ -279,6 +298,9 @@ def write_eval_outputs(result: EvalResult, out_dir: PathLike, class_names: Seque
         extra: More fields for ``metrics.json`` (model, data, views...).
         ignored: ``(path, reason)`` of entries of the data folder that were not used (nested
             video folders, FIFOs named like videos), for ``metrics.json`` and ``eval.log``.
+        notes: More lines for ``eval.log`` (e.g. the videos shorter than a clip).
+        frame_indices: Per sample picture (``result.visuals``), the source frame index of each of
+            its frames, shown under the frames of ``samples.png`` (None: their position in the clip).
 
     Returns:
         ``{name: path}`` of the files written.
@@ -296,6 +318,7 @@ def write_eval_outputs(result: EvalResult, out_dir: PathLike, class_names: Seque
     log = [f"{result.num_samples} video(s) scored, {len(bad)} unreadable and excluded from every figure"]
     log += [f"excluded unreadable video '{u['path']}': {u['reason']}" for u in bad]
     log += [f"ignored '{u['path']}': {u['reason']}" for u in skipped]
+    log += list(notes)
     paths["log"] = atomic_write_text("\n".join(log) + "\n", out / EVAL_LOG)
     support = cm.sum(dim=1).tolist()
     rows = [["class", "samples", "correct", "accuracy"]]
@@ -320,9 +343,24 @@ def write_eval_outputs(result: EvalResult, out_dir: PathLike, class_names: Seque
         clips = [denormalize(v[0], mean, std) for v in result.visuals]
         caps = [caption(v[1], v[2], v[3], names) for v in result.visuals]
         ok = [v[1] == v[2] for v in result.visuals]
-        png, gif = save_clip_grid(clips, caps, out / "samples.png", out / "samples.gif", correct=ok)
+        png, gif = save_clip_grid(clips, caps, out / "samples.png", out / "samples.gif", correct=ok,
+                                  frame_indices=frame_indices)
         paths["samples_png"], paths["samples_gif"] = png, gif
     return paths
+
+
+def visual_frame_indices(dataset: Dataset, result: EvalResult) -> list[list[int] | None]:
+    """The source frame indices of each clip of ``result.visuals`` (its first view), as the dataset's
+    deterministic evaluation sampler chose them from the video's real frame count; None where the
+    dataset cannot say (not a :mod:`vidzoo.data` dataset, no sampler)."""
+    indices = getattr(dataset, "clip_frame_indices", None)
+    out: list[list[int] | None] = []
+    for i in result.visual_indices:
+        try:
+            out.append(indices(i)[0] if callable(indices) and i is not None else None)
+        except UnreadableVideoError:
+            out.append(None)
+    return out
 
 
 def sample_names_of(dataset: Dataset) -> list[str] | None:

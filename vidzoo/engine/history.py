@@ -7,6 +7,7 @@ import io
 from typing import Any, Sequence
 
 from .checkpoint import atomic_write_json, atomic_write_text
+from .metrics import topk_key
 from .plots import plot_training_curves
 from .run_layout import RunLayout
 
@@ -31,12 +32,22 @@ def write_metrics(history: Sequence[dict[str, Any]], layout: RunLayout) -> None:
     plot_training_curves(history, layout.curves)
 
 
+def _topk_words(r: dict[str, Any], split: str) -> str:
+    found = topk_key(r, split)
+    return f" top{found[0]} {r[found[1]]:5.1f}%" if found and r[found[1]] is not None else ""
+
+
 def epoch_line(r: dict[str, Any], best: bool) -> str:
-    """``epoch   3  lr ...  train loss ... | val loss ...  (1.2s)  *best``."""
-    line = (f"epoch {r['epoch']:>3}  lr {r['lr']:.2e}  train loss {r['train_loss']:.4f} top1 {r['train_top1']:5.1f}%"
-            f" top5 {r['train_top5']:5.1f}%")
+    """``epoch   3  lr ...  train loss ... | val loss ...  (1.2s)  *best``; top-k named by its k (none with
+    2 classes); a validation whose predictions were all one class says so (its top-1 is that class's
+    share of the validation videos, not something learnt)."""
+    line = f"epoch {r['epoch']:>3}  lr {r['lr']:.2e}  train loss {r['train_loss']:.4f}"
+    if r.get("train_top1") is not None:  # None with mixup / cutmix: a mixed clip has no single label
+        line += f" top1 {r['train_top1']:5.1f}%" + _topk_words(r, "train")
     if "val_loss" in r:
-        line += f" | val loss {r['val_loss']:.4f} top1 {r['val_top1']:5.1f}% top5 {r['val_top5']:5.1f}%"
+        line += f" | val loss {r['val_loss']:.4f} top1 {r['val_top1']:5.1f}%" + _topk_words(r, "val")
+    if r.get("val_single_prediction") is not None:
+        line += f"  [every val video predicted '{r['val_single_prediction']}': val top-1 = that class's share]"
     if r.get("train_unreadable"):
         line += f"  [{r['train_unreadable']} unreadable training sample(s) substituted]"
     if r.get("val_unreadable"):

@@ -16,14 +16,18 @@ from torch import nn
 
 from .._choices import ON_ERROR, VIEW_MERGES
 from .._hub import ensure_output_dir
-from ..data import UnreadableVideoError, VideoPathDataset
+from ..data import UnreadableVideoError, VideoPathDataset, frame_count, load_clip
+from ..data import parse_views as _parse_views
 from ..data.unreadable import reason_of
 from .data_sources import check_output_outside_data, open_eval
+from .compile import maybe_compile
 from .distributed import DistInfo, init_distributed
-from .errors import UserError
-from .evaluation import EvalResult, evaluate, make_eval_loader, predict_probs, sample_names_of, write_eval_outputs
+from .clip_span import SpanCheck, check_span, video_span_warning
+from .errors import UserError, note, warn
+from .evaluation import (EvalResult, evaluate, make_eval_loader, predict_probs, sample_names_of, visual_frame_indices,
+                         write_eval_outputs)
 from .pipelines import align_classes, build_dataset, check_input_fits, input_spec
-from .precision import resolve_amp
+from .precision import choose_amp
 from .video_inputs import VideoInputs, expand_video_inputs
 
 PathLike = str | os.PathLike
@@ -31,25 +35,15 @@ PathLike = str | os.PathLike
 
 def parse_views(views: str | Sequence[int] | None, model: nn.Module | None = None) -> tuple[int, int]:
     """``'4x3'`` -> ``(4, 3)`` (temporal clips x spatial crops); None: the model's
-    ``test_num_clips`` x ``test_num_crops``.
+    ``test_num_clips`` x ``test_num_crops`` (:func:`vidzoo.data.parse_views`).
 
     Raises:
         UserError: Not ``CLIPSxCROPS`` with clips >= 1 and crops 1 or 3.
     """
-    if views is None:
-        cfg = model.pretrained_cfg if model is not None else {}
-        return int(cfg.get("test_num_clips") or 1), int(cfg.get("test_num_crops") or 1)
-    if isinstance(views, str):
-        parts = views.lower().replace("*", "x").split("x")
-        try:
-            clips, crops = (int(parts[0]), int(parts[1])) if len(parts) == 2 else (int(parts[0]), 1)
-        except ValueError:
-            raise UserError(f"--views expects CLIPSxCROPS such as 1x1, 4x3; got {views!r}") from None
-    else:
-        clips, crops = (int(v) for v in views)
-    if clips < 1 or crops not in (1, 3):
-        raise UserError(f"--views {clips}x{crops}: clips must be >= 1 and crops 1 or 3")
-    return clips, crops
+    try:
+        return _parse_views(views, model.pretrained_cfg if model is not None else None)
+    except ValueError as e:
+        raise UserError(str(e)) from e
 
 
 def class_names_of(model: nn.Module, data_classes: Sequence[str] | None = None) -> list[str]:
@@ -71,13 +65,14 @@ class EvalRun:
     files: dict[str, Path]
     data: str
     split: str | None
+    span: SpanCheck | None = None
 
 
 def run_evaluation(model: nn.Module, data: PathLike, views: str | tuple[int, int] | None = None,
                    batch_size: int = 8, workers: int = 0, device: str = "auto", output: PathLike | None = None,
                    split: str | None = None, amp: str = "auto", num_visuals: int = 8, progress: bool = True,
                    sampling: str | None = None, frame_stride: int | None = None,
-                   on_error: str = "skip", view_merge: str = "probs") -> EvalRun:
+                   on_error: str = "skip", view_merge: str = "probs", compile: bool = False) -> EvalRun:
     """Evaluate ``model`` on the data at ``data`` with multi-view testing and write the report.
 
     Args:
@@ -101,6 +96,7 @@ def run_evaluation(model: nn.Module, data: PathLike, views: str | tuple[int, int
         view_merge: ``probs`` (softmax averaged over every view) or ``tokens`` (attentive-pool models:
             each crop's clips encoded separately, their tokens concatenated, the head run once, the
             softmax averaged over crops; how V-JEPA 2's probes are scored).
+        compile: ``torch.compile`` the model's forward (:func:`~vidzoo.engine.compile.maybe_compile`).
 
     Raises:
         UserError: Missing/empty data, classes the model does not know, clips of the wrong shape, no
@@ -121,12 +117,19 @@ def run_evaluation(model: nn.Module, data: PathLike, views: str | tuple[int, int
     check_view_merge(view_merge, model)
     listing, data_classes = open_eval(data, split, classes=label_names)
     spec = input_spec(model, sampling, frame_stride)
+    span = check_span(listing, spec)
+    span_msg = span.message() if span is not None else None
+    if span_msg and dinfo.is_main:
+        warn(span_msg)
     ds = build_dataset(listing, spec, train=False, views=views)
     check_input_fits(ds, spec, "the model")
     ds = align_classes(ds, data_classes, label_names, model.num_classes)
     names = class_names_of(model, data_classes)
     loader = make_eval_loader(ds, batch_size, workers, pin_memory=dinfo.device.type == "cuda", on_error=on_error)
-    result = evaluate(model, loader, dinfo.device, model.num_classes, resolve_amp(amp, dinfo.device),
+    say = note if dinfo.is_main else _quiet
+    precision = choose_amp(amp, dinfo.device, say=say, model=model, batch=batch_size * views[0] * views[1])
+    run_model = maybe_compile(model, compile, device=dinfo.device, log=say)
+    result = evaluate(run_model, loader, dinfo.device, model.num_classes, precision.dtype,
                       collect_predictions=True, num_visuals=num_visuals, progress=progress and dinfo.is_main,
                       desc=f"eval {views[0]}x{views[1]} views", view_merge=view_merge, num_clips=views[0])
     if result.num_samples == 0:
@@ -137,10 +140,20 @@ def run_evaluation(model: nn.Module, data: PathLike, views: str | tuple[int, int
     if output is not None and dinfo.is_main:
         extra = {"data": str(data), "split": split, "views": f"{views[0]}x{views[1]}", "view_merge": view_merge,
                  "model": model.pretrained_cfg.get("architecture") or getattr(model, "architecture", ""),
-                 "world_size": dinfo.world_size}
+                 "world_size": dinfo.world_size, "precision": precision.record(),
+                 **(span.to_dict() if span is not None else {})}
+        if compile:
+            extra["compile"] = run_model.record()
+        notes = [f"warning: {span_msg}"] + [f"short video '{s}': {f} frames, a clip spans {span.span}"
+                                            for s, f in span.short] if span_msg else []
         files = write_eval_outputs(result, output, names, spec.mean, spec.std, sample_names_of(ds), extra,
-                                   ignored=getattr(listing, "ignored", ()))
-    return EvalRun(result, names, views, files, str(data), split)
+                                   ignored=getattr(listing, "ignored", ()), notes=notes,
+                                   frame_indices=visual_frame_indices(ds, result))
+    return EvalRun(result, names, views, files, str(data), split, span)
+
+
+def _quiet(msg: str) -> None:
+    """Where the notes of ranks other than 0 go."""
 
 
 @dataclass
@@ -166,11 +179,13 @@ class UnlabelledRun:
 def run_unlabelled(model: nn.Module, data: PathLike, views: str | tuple[int, int] | None = None, batch_size: int = 8,
                    workers: int = 0, device: str = "auto", output: PathLike | None = None, amp: str = "auto",
                    progress: bool = True, sampling: str | None = None, frame_stride: int | None = None,
-                   on_error: str = "skip", view_merge: str = "probs", top_k: int = 5) -> UnlabelledRun:
+                   on_error: str = "skip", view_merge: str = "probs", top_k: int = 5,
+                   compile: bool = False) -> UnlabelledRun:
     """Predict every video below a folder that holds videos directly (no class folders, so no labels:
     :func:`~vidzoo.engine.video_inputs.is_unlabelled_folder`), with :func:`run_evaluation`'s views,
     loader and sharding, and write ``predictions.csv`` (index, sample, pred, prob, top-k, status),
     ``metrics.json`` (counts; ``"labels": false``, no accuracy) and ``eval.log`` to ``output``.
+    ``--amp auto``'s choice of autocast and ``compile``'s notes are said on stderr.
 
     Raises:
         UserError: A bad option, no readable video at all, ``output`` inside the folder.
@@ -189,7 +204,9 @@ def run_unlabelled(model: nn.Module, data: PathLike, views: str | tuple[int, int
     spec = input_spec(model, sampling, frame_stride)
     ds = build_dataset(VideoPathDataset(inputs.paths), spec, train=False, views=views)
     names = class_names_of(model)
-    amp_dtype = resolve_amp(amp, dinfo.device)
+    say = note if dinfo.is_main else _quiet
+    amp_dtype = choose_amp(amp, dinfo.device, say=say, model=model, batch=batch_size * views[0] * views[1]).dtype
+    run_model = maybe_compile(model, compile, device=dinfo.device, log=say)
     loader = make_eval_loader(ds, batch_size, workers, pin_memory=dinfo.device.type == "cuda", on_error=on_error)
     found: dict[int, Prediction] = {}
     from tqdm.auto import tqdm
@@ -207,7 +224,7 @@ def run_unlabelled(model: nn.Module, data: PathLike, views: str | tuple[int, int
         if tuple(x.shape[-4:]) != spec.shape:
             raise UserError(f"'{inputs.paths[idx[0]]}' gives clips {tuple(x.shape[-4:])}, the model takes {spec.shape}")
         probs = (predict_probs_merged_tokens(model, x, views[0], amp_dtype, name_of=name_of)
-                 if view_merge == "tokens" and x.ndim == 6 else predict_probs(model, x, amp_dtype, name_of=name_of))
+                 if view_merge == "tokens" and x.ndim == 6 else predict_probs(run_model, x, amp_dtype, name_of=name_of))
         p, top = probs.topk(min(top_k, probs.shape[1]), dim=1)
         for j, i in enumerate(idx):
             found[i] = Prediction(inputs.paths[i], [(int(c), names[c], float(q))
@@ -276,11 +293,13 @@ def check_view_merge(view_merge: str, model: nn.Module) -> None:
 @dataclass
 class Prediction:
     """Top-k classes of one video: ``top = [(index, name, probability), ...]``; for a video that
-    could not be read, ``top`` is empty and ``error`` says why."""
+    could not be read, ``top`` is empty and ``error`` says why; ``warning`` says when its clip had to
+    repeat frames (the video is shorter than a clip)."""
 
     path: str
     top: list[tuple[int, str, float]]
     error: str | None = None
+    warning: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -293,6 +312,8 @@ class Prediction:
                              "top": [{"index": i, "label": n, "prob": p} for i, n, p in self.top]}
         if self.error is not None:
             d["error"] = self.error
+        if self.warning is not None:
+            d["warning"] = self.warning
         return d
 
 
@@ -300,7 +321,7 @@ class Prediction:
 def predict_videos(model: nn.Module, paths: Sequence[PathLike] | VideoInputs, top_k: int = 5,
                    views: str | tuple[int, int] | None = None, device: str = "auto", amp: str = "auto",
                    sampling: str | None = None, frame_stride: int | None = None,
-                   on_error: str = "skip") -> list[Prediction]:
+                   on_error: str = "skip", compile: bool = False) -> list[Prediction]:
     """Classify videos with multi-view averaging.
 
     ``paths`` are video files, frame folders and folders of videos (each expanded to the videos
@@ -308,6 +329,7 @@ def predict_videos(model: nn.Module, paths: Sequence[PathLike] | VideoInputs, to
     answered even when others are not: a missing, non-regular or undecodable path (or a folder
     without videos) gives a :class:`Prediction` with ``error`` set (and no classes), in input
     order. ``on_error="raise"`` stops at the first instead (a :class:`UserError` naming it).
+    ``--amp auto``'s choice of autocast and ``compile``'s notes are said on stderr.
 
     Raises:
         UserError: A bad option, or (``on_error="raise"``) an unreadable video.
@@ -319,25 +341,30 @@ def predict_videos(model: nn.Module, paths: Sequence[PathLike] | VideoInputs, to
     views = parse_views(views, model)
     spec = input_spec(model, sampling, frame_stride)
     inputs = paths if isinstance(paths, VideoInputs) else expand_video_inputs(paths)
-    ds = build_dataset(VideoPathDataset(inputs.paths), spec, train=False, views=views)
     names = class_names_of(model)
-    amp_dtype = resolve_amp(amp, dev)
+    amp_dtype = choose_amp(amp, dev, say=note, model=model, batch=views[0] * views[1]).dtype
+    run_model = maybe_compile(model, compile, device=dev)
     out: list[Prediction] = []
-    for i, item in enumerate(inputs.items):
+    for item in inputs.items:
         path = item.path
-        try:
+        try:  # the clip anyone can rebuild with vidzoo.data.load_clip (and feed an exported model)
             if item.error:
                 raise UnreadableVideoError(path, item.error)
-            x, _ = ds[i]
+            x = load_clip(path, model.pretrained_cfg, views, spec.sampling, spec.frame_stride)
         except UnreadableVideoError as e:
             why = reason_of(e)
             if on_error == "raise":
                 raise UserError(f"cannot read video '{path}': {why}") from e
             out.append(Prediction(str(path), [], error=why))
             continue
+        except ValueError as e:  # a transform refusing the clip
+            raise UserError(f"'{path}': {str(e).splitlines()[0]}") from e
         if tuple(x.shape[-4:]) != spec.shape:
             raise UserError(f"'{path}' gives clips {tuple(x.shape[-4:])}, the model takes {spec.shape}")
-        probs = predict_probs(model, x.unsqueeze(0).to(dev), amp_dtype, name_of=lambda _: f"'{path}'")[0]
+        probs = predict_probs(run_model, x.unsqueeze(0).to(dev), amp_dtype, name_of=lambda _: f"'{path}'")[0]
         p, idx = probs.topk(min(top_k, probs.numel()))
-        out.append(Prediction(str(path), [(int(j), names[j], float(q)) for j, q in zip(idx.tolist(), p.tolist())]))
+        # after the read: a header that overstated the stream is corrected by then
+        short = video_span_warning(str(path), frame_count(path), spec.sampling, spec.num_frames, spec.frame_stride)
+        out.append(Prediction(str(path), [(int(j), names[j], float(q)) for j, q in zip(idx.tolist(), p.tolist())],
+                              warning=short))
     return out

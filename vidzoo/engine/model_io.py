@@ -13,10 +13,10 @@ from torch import nn
 from .._convert import CheckpointError
 from .._factory import create_model
 from .._hub import HubDownloadError, ModelConfigError, save_pretrained
-from .._pretrained import describe_provenance, pretrained_cfg_from_dict
+from .._local import LocalModelError, checkpoint_model_spec, looks_like_path, resolve_model_path
+from .._pretrained import training_provenance
 from ..models import get_pretrained_cfg, is_architecture, list_pretrained, resolve_alias, split_model_name_tag
 from .._weights import CorruptCheckpointError
-from .checkpoint import load_checkpoint
 from .complexity import MetaInit, count_gmacs, count_params
 from .errors import UserError
 from .run_layout import RunLayout
@@ -26,18 +26,6 @@ _SCHEMES = ("hf-hub:", "local-dir:")
 
 
 # ----------------------------------------------------------------------------- what --model names
-def looks_like_path(name: str) -> bool:
-    """Whether ``--model NAME`` is a path (checked before any ``name.tag`` parsing).
-
-    Existing files and folders are paths; so is anything with a path separator or starting with
-    ``.`` / ``~`` (a registry name never has these), so ``runs/exp.v2`` is a missing path, not
-    the architecture ``runs/exp`` with tag ``v2``.
-    """
-    if name.startswith(_SCHEMES):
-        return False
-    return Path(name).expanduser().exists() or any(c in name for c in "/\\") or name.startswith((".", "~"))
-
-
 def explicit_tag(name: str) -> str:
     """The tag written in a registry name (``timesformer.k400`` -> ``'k400'``; a path or an untagged name -> '')."""
     if looks_like_path(name) or name.startswith(_SCHEMES):
@@ -55,17 +43,6 @@ def wants_weights(name: str, pretrained: bool | None) -> bool:
     if pretrained is not None:
         return pretrained
     return bool(explicit_tag(name))
-
-
-def resolve_model_path(path: Path) -> Path:
-    """A training output folder -> its saved model folder (``model/``) or best/last checkpoint."""
-    if path.is_dir() and not (path / "config.json").is_file():
-        for cand in RunLayout(path).model_candidates():
-            if cand.exists() and (cand.is_file() or (cand / "config.json").is_file()):
-                return cand
-        raise UserError(f"'{path}' is neither a saved vidzoo model folder (config.json + model.safetensors) "
-                        f"nor a training output folder (model/ or checkpoints/)")
-    return path
 
 
 def _hub_route(name: str, e: HubDownloadError, weights_flag: bool) -> str:
@@ -90,6 +67,8 @@ def _build(name: str, label: str, weights_flag: bool = False, **kwargs: Any) -> 
     """``create_model`` with user-facing errors (``label`` is how the user wrote the model)."""
     try:
         return create_model(name, **kwargs)
+    except LocalModelError as e:  # a path that is not a model: the message names it
+        raise UserError(str(e).splitlines()[0]) from e
     except HubDownloadError as e:
         raise UserError(_hub_route(label, e, weights_flag)) from e
     except ModelConfigError as e:
@@ -100,67 +79,20 @@ def _build(name: str, label: str, weights_flag: bool = False, **kwargs: Any) -> 
         raise UserError(f"cannot load the weights of '{label}': {str(e).splitlines()[0]}") from e
 
 
-def training_provenance(start: dict[str, Any] | None, config: dict[str, Any], classes: Sequence[str],
-                        model: nn.Module | None = None) -> dict:
-    """The provenance of a model trained by vidzoo: from scratch, fine-tuned from what it started as, or
-    a probe (``freeze_backbone``: a head trained over a frozen backbone, which is named with its licence).
-
-    Args:
-        start: The provenance of the model as built before training (``pretrained_cfg['provenance']``).
-        config: The run's config (``TrainConfig`` as a dict: ``data``, ``val_data``, ``epochs``, ``model``,
-            ``freeze_backbone``).
-        classes: The class names trained on.
-        model: The trained model (a probe's head kind is read from it).
-    """
-    start = dict(start or {})
-    run = {"data": str(config.get("data")) if config.get("data") is not None else None,
-           "val_data": config.get("val_data"), "num_classes": len(classes), "epochs": config.get("epochs"),
-           "model": config.get("model")}
-    kind = start.get("kind")
-    if kind in ("trained", "fine_tuned", "probe"):
-        started_from = f"a model {describe_provenance(start)}"
-    elif kind in (None, "random_init"):
-        started_from = f"a random initialisation of {start.get('architecture') or config.get('model') or '?'}"
-    else:
-        started_from = start.get("as_tag") or start.get("source") or "?"
-    if config.get("freeze_backbone"):
-        head = "attentive" if getattr(model, "global_pool", None) == "attentive" else "linear"
-        return {"kind": "probe", "backbone": started_from, "license": start.get("license"),
-                "started_dataset": start.get("dataset"), "frozen": "every parameter but the head's (eval mode)",
-                "probe_head": head if model is not None else None, **run}
-    if kind in (None, "random_init"):
-        return {"kind": "trained", **run}
-    return {"kind": "fine_tuned", "started_from": started_from, "license": start.get("license"),
-            "started_dataset": start.get("dataset"), **run}
-
-
-def _checkpoint_model(path: Path, ckpt: dict[str, Any], num_classes: int | None, **overrides: Any) -> nn.Module:
-    """Rebuild the model of a training checkpoint: its architecture and arguments (plus overrides)
-    with its weights loaded through the converter (a new ``num_classes`` drops the head, another
-    ``num_frames`` / ``img_size`` resamples the embeddings)."""
-    arch, args, pcfg = ckpt.get("architecture"), ckpt.get("model_args"), ckpt.get("pretrained_cfg")
-    if not isinstance(arch, str) or not is_architecture(arch) or not isinstance(args, dict) \
-            or not isinstance(pcfg, dict):
-        raise UserError(f"'{path}' is not a vidzoo training checkpoint (no registered 'architecture', "
-                        "'model_args' and 'pretrained_cfg')")
-    start = pcfg.get("provenance")
-    cfg = pretrained_cfg_from_dict({k: v for k, v in pcfg.items()
-                                    if k not in ("file", "hf_hub_id", "hf_hub_filename", "hf_hub_revision")})
-    cfg = cfg.replace(state_dict=ckpt["model"], source_format="vidzoo", provenance=None, tag="")
-    if num_classes is not None:
-        overrides["num_classes"] = num_classes
-    model = _build(arch, str(path), pretrained=True, pretrained_cfg=cfg, **{**args, **overrides})
-    model.pretrained_cfg["provenance"] = training_provenance(start, ckpt.get("config") or {},
-                                                             ckpt.get("classes") or [], model)
-    if num_classes is None or num_classes == len(ckpt.get("classes") or []):
-        model.pretrained_cfg["label_names"] = list(ckpt.get("classes") or []) or model.pretrained_cfg.get(
-            "label_names")
+def model_from_checkpoint(ckpt: dict[str, Any], path: PathLike = "checkpoint") -> nn.Module:
+    """Rebuild the model of a training checkpoint already read (architecture, arguments, weights, input cfg)."""
+    cfg, arch, args, provenance, classes = _user_errors(lambda: checkpoint_model_spec(ckpt, path, is_architecture))
+    model = _build(arch, str(path), pretrained=True, pretrained_cfg=cfg, **args)
+    model.pretrained_cfg.update(provenance=provenance, label_names=classes or model.pretrained_cfg.get("label_names"))
     return model
 
 
-def model_from_checkpoint(ckpt: dict[str, Any], path: PathLike = "checkpoint") -> nn.Module:
-    """Rebuild the model of a training checkpoint (architecture, arguments, weights, input cfg)."""
-    return _checkpoint_model(Path(path), ckpt, None)
+def _user_errors(fn):
+    """``fn()``, a path that is not a model as a :class:`UserError` (its message is the line)."""
+    try:
+        return fn()
+    except LocalModelError as e:
+        raise UserError(str(e)) from e
 
 
 def build_model(name: str, num_classes: int | None = None, pretrained: bool | None = None,
@@ -186,16 +118,13 @@ def build_model(name: str, num_classes: int | None = None, pretrained: bool | No
     if looks_like_path(name):
         if weights is not None:
             raise UserError(f"--weights loads a tag's weights into a registry name; '{name}' is a path")
-        path = Path(name).expanduser()
-        if not path.exists():
+        if not Path(name).expanduser().exists():
             raise UserError(f"--model '{name}' does not exist (and is not a registered model name)")
-        path = resolve_model_path(path)
-        if path.is_file():
-            if pretrained is False:
-                raise UserError(f"--no-pretrained: '{name}' is a trained checkpoint; name its architecture "
-                                "instead to start from scratch")
-            return _checkpoint_model(path, load_checkpoint(path), overrides.pop("num_classes", None), **overrides)
-        name = f"local-dir:{path}"
+        path = _user_errors(lambda: resolve_model_path(name))
+        if path.is_file() and pretrained is False:
+            raise UserError(f"--no-pretrained: '{name}' is a trained checkpoint; name its architecture "
+                            "instead to start from scratch")
+        return _build(str(path), name, **({} if pretrained is None else {"pretrained": pretrained}), **overrides)
     if name.startswith(_SCHEMES):
         if weights is not None:
             raise UserError(f"--weights loads a tag's weights into a registry name; '{name}' is a saved model")
@@ -214,10 +143,13 @@ def build_model(name: str, num_classes: int | None = None, pretrained: bool | No
 def _no_weights_error(name: str) -> UserError:
     arch, tag = split_model_name_tag(resolve_alias(name))
     tags = [t for t in list_pretrained(f"{arch}") if t.startswith(f"{arch}.")] if is_architecture(arch) else []
-    hint = f" (tags with weights: {', '.join(tags)})" if tags else " (it has no pretrained tags)"
+    if not tags:  # --pretrained and --weights load a tag's weights: nothing to load for this architecture
+        return UserError(f"--model '{name}' has no weights: it would predict from a random initialisation, and "
+                         f"{arch} has no pretrained tags; give a trained model (a run folder of vidzoo train, a "
+                         "model folder or a checkpoint), or train one first")
     return UserError(f"--model '{name}' has no weights: it would predict from a random initialisation. Name a tag "
-                     f"with weights{hint}, pass --pretrained for the default tag, --weights FILE, or a trained "
-                     "model (run folder, model folder, checkpoint)")
+                     f"with weights (tags with weights: {', '.join(tags)}), pass --pretrained for the default tag, "
+                     "--weights FILE, or a trained model (run folder, model folder, checkpoint)")
 
 
 def load_model(name_or_path: str, pretrained: bool | None = None, weights: PathLike | None = None,
@@ -275,7 +207,7 @@ def _fallback_checkpoint(name: str, error: UserError, overrides: dict[str, Any])
         if ckpt.is_file():
             print(f"vidzoo: note: {run.model_dir} is unreadable ({str(error).splitlines()[0]}); using {ckpt}",
                   file=sys.stderr)
-            return _checkpoint_model(ckpt, load_checkpoint(ckpt), None, **overrides)
+            return _build(str(ckpt), str(ckpt), **overrides)
     raise error
 
 
@@ -303,9 +235,18 @@ def save_model_folder(model: nn.Module, path: PathLike, run_config: dict[str, An
             run_config, classes = saved["config"], classes if classes is not None else saved.get("classes")
     if run_config is not None:
         classes = list(classes if classes is not None else model.pretrained_cfg.get("label_names") or [])
-        prov = training_provenance(model.pretrained_cfg.get("provenance"), run_config, classes, model)
+        prov = training_provenance(model.pretrained_cfg.get("provenance"), run_config, classes)
         model.pretrained_cfg = dict(model.pretrained_cfg, provenance=prov)
     return Path(save_pretrained(model, path))
+
+
+def describe_architecture(model: nn.Module) -> str:
+    """What the model is, from its arguments rather than its registry name (which a ``--set patch_size=8``
+    does not change): ``"attention divided, tokenizer uniform, patch 8, width 32, depth 1, heads 2"``."""
+    a = dict(getattr(model, "model_args", None) or {})
+    return (f"attention {a.get('attention')}, tokenizer {a.get('tokenizer')}, patch {a.get('patch_size')}"
+            + (f"x{a['tubelet_size']}" if a.get("tubelet_size") else "")
+            + f", width {a.get('embed_dim')}, depth {a.get('depth')}, heads {a.get('num_heads')}")
 
 
 # ---------------------------------------------------------------------------------- complexity

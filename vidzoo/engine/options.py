@@ -29,9 +29,11 @@ from typing import Any, Callable, Sequence
 from .._choices import AMP_MODES, ON_ERROR, SAMPLING_MODES
 from .errors import UserError
 
-__all__ = ["Option", "option_field", "parse_overrides", "add_option", "add_config_options", "config_kwargs", "config_flag",
-           "document_fields", "INPUTS_HELP", "DEFAULT_TIMELINE_OUTPUT", "MODEL_HELP", "MODEL", "PRETRAINED", "WEIGHTS", "NUM_FRAMES", "IMG_SIZE", "SET",
-           "SAMPLING", "FRAME_STRIDE", "ON_ERROR_OPTION", "BATCH_SIZE", "WORKERS", "DEVICE", "AMP", "PROGRESS"]
+__all__ = ["Option", "option_field", "parse_overrides", "add_option", "add_config_options", "config_kwargs",
+           "config_flag", "document_fields", "required_fields", "INPUTS_HELP", "DEFAULT_TIMELINE_OUTPUT", "MODEL_HELP",
+           "MODEL", "PRETRAINED", "WEIGHTS", "NUM_FRAMES", "IMG_SIZE", "SET", "SAMPLING", "FRAME_STRIDE",
+           "TRAIN_FRAME_STRIDE", "FRAME_STRIDE_AUTO", "ON_ERROR_OPTION", "BATCH_SIZE", "WORKERS", "DEVICE", "AMP",
+           "COMPILE", "PROGRESS"]
 
 
 class _Unset:
@@ -160,12 +162,15 @@ def _options(cls: type) -> list[tuple[dataclasses.Field, Option]]:
     return out
 
 
-def add_config_options(parser: argparse.ArgumentParser, cls: type,
-                       group_order: Sequence[str] = ()) -> dict[str | None, Any]:
+def add_config_options(parser: argparse.ArgumentParser, cls: type, group_order: Sequence[str] = (),
+                       defer_required: bool = False) -> dict[str | None, Any]:
     """Add an option for every field of the dataclass ``cls`` to ``parser``, grouped by
     ``Option.group`` (groups in ``group_order`` first, the others as they come); returns
     ``{group title: argument group}`` (None: the parser itself) so a command can add options that
-    are not config fields (``--threads``)."""
+    are not config fields (``--threads``).
+
+    With ``defer_required`` the parser does not require the required options: they may come from
+    a config file, and the command checks them after merging (:func:`required_fields`)."""
     hints = typing.get_type_hints(cls)
     groups: dict[str | None, Any] = {None: parser}
     for title in group_order:
@@ -182,8 +187,16 @@ def add_config_options(parser: argparse.ArgumentParser, cls: type,
             container = exclusive[key]
         default = f.default if f.default is not MISSING else (
             f.default_factory() if f.default_factory is not MISSING else MISSING)
+        if defer_required and option.required:
+            option = dataclasses.replace(option, required=False)
         add_option(container, f.name, option, default, hints[f.name])
     return groups
+
+
+def required_fields(cls: type) -> list[str]:
+    """The fields of ``cls`` whose option is required."""
+    return [f.name for f, option in _options(cls) if option.required]
+
 
 
 def config_kwargs(cls: type, args: argparse.Namespace) -> dict[str, Any]:
@@ -273,6 +286,22 @@ SAMPLING = Option("temporal sampling (default: the model's): dense = frames --fr
                   default=None, group="input")
 FRAME_STRIDE = Option("dense sampling stride (default: the model's frame_sample_rate)", flag="--frame-stride",
                       type=int, default=None, group="input")
+FRAME_STRIDE_AUTO = "auto"
+
+
+def _stride_or_auto(text: str) -> int | str:
+    if text.strip().lower() == FRAME_STRIDE_AUTO:
+        return FRAME_STRIDE_AUTO
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number of frames or 'auto', got {text!r}") from None
+
+
+TRAIN_FRAME_STRIDE = Option("dense sampling stride (default: the model's frame_sample_rate); auto = the largest "
+                            "stride whose clip fits the median training video (the choice is logged and saved)",
+                            flag="--frame-stride", type=_stride_or_auto, metavar="N|auto", default=None,
+                            group="input")
 ON_ERROR_OPTION = Option("unreadable videos: skip them (training substitutes another sample, validation and eval "
                          "exclude the video from every figure; each is named in the log and counted) or raise: "
                          "stop at the first with an error naming it",
@@ -280,6 +309,11 @@ ON_ERROR_OPTION = Option("unreadable videos: skip them (training substitutes ano
 BATCH_SIZE = Option("clips per batch per process", flag="--batch-size", type=int, default=8, group="runtime")
 WORKERS = Option("DataLoader worker processes", flag="--workers", type=int, default=0, group="runtime")
 DEVICE = Option("auto | cpu | cuda | cuda:N", flag="--device", type=str, default="auto", group="runtime")
-AMP = Option("autocast: auto = bf16 (fp16 on GPUs without bf16) on CUDA, fp32 on CPU; bf16 also runs on CPU (fast "
-             "with AMX / AVX512-BF16)", flag="--amp", choices=AMP_MODES, type=str, default="auto", group="runtime")
+AMP = Option("autocast: auto = bf16 on CUDA (fp16 on GPUs without bf16); on a CPU bf16 only where it is native "
+             "(AMX / AVX512-BF16) and a start-up probe measures it faster, else fp32 (the choice and why are "
+             "printed and recorded); bf16 also forces it on a CPU", flag="--amp", choices=AMP_MODES, type=str,
+             default="auto", group="runtime")
+COMPILE = Option("torch.compile the model (inductor): the first batches take longer while it compiles; where it "
+                 "cannot compile (no C++ compiler, no Triton, an unsupported platform or graph) one line says why "
+                 "and the run continues eager", flag="--compile", action="store_true", default=False, group="runtime")
 PROGRESS = Option("no progress bars", flag="--no-progress", action="store_false", default=True, group="runtime")

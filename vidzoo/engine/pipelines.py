@@ -10,7 +10,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from ..data import (ClipDataset, Compose, FrameSampler, InputSpec, Normalize, NpzVolumeDataset, Resize,
-                    UnreadableVideoError, eval_transforms, train_transforms)
+                    UnreadableVideoError, eval_pipeline, train_transforms)
 from ..data.unreadable import reason_of
 from .data_sources import data_channels
 from .errors import UserError
@@ -31,19 +31,32 @@ def input_spec(model: nn.Module, sampling: str | None = None, frame_stride: int 
 
 
 def build_dataset(listing: Dataset, spec: InputSpec, train: bool, views: tuple[int, int] = (1, 1),
-                  hflip: float = 0.5, crop_scale: tuple[float, float] = (0.25, 1.0)) -> Dataset:
+                  hflip: float = 0.5, crop_scale: tuple[float, float] = (0.25, 1.0), randaug: str | None = None,
+                  reprob: float = 0.0, remode: str = "pixel", repeats: int = 1) -> Dataset:
     """A new dataset over ``listing`` with the temporal sampler and spatial transforms for ``spec``.
 
     Videos: training draws one random clip (dense at ``frame_stride`` or uniform segments) and
-    applies random-resized-crop + flip; evaluation takes ``views = (clips, crops)`` deterministic
-    views (short-side resize, centre or three crops), stacked as ``(V, C, T, H, W)``.
+    applies random-resized-crop + flip (+ RandAugment on the crop, random erasing after
+    normalisation; ``repeats`` augmented clips per read, stacked ``(repeats, C, T, H, W)``);
+    evaluation takes ``views = (clips, crops)`` deterministic views (short-side resize, centre or
+    three crops), stacked as ``(V, C, T, H, W)``.
     Volumes (npz): depth is resampled to ``num_frames`` (uniform segments) only when it differs,
     slices are resized to ``img_size`` only when they differ; no augmentation; crops are ignored.
     The new dataset raises :class:`~vidzoo.data.UnreadableVideoError` on an unreadable sample (the
     loaders wrap the policy of their use).
 
     Datasets that are not :mod:`vidzoo.data` datasets are returned untouched.
+
+    Raises:
+        UserError: Clip augmentation (``randaug``, ``reprob``, ``repeats``) asked of data it cannot
+            apply to: npz volumes, or a dataset vidzoo did not build.
     """
+    asked = [name for name, on in (("--randaug", bool(randaug)), ("--reprob", reprob > 0),
+                                   ("--num-sample", repeats > 1)) if on]
+    if asked and (not isinstance(listing, ClipDataset) or isinstance(listing, NpzVolumeDataset)):
+        what = ("npz volumes, which are not augmented (no crop or flip either)" if isinstance(listing, NpzVolumeDataset)
+                else f"a {type(listing).__name__}, whose transforms are its own")
+        raise UserError(f"{' / '.join(asked)} augment the video clips vidzoo decodes; the training data is {what}")
     if not isinstance(listing, ClipDataset):
         return listing
     clips, crops = views
@@ -55,14 +68,16 @@ def build_dataset(listing: Dataset, spec: InputSpec, train: bool, views: tuple[i
             if depth != spec.num_frames or clips > 1 else None
         steps = [] if (h, w) == spec.img_size else [Resize(spec.img_size)]
         return listing.with_pipeline(sampler, Compose(steps + [Normalize(spec.mean, spec.std)]), train)
-    sampler = FrameSampler(spec.sampling, num_frames=spec.num_frames, stride=spec.frame_stride,
-                           num_clips=1 if train else clips)
     if train:
-        transform = train_transforms(spec.img_size, spec.mean, spec.std, hflip=hflip, scale=crop_scale)
+        sampler = FrameSampler(spec.sampling, num_frames=spec.num_frames, stride=spec.frame_stride, num_clips=1)
+        transform = train_transforms(spec.img_size, spec.mean, spec.std, hflip=hflip, scale=crop_scale,
+                                     randaug=randaug, reprob=reprob, remode=remode)
+        return listing.with_pipeline(sampler, transform, train, repeats=repeats)
     else:
-        if crops == 3 and spec.img_size[0] != spec.img_size[1]:
-            raise UserError(f"3 spatial crops need a square input, the model takes {spec.img_size}")
-        transform = eval_transforms(spec.img_size, spec.mean, spec.std, crop_pct=spec.crop_pct, num_crops=crops)
+        try:
+            sampler, transform = eval_pipeline(spec, views)  # what vidzoo.data.load_clip reads, too
+        except ValueError as e:
+            raise UserError(str(e)) from e
     return listing.with_pipeline(sampler, transform, train)
 
 

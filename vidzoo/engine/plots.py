@@ -30,20 +30,23 @@ def _save(fig: Figure, path: PathLike) -> Path:
 
 
 def plot_training_curves(history: Sequence[dict], path: PathLike) -> Path:
-    """Loss, top-1/top-5 and learning rate per epoch, train and validation.
+    """Loss, top-1/top-k and learning rate per epoch, train and validation.
 
     Args:
-        history: Per-epoch records with ``epoch``, ``train_loss``, ``train_top1``, ``train_top5``,
-            ``lr`` and optionally ``val_loss``, ``val_top1``, ``val_top5``.
+        history: Per-epoch records with ``epoch``, ``train_loss``, ``train_top1``, ``lr``, optionally
+            ``train_top{k}`` (named by its k: ``train_top3``; older runs wrote ``train_top5`` whatever the
+            classes) and ``val_loss``, ``val_top1``, ``val_top{k}``.
         path: Output PNG.
     """
+    from .metrics import topk_key
     epochs = [r["epoch"] for r in history]
     fig = Figure(figsize=(13, 3.8))
     ax_loss, ax_acc, ax_lr = fig.subplots(1, 3)
     for split, style in (("train", "-"), ("val", "--")):
         if any(r.get(f"{split}_loss") is not None for r in history):
             ax_loss.plot(epochs, [r.get(f"{split}_loss") for r in history], style, marker="o", ms=3, label=split)
-            for k, colour in (("top1", "C0"), ("top5", "C1")):
+            found = next((f for f in (topk_key(r, split) for r in history) if f is not None), None)
+            for k, colour in [("top1", "C0")] + ([(f"top{found[0]}", "C1")] if found else []):
                 ax_acc.plot(epochs, [r.get(f"{split}_{k}") for r in history], style, color=colour, marker="o",
                             ms=3, label=f"{split} {k}")
     ax_lr.plot(epochs, [r.get("lr") for r in history], marker="o", ms=3, color="C2")
@@ -115,7 +118,8 @@ def _to_uint8_frames(clip: torch.Tensor, cell: int) -> np.ndarray:
 
 def save_clip_grid(clips: Sequence[torch.Tensor], captions: Sequence[str], path_png: PathLike | None = None,
                    path_gif: PathLike | None = None, correct: Sequence[bool] | None = None, max_frames: int = 8,
-                   cell: int = 96, columns: int = 4, fps: int = 4) -> list[Path]:
+                   cell: int = 96, columns: int = 4, fps: int = 4,
+                   frame_indices: Sequence[Sequence[int] | None] | None = None) -> list[Path]:
     """Sample clips with captions: a PNG of frame strips and/or an animated GIF grid.
 
     Args:
@@ -128,6 +132,9 @@ def save_clip_grid(clips: Sequence[torch.Tensor], captions: Sequence[str], path_
         cell: Approximate pixel height of one frame in the pictures.
         columns: Clips per row in the GIF.
         fps: GIF frame rate.
+        frame_indices: Per clip, the index in its source video of each of its frames: the PNG labels
+            every frame with it (``frame 31``), so a clip that repeats a frame shows it. None (or None
+            for a clip): frames are labelled with their position in the clip (``t=3``).
 
     Returns:
         The paths written.
@@ -152,7 +159,8 @@ def save_clip_grid(clips: Sequence[torch.Tensor], captions: Sequence[str], path_
                 ax.imshow(frames[t])
                 ax.set_xticks([])
                 ax.set_yticks([])
-                ax.set_xlabel(f"t={t}", fontsize=7)
+                src = frame_indices[i] if frame_indices is not None and i < len(frame_indices) else None
+                ax.set_xlabel(f"frame {src[t]}" if src is not None and t < len(src) else f"t={t}", fontsize=7)
             axes[i, 0].set_title(cap, loc="left", fontsize=9, color=colours[i])
         fig.tight_layout()
         written.append(_save(fig, path_png))

@@ -43,7 +43,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from .distributed import all_gather_object, all_reduce_sum
@@ -183,9 +183,10 @@ class ProbeTrainer(Trainer):
     """A :class:`~vidzoo.engine.trainer.Trainer` that trains heads on a frozen backbone (module docstring)."""
 
     # ----------------------------------------------------------------------------------- setup
-    def _adapt_model(self, model: nn.Module) -> nn.Module:
+    def _fit_head(self, model: nn.Module) -> None:
+        """A fresh head for the data's classes, everything else frozen, the model in eval mode for good."""
         self.head_kind = prepare_probe(model, len(self.classes), self.cfg.head)
-        return model.eval()
+        model.eval()
 
     def _wrap_model(self, model: nn.Module) -> nn.Module:
         return model  # the heads train (and are what DDP wraps); the frozen backbone stays outside
@@ -203,14 +204,19 @@ class ProbeTrainer(Trainer):
         self.heads = ProbeHeads([ProbeHead(self.model, attentive) for _ in self.grid]).to(self.device)
         self.ddp_heads = self._distributed(self.heads)
         head_cfgs = [dataclasses.replace(cfg, lr=lr, weight_decay=wd) for lr, wd in self.grid]
-        self.optimizers = [build_optimizer(h, c) for h, c in zip(self.heads.heads, head_cfgs)]
-        self.schedulers = [build_scheduler(o, c, self.updates_per_epoch) for o, c in zip(self.optimizers, head_cfgs)]
+        peaks = [c.peak_lr(self.dist.world_size) for c in head_cfgs]  # --lr-base-batch scales every head's lr
+        self.optimizers = [build_optimizer(h, c, lr=lr) for h, c, lr in zip(self.heads.heads, head_cfgs, peaks)]
+        self.schedulers = [build_scheduler(o, c, self.updates_per_epoch, lr=lr)
+                           for o, c, lr in zip(self.optimizers, head_cfgs, peaks)]
         fp16 = self.amp_dtype == torch.float16
         self.scalers = [torch.amp.GradScaler("cuda") if fp16 else None for _ in self.grid]
         self.alive = [True] * len(self.grid)
         self.epoch_head = 0  # the head installed in the model (the last epoch's best)
         self.cache: _FeatureCache | None = None
-        self.cache_generator = torch.Generator()
+
+    def _resolved_config(self):
+        """The run's config with the head kind it trains (``--head`` left unset: the model's own)."""
+        return dataclasses.replace(super()._resolved_config(), head=self.head_kind)
 
     def _describe(self) -> None:
         super()._describe()
@@ -304,15 +310,11 @@ class ProbeTrainer(Trainer):
         encoded = len(found) + (0 if val_x is None else len(val_x))
         return _FeatureCache(train, val_x, val_y, val_bad, encoded, nbytes)
 
-    def _cached_loader(self, epoch: int) -> DataLoader:
+    def _cached_loader(self) -> DataLoader:
+        """The cached training features in the order the run's sampler draws the videos this epoch
+        (the same order as decoding them would be; ``--balanced-sampler`` included)."""
         assert self.cache is not None
-        d = self.dist
-        sampler = DistributedSampler(self.cache.train, num_replicas=d.world_size, rank=d.rank, shuffle=True,
-                                     seed=self.cfg.seed, drop_last=False)
-        sampler.set_epoch(epoch)
-        self.cache_generator.manual_seed(self.cfg.seed * 1_000_003 + epoch * 1009 + d.rank)
-        return DataLoader(self.cache.train, batch_size=self.cfg.batch_size, sampler=sampler,
-                          generator=self.cache_generator)
+        return DataLoader(self.cache.train, batch_size=self.cfg.batch_size, sampler=self.train_sampler)
 
     # ----------------------------------------------------------------------------------- epoch
     def _finite(self, losses: Sequence[torch.Tensor]) -> list[bool]:
@@ -341,7 +343,7 @@ class ProbeTrainer(Trainer):
         K, accum = len(self.grid), cfg.accum_steps
         self.heads.train()
         meters = [ClassificationMeter(len(self.classes), dev) for _ in range(K)]
-        skipped: list[tuple[str, str]] = []
+        skipped: dict[str, str] = {}  # source -> reason, each unreadable source once
         encoded = 0
         n = len(loader)
         for opt in self.optimizers:
@@ -350,8 +352,11 @@ class ProbeTrainer(Trainer):
                    leave=False, dynamic_ncols=True)
         for i, (x, y, *flags) in enumerate(bar):
             if flags:
-                skipped += _skips(flags[0])
+                for source, reason in _skips(flags[0]):
+                    skipped.setdefault(source, reason)
             y = y.to(dev, non_blocking=True)
+            if cfg.num_sample > 1 and not cached:  # (B, N, C, T, H, W): N augmented clips of each video
+                x, y = x.flatten(0, 1), y.repeat_interleave(cfg.num_sample)
             if cached:
                 f = x.to(dev, non_blocking=True)
             else:
@@ -395,13 +400,15 @@ class ProbeTrainer(Trainer):
             bar.set_postfix(loss=f"{min(loss.item() for loss in losses):.3f}")
         out = [m.compute() for m in meters]  # every head, on every rank: the reductions stay in step
         count = torch.tensor([len(skipped)], dtype=torch.int64, device=dev)
-        unreadable = int(all_reduce_sum(count).item())
-        if unreadable and self.dist.distributed:
-            skipped = [s for part in all_gather_object(skipped) for s in part]
+        merged: dict[str, str] = {}
+        if all_reduce_sum(count).item():  # a source may be met on several ranks: union, not sum
+            for part in all_gather_object(list(skipped.items())):
+                for source, reason in part:
+                    merged.setdefault(source, reason)
         for m in out:
-            m["unreadable"] = unreadable
+            m["unreadable"] = len(merged)
         enc = torch.tensor([encoded], dtype=torch.int64, device=dev)
-        return out, skipped, int(all_reduce_sum(enc).item()) if self.dist.distributed else encoded
+        return out, list(merged.items()), int(all_reduce_sum(enc).item()) if self.dist.distributed else encoded
 
     @torch.no_grad()
     def _validate_heads(self, epoch: int) -> tuple[list[EvalResult | None], int]:
@@ -456,9 +463,11 @@ class ProbeTrainer(Trainer):
             if not self.alive[k]:
                 results.append(None)
                 continue
-            results.append(EvalResult(loss=m["loss"], top1=m["top1"], top5=m["top5"], num_samples=m["num_samples"],
-                                      confusion=meter.confusion.cpu(), per_class_accuracy=meter.per_class_accuracy(),
-                                      samples_per_rank=m["samples_per_rank"], unreadable=unreadable))
+            results.append(EvalResult(loss=m["loss"], top1=m["top1"], topk=m.get(f"top{meter.k}"),
+                                      num_samples=m["num_samples"], confusion=meter.confusion.cpu(),
+                                      per_class_accuracy=meter.per_class_accuracy(),
+                                      samples_per_rank=m["samples_per_rank"], unreadable=unreadable, k=meter.k,
+                                      single_prediction=meter.single_prediction() if m["num_samples"] else None))
         enc = torch.tensor([encoded], dtype=torch.int64, device=dev)
         return results, int(all_reduce_sum(enc).item()) if self.dist.distributed else encoded
 
@@ -480,14 +489,11 @@ class ProbeTrainer(Trainer):
             record["cache_s"] = round(time.perf_counter() - t0, 4)
             encoded += self.cache.encoded
         if self.cache is not None:
-            train_out, skipped, _ = self._train_heads(self._cached_loader(epoch), True, epoch)
+            train_out, skipped, _ = self._train_heads(self._cached_loader(), True, epoch)
         else:
             train_out, skipped, enc = self._train_heads(self.train_loader, False, epoch)
             encoded += enc
-        for source, reason in skipped:
-            self._name_once("train", source, f"unreadable training video '{source}' ({reason}): another sample is "
-                                             "used in its place")
-        self._check_classes_readable(skipped)
+        self._name_unreadable_train(skipped)
         vals: list[EvalResult | None] = [None] * len(self.grid)
         if self.val_loader is not None:
             vals, enc = self._validate_heads(epoch)
@@ -499,8 +505,7 @@ class ProbeTrainer(Trainer):
         record.update({f"train_{k}": v for k, v in train_out[best].items()})
         val = vals[best]
         if val is not None:
-            self._name_unreadable_val(val)
-            record.update({f"val_{k}": v for k, v in val.summary().items()})
+            record.update(self._val_record(val))
         record["encoded_clips"] = encoded
         if len(self.grid) > 1:
             record["head"] = best

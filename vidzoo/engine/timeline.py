@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 from .._hub import atomic_replace, atomic_write_text, ensure_output_dir
+from .._utils import tqdm_disable
 from ..data import UnreadableVideoError, VideoDecodeError, eval_transforms, video_info
 from ..data.decode import iter_video_frames
 from .errors import NonFiniteLogitsError, UserError
@@ -95,6 +96,7 @@ class Timeline:
     # Seconds from the stream start at which each frame is shown (presentation timestamps), and
     # where the last one ends: num_frames + 1 entries. Empty: frame / fps.
     times: list[float] = field(default_factory=list)
+    warning: str | None = None  # the video is shorter than one window
 
     def time(self, frame: int) -> float:
         """Seconds at which frame ``frame`` is shown (``num_frames``: the end of the video)."""
@@ -124,7 +126,7 @@ class Timeline:
     def to_dict(self, top_k: int = 5) -> dict[str, Any]:
         p, idx = self.top(top_k)
         return {"path": self.path, "fps": self.fps, "num_frames": self.num_frames, "window_frames": self.window,
-                "stride_frames": self.stride,
+                "stride_frames": self.stride, **({"warning": self.warning} if self.warning else {}),
                 "windows": [{"start_frame": s, "end_frame": e, "start_time": self.time(s), "end_time": self.time(e),
                              "top": [{"index": int(j), "label": self.class_names[int(j)], "prob": float(q)}
                                      for j, q in zip(idx[w].tolist(), p[w].tolist())]}
@@ -153,7 +155,7 @@ def _decode_frames(path: Path, wanted: Sequence[int], progress: bool, size=None,
 
     wanted = list(wanted)
     w, decoded, end = 0, 0, 0.0
-    bar = tqdm(total=wanted[-1] + 1, unit="frame", desc=f"decode {path.name}", disable=not progress,
+    bar = tqdm(total=wanted[-1] + 1, unit="frame", desc=f"decode {path.name}", disable=tqdm_disable(progress),
                leave=False)
     try:
         for i, t, dur, rgb in iter_video_frames(path, wanted, size):
@@ -222,6 +224,7 @@ def predict_timeline(model: nn.Module, path: PathLike, window: str | int | None 
     if win < t:
         raise UserError(f"--window of {win} frames is shorter than the model's {t}-frame clip")
     step = parse_span(stride, info.fps, "--stride") or max(1, win // 2)
+    note = _short_video_note(p, info.num_frames, win, t, fstride, window is None)
     dev = torch.device(device)
     model = model.to(dev).eval()
     if window_fn is None:
@@ -229,13 +232,29 @@ def predict_timeline(model: nn.Module, path: PathLike, window: str | int | None 
         window_fn = lambda x, name_of: predict_probs(model, x, amp_dtype, name_of=name_of)  # noqa: E731
     args = (model, p, float(info.fps), win, step, batch_size, dev, window_fn, progress)
     try:
-        return _slide(*args, info.num_frames)
+        tl = _slide(*args, info.num_frames)
     except _ShortStream as short:  # fewer frames decoded than counted: lay the windows out over those
         try:
-            return _slide(*args, short.frames)
+            tl = _slide(*args, short.frames)
         except _ShortStream as again:
             raise VideoDecodeError(p, f"the stream ended after {again.frames} frames, {short.frames} "
                                       "counted a moment before") from None
+        note = _short_video_note(p, short.frames, win, t, fstride, window is None)
+    tl.warning = note
+    return tl
+
+
+def _short_video_note(p: Path, frames: int, win: int, t: int, fstride: int, default_window: bool) -> str | None:
+    """What a video shorter than one window gets instead of the model's clip (one window over all of it)."""
+    if frames >= win:
+        return None
+    what = f"the model's clip: {t} frames {fstride} apart" if default_window else "--window"
+    if frames < t:
+        return (f"'{p}' has {frames} frames, fewer than the {t} of the model's clip: one window over the whole video "
+                "that repeats frames")
+    gap = (frames - 1) / (t - 1) if t > 1 else 0.0
+    return (f"'{p}' has {frames} frames, fewer than a window of {win} ({what}): one window over the whole video, its "
+            f"{t} frames {gap:.3g} apart" + (f" instead of {fstride}" if default_window else ""))
 
 
 def _slide(model: nn.Module, p: Path, fps: float, win: int, step: int, batch_size: int, dev: torch.device,
@@ -420,27 +439,32 @@ def check_timeline_output(videos: Sequence[PathLike], output: PathLike) -> Path:
 def run_timelines(model: nn.Module, videos: Sequence[PathLike] | VideoInputs, output: PathLike,
                   window: str | None = None,
                   stride: str | None = None, frame_stride: int | None = None, top_k: int = 5,
-                  batch_size: int = 8, device: str = "auto", amp: str = "auto", progress: bool = True
-                  ) -> tuple[list[tuple[Timeline, Path, Path]], list[tuple[str, str]]]:
+                  batch_size: int = 8, device: str = "auto", amp: str = "auto", progress: bool = True,
+                  compile: bool = False) -> tuple[list[tuple[Timeline, Path, Path]], list[tuple[str, str]]]:
     """Timelines of several videos into ``output``: ``<name>_timeline.csv`` and ``.png`` each, with
     ``<name>`` distinct per video (:func:`output_names`); each file written atomically. Folders of
     videos in ``videos`` stand for the videos below them
-    (:func:`~vidzoo.engine.video_inputs.expand_video_inputs`).
+    (:func:`~vidzoo.engine.video_inputs.expand_video_inputs`). ``compile``: ``torch.compile`` the
+    model's forward; its notes and ``--amp auto``'s choice of autocast are said on stderr.
 
     Returns:
         ``([(timeline, csv, png), ...], [(path, error), ...])``: every readable video is answered;
         unreadable ones are listed with their error.
     """
+    from .compile import maybe_compile
     from .distributed import init_distributed
-    from .precision import resolve_amp
+    from .errors import note
+    from .precision import choose_amp
     if top_k < 1:
         raise UserError(f"--top-k must be >= 1, got {top_k}")
     if batch_size < 1:
         raise UserError(f"--batch-size must be >= 1, got {batch_size}")
     dev = init_distributed(device).device
-    amp_dtype = resolve_amp(amp, dev)
     inputs = videos if isinstance(videos, VideoInputs) else expand_video_inputs(videos)
     out = check_timeline_output(inputs.paths, output)
+    model = model.to(dev)
+    amp_dtype = choose_amp(amp, dev, say=note, model=model, batch=batch_size).dtype
+    run_model = maybe_compile(model, compile, device=dev)
     done, failed = [], []
     for item, name in zip(inputs.items, output_names(inputs.paths)):
         v = item.path
@@ -449,7 +473,7 @@ def run_timelines(model: nn.Module, videos: Sequence[PathLike] | VideoInputs, ou
                 raise UserError(f"'{v}': {item.error}")
             if not Path(v).exists():
                 raise UserError(f"'{v}' does not exist")
-            tl = predict_timeline(model, v, window, stride, frame_stride, batch_size, dev, amp_dtype, progress)
+            tl = predict_timeline(run_model, v, window, stride, frame_stride, batch_size, dev, amp_dtype, progress)
         except NonFiniteLogitsError:
             raise  # the model, not this video: every other video would fail the same way
         except (UserError, UnreadableVideoError) as e:

@@ -10,8 +10,9 @@ import math
 import numbers
 from typing import Any, Iterable
 
-from .._choices import AMP_MODES, AUGMENT_MODES, ON_ERROR, OPTIMIZERS, PROBE_HEADS, SAMPLING_MODES
-from .options import BATCH_SIZE, FRAME_STRIDE, IMG_SIZE, NUM_FRAMES, WORKERS, config_flag
+from .._choices import (AMP_MODES, AUGMENT_MODES, CLASS_WEIGHTS, ERASE_MODES, LR_SCHEDULES, MIXUP_MODES, ON_ERROR,
+                        OPTIMIZERS, PROBE_HEADS, SAMPLING_MODES)
+from .options import BATCH_SIZE, FRAME_STRIDE, FRAME_STRIDE_AUTO, IMG_SIZE, NUM_FRAMES, WORKERS, config_flag
 
 
 def _num(v: Any) -> bool:
@@ -80,8 +81,14 @@ def validate_train_config(cfg: Any) -> None:
         return config_flag(type(cfg), name)
 
     for name, lo, optional in (("epochs", 1, False), ("batch_size", 1, False), ("val_batch_size", 1, True),
-                               ("accum_steps", 1, False), ("workers", 0, False), ("frame_stride", 1, True)):
+                               ("accum_steps", 1, False), ("workers", 0, False)):
         check_int(flag(name), getattr(cfg, name), lo, optional=optional)
+    if cfg.frame_stride != FRAME_STRIDE_AUTO:
+        try:
+            check_int(flag("frame_stride"), cfg.frame_stride, 1, optional=True)
+        except ValueError:
+            raise ValueError(f"{flag('frame_stride')} must be an integer >= 1 or '{FRAME_STRIDE_AUTO}', "
+                             f"got {cfg.frame_stride!r}") from None
     if not _int(cfg.seed):
         raise ValueError(f"{flag('seed')} must be an integer, got {cfg.seed!r}")
     check_model_size_flags(cfg.num_frames, cfg.img_size, cfg.model_overrides)
@@ -109,8 +116,74 @@ def validate_train_config(cfg: Any) -> None:
     if "num_classes" in cfg.model_overrides:
         raise ValueError(f"--set num_classes={cfg.model_overrides['num_classes']!r}: training takes the number of "
                          "classes from --data; leave num_classes out")
+    _validate_recipe_options(cfg, flag)
     check_choice(flag("augment"), cfg.augment, AUGMENT_MODES)
+    if cfg.augment == "none":
+        _validate_no_augmentation(cfg, flag)
     validate_probe_options(cfg)
+
+
+def _validate_recipe_options(cfg: Any, flag: Any) -> None:
+    """The schedule, augmentation, mixing, weighting and averaging options."""
+    check_int(flag("lr_base_batch"), cfg.lr_base_batch, 1, optional=True)
+    check_choice(flag("sched"), cfg.sched, LR_SCHEDULES)
+    milestones = cfg.decay_milestones
+    if (not isinstance(milestones, (tuple, list)) or not all(_num(m) and m > 0 for m in milestones)
+            or list(milestones) != sorted(milestones)):
+        raise ValueError(f"{flag('decay_milestones')} must be increasing epochs > 0, got {milestones!r}")
+    if cfg.sched == "multistep" and not milestones:
+        raise ValueError(f"{flag('sched')} multistep needs {flag('decay_milestones')} EPOCH ...")
+    if cfg.sched != "multistep" and milestones:
+        raise ValueError(f"{flag('decay_milestones')} applies to {flag('sched')} multistep, not {cfg.sched!r}")
+    check_number(flag("decay_rate"), cfg.decay_rate, 0, 1, lo_open=True)
+    if cfg.randaug is not None:
+        if not isinstance(cfg.randaug, str):
+            raise ValueError(f"{flag('randaug')} must be a RandAugment config string, got {cfg.randaug!r}")
+        from ..data.augment import parse_rand_augment  # torch and timm: only when RandAugment is asked for
+        try:
+            parse_rand_augment(cfg.randaug)
+        except ValueError as e:
+            raise ValueError(f"{flag('randaug')}: {e}") from None
+    check_number(flag("reprob"), cfg.reprob, 0, 1)
+    check_choice(flag("remode"), cfg.remode, ERASE_MODES)
+    check_number(flag("mixup"), cfg.mixup, 0)
+    check_number(flag("cutmix"), cfg.cutmix, 0)
+    check_number(flag("mixup_prob"), cfg.mixup_prob, 0, 1)
+    check_number(flag("mixup_switch_prob"), cfg.mixup_switch_prob, 0, 1)
+    check_choice(flag("mixup_mode"), cfg.mixup_mode, MIXUP_MODES)
+    check_int(flag("num_sample"), cfg.num_sample, 1)
+    check_choice(flag("class_weights"), cfg.class_weights, CLASS_WEIGHTS)
+    check_number(flag("ema"), cfg.ema, 0, 1, lo_open=True, hi_open=True, optional=True)
+    for name in ("balanced_sampler", "ema_warmup", "tensorboard"):
+        if not isinstance(getattr(cfg, name), bool):
+            raise ValueError(f"{flag(name)} is a switch (true or false), got {getattr(cfg, name)!r}")
+    if cfg.ema_warmup and cfg.ema is None:
+        raise ValueError(f"{flag('ema_warmup')} ramps up the decay of {flag('ema')}, which is off; "
+                         f"give {flag('ema')} DECAY")
+    mixing = cfg.mixup > 0 or cfg.cutmix > 0
+    clips = cfg.batch_size * cfg.num_sample
+    if mixing and clips % 2:
+        raise ValueError(f"{flag('mixup')} / {flag('cutmix')} mix clip i with clip B-1-i of a batch and need an even "
+                         f"number of clips per batch; got {flag('batch_size')} {cfg.batch_size} x "
+                         f"{flag('num_sample')} {cfg.num_sample} = {clips}")
+    if cfg.class_weights != "none" and cfg.balanced_sampler:
+        raise ValueError(f"{flag('class_weights')} {cfg.class_weights} and {flag('balanced_sampler')} both correct "
+                         "the class imbalance (together they over-correct it); use one")
+    if cfg.class_weights != "none" and mixing:
+        raise ValueError(f"{flag('class_weights')} {cfg.class_weights} weighs hard labels; with "
+                         f"{flag('mixup')} / {flag('cutmix')} the targets are mixed: use {flag('balanced_sampler')}")
+
+
+def _validate_no_augmentation(cfg: Any, flag: Any) -> None:
+    """``--augment none`` feeds every epoch each video's evaluation view: a clip augmentation asked
+    beside it contradicts it (it would not be applied)."""
+    asked = [flag(name) for name, on in (("randaug", bool(cfg.randaug)), ("reprob", cfg.reprob > 0),
+                                         ("mixup", cfg.mixup > 0), ("cutmix", cfg.cutmix > 0),
+                                         ("num_sample", cfg.num_sample > 1)) if on]
+    if asked:
+        raise ValueError(f"{flag('augment')} none trains on each video's evaluation view, unaugmented; "
+                         f"{' / '.join(asked)} augment(s) training clips: drop {flag('augment')} none or "
+                         f"{' / '.join(asked)}")
 
 
 MAX_PROBE_HEADS = 64
@@ -153,7 +226,9 @@ def parse_probe_grid(text: str | None, lr: float, weight_decay: float) -> list[t
 
 def validate_probe_options(cfg: Any) -> None:
     """``--head``, ``--cache-features`` and ``--probe-grid`` belong to ``--freeze-backbone``; the cache needs
-    training clips that are the same every epoch (:meth:`TrainConfig.pixel_augmentations` empty)."""
+    training clips that are the same every epoch
+    (:func:`~vidzoo.engine.config.pixel_augmentations` empty); what trains the whole model
+    (``--layer-decay``, ``--ema``, ``--mixup`` / ``--cutmix``, ``--compile``) is refused with a probe."""
     def flag(name: str) -> str:
         return config_flag(type(cfg), name)
 
@@ -163,16 +238,28 @@ def validate_probe_options(cfg: Any) -> None:
             if getattr(cfg, name) not in (None, False):
                 raise ValueError(f"{flag(name)} trains a probe: it needs {flag('freeze_backbone')}")
         return
+    fb = flag("freeze_backbone")
     if cfg.layer_decay is not None:
-        raise ValueError(f"{flag('layer_decay')} scales the learning rate of the backbone's blocks; "
-                         f"{flag('freeze_backbone')} trains the head alone")
+        raise ValueError(f"{flag('layer_decay')} scales the learning rate of the backbone's blocks; {fb} trains the "
+                         "head alone")
+    if cfg.ema is not None:
+        raise ValueError(f"{flag('ema')} averages the weights of a whole model's training; {fb} trains heads "
+                         f"alone: drop {flag('ema')}")
+    if cfg.mixup > 0 or cfg.cutmix > 0:
+        raise ValueError(f"{flag('mixup')} / {flag('cutmix')} train on mixed targets, which a probe's heads do not "
+                         f"take; {fb} trains without them (--randaug / --reprob augment a probe's clips)")
+    if cfg.compile:
+        raise ValueError(f"{flag('compile')} compiles the model's training step; {fb} runs the frozen backbone "
+                         "forward only (once per clip with --cache-features) and a small head: drop "
+                         f"{flag('compile')}")
     parse_probe_grid(cfg.probe_grid, cfg.lr, cfg.resolved_weight_decay())
     if cfg.cache_features:
-        varying = cfg.pixel_augmentations()
+        from .config import pixel_augmentations  # config imports this module
+        varying = pixel_augmentations(cfg)
         if varying:
             raise ValueError(f"{flag('cache_features')} stores each clip's features once, but training clips change "
-                             f"every epoch with {'; '.join(varying)}: add {flag('augment')} none (each video's "
-                             "evaluation view, every epoch) or drop the cache")
+                             f"every epoch with {'; '.join(varying)}: use {flag('augment')} none (each video's "
+                             "evaluation view, every epoch, no clip augmentation) or drop the cache")
 
 
 def validate_eval_options(batch_size: Any = None, workers: Any = None, frame_stride: Any = None,

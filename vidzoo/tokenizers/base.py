@@ -48,7 +48,7 @@ class VideoTokenizer(nn.Module):
             if n < 1 or p < 1:
                 raise ValueError(f"{what} ({n}) and {pname} ({p}) must be positive.")
             if n % p and pad_mode == "error":
-                raise ValueError(f"{what}={n} is not a multiple of {pname}={p}; use a size that is, or "
+                raise ValueError(f"{what} ({n}) is not a multiple of {pname} ({p}); use a size that is, or "
                                  f"pad_mode='pad' to zero-pad the input up to the next multiple.")
         self.grid_size = (math.ceil(self.num_frames / self.tubelet_size),
                           math.ceil(self.img_size[0] / self.patch_size[0]),

@@ -17,8 +17,8 @@ class UniformFrameTokenizer(VideoTokenizer):
     def __init__(self, img_size=224, num_frames=8, patch_size=16, in_chans=3, embed_dim=768,
                  pad_mode="error", tubelet_size: int = 1) -> None:
         if tubelet_size != 1:
-            raise ValueError(f"The 'uniform' tokenizer embeds single frames (tubelet_size=1); got "
-                             f"tubelet_size={tubelet_size}. Use tokenizer='tubelet' for {tubelet_size}-frame tubelets.")
+            raise ValueError(f"The 'uniform' tokenizer embeds single frames (a tubelet_size of 1); got "
+                             f"tubelet_size {tubelet_size}. Use tokenizer='tubelet' for {tubelet_size}-frame tubelets.")
         super().__init__(img_size, num_frames, patch_size, 1, in_chans, embed_dim, pad_mode)
         self.proj = nn.Conv2d(in_chans, embed_dim, kernel_size=self.patch_size, stride=self.patch_size)
 
