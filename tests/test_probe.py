@@ -152,6 +152,18 @@ def test_cache_encodes_each_clip_once_and_trains_the_same_head(motion, backbone,
         assert a["val_top1"] == b["val_top1"] and a["val_loss"] == pytest.approx(b["val_loss"], rel=1e-5)
 
 
+def test_balanced_sampler_and_repeated_samples_reach_the_probe(motion, backbone, tmp_path):
+    # the cache is drawn in the run's sampler order (here the class-balanced draw), as decoding would be
+    cached = train(probe_cfg(motion, tmp_path / "cached", backbone, epochs=2, cache_features=True,
+                             balanced_sampler=True))
+    plain = train(probe_cfg(motion, tmp_path / "plain", backbone, epochs=2, balanced_sampler=True))
+    for (k, a), b in zip(cached.model.state_dict().items(), plain.model.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6, msg=k)
+    # --num-sample 2: two augmented clips of each training video go through the backbone every epoch
+    res = train(probe_cfg(motion, tmp_path / "repeats", backbone, epochs=1, augment="random", num_sample=2))
+    assert res.history[0]["encoded_clips"] == 2 * 6 + 4 and res.history[0]["train_num_samples"] == 12
+
+
 def test_grid_heads_are_independent_and_equal_single_runs(motion, backbone, tmp_path):
     grid = train(probe_cfg(motion, tmp_path / "grid", backbone, cache_features=True, probe_grid=GRID))
     heads = load_checkpoint(tmp_path / "grid" / "checkpoints" / "last.pth")["probe"]["heads"]
