@@ -20,8 +20,8 @@ times; best and median per kind of epoch.
   on ``scenes`` also over the same architecture trained on the real ``arrow`` folder;
 - ``probe_random``: the same probe over a random initialisation of that architecture (control);
 - ``scratch``: that architecture trained in full from random weights with the demo's recipe, its
-  epochs planned so the run lasts about as long as the probe (from the measured full-training
-  epoch time);
+  epochs planned so the run lasts about as long as the probe (from a two-epoch pilot of it: its
+  wall time, and the time of an epoch after the first);
 - ``defaults`` (real videos, split seeds ``--defaults-seeds``): ``vidzoo train --data DIR --val-split
   0.2`` with every other option at its documented default (model ``vivit_joint_tiny_patch16x2_224``,
   10 epochs), run to the end.
@@ -147,10 +147,11 @@ def real_folder(args: argparse.Namespace, name: str) -> Path:
 
 
 def run(cfg_kw: dict[str, Any]) -> tuple[Any, float]:
-    """``train(TrainConfig(**cfg_kw))`` and its wall time."""
+    """``train(TrainConfig(**cfg_kw))`` and its wall time; every run in fp32 (``--amp none``: ``auto``
+    may pick bf16 for one kind of run and not the other)."""
     from vidzoo.engine import TrainConfig, train
     t0 = time.perf_counter()
-    res = train(TrainConfig(**cfg_kw))
+    res = train(TrainConfig(**{"amp": "none", **cfg_kw}))
     return res, time.perf_counter() - t0
 
 
@@ -218,7 +219,7 @@ def majority_only(model: Any, data: Path, val_split: float | None, seed: int) ->
 
 
 def transfer_rows(args: argparse.Namespace, work: Path, name: str, data: Path, real: bool,
-                  backbones: dict[str, Path], ft_epoch_s: float | None) -> list[dict[str, Any]]:
+                  backbones: dict[str, Path]) -> list[dict[str, Any]]:
     from vidzoo.engine.demo import DEMO_MODEL, DEMO_OVERRIDES
     rows = []
     seeds = args.seeds if real else [0]
@@ -242,12 +243,12 @@ def transfer_rows(args: argparse.Namespace, work: Path, name: str, data: Path, r
         if "scratch" in args.arms:
             probe_wall = results[0]["wall"]
             # scratch: the same architecture in full, epochs planned to last about as long as the first probe
-            epoch_s = ft_epoch_s or None
-            if epoch_s is None:  # a one-epoch pilot of the same run gives the time of an epoch
-                pilot, _ = run(demo_recipe(**base, epochs=1, cache_videos=True,
-                                           output=str(work / "runs" / f"pilot_{name}_{seed}")))
-                epoch_s = pilot.history[0]["time_s"]
-            epochs = max(1, int(probe_wall // max(epoch_s, 1e-3)))
+            # a two-epoch pilot of the same run: its wall time (set-up, the first epoch's decoding) and the
+            # time of a later epoch (frames cached) plan the epochs that fill the probe's wall time
+            pilot, pilot_wall = run(demo_recipe(**base, epochs=2, cache_videos=True,
+                                                output=str(work / "runs" / f"pilot_{name}_{seed}")))
+            later_s = max(pilot.history[1]["time_s"], 1e-3)
+            epochs = max(1, 2 + round((probe_wall - pilot_wall) / later_s))
             res, wall = run(demo_recipe(**base, epochs=epochs, cache_videos=True,
                                         output=str(work / "runs" / f"tr_{name}_{seed}_scratch")))
             results.append(dict(arm=f"full training from scratch, {epochs} epochs (equal time)", res=res, wall=wall))
@@ -274,7 +275,8 @@ def write(rows: list[dict[str, Any]], info: dict[str, Any], args: argparse.Names
                                                    default=str))
     md = ["# Probes vs full training (`benchmarks/probe.py`)", "", C.machine_markdown(info),
           f"- load average (1/5/15 min) at the end: {info.get('loadavg_end', 'n/a')}", "",
-          f"Command: `python benchmarks/probe.py {' '.join(sys.argv[1:])}`", ""]
+          f"Command: `python benchmarks/probe.py {' '.join(sys.argv[1:])}`", "",
+          f"Every run in fp32 (`--amp none`), {args.threads} torch thread(s).", ""]
     ep = [r for r in rows if r["part"] == "epoch"]
     if ep:
         md += ["## Epoch time (training + validation, `time_s`)", "",
@@ -306,7 +308,6 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     work.mkdir(parents=True, exist_ok=True)
     data = make_data(args, work)
     rows: list[dict[str, Any]] = []
-    ft_epoch: dict[str, float] = {}
     targets = {"demo": (data["demo"], False), "scenes": None, "arrow": None}
     for name in args.datasets:
         if name != "demo":
@@ -315,8 +316,6 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         for name in args.datasets:
             path, real = targets[name]
             rows += epoch_rows(args, work, name, path, real)
-            if not real:
-                ft_epoch[name] = next(r["median_s"] for r in rows if r["dataset"] == name and r["kind"] == "full_later")
     if "transfer" in args.parts:
         diag = backbone(args, work, "diag", data["diag"], epochs=args.backbone_epochs)
         for name in args.datasets:
@@ -327,7 +326,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
                 bbs["the arrow backbone"] = backbone(args, work, "arrow", arrow, epochs=args.arrow_epochs,
                                                      val_split=0.2)
             target = data["little"] if name == "demo" else path
-            rows += transfer_rows(args, work, name, target, real, bbs, None)
+            rows += transfer_rows(args, work, name, target, real, bbs)
     out = Path(args.out)
     info["loadavg_end"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
     write(rows, info, args, out)
