@@ -20,8 +20,8 @@ times; best and median per kind of epoch.
   on ``scenes`` also over the same architecture trained on the real ``arrow`` folder;
 - ``probe_random``: the same probe over a random initialisation of that architecture (control);
 - ``scratch``: that architecture trained in full from random weights with the demo's recipe, its
-  epochs planned so the run lasts about as long as the probe (from a two-epoch pilot of it: its
-  wall time, and the time of an epoch after the first);
+  epochs planned so the run lasts about as long as the probe (from a three-epoch pilot of it: its
+  wall time, and the wall time of an epoch after the first, checkpoints included);
 - ``defaults`` (real videos, split seeds ``--defaults-seeds``): ``vidzoo train --data DIR --val-split
   0.2`` with every other option at its documented default (model ``vivit_joint_tiny_patch16x2_224``,
   10 epochs), run to the end.
@@ -146,12 +146,14 @@ def real_folder(args: argparse.Namespace, name: str) -> Path:
     return Path(args.real) / name
 
 
-def run(cfg_kw: dict[str, Any]) -> tuple[Any, float]:
+def run(cfg_kw: dict[str, Any], epoch_ends: list[float] | None = None) -> tuple[Any, float]:
     """``train(TrainConfig(**cfg_kw))`` and its wall time; every run in fp32 (``--amp none``: ``auto``
-    may pick bf16 for one kind of run and not the other)."""
+    may pick bf16 for one kind of run and not the other). ``epoch_ends`` gets the wall time at the
+    end of each epoch (its checkpoints written)."""
     from vidzoo.engine import TrainConfig, train
     t0 = time.perf_counter()
-    res = train(TrainConfig(**{"amp": "none", **cfg_kw}))
+    cb = [lambda epoch, record: epoch_ends.append(time.perf_counter() - t0)] if epoch_ends is not None else []
+    res = train(TrainConfig(**{"amp": "none", **cfg_kw}), callbacks=cb)
     return res, time.perf_counter() - t0
 
 
@@ -243,12 +245,14 @@ def transfer_rows(args: argparse.Namespace, work: Path, name: str, data: Path, r
         if "scratch" in args.arms:
             probe_wall = results[0]["wall"]
             # scratch: the same architecture in full, epochs planned to last about as long as the first probe
-            # a two-epoch pilot of the same run: its wall time (set-up, the first epoch's decoding) and the
-            # time of a later epoch (frames cached) plan the epochs that fill the probe's wall time
-            pilot, pilot_wall = run(demo_recipe(**base, epochs=2, cache_videos=True,
-                                                output=str(work / "runs" / f"pilot_{name}_{seed}")))
-            later_s = max(pilot.history[1]["time_s"], 1e-3)
-            epochs = max(1, 2 + round((probe_wall - pilot_wall) / later_s))
+            # a three-epoch pilot of the same run: its wall time (set-up, the first epoch's decoding) and the
+            # wall time of a later epoch (frames cached, checkpoints written) plan the epochs that fill the
+            # probe's wall time
+            ends: list[float] = []
+            _, pilot_wall = run(demo_recipe(**base, epochs=3, cache_videos=True,
+                                            output=str(work / "runs" / f"pilot_{name}_{seed}")), ends)
+            later_s = max((ends[2] - ends[0]) / 2, 1e-3)
+            epochs = max(1, 3 + round((probe_wall - pilot_wall) / later_s))
             res, wall = run(demo_recipe(**base, epochs=epochs, cache_videos=True,
                                         output=str(work / "runs" / f"tr_{name}_{seed}_scratch")))
             results.append(dict(arm=f"full training from scratch, {epochs} epochs (equal time)", res=res, wall=wall))
