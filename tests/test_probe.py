@@ -187,6 +187,7 @@ def test_grid_heads_are_independent_and_equal_single_runs(motion, backbone, tmp_
     assert torch.equal(best["probe"]["heads"][f"heads.{k}.head.weight"], grid.model.head.weight.detach().cpu())
     log = (tmp_path / "grid" / "train.log").read_text()
     assert "best val top-1" in log and log.count("\n* ") == 1  # the table, the saved head marked once
+    assert "adamw, each head its own lr and wd (--probe-grid)" in log
 
 
 def test_a_diverging_grid_head_is_left_out(motion, backbone, tmp_path):

@@ -218,6 +218,11 @@ class ProbeTrainer(Trainer):
         """The run's config with the head kind it trains (``--head`` left unset: the model's own)."""
         return dataclasses.replace(super()._resolved_config(), head=self.head_kind)
 
+    def _optimizer_text(self) -> str:
+        if len(self.grid) == 1:
+            return super()._optimizer_text()
+        return f"{self.cfg.opt}, each head its own lr and wd (--probe-grid)"
+
     def _describe(self) -> None:
         super()._describe()
         cfg = self.cfg

@@ -727,14 +727,11 @@ class Trainer:
         for line, console in self._run_notes:
             self.log(line, console)
         self.log(self.amp.line())
-        lr = f"lr {self.peak_lr:g}" + (f" (= {cfg.lr:g} x {cfg.batch_size * cfg.accum_steps * d.world_size} / "
-                                       f"{cfg.lr_base_batch})" if cfg.lr_base_batch else "")
         self.log(f"training on {self.device} x {d.world_size} process(es), {self.amp.name}"
                  f"{', --compile' if cfg.compile else ''}; {cfg.epochs} epochs x "
                  f"{self.updates_per_epoch} updates, batch {cfg.batch_size}"
                  + (f" videos x {cfg.num_sample} samples" if cfg.num_sample > 1 else "")
-                 + f" x {cfg.accum_steps} accum x {d.world_size}; {cfg.opt} {lr} wd {cfg.resolved_weight_decay():g}"
-                 + (f" layer-decay {cfg.layer_decay:g}" if cfg.layer_decay else "") + f"; output {self.out}")
+                 + f" x {cfg.accum_steps} accum x {d.world_size}; {self._optimizer_text()}; output {self.out}")
         extras = []
         if cfg.randaug:
             extras.append(f"randaug {cfg.randaug}")
@@ -766,6 +763,14 @@ class Trainer:
                                "versions": {"vidzoo": __version__, "torch": torch.__version__,
                                             "timm": timm.__version__}},
                               self.layout.train_config)
+
+    def _optimizer_text(self) -> str:
+        """The optimizer, peak learning rate and weight decay, as the run's description says them."""
+        cfg = self.cfg
+        lr = f"lr {self.peak_lr:g}" + (f" (= {cfg.lr:g} x {cfg.batch_size * cfg.accum_steps * self.dist.world_size} / "
+                                       f"{cfg.lr_base_batch})" if cfg.lr_base_batch else "")
+        return (f"{cfg.opt} {lr} wd {cfg.resolved_weight_decay():g}"
+                + (f" layer-decay {cfg.layer_decay:g}" if cfg.layer_decay else ""))
 
     def fit(self) -> TrainResult:
         """Train from ``start_epoch`` to ``epochs``, then save the final model."""
