@@ -261,6 +261,13 @@ def test_resume_mismatches_name_keys_and_groups(run, motion, cli):
     assert "optimizer state" in err and "1 parameter group(s) saved, 2 now" in err
 
 
+def test_resume_and_overwrite_of_the_same_run_are_refused_together(run, cli):
+    before = sorted(p.name for p in run.iterdir())
+    err = one_line_error(cli, "train", "--output", run, "--resume", "--epochs", 3, "--overwrite")
+    assert "--resume continues the run in" in err and "give one of them" in err
+    assert sorted(p.name for p in run.iterdir()) == before  # nothing removed
+
+
 def test_resume_cannot_shorten_a_run(run, motion, cli):
     err = one_line_error(cli, "train", "--output", run, "--resume", "--epochs", 1)
     assert "trained 2 epochs already; --epochs 1 cannot shorten it" in err

@@ -381,8 +381,10 @@ def test_cli_marks_non_commercial_weights(capsys):
     out = capsys.readouterr().out
     assert "cc-by-nc-4.0 (non-commercial use only)" in out and "arXiv:2203.12602" in out and "180.3" in out
     assert main(["list", "videomae"]) == 0  # without --pretrained: names only
-    assert capsys.readouterr().out.split() == [f"videomae_joint_{s}_patch16x2_224"
-                                               for s in ("base", "huge", "large", "small")]
+    lines = capsys.readouterr().out.splitlines()  # names only (and the alias that matched)
+    assert [line.split()[0] for line in lines] == [f"videomae_joint_{s}_patch16x2_224"
+                                                   for s in ("base", "huge", "large", "small")]
+    assert lines[0].split()[1:] == ["(alias", "videomae)"]
 
 
 def test_model_card_names_family_and_licence():

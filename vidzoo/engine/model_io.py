@@ -2,7 +2,6 @@
 training checkpoint or a training output folder (what ``--model`` means)."""
 from __future__ import annotations
 
-import json
 import os
 import sys
 from pathlib import Path
@@ -18,6 +17,7 @@ from .._pretrained import training_provenance
 from ..models import get_pretrained_cfg, is_architecture, list_pretrained, resolve_alias, split_model_name_tag
 from .._weights import CorruptCheckpointError
 from .complexity import MetaInit, count_gmacs, count_params
+from .config import run_config as read_run_config
 from .errors import UserError
 from .run_layout import RunLayout
 
@@ -226,12 +226,11 @@ def save_model_folder(model: nn.Module, path: PathLike, run_config: dict[str, An
     """
     path = Path(path)
     if run_config is None:
-        run_file = RunLayout(path.parent).train_config
         try:
-            saved = json.loads(run_file.read_text(encoding="utf-8")) if run_file.is_file() else None
-        except (OSError, ValueError):
+            saved = read_run_config(path.parent)
+        except UserError:  # not in a run folder: saved as it is
             saved = None
-        if isinstance(saved, dict) and isinstance(saved.get("config"), dict):
+        if saved is not None:
             run_config, classes = saved["config"], classes if classes is not None else saved.get("classes")
     if run_config is not None:
         classes = list(classes if classes is not None else model.pretrained_cfg.get("label_names") or [])

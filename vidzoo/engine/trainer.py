@@ -292,6 +292,9 @@ class Trainer:
             if not resume.is_file():
                 raise UserError(f"--resume: no checkpoint at '{resume}' (nothing to resume)")
             if resume.resolve().is_relative_to(self.out.resolve()):  # this folder's own run, continued
+                if cfg.overwrite:
+                    raise UserError(f"--resume continues the run in '{self.out}' and --overwrite would start it "
+                                    "afresh: give one of them")
                 if not layout.marker.exists():  # a run of a vidzoo before the marker
                     self._write_marker()
                 return resume
