@@ -253,25 +253,28 @@ def test_what_trains_a_whole_model_is_refused_with_a_probe(motion, backbone, tmp
 
 
 def test_ddp_probe_trains_only_the_heads(motion, backbone, tmp_path):
-    """torchrun, 2 CPU processes: the cache is filled shard by shard and gathered, the heads are what DDP
-    reduces, every rank agrees, and the backbone is unchanged."""
-    argv = train_argv(motion, "OUT", "--device", "cpu", "--freeze-backbone", "--augment", "none",
-                      "--cache-features", "--probe-grid", GRID, model=backbone, epochs=2, batch_size=2)
+    """torchrun, 2 CPU processes on one run folder: the cache is filled shard by shard and gathered, the heads
+    are what DDP reduces, both ranks end with the same model, and the backbone is unchanged."""
+    cfg = dict(model=backbone, data=str(motion), output=str(tmp_path / "run"), epochs=2, batch_size=2, lr=1e-2,
+               num_frames=4, img_size=16, sampling="uniform", hflip=0.0, progress=False, freeze_backbone=True,
+               augment="none", cache_features=True, probe_grid=GRID, device="cpu")
     launcher = tmp_path / "launch.py"
     launcher.write_text(textwrap.dedent(f"""
-        import os, sys
-        from vidzoo.cli import main
-        argv = {argv!r}
-        argv[argv.index("OUT")] = os.path.join({str(tmp_path)!r}, "rank" + os.environ["RANK"])
-        sys.exit(main(argv))
+        import os, torch
+        from vidzoo.engine import TrainConfig, train
+        res = train(TrainConfig(**{cfg!r}))
+        torch.save(res.model.state_dict(), os.path.join({str(tmp_path)!r}, "rank" + os.environ["RANK"] + ".pt"))
     """))
     r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
                         str(launcher)], capture_output=True, text=True, env=subprocess_env(), timeout=300,
                        cwd=tmp_path)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    metrics = json.loads((tmp_path / "rank0" / "metrics.json").read_text())
-    assert [m["encoded_clips"] for m in metrics] == [10, 0]
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert [m["encoded_clips"] for m in metrics] == [10, 0] and all(m["world_size"] == 2 for m in metrics)
     assert all(m["train_samples_per_rank"] == [3, 3] and m["val_num_samples"] == 4 for m in metrics)
+    rank0, rank1 = torch.load(tmp_path / "rank0.pt"), torch.load(tmp_path / "rank1.pt")
+    assert all(torch.equal(v, rank1[k]) for k, v in rank0.items())  # the heads were reduced: one model
     start = load_file(f"{backbone}/model.safetensors")
-    saved = load_file(tmp_path / "rank0" / "model" / "model.safetensors")
+    saved = load_file(tmp_path / "run" / "model" / "model.safetensors")
     assert all(torch.equal(saved[k], v) for k, v in _backbone_state(start).items())
+    assert torch.equal(saved["head.weight"], rank0["head.weight"])
