@@ -192,6 +192,32 @@ def test_loader_plans_workers_from_a_gpu_check_result(tmp_path):
     assert rows[2]["workers_needed"] == -(-want // 10)
 
 
+def test_probe_smoke(tmp_path):
+    """benchmarks/probe.py on a tiny configuration: epoch times of full training and of a cached probe on
+    the demo data, and the transfer arms on the demo data and on a folder standing for the real videos."""
+    from benchmarks import probe
+    from vidzoo.data import make_motion_dataset
+    make_motion_dataset(tmp_path / "real" / "arrow", 2, 3, 16, (32, 32), seed=5)
+    tiny = ["--work", str(tmp_path / "w"), "--train-per-class", "2", "--val-per-class", "1", "--little-per-class", "1",
+            "--backbone-per-class", "2", "--backbone-epochs", "1", "--ft-epochs", "2", "--probe-epochs", "2",
+            "--runs", "1", "--seeds", "0", "--defaults-seeds", "--grid", "lr=1e-2,1e-3", "--threads", "1"]
+    rows = probe.main(["--parts", "epoch", "transfer", "--datasets", "demo", *tiny, "--out", str(tmp_path / "a")])
+    epoch = [r for r in rows if r["part"] == "epoch"]
+    assert [r["kind"] for r in epoch] == ["full_first", "full_later", "probe_first", "probe_cached"]
+    assert all(r["median_s"] > 0 and r["best_s"] <= r["median_s"] for r in epoch)
+    assert epoch[1]["epochs_timed"] == 1 and epoch[3]["epochs_timed"] == 3  # epochs 2-4 of the probe
+    arms = [r["arm"] for r in rows if r["part"] == "transfer"]
+    assert arms[:2] == ["probe over the diagonal-motion backbone", "probe over a random init"]
+    assert arms[2].startswith("full training from scratch")
+    assert (tmp_path / "w" / "backbone_diag" / "model" / "config.json").is_file()
+    rows = probe.main(["--parts", "transfer", "--datasets", "arrow", "--real", str(tmp_path / "real"), *tiny,
+                       "--out", str(tmp_path / "b")])
+    for r in rows:
+        assert 0 <= r["best_val_top1"] <= 100 and r["val_clips"] == 2 and isinstance(r["majority_only"], bool)
+    md = (tmp_path / "b").with_suffix(".md").read_text()
+    assert "| arrow | 0 | probe over the diagonal-motion backbone |" in md
+
+
 def test_small_data_smoke(tmp_path):
     """The small-data comparison and the per-epoch cost of each augmentation, on a tiny demo set."""
     from benchmarks import small_data

@@ -9,6 +9,7 @@ import pytest
 import torch
 import torch._dynamo
 from functorch.compile import make_boxed_func
+from safetensors.torch import load_file
 from torch._dynamo.backends.common import aot_autograd
 
 import vidzoo
@@ -137,6 +138,12 @@ def test_train_eval_predict_compile_fall_back_and_finish(no_cxx, motion, tmp_pat
     assert r.code == 0 and json.loads(r.out) == json.loads(plain.out)
     errs = _lines(r.err)
     assert len(errs) == 1 and errs[0].startswith("vidzoo: --compile: cannot compile here"), errs
+
+    assert cli("embed", "--model", out, video, "--output", tmp_path / "emb", "--amp", "none").code == 0
+    r = cli("embed", "--model", out, video, "--output", tmp_path / "emb_c", "--amp", "none", "--compile")
+    assert r.code == 0 and _lines(r.err) == errs
+    assert torch.equal(load_file(tmp_path / "emb_c" / "embeddings.safetensors")["embeddings"],
+                       load_file(tmp_path / "emb" / "embeddings.safetensors")["embeddings"])
 
 
 @pytest.mark.slow

@@ -137,8 +137,6 @@ def test_cli_timeline(tmp_path, capsys):
     assert main(args[:4] + [str(tmp_path / "videos" / "missing.mp4")] + args[4:] + ["--json"]) == 1
     cap = capsys.readouterr()
     assert "missing.mp4" in cap.err and '"path"' in cap.out and "missing.mp4" in cap.out
-    assert main(args[:5] + ["--timeline"]) == 2
-    assert "--output" in capsys.readouterr().err
     assert main(args + ["--views", "2x1"]) == 2
     assert "--views does not apply" in capsys.readouterr().err
     assert main(args[:-5] + ["--window", "2x"]) == 2

@@ -12,7 +12,7 @@ from safetensors.torch import load_file
 from helpers import TINY_SET, train_argv
 from vidzoo.cli import _train_config, build_parser
 from vidzoo.engine.config import (TrainConfig, augments_pixels, config_dict, load_train_config, merge_train_kwargs,
-                                  recipe_kwargs)
+                                  pixel_augmentations, recipe_kwargs)
 from vidzoo.engine.errors import UserError
 from vidzoo.recipes import list_recipes, read_recipe
 
@@ -65,12 +65,20 @@ def test_flags_reach_the_config_and_the_predicate():
     assert (cfg.ema, cfg.ema_warmup, cfg.balanced_sampler, cfg.tensorboard) == (0.99, True, True, True)
     assert (cfg.lr_base_batch, cfg.sched, cfg.decay_milestones, cfg.decay_rate) == (256, "multistep", (3.0, 6.0), 0.5)
     assert cfg.peak_lr() == pytest.approx(5e-4 * 8 / 256) and cfg.peak_lr(world_size=4) == pytest.approx(5e-4 * 32 / 256)
-    # every pixel augmentation makes the training clips change from epoch to epoch; none of them: they do not
-    still = dict(hflip=0.0, crop_scale=(1.0, 1.0))
-    assert not augments_pixels(TrainConfig(**still))
-    for extra in (dict(hflip=0.5), dict(crop_scale=(0.5, 1.0)), dict(randaug="rand-m9-n2"), dict(reprob=0.1),
-                  dict(mixup=0.2), dict(cutmix=1.0), dict(num_sample=2)):
-        assert augments_pixels(TrainConfig(**{**still, **extra})), extra
+    # every pixel augmentation makes the training clips change from epoch to epoch, and is named; none of them
+    # (--augment none: each video's evaluation view): they do not
+    assert not augments_pixels(TrainConfig(augment="none")) and pixel_augmentations(TrainConfig(augment="none")) == []
+    still = dict(hflip=0.0, crop_scale=(1.0, 1.0))  # --augment random still draws the clip's position
+    assert pixel_augmentations(TrainConfig(**still)) == ["--augment random: a random clip position"]
+    for extra, named in ((dict(hflip=0.5), "--hflip 0.5"), (dict(crop_scale=(0.5, 1.0)), "--crop-scale 0.5 1"),
+                         (dict(randaug="rand-m9-n2"), "--randaug rand-m9-n2"), (dict(reprob=0.1), "--reprob 0.1"),
+                         (dict(mixup=0.2), "--mixup 0.2"), (dict(cutmix=1.0), "--cutmix 1"),
+                         (dict(num_sample=2), "--num-sample 2")):
+        what = pixel_augmentations(TrainConfig(**{**still, **extra}))
+        assert len(what) == 2 and what[1].startswith(named + ":") and augments_pixels(TrainConfig(**{**still, **extra}))
+        if "hflip" not in extra and "crop_scale" not in extra:  # --augment none refuses a clip augmentation beside it
+            with pytest.raises(ValueError, match="--augment none"):
+                TrainConfig(**{**still, **extra}, augment="none")
 
 
 # ------------------------------------------------------------------------------ config files

@@ -345,13 +345,13 @@ def honest_cfg(pcfg: dict[str, Any]) -> dict[str, Any]:
     """
     pcfg = dict(pcfg)
     kind = (pcfg.get("provenance") or {}).get("kind")
-    if kind in ("random_init", "trained", "fine_tuned"):
+    if kind in ("random_init", "trained", "fine_tuned", "probe"):
         pcfg.update(tag="", origin_url=None, notes=None)
         pcfg["extra"] = {k: v for k, v in (pcfg.get("extra") or {}).items() if k not in ("dataset", "source_grid")}
-        if kind != "fine_tuned":
-            pcfg["license"] = None
-        else:
+        if kind in ("fine_tuned", "probe"):  # the weights it started from carry their licence
             pcfg["license"] = pcfg["provenance"].get("license")
+        else:
+            pcfg["license"] = None
     return pcfg
 
 
@@ -453,7 +453,7 @@ def generate_model_card(model: nn.Module, repo_id: str | None = None) -> str:
     T_, H_, W_ = model.grid_size
     dataset = (pcfg.get("extra") or {}).get("dataset")  # set by the tags, e.g. 'Kinetics-400'
     prov = pcfg.get("provenance") or {}
-    if prov.get("kind") in ("trained", "fine_tuned") and prov.get("data"):
+    if prov.get("kind") in ("trained", "fine_tuned", "probe") and prov.get("data"):
         dataset = f"trained on {prov['data']}"
     labels = pcfg.get("label_names")
     n = cfg["num_classes"]

@@ -142,6 +142,12 @@ def describe_provenance(prov: Mapping[str, Any] | None) -> str:
         if kind == "trained":
             return f"trained from scratch by vidzoo {run}"
         return f"fine-tuned by vidzoo from {prov.get('started_from') or '?'} {run}{lic}"
+    if kind == "probe":
+        head = {"attentive": "an attentive pooler + linear classifier", "linear": "a linear classifier"}.get(
+            prov.get("probe_head"), "a head")
+        return (f"probe trained on {prov.get('data') or '?'} ({prov.get('num_classes', '?')} classes, "
+                f"{prov.get('epochs', '?')} epochs) over {prov.get('backbone') or '?'}: the backbone frozen, {head} "
+                f"trained by vidzoo{lic}")
     if kind == "converted":
         return f"converted by vidzoo from {prov.get('source') or '?'}{lic}"
     return str(dict(prov))
@@ -149,22 +155,31 @@ def describe_provenance(prov: Mapping[str, Any] | None) -> str:
 
 def training_provenance(start: Mapping[str, Any] | None, config: Mapping[str, Any], classes: Sequence[str]
                         ) -> dict[str, Any]:
-    """The provenance of a model trained by vidzoo: from scratch, or fine-tuned from what it started as.
+    """The provenance of a model trained by vidzoo: from scratch, fine-tuned from what it started as, or
+    a probe (``freeze_backbone``: a head trained over a frozen backbone, which is named with its licence).
 
     Args:
         start: The provenance of the model as built before training (``pretrained_cfg['provenance']``).
-        config: The run's config (``TrainConfig`` as a dict: ``data``, ``val_data``, ``epochs``, ``model``).
+        config: The run's config (``TrainConfig`` as a dict: ``data``, ``val_data``, ``epochs``, ``model``;
+            a probe's ``freeze_backbone`` and ``head``, the head kind it trained).
         classes: The class names trained on.
     """
     start = dict(start or {})
     run = {"data": str(config.get("data")) if config.get("data") is not None else None,
            "val_data": config.get("val_data"), "num_classes": len(classes), "epochs": config.get("epochs"),
            "model": config.get("model")}
-    if start.get("kind") in (None, "random_init"):
-        return {"kind": "trained", **run}
-    if start.get("kind") in ("trained", "fine_tuned"):
+    kind = start.get("kind")
+    if kind in ("trained", "fine_tuned", "probe"):
         started_from = f"a model {describe_provenance(start)}"
+    elif kind in (None, "random_init"):
+        started_from = f"a random initialisation of {start.get('architecture') or config.get('model') or '?'}"
     else:
         started_from = start.get("as_tag") or start.get("source") or "?"
+    if config.get("freeze_backbone"):
+        return {"kind": "probe", "backbone": started_from, "license": start.get("license"),
+                "started_dataset": start.get("dataset"), "frozen": "every parameter but the head's (eval mode)",
+                "probe_head": config.get("head"), **run}
+    if kind in (None, "random_init"):
+        return {"kind": "trained", **run}
     return {"kind": "fine_tuned", "started_from": started_from, "license": start.get("license"),
             "started_dataset": start.get("dataset"), **run}

@@ -355,6 +355,9 @@ def _default_eval_output(model: str) -> Path:
 def cmd_eval(args: argparse.Namespace) -> int:
     from .engine.distributed import is_main_process
     from .engine.inference import run_evaluation
+    from .engine.video_inputs import is_unlabelled_folder
+    if is_unlabelled_folder(args.data):
+        return _eval_unlabelled(args)
     with torch_threads(args.threads):
         model = _load(args)
         output = Path(args.output) if args.output else _default_eval_output(args.model)
@@ -383,20 +386,47 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _eval_unlabelled(args: argparse.Namespace) -> int:
+    """``vidzoo eval --data FOLDER`` of a folder holding videos directly: predictions, no accuracy."""
+    from .engine.distributed import is_main_process
+    from .engine.inference import run_unlabelled
+    if args.split:
+        raise UserError(f"--split: '{args.data}' holds videos directly (no train/val/test or class folders)")
+    with torch_threads(args.threads):
+        model = _load(args)
+        output = Path(args.output) if args.output else _default_eval_output(args.model)
+        run = run_unlabelled(model, args.data, views=args.views, batch_size=args.batch_size, workers=args.workers,
+                             device=args.device, output=output, amp=args.amp, progress=args.progress,
+                             sampling=args.sampling, frame_stride=args.frame_stride, on_error=args.on_error,
+                             view_merge=args.view_merge, compile=args.compile)
+    if is_main_process():
+        ok = [p for p in run.predictions if p.ok]
+        print(f"'{args.data}' holds videos directly, not in class folders: no labels, so no accuracy. "
+              f"{len(ok)} videos predicted, {run.views[0]}x{run.views[1]} views")
+        for p in run.predictions:
+            if not p.ok:
+                print(f"  unreadable, excluded: {p.path}: {p.error}")
+        for path, why in run.ignored:
+            print(f"  ignored '{path}': {why}")
+        print(f"report in {output}/: " + ", ".join(p.name for p in run.files.values()))
+    return 0
+
+
 def _predict_timeline(args: argparse.Namespace) -> int:
+    from .engine.options import DEFAULT_TIMELINE_OUTPUT
     from .engine.timeline import check_timeline_output, parse_span, run_timelines, summary_lines
     for flag, value in (("--window", args.window), ("--stride", args.stride)):
         parse_span(value, fps=1000.0, what=flag)  # a malformed span is the user's error before any video is read
-    if not args.output:
-        raise UserError("--timeline writes <name>_timeline.csv/.png: give --output DIR")
+    output = args.output or DEFAULT_TIMELINE_OUTPUT
     for flag, value in (("--views", args.views), ("--sampling", args.sampling)):
         if value:
             raise UserError(f"{flag} does not apply to --timeline (one centre view per window; "
                             f"use --window / --stride)")
-    check_timeline_output(args.videos, args.output)  # before the model loads
+    inputs = _video_inputs(args.videos)
+    check_timeline_output(inputs.paths, output)  # before the model loads
     with torch_threads(args.threads):
         model = _load(args)
-        done, failed = run_timelines(model, args.videos, args.output, window=args.window, stride=args.stride,
+        done, failed = run_timelines(model, inputs, output, window=args.window, stride=args.stride,
                                      frame_stride=args.frame_stride, top_k=args.top_k, batch_size=args.batch_size,
                                      device=args.device, amp=args.amp, progress=args.progress, compile=args.compile)
     for tl, _, _ in done:
@@ -412,18 +442,32 @@ def _predict_timeline(args: argparse.Namespace) -> int:
     for v, e in failed:
         print(f"vidzoo: cannot read video '{v}': {e}", file=sys.stderr)
     if failed:  # partial results, as plain predict: the readable videos were answered above
-        print(f"vidzoo: {len(failed)} of {len(args.videos)} videos could not be read", file=sys.stderr)
+        print(f"vidzoo: {len(failed)} of {len(inputs)} videos could not be read", file=sys.stderr)
         return 1
     return 0
+
+
+def _video_inputs(videos: Sequence[str]):
+    """``VIDEO...`` of predict / embed expanded into videos (folders into the videos below them); the
+    entries seen but not read are named on stderr."""
+    from .engine.video_inputs import expand_video_inputs
+    inputs = expand_video_inputs(videos)
+    for path, why in inputs.ignored:
+        print(f"vidzoo: ignoring '{path}': {why}", file=sys.stderr)
+    return inputs
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
     if getattr(args, "timeline", False):
         return _predict_timeline(args)
     from .engine.inference import predict_videos
+    for flag, value in (("--output", args.output), ("--window", args.window), ("--stride", args.stride)):
+        if value:
+            raise UserError(f"{flag} applies to --timeline; plain predict prints its answers")
+    inputs = _video_inputs(args.videos)
     with torch_threads(args.threads):
         model = _load(args)
-        preds = predict_videos(model, args.videos, top_k=args.top_k, views=args.views, device=args.device,
+        preds = predict_videos(model, inputs, top_k=args.top_k, views=args.views, device=args.device,
                                amp=args.amp, sampling=args.sampling, frame_stride=args.frame_stride,
                                compile=args.compile)
     failed = [p for p in preds if not p.ok]
@@ -444,6 +488,35 @@ def cmd_predict(args: argparse.Namespace) -> int:
         print(f"vidzoo: cannot read video '{p.path}': {p.error}", file=sys.stderr)
     if failed:  # partial results: the readable videos were answered above
         print(f"vidzoo: {len(failed)} of {len(preds)} videos could not be read", file=sys.stderr)
+        return 1
+    return 0
+
+
+# ------------------------------------------------------------------------------------------- embed
+def cmd_embed(args: argparse.Namespace) -> int:
+    from .engine.embed import check_embed_output, embed, write_embeddings
+    from .engine.timeline import parse_span
+    for flag, value in (("--window", args.window), ("--stride", args.stride)):
+        parse_span(value, fps=1000.0, what=flag)  # a malformed span is the user's error before any video is read
+    check_embed_output(args.output, args.inputs)  # before the model loads
+    inputs = _video_inputs(args.inputs)
+    with torch_threads(args.threads):
+        model = _load(args)
+        result = embed(model, inputs, views=args.views, window=args.window, stride=args.stride, pool=args.pool,
+                       batch_size=args.batch_size, workers=args.workers, device=args.device, amp=args.amp,
+                       sampling=args.sampling, frame_stride=args.frame_stride, on_error=args.on_error,
+                       progress=args.progress and sys.stderr.isatty(), compile=args.compile)
+        files = write_embeddings(result, args.output)
+    bad = result.unreadable
+    shape = "x".join(map(str, result.embeddings.shape))
+    what = f"{result.embeddings.shape[0]} windows of " if args.window else ""
+    print(f"embedded {what}{len(inputs) - len(bad)} of {len(inputs)} videos: {files['embeddings']} "
+          f"(tensor 'embeddings', float32, {shape}) and {files['index']}")
+    for r in bad:
+        print(f"vidzoo: cannot read video '{r.path}': {r.reason}", file=sys.stderr)
+    if bad:  # partial results: every readable input was embedded and written
+        print(f"vidzoo: {len(bad)} of {len(inputs)} inputs could not be read (status 'unreadable' in index.csv)",
+              file=sys.stderr)
         return 1
     return 0
 
@@ -607,7 +680,7 @@ def torch_threads(n: int | None):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from ._choices import EXPORT_FORMATS, INFLATION_MODES, SPLITS, VIEW_MERGES
+    from ._choices import EMBED_POOLS, EXPORT_FORMATS, INFLATION_MODES, SPLITS, VIEW_MERGES
     from .engine import options as o
     from .engine.config import TrainConfig
     from .version import __version__
@@ -661,7 +734,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("eval", help="evaluate a model: top-1/top-k, per-class, confusion matrix, sample clips")
     groups = {None: p}
     _model_options(p, groups)
-    p.add_argument("--data", required=True, help="folder, list file or npz (its test split)")
+    p.add_argument("--data", required=True, help="folder of class folders, list file or npz (its test split); a "
+                                                 "folder holding videos directly has no labels: its videos (at any "
+                                                 "depth) are predicted into predictions.csv, without accuracy")
     p.add_argument("--views", help="temporal clips x spatial crops, e.g. 1x1, 4x3 (default: the model's)")
     p.add_argument("--view-merge", choices=VIEW_MERGES, default=VIEW_MERGES[0],
                    help="how views combine: probs = softmax averaged over every view (default); tokens = "
@@ -683,7 +758,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "output) and the exit status is then 1.")
     groups = {None: p}
     _model_options(p, groups)
-    p.add_argument("videos", nargs="+", metavar="VIDEO", help="video files or frame folders")
+    p.add_argument("videos", nargs="+", metavar="VIDEO", help=o.INPUTS_HELP)
     p.add_argument("--top-k", type=int, default=5, help="labels printed per video")
     p.add_argument("--views", help="temporal clips x spatial crops (default: the model's)")
     p.add_argument("--json", action="store_true", help="print JSON")
@@ -699,11 +774,38 @@ def build_parser() -> argparse.ArgumentParser:
                                                     "model's clip span, (T-1) x frame stride + 1 frames")
     t.add_argument("--stride", metavar="SPAN", help="step between window starts, seconds or frames "
                                                     "(default half the window)")
-    t.add_argument("--output", help="folder for the timeline files")
+    t.add_argument("--output", help=f"folder for the timeline files (default ./{o.DEFAULT_TIMELINE_OUTPUT})")
     t.add_argument("--batch-size", type=int, default=8, help="windows per forward pass (default 8)")
     groups["timeline"] = t
     _add(p, groups, "progress", o.PROGRESS, group="timeline")
     p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("embed", help="one feature vector per video (or per window): embeddings.safetensors + index.csv",
+                       description="Embed videos with a model: its pooled pre-logits features (what its classifier "
+                                   "reads), one vector per readable video, or per window with --window. Writes "
+                                   "OUTPUT/embeddings.safetensors (tensor 'embeddings', float32, (N, D); with --pool "
+                                   "tokens (N, T', H', W', D)) and OUTPUT/index.csv (row, path, label, status, "
+                                   "start_s, end_s, reason: one line per input or window; 'row' is its row in the "
+                                   "tensor). Unreadable inputs are named on stderr and marked in index.csv, the "
+                                   "readable ones are all written, and the exit status is then 1.")
+    groups = {None: p}
+    _model_options(p, groups)
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help=o.INPUTS_HELP)
+    p.add_argument("--output", required=True, help="folder for embeddings.safetensors and index.csv")
+    p.add_argument("--views", help="temporal clips x spatial crops whose vectors are averaged, e.g. 4x3 "
+                                   "(default 1x1: the centre clip)", default="1x1")
+    p.add_argument("--pool", choices=EMBED_POOLS, default=EMBED_POOLS[0],
+                   help="vector = the pooled features (N, D); tokens = the last block's normed token grid "
+                        "(N, T', H', W', D), class tokens left out (one view)")
+    w = p.add_argument_group("windows (long videos)")
+    w.add_argument("--window", metavar="SPAN", help="one embedding per window of this length, seconds ('2s') or "
+                                                    "frames ('64'), as predict --timeline lays them out")
+    w.add_argument("--stride", metavar="SPAN", help="step between window starts (default half the window)")
+    groups["windows (long videos)"] = w
+    _add(p, groups, "on_error", o.ON_ERROR_OPTION)
+    _sampling_options(p, groups)
+    _runtime_options(p, groups)
+    p.set_defaults(func=cmd_embed)
 
     from .engine.prepare import DEFAULT_CRF, DEFAULT_GOP, DEFAULT_SHORT_SIDE
     p = sub.add_parser("prepare", help="re-encode a dataset's videos for fast training (short side, short GOPs)",

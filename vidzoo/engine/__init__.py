@@ -2,13 +2,14 @@
 
 Typical use::
 
-    from vidzoo.engine import TrainConfig, train, load_model, run_evaluation, predict_videos
+    from vidzoo.engine import TrainConfig, train, load_model, run_evaluation, predict_videos, embed
 
     result = train(TrainConfig(model="timesformer_divided_tiny_patch16_224", data="clips/", val_split=0.2,
                                output="runs/clips", epochs=30, num_frames=8, img_size=112))
     model = load_model("runs/clips")                      # the saved model/ folder
     report = run_evaluation(model, "clips_test/", views="2x3", output="runs/clips/eval")
     print(predict_videos(model, ["new.mp4"], top_k=3)[0].top)
+    vectors = embed(model, ["clips/"]).embeddings           # one pooled feature vector per video
 
 The names are imported on first use (PEP 562), so ``vidzoo.engine.errors`` (what the CLI needs to
 start) does not import torch. Each job is its own module: :mod:`~vidzoo.engine.config`
@@ -29,6 +30,7 @@ _LAZY = {
     "TrainConfig": "config",
     "maybe_compile": "compile",
     "open_eval": "data_sources", "open_train_val": "data_sources",
+    "Embeddings": "embed", "embed": "embed", "write_embeddings": "embed",
     "DistInfo": "distributed", "ShardedEvalSampler": "distributed", "init_distributed": "distributed",
     "UserError": "errors",
     "EvalResult": "evaluation", "evaluate": "evaluation", "predict_probs": "evaluation",
@@ -50,7 +52,7 @@ _FROM_DATA = {"InputSpec"}  # the one reading of a model's input cfg lives in vi
 __all__ = [
     "TrainConfig", "TrainResult", "Trainer", "train", "train_one_epoch", "build_optimizer", "build_scheduler",
     "evaluate", "EvalResult", "predict_probs", "write_eval_outputs", "run_evaluation", "EvalRun",
-    "predict_videos", "Prediction", "parse_views", "load_model", "build_model", "model_complexity",
+    "predict_videos", "Prediction", "parse_views", "embed", "Embeddings", "write_embeddings", "load_model", "build_model", "model_complexity",
     "parse_overrides", "save_model_folder", "InputSpec", "open_train_val", "open_eval", "build_dataset",
     "ClassificationMeter", "topk_correct", "init_distributed", "DistInfo", "ShardedEvalSampler", "UserError",
     "maybe_compile", "choose_amp",
@@ -76,6 +78,7 @@ if TYPE_CHECKING:  # the same names, eagerly, for type checkers and IDEs
     from .config import TrainConfig
     from .data_sources import open_eval, open_train_val
     from .distributed import DistInfo, ShardedEvalSampler, init_distributed
+    from .embed import Embeddings, embed, write_embeddings
     from .errors import UserError
     from .evaluation import EvalResult, evaluate, predict_probs, write_eval_outputs
     from .inference import EvalRun, Prediction, parse_views, predict_videos, run_evaluation

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from .._choices import AMP_MODES, CLASS_WEIGHTS, ERASE_MODES, LR_SCHEDULES, MIXUP_MODES, ON_ERROR, OPTIMIZERS
+from .._choices import (AMP_MODES, AUGMENT_MODES, CLASS_WEIGHTS, ERASE_MODES, LR_SCHEDULES, MIXUP_MODES, ON_ERROR,
+                        OPTIMIZERS, PROBE_HEADS)
 from .errors import UserError
 from .options import (AMP, BATCH_SIZE, COMPILE, DEVICE, IMG_SIZE, MODEL, NUM_FRAMES, ON_ERROR_OPTION, PRETRAINED,
                       PROGRESS, SAMPLING, SET, TRAIN_FRAME_STRIDE, WORKERS, Option, _plain_type, config_flag,
@@ -26,11 +27,12 @@ from .run_layout import RunLayout
 from .validation import validate_train_config
 
 __all__ = ["TrainConfig", "OPTIMIZERS", "AMP_MODES", "ON_ERROR", "config_dict", "mixup_active", "augments_pixels",
-           "load_train_config", "train_config_kwargs", "recipe_kwargs", "merge_train_kwargs", "CONFIG_SUFFIXES",
+           "pixel_augmentations", "load_train_config", "train_config_kwargs", "recipe_kwargs", "merge_train_kwargs", "CONFIG_SUFFIXES",
            "run_config", "RESUME_MAY_CHANGE", "resume_conflicts", "resume_refusal"]
 
 _OPT = "optimisation"
 _AUG = "augmentation"
+_PROBE = "frozen backbone (probes)"
 
 
 @dataclass
@@ -104,6 +106,11 @@ class TrainConfig:
     model_overrides: dict[str, Any] = option_field(SET, default_factory=dict)
     sampling: str | None = option_field(SAMPLING)
     frame_stride: int | str | None = option_field(TRAIN_FRAME_STRIDE)
+    augment: str = option_field(Option(
+        "training clips: random = a random clip, random-resized crop (--crop-scale) and flip (--hflip), new every "
+        "epoch; none = every epoch the evaluation view (centre clip, resize and centre crop), the same pixels each "
+        "time (what --cache-features needs; --hflip and --crop-scale then do nothing)", choices=AUGMENT_MODES,
+        group="input"), default="random")
     hflip: float = option_field(Option(
         "horizontal flip probability of training clips (0 for direction-sensitive classes)", group="input"),
         default=0.5)
@@ -148,6 +155,24 @@ class TrainConfig:
     ema_warmup: bool = option_field(Option(
         "ramp the --ema decay up from 0 over the first updates (timm's warmup: short runs on small data)",
         group=_OPT), default=False)
+    freeze_backbone: bool = option_field(Option(
+        "train a probe: only the head (attentive pooler, fc_norm, classifier) learns; the backbone is frozen "
+        "(no gradients, no optimizer state, eval mode: no dropout or drop-path). The saved model is a complete "
+        "classifier whose provenance names the backbone it was trained over", group=_PROBE), default=False)
+    head: str | None = option_field(Option(
+        "with --freeze-backbone: the head trained, freshly initialised for the data's classes: linear (a "
+        "classifier on the pooled vector) or attentive (an attentive pooler over the tokens + a classifier). "
+        "Default: the model's own kind (attentive for an attentive-pool model, else linear)", choices=PROBE_HEADS,
+        group=_PROBE), default=None)
+    cache_features: bool = option_field(Option(
+        "with --freeze-backbone and --augment none: decode and encode every training and validation clip once "
+        "(first epoch), keep the backbone's output in memory (a D-vector per clip; the token set per clip for an "
+        "attentive head) and train the head from it every later epoch", group=_PROBE), default=False)
+    probe_grid: str | None = option_field(Option(
+        "with --freeze-backbone: train one head per (lr, weight decay) pair over the same frozen features, e.g. "
+        "'lr=1e-3,3e-4;wd=0.05,0.01' (4 heads; a part left out takes --lr / --weight-decay); each head's "
+        "validation figures go in every epoch's metrics ('heads'), the best (val top-1, then val loss) is saved "
+        "as the model; needs validation data", metavar="'lr=A,B,...;wd=C,D,...'", group=_PROBE), default=None)
     workers: int = option_field(WORKERS)
     cache_videos: bool = option_field(Option(
         "decode each video once and keep its frames in memory (small datasets of short clips; with --workers "
@@ -205,13 +230,45 @@ def mixup_active(cfg: TrainConfig) -> bool:
     return cfg.mixup > 0 or cfg.cutmix > 0
 
 
+def pixel_augmentations(cfg: TrainConfig) -> list[str]:
+    """The options of ``cfg`` that change a training clip's pixels from one epoch to the next, each as
+    its flag and what it draws (``['--augment random: a random clip position', '--hflip 0.5: a random
+    flip', ...]``): the random clip position, random-resized crop and flip of ``--augment random``
+    (a crop of ``--crop-scale 1 1`` keeps the whole frame: not counted), RandAugment, random
+    erasing, mixup / cutmix and repeated samples.
+
+    Empty exactly when every epoch feeds each training video as the same pixels (``--augment none``
+    and no clip augmentation), so that a frozen backbone's output can be computed once and reused
+    (``--cache-features``). Every training option that draws anything random per clip or per batch
+    must add itself here; :func:`augments_pixels` is the yes/no of the same list.
+    """
+    def flag(name: str) -> str:
+        return config_flag(TrainConfig, name)
+
+    out = []
+    if cfg.augment != "none":
+        out.append(f"{flag('augment')} {cfg.augment}: a random clip position")
+        if tuple(cfg.crop_scale) != (1.0, 1.0):
+            out.append(f"{flag('crop_scale')} {cfg.crop_scale[0]:g} {cfg.crop_scale[1]:g}: a random-resized crop")
+        if cfg.hflip > 0:
+            out.append(f"{flag('hflip')} {cfg.hflip:g}: a random flip")
+    if cfg.randaug:
+        out.append(f"{flag('randaug')} {cfg.randaug}: random ops")
+    if cfg.reprob > 0:
+        out.append(f"{flag('reprob')} {cfg.reprob:g}: random erasing")
+    if cfg.mixup > 0:
+        out.append(f"{flag('mixup')} {cfg.mixup:g}: clips mixed at random")
+    if cfg.cutmix > 0:
+        out.append(f"{flag('cutmix')} {cfg.cutmix:g}: boxes pasted at random")
+    if cfg.num_sample > 1:
+        out.append(f"{flag('num_sample')} {cfg.num_sample}: {cfg.num_sample} augmented clips per video")
+    return out
+
+
 def augments_pixels(cfg: TrainConfig) -> bool:
-    """Whether the training clips' pixels change from one epoch to the next: a random crop (any
-    ``crop_scale`` but ``(1, 1)``), flips, RandAugment, random erasing, mixup / cutmix, or several
-    augmented samples per video. Features computed once from such clips would not be what training
-    sees (temporal sampling is random in training whatever this says)."""
-    return (tuple(cfg.crop_scale) != (1.0, 1.0) or cfg.hflip > 0 or bool(cfg.randaug) or cfg.reprob > 0
-            or mixup_active(cfg) or cfg.num_sample > 1)
+    """Whether the training clips' pixels change from one epoch to the next (:func:`pixel_augmentations`
+    is not empty). Features computed once from such clips would not be what training sees."""
+    return bool(pixel_augmentations(cfg))
 
 
 # ------------------------------------------------------------------------------ config files
@@ -335,8 +392,8 @@ RESUME_MAY_CHANGE = ("epochs", "workers", "device", "progress", "cache_videos", 
 _NOT_COMPARED = ("output", "resume", "overwrite")
 _PATHS = ("data", "val_data")
 # Recorded resolved (train_config.json holds what the run chose); unset in a new config they are the
-# model's, which the comparison of the model and its arguments covers.
-_RESOLVED_AT_RUN_TIME = ("sampling", "frame_stride", "num_frames", "img_size")
+# model's (a probe's head: the model's own kind), which the comparison of the model and its arguments covers.
+_RESOLVED_AT_RUN_TIME = ("sampling", "frame_stride", "num_frames", "img_size", "head")
 
 
 def run_config(run_dir: str | os.PathLike) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from torch import nn
 
 from .._choices import ON_ERROR, VIEW_MERGES
 from .._hub import ensure_output_dir
-from ..data import UnreadableVideoError, frame_count, load_clip
+from ..data import UnreadableVideoError, VideoPathDataset, frame_count, load_clip
 from ..data import parse_views as _parse_views
 from ..data.unreadable import reason_of
 from .data_sources import check_output_outside_data, open_eval
@@ -28,6 +28,7 @@ from .evaluation import (EvalResult, evaluate, make_eval_loader, predict_probs, 
                          write_eval_outputs)
 from .pipelines import align_classes, build_dataset, check_input_fits, input_spec
 from .precision import choose_amp
+from .video_inputs import VideoInputs, expand_video_inputs
 
 PathLike = str | os.PathLike
 
@@ -155,6 +156,129 @@ def _quiet(msg: str) -> None:
     """Where the notes of ranks other than 0 go."""
 
 
+@dataclass
+class UnlabelledRun:
+    """``vidzoo eval`` of a folder without labels: every readable video predicted, no figure scored.
+
+    Attributes:
+        predictions: One per video below the folder, in natural order (unreadable ones with ``error``).
+        views: ``(clips, crops)``.
+        files: What was written (``predictions.csv``, ``metrics.json``, ``eval.log``).
+        data: The folder.
+        ignored: ``(path, reason)`` of entries seen but not read.
+    """
+
+    predictions: list["Prediction"]
+    views: tuple[int, int]
+    files: dict[str, Path]
+    data: str
+    ignored: list[tuple[str, str]]
+
+
+@torch.no_grad()
+def run_unlabelled(model: nn.Module, data: PathLike, views: str | tuple[int, int] | None = None, batch_size: int = 8,
+                   workers: int = 0, device: str = "auto", output: PathLike | None = None, amp: str = "auto",
+                   progress: bool = True, sampling: str | None = None, frame_stride: int | None = None,
+                   on_error: str = "skip", view_merge: str = "probs", top_k: int = 5,
+                   compile: bool = False) -> UnlabelledRun:
+    """Predict every video below a folder that holds videos directly (no class folders, so no labels:
+    :func:`~vidzoo.engine.video_inputs.is_unlabelled_folder`), with :func:`run_evaluation`'s views,
+    loader and sharding, and write ``predictions.csv`` (index, sample, pred, prob, top-k, status),
+    ``metrics.json`` (counts; ``"labels": false``, no accuracy) and ``eval.log`` to ``output``.
+    ``--amp auto``'s choice of autocast and ``compile``'s notes are said on stderr.
+
+    Raises:
+        UserError: A bad option, no readable video at all, ``output`` inside the folder.
+    """
+    dinfo: DistInfo = init_distributed(device)
+    if output is not None:
+        check_output_outside_data(output, data, why="its report would be read as more videos of the folder")
+        if dinfo.is_main:
+            ensure_output_dir(output, "report folder")
+    model = model.to(dinfo.device).eval()
+    views = parse_views(views, model)
+    if on_error not in ON_ERROR:
+        raise UserError(f"--on-error must be one of {', '.join(ON_ERROR)}, got {on_error!r}")
+    check_view_merge(view_merge, model)
+    inputs = expand_video_inputs([data])
+    spec = input_spec(model, sampling, frame_stride)
+    ds = build_dataset(VideoPathDataset(inputs.paths), spec, train=False, views=views)
+    names = class_names_of(model)
+    say = note if dinfo.is_main else _quiet
+    amp_dtype = choose_amp(amp, dinfo.device, say=say, model=model, batch=batch_size * views[0] * views[1]).dtype
+    run_model = maybe_compile(model, compile, device=dinfo.device, log=say)
+    loader = make_eval_loader(ds, batch_size, workers, pin_memory=dinfo.device.type == "cuda", on_error=on_error)
+    found: dict[int, Prediction] = {}
+    from tqdm.auto import tqdm
+    from .distributed import all_gather_object
+    from .evaluation import predict_probs_merged_tokens
+    for x, _, index, bad in tqdm(loader, desc=f"predict {views[0]}x{views[1]} views", leave=False,
+                                 disable=None if progress and dinfo.is_main else True, dynamic_ncols=True):
+        for u in bad:
+            found[u.index] = Prediction(u.source, [], error=u.reason)
+        if x is None:
+            continue
+        x = x.to(dinfo.device)
+        idx = index.tolist()
+        name_of = lambda j: f"'{inputs.paths[idx[j]]}'"  # noqa: E731
+        if tuple(x.shape[-4:]) != spec.shape:
+            raise UserError(f"'{inputs.paths[idx[0]]}' gives clips {tuple(x.shape[-4:])}, the model takes {spec.shape}")
+        probs = (predict_probs_merged_tokens(model, x, views[0], amp_dtype, name_of=name_of)
+                 if view_merge == "tokens" and x.ndim == 6 else predict_probs(run_model, x, amp_dtype, name_of=name_of))
+        p, top = probs.topk(min(top_k, probs.shape[1]), dim=1)
+        for j, i in enumerate(idx):
+            found[i] = Prediction(inputs.paths[i], [(int(c), names[c], float(q))
+                                                    for c, q in zip(top[j].tolist(), p[j].tolist())])
+    merged: dict[int, Prediction] = {}
+    for part in all_gather_object(found):
+        merged.update(part)
+    preds = [merged[i] for i in range(len(inputs.items))]
+    if not any(pr.ok for pr in preds):
+        bad = preds[0]
+        raise UserError(f"--data '{data}': none of its {len(preds)} videos can be read (e.g. '{bad.path}': {bad.error})")
+    files: dict[str, Path] = {}
+    if output is not None and dinfo.is_main:
+        files = write_unlabelled_outputs(preds, output, inputs.ignored, {
+            "data": str(data), "views": f"{views[0]}x{views[1]}", "view_merge": view_merge,
+            "model": model.pretrained_cfg.get("architecture") or getattr(model, "architecture", ""),
+            "world_size": dinfo.world_size})
+    return UnlabelledRun(preds, views, files, str(data), list(inputs.ignored))
+
+
+def write_unlabelled_outputs(preds: Sequence["Prediction"], out_dir: PathLike, ignored: Sequence[tuple[str, str]],
+                             extra: dict[str, Any]) -> dict[str, Path]:
+    """``predictions.csv``, ``metrics.json`` and ``eval.log`` of :func:`run_unlabelled`."""
+    import csv
+    import io
+
+    from .checkpoint import atomic_write_json, atomic_write_text
+    from .run_layout import EVAL_LOG
+    out = Path(out_dir)
+    k = max((len(p.top) for p in preds), default=0)
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["index", "sample", "pred", "prob", *[f"top{r}" for r in range(2, k + 1)], "status"])
+    for i, p in enumerate(preds):
+        if p.ok:
+            w.writerow([i, p.path, p.top[0][1], f"{p.top[0][2]:.4f}",
+                        *[f"{n}:{q:.4f}" for _, n, q in p.top[1:]], *[""] * (k - len(p.top)), "predicted"])
+        else:
+            w.writerow([i, p.path, "", "", *[""] * (k - 1), "unreadable"])
+    bad = [{"path": p.path, "reason": p.error} for p in preds if not p.ok]
+    scored = sum(p.ok for p in preds)
+    files = {"predictions": atomic_write_text(buf.getvalue(), out / "predictions.csv")}
+    files["metrics"] = atomic_write_json({
+        "labels": False, "num_samples": scored, "unreadable": len(bad), "unreadable_videos": bad,
+        "ignored_entries": [{"path": q, "reason": r} for q, r in ignored],
+        "note": "the folder holds videos directly (no class folders): predictions only, no accuracy",
+        **extra}, out / "metrics.json")
+    log = [f"{scored} video(s) predicted (no labels: no accuracy), {len(bad)} unreadable"]
+    log += [f"unreadable video '{u['path']}': {u['reason']}" for u in bad]
+    log += [f"ignored '{q}': {r}" for q, r in ignored]
+    files["log"] = atomic_write_text("\n".join(log) + "\n", out / EVAL_LOG)
+    return files
+
+
 def check_view_merge(view_merge: str, model: nn.Module) -> None:
     """``--view-merge``: one of :data:`VIEW_MERGES`; ``tokens`` needs a head that reads a token set
     (``global_pool='attentive'``)."""
@@ -194,14 +318,16 @@ class Prediction:
 
 
 @torch.no_grad()
-def predict_videos(model: nn.Module, paths: Sequence[PathLike], top_k: int = 5,
+def predict_videos(model: nn.Module, paths: Sequence[PathLike] | VideoInputs, top_k: int = 5,
                    views: str | tuple[int, int] | None = None, device: str = "auto", amp: str = "auto",
                    sampling: str | None = None, frame_stride: int | None = None,
                    on_error: str = "skip", compile: bool = False) -> list[Prediction]:
-    """Classify video files (or frame folders) with multi-view averaging.
+    """Classify videos with multi-view averaging.
 
-    Every readable video is answered even when others are not: a missing, non-regular or
-    undecodable path gives a :class:`Prediction` with ``error`` set (and no classes), in input
+    ``paths`` are video files, frame folders and folders of videos (each expanded to the videos
+    below it, :func:`~vidzoo.engine.video_inputs.expand_video_inputs`; or that expansion). Every readable video is
+    answered even when others are not: a missing, non-regular or undecodable path (or a folder
+    without videos) gives a :class:`Prediction` with ``error`` set (and no classes), in input
     order. ``on_error="raise"`` stops at the first instead (a :class:`UserError` naming it).
     ``--amp auto``'s choice of autocast and ``compile``'s notes are said on stderr.
 
@@ -214,12 +340,16 @@ def predict_videos(model: nn.Module, paths: Sequence[PathLike], top_k: int = 5,
     model = model.to(dev).eval()
     views = parse_views(views, model)
     spec = input_spec(model, sampling, frame_stride)
+    inputs = paths if isinstance(paths, VideoInputs) else expand_video_inputs(paths)
     names = class_names_of(model)
     amp_dtype = choose_amp(amp, dev, say=note, model=model, batch=views[0] * views[1]).dtype
     run_model = maybe_compile(model, compile, device=dev)
     out: list[Prediction] = []
-    for path in paths:
+    for item in inputs.items:
+        path = item.path
         try:  # the clip anyone can rebuild with vidzoo.data.load_clip (and feed an exported model)
+            if item.error:
+                raise UnreadableVideoError(path, item.error)
             x = load_clip(path, model.pretrained_cfg, views, spec.sampling, spec.frame_stride)
         except UnreadableVideoError as e:
             why = reason_of(e)

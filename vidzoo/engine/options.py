@@ -30,9 +30,10 @@ from .._choices import AMP_MODES, ON_ERROR, SAMPLING_MODES
 from .errors import UserError
 
 __all__ = ["Option", "option_field", "parse_overrides", "add_option", "add_config_options", "config_kwargs",
-           "config_flag", "document_fields", "required_fields", "MODEL_HELP", "MODEL", "PRETRAINED", "WEIGHTS",
-           "NUM_FRAMES", "IMG_SIZE", "SET", "SAMPLING", "FRAME_STRIDE", "TRAIN_FRAME_STRIDE", "FRAME_STRIDE_AUTO",
-           "ON_ERROR_OPTION", "BATCH_SIZE", "WORKERS", "DEVICE", "AMP", "COMPILE", "PROGRESS"]
+           "config_flag", "document_fields", "required_fields", "INPUTS_HELP", "DEFAULT_TIMELINE_OUTPUT", "MODEL_HELP",
+           "MODEL", "PRETRAINED", "WEIGHTS", "NUM_FRAMES", "IMG_SIZE", "SET", "SAMPLING", "FRAME_STRIDE",
+           "TRAIN_FRAME_STRIDE", "FRAME_STRIDE_AUTO", "ON_ERROR_OPTION", "BATCH_SIZE", "WORKERS", "DEVICE", "AMP",
+           "COMPILE", "PROGRESS"]
 
 
 class _Unset:
@@ -256,6 +257,10 @@ def parse_overrides(items: Sequence[str] | None) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------ shared options
+INPUTS_HELP = ("video files, frame folders (a folder of jpg/png images is one clip) and folders of videos (every "
+               "video below them, at any depth, in natural order; a folder laid out as root/<class>/<video> gives "
+               "each video its class)")
+DEFAULT_TIMELINE_OUTPUT = "vidzoo-timeline"  # predict --timeline without --output
 MODEL_HELP = ("a registry name or alias (`vidzoo list`; NAME.TAG loads that tag's weights), a training output "
               "folder (its model/, else checkpoints/best.pth, else last.pth), a saved model folder "
               "(config.json + model.safetensors), a training checkpoint .pth, local-dir:DIR or "

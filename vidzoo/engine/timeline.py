@@ -24,7 +24,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import torch
 from torch import nn
@@ -34,6 +34,7 @@ from .._utils import tqdm_disable
 from ..data import UnreadableVideoError, VideoDecodeError, eval_transforms, video_info
 from ..data.decode import iter_video_frames
 from .errors import NonFiniteLogitsError, UserError
+from .video_inputs import VideoInputs, expand_video_inputs
 
 PathLike = str | os.PathLike
 _SPAN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|f|frames?)?\s*$", re.IGNORECASE)
@@ -91,7 +92,7 @@ class Timeline:
     class_names: list[str]
     starts: list[int] = field(default_factory=list)
     ends: list[int] = field(default_factory=list)  # exclusive
-    probs: torch.Tensor | None = None  # (windows, classes)
+    probs: torch.Tensor | None = None  # (windows, classes): the rows of predict_timeline's window_fn
     # Seconds from the stream start at which each frame is shown (presentation timestamps), and
     # where the last one ends: num_frames + 1 entries. Empty: frame / fps.
     times: list[float] = field(default_factory=list)
@@ -178,11 +179,16 @@ def _decode_frames(path: Path, wanted: Sequence[int], progress: bool, size=None,
         times.append(end)
 
 
+WindowFn = Callable[[torch.Tensor, Callable[[int], str]], torch.Tensor]
+"""A batch of window clips ``(B, C, T, H, W)`` on the model's device and ``name_of(j)`` (what window
+``j`` of the batch is, for errors) -> one row per window (class probabilities, embeddings...)."""
+
+
 @torch.no_grad()
 def predict_timeline(model: nn.Module, path: PathLike, window: str | int | None = None,
                      stride: str | int | None = None, frame_stride: int | None = None, batch_size: int = 8,
                      device: torch.device | str = "cpu", amp_dtype: torch.dtype | None = None,
-                     progress: bool = True) -> Timeline:
+                     progress: bool = True, window_fn: WindowFn | None = None) -> Timeline:
     """Slide the model's clip window over the video at ``path`` (see the module docstring).
 
     Args:
@@ -196,6 +202,8 @@ def predict_timeline(model: nn.Module, path: PathLike, window: str | int | None 
         device: Where the model runs (it is moved there).
         amp_dtype: Autocast dtype (None: full precision).
         progress: tqdm bar over decoded frames.
+        window_fn: What each window gives (``Timeline.probs`` holds its rows); default the class
+            probabilities (``vidzoo embed --window`` passes the embedding).
 
     Raises:
         UserError: A frame folder (no frame rate), a bad window/stride.
@@ -219,7 +227,10 @@ def predict_timeline(model: nn.Module, path: PathLike, window: str | int | None 
     note = _short_video_note(p, info.num_frames, win, t, fstride, window is None)
     dev = torch.device(device)
     model = model.to(dev).eval()
-    args = (model, p, float(info.fps), win, step, batch_size, dev, amp_dtype, progress)
+    if window_fn is None:
+        from .evaluation import predict_probs
+        window_fn = lambda x, name_of: predict_probs(model, x, amp_dtype, name_of=name_of)  # noqa: E731
+    args = (model, p, float(info.fps), win, step, batch_size, dev, window_fn, progress)
     try:
         tl = _slide(*args, info.num_frames)
     except _ShortStream as short:  # fewer frames decoded than counted: lay the windows out over those
@@ -247,9 +258,8 @@ def _short_video_note(p: Path, frames: int, win: int, t: int, fstride: int, defa
 
 
 def _slide(model: nn.Module, p: Path, fps: float, win: int, step: int, batch_size: int, dev: torch.device,
-           amp_dtype: torch.dtype | None, progress: bool, num_frames: int) -> Timeline:
+           window_fn: WindowFn, progress: bool, num_frames: int) -> Timeline:
     """The windows of :func:`predict_timeline` over a video of ``num_frames`` frames."""
-    from .evaluation import predict_probs
     from .inference import class_names_of
     cfg = model.pretrained_cfg
     c, t, h, w = cfg["input_size"]
@@ -266,7 +276,7 @@ def _slide(model: nn.Module, p: Path, fps: float, win: int, step: int, batch_siz
     def flush() -> None:
         if batch:
             first = len(tl.starts) - len(batch)  # the batch's windows are the last ones listed
-            probs.append(predict_probs(model, torch.stack(batch).to(dev), amp_dtype, name_of=lambda j: (
+            probs.append(window_fn(torch.stack(batch).to(dev), lambda j: (
                 f"'{p}' (frames {tl.starts[first + j]}-{tl.ends[first + j] - 1})")).cpu())
             batch.clear()
 
@@ -422,18 +432,20 @@ def check_timeline_output(videos: Sequence[PathLike], output: PathLike) -> Path:
         if out == folder or out.parent == folder:
             where = "the folder" if out == folder else "a folder directly in the folder"
             raise UserError(f"--output '{output}' is {where} of '{v}': a folder of timeline pictures beside videos "
-                            "is read as one more video when that folder is a class of a dataset; write it elsewhere")
+                            "is read as one more video when that folder is a class of a dataset; write it elsewhere (--output DIR)")
     return ensure_output_dir(output, "timeline folder")
 
 
-def run_timelines(model: nn.Module, videos: Sequence[PathLike], output: PathLike, window: str | None = None,
+def run_timelines(model: nn.Module, videos: Sequence[PathLike] | VideoInputs, output: PathLike,
+                  window: str | None = None,
                   stride: str | None = None, frame_stride: int | None = None, top_k: int = 5,
                   batch_size: int = 8, device: str = "auto", amp: str = "auto", progress: bool = True,
                   compile: bool = False) -> tuple[list[tuple[Timeline, Path, Path]], list[tuple[str, str]]]:
     """Timelines of several videos into ``output``: ``<name>_timeline.csv`` and ``.png`` each, with
-    ``<name>`` distinct per video (:func:`output_names`); each file written atomically. ``compile``:
-    ``torch.compile`` the model's forward; its notes and ``--amp auto``'s choice of autocast are said
-    on stderr.
+    ``<name>`` distinct per video (:func:`output_names`); each file written atomically. Folders of
+    videos in ``videos`` stand for the videos below them
+    (:func:`~vidzoo.engine.video_inputs.expand_video_inputs`). ``compile``: ``torch.compile`` the
+    model's forward; its notes and ``--amp auto``'s choice of autocast are said on stderr.
 
     Returns:
         ``([(timeline, csv, png), ...], [(path, error), ...])``: every readable video is answered;
@@ -448,13 +460,17 @@ def run_timelines(model: nn.Module, videos: Sequence[PathLike], output: PathLike
     if batch_size < 1:
         raise UserError(f"--batch-size must be >= 1, got {batch_size}")
     dev = init_distributed(device).device
-    out = check_timeline_output(videos, output)
+    inputs = videos if isinstance(videos, VideoInputs) else expand_video_inputs(videos)
+    out = check_timeline_output(inputs.paths, output)
     model = model.to(dev)
     amp_dtype = choose_amp(amp, dev, say=note, model=model, batch=batch_size).dtype
     run_model = maybe_compile(model, compile, device=dev)
     done, failed = [], []
-    for v, name in zip(videos, output_names(videos)):
+    for item, name in zip(inputs.items, output_names(inputs.paths)):
+        v = item.path
         try:
+            if item.error:
+                raise UserError(f"'{v}': {item.error}")
             if not Path(v).exists():
                 raise UserError(f"'{v}' does not exist")
             tl = predict_timeline(run_model, v, window, stride, frame_stride, batch_size, dev, amp_dtype, progress)

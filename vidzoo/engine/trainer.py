@@ -392,7 +392,8 @@ class Trainer:
                                     frame_sample_rate=spec.frame_stride, num_classes=len(self.classes))
         self.spec = spec
         self._check_clip_spans(spec)
-        self.train_dataset = build_dataset(self.train_dataset, spec, train=True, hflip=cfg.hflip,
+        # --augment none: every epoch the evaluation view (centre clip, resize + centre crop) of each video
+        self.train_dataset = build_dataset(self.train_dataset, spec, train=cfg.augment != "none", hflip=cfg.hflip,
                                            crop_scale=cfg.crop_scale, randaug=cfg.randaug, reprob=cfg.reprob,
                                            remode=cfg.remode, repeats=cfg.num_sample)
         check_input_fits(self.train_dataset, spec, f"model '{cfg.model}'")
@@ -408,10 +409,17 @@ class Trainer:
         self.ema = ModelEmaV3(self.model, decay=cfg.ema, use_warmup=cfg.ema_warmup) if cfg.ema else None
         # what training and validation call (the model itself unless --compile); checkpoints save self.model
         self.run_model = maybe_compile(self.model, cfg.compile, device=self.device, log=self.log)
-        self.ddp_model: nn.Module = self.run_model
-        if self.dist.distributed:
-            self.ddp_model = DistributedDataParallel(
-                self.run_model, device_ids=[self.device] if self.device.type == "cuda" else None)
+        self.ddp_model: nn.Module = self._wrap_model(self.run_model)
+
+    def _wrap_model(self, model: nn.Module) -> nn.Module:
+        """What the training loop calls: under DDP the model in :class:`DistributedDataParallel`."""
+        return self._distributed(model)
+
+    def _distributed(self, module: nn.Module) -> nn.Module:
+        """``module`` in :class:`DistributedDataParallel` when the run is distributed, else as it is."""
+        if not self.dist.distributed:
+            return module
+        return DistributedDataParallel(module, device_ids=[self.device] if self.device.type == "cuda" else None)
 
     def _fit_head(self, model: nn.Module) -> None:
         """A model that knows its classes keeps its classifier only for the classes of the data: the same
@@ -480,6 +488,11 @@ class Trainer:
                                      False) for source, frames in check.short]
 
     def _setup_optim(self) -> None:
+        self._setup_loaders()
+        self._setup_optimizer()
+
+    def _setup_loaders(self) -> None:
+        """The training and validation loaders, the loss and the precision (what a probe shares)."""
         cfg, d = self.cfg, self.dist
         pin = self.device.type == "cuda"
         if cfg.balanced_sampler:
@@ -510,12 +523,10 @@ class Trainer:
                                                pin_memory=pin, persistent_workers=persistent, on_error=cfg.on_error)
         self.updates_per_epoch = math.ceil(len(self.train_loader) / cfg.accum_steps)
         self.peak_lr = cfg.peak_lr(d.world_size)
-        self.optimizer = build_optimizer(self.model, cfg, lr=self.peak_lr)
-        self.scheduler = build_scheduler(self.optimizer, cfg, self.updates_per_epoch, lr=self.peak_lr)
+        # rank 0's choice: one precision for every rank (a probe runs its backbone forward only)
         self.amp = broadcast_object(choose_amp(cfg.amp, self.device, model=self.model, batch=cfg.batch_size,
-                                               train=True))  # rank 0's choice: one precision for every rank
+                                               train=not cfg.freeze_backbone))
         self.amp_dtype = self.amp.dtype
-        self.scaler = torch.amp.GradScaler("cuda") if self.amp_dtype == torch.float16 else None
         self.mixup = None
         if mixing:  # label smoothing moves into the mixed targets, and the loss takes soft targets (timm's train.py)
             self.mixup = VideoMixup(mixup_alpha=cfg.mixup, cutmix_alpha=cfg.cutmix, prob=cfg.mixup_prob,
@@ -528,19 +539,42 @@ class Trainer:
                 weight = balanced_class_weights(dataset_labels(self.train_dataset, "--class-weights balanced"),
                                                 len(self.classes)).to(self.device)
             self.loss_fn = nn.CrossEntropyLoss(weight=weight, label_smoothing=cfg.label_smoothing)
+
+    def _setup_optimizer(self) -> None:
+        cfg = self.cfg
+        self.optimizer = build_optimizer(self.model, cfg, lr=self.peak_lr)
+        self.scheduler = build_scheduler(self.optimizer, cfg, self.updates_per_epoch, lr=self.peak_lr)
+        self.scaler = torch.amp.GradScaler("cuda") if self.amp_dtype == torch.float16 else None
         self.epoch_ctx = EpochContext(self.ddp_model, self.optimizer, self.loss_fn, self.device, len(self.classes),
                                       self.scheduler, cfg.accum_steps, cfg.clip_grad, self.amp_dtype, self.scaler,
                                       self.progress, repeats=cfg.num_sample, mixup=self.mixup, ema=self.ema,
                                       on_update=self._log_update if cfg.tensorboard else None)
 
     # ------------------------------------------------------------------------------ checkpoints
+    def _optim_state(self) -> dict[str, Any]:
+        """The optimizer, schedule and loss-scaler state of a checkpoint."""
+        return {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+                "scaler": self.scaler.state_dict() if self.scaler is not None else None}
+
+    def _load_optim_state(self, ckpt: dict[str, Any], replan: bool) -> None:
+        """Restore :meth:`_optim_state` from ``ckpt``; ``replan``: the run now has another number of
+        epochs or updates per epoch, so the schedule follows the new plan instead of the saved one."""
+        try:
+            self.optimizer.load_state_dict(ckpt["optimizer"])
+        except (ValueError, KeyError, RuntimeError) as e:
+            raise UserError(f"--resume: the optimizer state in '{self.resume_path}' does not fit this run's "
+                            f"optimizer: {optimizer_mismatch(ckpt['optimizer'], self.optimizer.state_dict())}") from e
+        if not replan:
+            self.scheduler.load_state_dict(ckpt["scheduler"])
+        self.scheduler.step_update(int(ckpt["num_updates"]))
+        if self.scaler is not None and ckpt.get("scaler") is not None:
+            self.scaler.load_state_dict(ckpt["scaler"])
+
     def _checkpoint(self, epoch: int, rng_states: list[dict[str, Any]]) -> dict[str, Any]:
         return {
             "model": self.model.state_dict(),
             "model_ema": self.ema.module.state_dict() if self.ema is not None else None,
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
-            "scaler": self.scaler.state_dict() if self.scaler is not None else None,
+            **self._optim_state(),
             "epoch": epoch,
             "num_updates": self.num_updates,
             "updates_per_epoch": self.updates_per_epoch,
@@ -586,20 +620,12 @@ class Trainer:
             else:  # a run without --ema continued with it: the average starts from the resumed weights
                 self.ema.module.load_state_dict(self.model.state_dict())
                 self.log("note: the checkpoint has no weight average (--ema); it starts from the resumed weights")
-        try:
-            self.optimizer.load_state_dict(ckpt["optimizer"])
-        except (ValueError, KeyError, RuntimeError) as e:
-            raise UserError(f"--resume: the optimizer state in '{path}' does not fit this run's optimizer: "
-                            f"{optimizer_mismatch(ckpt['optimizer'], self.optimizer.state_dict())}") from e
         old = ckpt.get("config") or {}
-        if (old.get("epochs"), ckpt.get("updates_per_epoch")) == (self.cfg.epochs, self.updates_per_epoch):
-            self.scheduler.load_state_dict(ckpt["scheduler"])
-        else:  # more epochs (or another batch size) than planned: the schedule follows the new plan
+        replan = (old.get("epochs"), ckpt.get("updates_per_epoch")) != (self.cfg.epochs, self.updates_per_epoch)
+        if replan:  # more epochs (or another batch size) than planned: the schedule follows the new plan
             self.log(f"note: the learning-rate schedule is re-planned for {self.cfg.epochs} epochs x "
                      f"{self.updates_per_epoch} updates")
-        self.scheduler.step_update(int(ckpt["num_updates"]))
-        if self.scaler is not None and ckpt.get("scaler") is not None:
-            self.scaler.load_state_dict(ckpt["scaler"])
+        self._load_optim_state(ckpt, replan)
         self.start_epoch = self.saved_epoch = self.weights_epoch = int(ckpt["epoch"])
         self.num_updates = int(ckpt["num_updates"])
         self.history = list(ckpt["history"])
@@ -704,14 +730,11 @@ class Trainer:
         for line, console in self._run_notes:
             self.log(line, console)
         self.log(self.amp.line())
-        lr = f"lr {self.peak_lr:g}" + (f" (= {cfg.lr:g} x {cfg.batch_size * cfg.accum_steps * d.world_size} / "
-                                       f"{cfg.lr_base_batch})" if cfg.lr_base_batch else "")
         self.log(f"training on {self.device} x {d.world_size} process(es), {self.amp.name}"
                  f"{', --compile' if cfg.compile else ''}; {cfg.epochs} epochs x "
                  f"{self.updates_per_epoch} updates, batch {cfg.batch_size}"
                  + (f" videos x {cfg.num_sample} samples" if cfg.num_sample > 1 else "")
-                 + f" x {cfg.accum_steps} accum x {d.world_size}; {cfg.opt} {lr} wd {cfg.resolved_weight_decay():g}"
-                 + (f" layer-decay {cfg.layer_decay:g}" if cfg.layer_decay else "") + f"; output {self.out}")
+                 + f" x {cfg.accum_steps} accum x {d.world_size}; {self._optimizer_text()}; output {self.out}")
         extras = []
         if cfg.randaug:
             extras.append(f"randaug {cfg.randaug}")
@@ -744,39 +767,25 @@ class Trainer:
                                             "timm": timm.__version__}},
                               self.layout.train_config)
 
+    def _optimizer_text(self) -> str:
+        """The optimizer, peak learning rate and weight decay, as the run's description says them."""
+        cfg = self.cfg
+        lr = f"lr {self.peak_lr:g}" + (f" (= {cfg.lr:g} x {cfg.batch_size * cfg.accum_steps * self.dist.world_size} / "
+                                       f"{cfg.lr_base_batch})" if cfg.lr_base_batch else "")
+        return (f"{cfg.opt} {lr} wd {cfg.resolved_weight_decay():g}"
+                + (f" layer-decay {cfg.layer_decay:g}" if cfg.layer_decay else ""))
+
     def fit(self) -> TrainResult:
         """Train from ``start_epoch`` to ``epochs``, then save the final model."""
         cfg, d = self.cfg, self.dist
         self._describe()
         for epoch in range(self.start_epoch, cfg.epochs):
-            t0 = time.time()
+            t0 = time.perf_counter()
             self.train_sampler.set_epoch(epoch)
             self.loader_generator.manual_seed(cfg.seed * 1_000_003 + epoch * 1009 + d.rank)
-            out = train_one_epoch(self.epoch_ctx, self.train_loader, self.num_updates,
-                                  desc=f"epoch {epoch + 1}/{cfg.epochs}")
-            self.num_updates = out.num_updates
-            for source, reason in out.skipped:
-                self._name_once("train", source, f"unreadable training video '{source}' ({reason}): another "
-                                                 f"sample is used in its place")
-            self._check_readable(out.skipped)
-            record: dict[str, Any] = {"epoch": epoch + 1, "lr": current_lr(self.optimizer)}
-            record.update({f"train_{k}": v for k, v in out.metrics.items()})
-            val: EvalResult | None = None
-            if self.val_loader is not None:
-                val_model = self.ema.module if self.ema is not None else self.run_model
-                val = evaluate(val_model, self.val_loader, self.device, len(self.classes), self.amp_dtype,
-                               progress=self.progress, desc="val (EMA)" if self.ema is not None else "val")
-                for u in val.unreadable:
-                    self._name_once("val", u["path"], f"unreadable validation video '{u['path']}' ({u['reason']}): "
-                                                      f"excluded from validation")
-                if val.num_samples == 0:
-                    raise UserError(f"none of the {len(val.unreadable)} validation videos can be read "
-                                    f"(e.g. '{val.unreadable[0]['path']}': {val.unreadable[0]['reason']})")
-                record.update({f"val_{k}": v for k, v in val.summary().items()})
-                if val.single_prediction is not None and val.num_samples > 1:
-                    record["val_single_prediction"] = self.classes[val.single_prediction]
+            record, val = self._run_epoch(epoch)
             record.update({f"{k}_short_videos": len(c.short) for k, c in self.span_checks.items()})
-            record["time_s"] = round(time.time() - t0, 2)
+            record["time_s"] = round(time.perf_counter() - t0, 4)  # an epoch from cached features takes ms
             record["world_size"] = d.world_size
             self.history.append(record)
             self.weights_epoch = epoch + 1
@@ -790,6 +799,45 @@ class Trainer:
             for cb in self.callbacks:
                 cb(epoch + 1, record)
         return self._finish()
+
+    def _run_epoch(self, epoch: int) -> tuple[dict[str, Any], EvalResult | None]:
+        """Train one epoch and validate: the epoch's metrics record (``epoch``, ``lr``, ``train_*``,
+        ``val_*``) and the validation result (None without validation data)."""
+        cfg = self.cfg
+        out = train_one_epoch(self.epoch_ctx, self.train_loader, self.num_updates,
+                              desc=f"epoch {epoch + 1}/{cfg.epochs}")
+        self.num_updates = out.num_updates
+        self._name_unreadable_train(out.skipped)
+        record: dict[str, Any] = {"epoch": epoch + 1, "lr": current_lr(self.optimizer)}
+        record.update({f"train_{k}": v for k, v in out.metrics.items()})
+        val: EvalResult | None = None
+        if self.val_loader is not None:
+            val_model = self.ema.module if self.ema is not None else self.run_model
+            val = evaluate(val_model, self.val_loader, self.device, len(self.classes), self.amp_dtype,
+                           progress=self.progress, desc="val (EMA)" if self.ema is not None else "val")
+            record.update(self._val_record(val))
+        return record, val
+
+    def _name_unreadable_train(self, skipped: Sequence[tuple[str, str]]) -> None:
+        """Name each substituted training video once in ``train.log``; stop when too many are unreadable."""
+        for source, reason in skipped:
+            self._name_once("train", source, f"unreadable training video '{source}' ({reason}): another "
+                                             f"sample is used in its place")
+        self._check_readable(skipped)
+
+    def _val_record(self, val: EvalResult) -> dict[str, Any]:
+        """The ``val_*`` entries of an epoch's record; each unreadable validation video named once in
+        ``train.log``; a stop when none can be read."""
+        for u in val.unreadable:
+            self._name_once("val", u["path"], f"unreadable validation video '{u['path']}' ({u['reason']}): "
+                                              f"excluded from validation")
+        if val.num_samples == 0:
+            raise UserError(f"none of the {len(val.unreadable)} validation videos can be read "
+                            f"(e.g. '{val.unreadable[0]['path']}': {val.unreadable[0]['reason']})")
+        record = {f"val_{k}": v for k, v in val.summary().items()}
+        if val.single_prediction is not None and val.num_samples > 1:
+            record["val_single_prediction"] = self.classes[val.single_prediction]
+        return record
 
     def _check_readable(self, skipped: Sequence[tuple[str, str]]) -> None:
         """Stop when more than :data:`MAX_UNREADABLE_FRACTION` of the training videos, or every
@@ -883,8 +931,12 @@ def train(cfg: TrainConfig, train_dataset: Dataset | None = None, val_dataset: D
     dist_info = init_distributed(cfg.device)
     started_here = not was_up and is_distributed()
     trainer = None
+    cls = Trainer
+    if cfg.freeze_backbone:  # a probe: the frozen backbone's features, one or several heads
+        from .probe import ProbeTrainer
+        cls = ProbeTrainer
     try:
-        trainer = Trainer(cfg, dist_info, train_dataset, val_dataset, classes, callbacks)
+        trainer = cls(cfg, dist_info, train_dataset, val_dataset, classes, callbacks)
         try:
             return trainer.fit()
         except KeyboardInterrupt:

@@ -10,8 +10,8 @@ import math
 import numbers
 from typing import Any, Iterable
 
-from .._choices import (AMP_MODES, CLASS_WEIGHTS, ERASE_MODES, LR_SCHEDULES, MIXUP_MODES, ON_ERROR, OPTIMIZERS,
-                        SAMPLING_MODES)
+from .._choices import (AMP_MODES, AUGMENT_MODES, CLASS_WEIGHTS, ERASE_MODES, LR_SCHEDULES, MIXUP_MODES, ON_ERROR,
+                        OPTIMIZERS, PROBE_HEADS, SAMPLING_MODES)
 from .options import BATCH_SIZE, FRAME_STRIDE, FRAME_STRIDE_AUTO, IMG_SIZE, NUM_FRAMES, WORKERS, config_flag
 
 
@@ -117,6 +117,10 @@ def validate_train_config(cfg: Any) -> None:
         raise ValueError(f"--set num_classes={cfg.model_overrides['num_classes']!r}: training takes the number of "
                          "classes from --data; leave num_classes out")
     _validate_recipe_options(cfg, flag)
+    check_choice(flag("augment"), cfg.augment, AUGMENT_MODES)
+    if cfg.augment == "none":
+        _validate_no_augmentation(cfg, flag)
+    validate_probe_options(cfg)
 
 
 def _validate_recipe_options(cfg: Any, flag: Any) -> None:
@@ -168,6 +172,94 @@ def _validate_recipe_options(cfg: Any, flag: Any) -> None:
     if cfg.class_weights != "none" and mixing:
         raise ValueError(f"{flag('class_weights')} {cfg.class_weights} weighs hard labels; with "
                          f"{flag('mixup')} / {flag('cutmix')} the targets are mixed: use {flag('balanced_sampler')}")
+
+
+def _validate_no_augmentation(cfg: Any, flag: Any) -> None:
+    """``--augment none`` feeds every epoch each video's evaluation view: a clip augmentation asked
+    beside it contradicts it (it would not be applied)."""
+    asked = [flag(name) for name, on in (("randaug", bool(cfg.randaug)), ("reprob", cfg.reprob > 0),
+                                         ("mixup", cfg.mixup > 0), ("cutmix", cfg.cutmix > 0),
+                                         ("num_sample", cfg.num_sample > 1)) if on]
+    if asked:
+        raise ValueError(f"{flag('augment')} none trains on each video's evaluation view, unaugmented; "
+                         f"{' / '.join(asked)} augment(s) training clips: drop {flag('augment')} none or "
+                         f"{' / '.join(asked)}")
+
+
+MAX_PROBE_HEADS = 64
+
+
+def parse_probe_grid(text: str | None, lr: float, weight_decay: float) -> list[tuple[float, float]]:
+    """``'lr=1e-3,3e-4;wd=0.05,0'`` -> every ``(lr, weight decay)`` pair, lr-major; a part left out takes
+    ``lr`` / ``weight_decay``; None -> ``[(lr, weight_decay)]``.
+
+    Raises:
+        ValueError: Naming ``--probe-grid``, what it expects and what came.
+    """
+    if text is None:
+        return [(lr, weight_decay)]
+    want = "'lr=A,B,...;wd=C,D,...' (learning rates > 0, weight decays >= 0)"
+    values: dict[str, list[float]] = {}
+    for part in str(text).split(";"):
+        if not part.strip():
+            continue
+        key, sep, rest = part.partition("=")
+        key = {"lr": "lr", "wd": "wd", "weight_decay": "wd"}.get(key.strip().lower().replace("-", "_"))
+        if not sep or key is None or key in values:
+            raise ValueError(f"--probe-grid expects {want}, got {text!r}")
+        try:
+            nums = [float(v) for v in rest.split(",") if v.strip()]
+        except ValueError:
+            raise ValueError(f"--probe-grid expects {want}, got {text!r}") from None
+        if not nums or not all(_num(v) for v in nums) or len(set(nums)) != len(nums):
+            raise ValueError(f"--probe-grid {key}= needs distinct finite numbers, got {rest!r}")
+        if key == "lr" and min(nums) <= 0 or key == "wd" and min(nums) < 0:
+            raise ValueError(f"--probe-grid expects {want}, got {text!r}")
+        values[key] = nums
+    if not values:
+        raise ValueError(f"--probe-grid expects {want}, got {text!r}")
+    grid = [(a, b) for a in values.get("lr", [lr]) for b in values.get("wd", [weight_decay])]
+    if len(grid) > MAX_PROBE_HEADS:
+        raise ValueError(f"--probe-grid gives {len(grid)} heads; at most {MAX_PROBE_HEADS} are trained at once")
+    return grid
+
+
+def validate_probe_options(cfg: Any) -> None:
+    """``--head``, ``--cache-features`` and ``--probe-grid`` belong to ``--freeze-backbone``; the cache needs
+    training clips that are the same every epoch
+    (:func:`~vidzoo.engine.config.pixel_augmentations` empty); what trains the whole model
+    (``--layer-decay``, ``--ema``, ``--mixup`` / ``--cutmix``, ``--compile``) is refused with a probe."""
+    def flag(name: str) -> str:
+        return config_flag(type(cfg), name)
+
+    check_choice(flag("head"), cfg.head, PROBE_HEADS, optional=True)
+    if not cfg.freeze_backbone:
+        for name in ("head", "cache_features", "probe_grid"):
+            if getattr(cfg, name) not in (None, False):
+                raise ValueError(f"{flag(name)} trains a probe: it needs {flag('freeze_backbone')}")
+        return
+    fb = flag("freeze_backbone")
+    if cfg.layer_decay is not None:
+        raise ValueError(f"{flag('layer_decay')} scales the learning rate of the backbone's blocks; {fb} trains the "
+                         "head alone")
+    if cfg.ema is not None:
+        raise ValueError(f"{flag('ema')} averages the weights of a whole model's training; {fb} trains heads "
+                         f"alone: drop {flag('ema')}")
+    if cfg.mixup > 0 or cfg.cutmix > 0:
+        raise ValueError(f"{flag('mixup')} / {flag('cutmix')} train on mixed targets, which a probe's heads do not "
+                         f"take; {fb} trains without them (--randaug / --reprob augment a probe's clips)")
+    if cfg.compile:
+        raise ValueError(f"{flag('compile')} compiles the model's training step; {fb} runs the frozen backbone "
+                         "forward only (once per clip with --cache-features) and a small head: drop "
+                         f"{flag('compile')}")
+    parse_probe_grid(cfg.probe_grid, cfg.lr, cfg.resolved_weight_decay())
+    if cfg.cache_features:
+        from .config import pixel_augmentations  # config imports this module
+        varying = pixel_augmentations(cfg)
+        if varying:
+            raise ValueError(f"{flag('cache_features')} stores each clip's features once, but training clips change "
+                             f"every epoch with {'; '.join(varying)}: use {flag('augment')} none (each video's "
+                             "evaluation view, every epoch, no clip augmentation) or drop the cache")
 
 
 def validate_eval_options(batch_size: Any = None, workers: Any = None, frame_stride: Any = None,
