@@ -278,3 +278,19 @@ def test_ddp_probe_trains_only_the_heads(motion, backbone, tmp_path):
     saved = load_file(tmp_path / "run" / "model" / "model.safetensors")
     assert all(torch.equal(saved[k], v) for k, v in _backbone_state(start).items())
     assert torch.equal(saved["head.weight"], rank0["head.weight"])
+
+
+def test_grid_table_names_each_heads_best_epoch_by_the_saving_rule():
+    from vidzoo.engine.probe import grid_table
+
+    def head(top1, loss):
+        return {"lr": 1e-3, "weight_decay": 0.0, "val_top1": top1, "val_loss": loss, "diverged": False}
+    # head 0 reaches 100% at epoch 2 and keeps it with a lower loss at epoch 3: epoch 3 is the saved one
+    history = [{"epoch": 1, "head": 0, "heads": [head(50.0, 0.9), head(50.0, 0.8)]},
+               {"epoch": 2, "head": 0, "heads": [head(100.0, 0.5), head(50.0, 0.7)]},
+               {"epoch": 3, "head": 0, "heads": [head(100.0, 0.3), head(50.0, 0.6)]}]
+    lines = grid_table(history, best_epoch=3)
+    marked = next(line for line in lines if line.startswith("*"))
+    assert marked.split()[3:5] == ["100.00%", "3"], marked
+    other = next(line for line in lines[1:] if line.startswith("  "))
+    assert other.split()[2:4] == ["50.00%", "3"], other  # same top-1 throughout: its lowest loss

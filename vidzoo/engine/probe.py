@@ -560,16 +560,17 @@ class ProbeTrainer(Trainer):
 
 
 def grid_table(history: Sequence[dict[str, Any]], best_epoch: int | None) -> list[str]:
-    """The ``--probe-grid`` heads as a table: lr, weight decay, best validation top-1 (and its epoch),
-    last validation top-1 and loss; the saved head marked ``*``."""
+    """The ``--probe-grid`` heads as a table: lr, weight decay, best validation top-1 (and its epoch, by
+    the rule that chose the saved head), last validation top-1 and loss; the saved head marked ``*``."""
     heads = history[-1].get("heads") or []
     chosen = history[best_epoch - 1].get("head") if best_epoch else None
     lines = [f"{'':2}{'lr':>10} {'wd':>8} {'best val top-1':>15} {'epoch':>6} {'last val top-1':>15} "
              f"{'last val loss':>14}"]
     for k, h in enumerate(heads):
-        tops = [(r["heads"][k]["val_top1"], r["epoch"]) for r in history if r.get("heads")
-                and r["heads"][k]["val_top1"] is not None]
-        best, at = max(tops, key=lambda t: (t[0], -t[1])) if tops else (None, None)
+        # the rule that chose the saved head: highest top-1, then lowest loss (then the earliest epoch)
+        tops = [(r["heads"][k]["val_top1"], r["heads"][k]["val_loss"], r["epoch"]) for r in history
+                if r.get("heads") and r["heads"][k]["val_top1"] is not None]
+        best, _, at = max(tops, key=lambda t: (t[0], -t[1], -t[2])) if tops else (None, None, None)
         mark = "*" if k == chosen else " "
         if h["diverged"]:
             last = f"{'diverged':>15} {'':>14}"
