@@ -31,7 +31,8 @@ from vidzoo.data.synthetic import _render_motion_video
 TINY_TRAIN = [*TINY_SET, "--img-size", "32", "--num-frames", "4", "--epochs", "1", "--batch-size", "4",
               "--no-progress", "--threads", "1", "--overwrite"]
 TINY_DEMO = ["--epochs", "1", "--videos-per-class", "4", "--val-videos-per-class", "2", "--no-progress"]
-TAGS_WITH_WEIGHTS = re.compile(r"\b(timesformer|videomae)\.k400\b")  # downloaded from the Hub when run
+# downloaded from the Hub when run: replaced by their architecture
+TAGS_WITH_WEIGHTS = re.compile(r"\b(timesformer|videomae|videomae_joint_small_patch16x2_224)\.(k400|v2_k710_distill)\b")
 
 NOT_RUN = {  # README command or first line of a Python block -> why it is not run here
     "python3 -m venv .venv && .venv/bin/pip install -e .": "installs from PyPI",
