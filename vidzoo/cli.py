@@ -653,6 +653,13 @@ def _non_negative_int(text: str) -> int:
     return value
 
 
+def _window_options(group: argparse._ArgumentGroup, window_help: str) -> None:
+    """``--window`` / ``--stride`` of predict --timeline and embed (laid out by engine.timeline)."""
+    group.add_argument("--window", metavar="SPAN", help=window_help)
+    group.add_argument("--stride", metavar="SPAN", help="step between window starts, seconds or frames "
+                                                        "(default half the window)")
+
+
 def _threads_option(p: argparse.ArgumentParser | argparse._ArgumentGroup, default: int = 0, why: str = "") -> None:
     """``--threads N``: torch's CPU (intra-op) threads for the command; 0 keeps torch's default."""
     p.add_argument("--threads", type=_non_negative_int, default=default, metavar="N",
@@ -770,10 +777,8 @@ def build_parser() -> argparse.ArgumentParser:
     t = p.add_argument_group("timeline (long videos)")
     t.add_argument("--timeline", action="store_true",
                    help="slide the clip window over each whole video; writes <name>_timeline.csv/.png to --output")
-    t.add_argument("--window", metavar="SPAN", help="window length, seconds ('2s') or frames ('64'); default the "
-                                                    "model's clip span, (T-1) x frame stride + 1 frames")
-    t.add_argument("--stride", metavar="SPAN", help="step between window starts, seconds or frames "
-                                                    "(default half the window)")
+    _window_options(t, "window length, seconds ('2s') or frames ('64'); default the model's clip span, "
+                       "(T-1) x frame stride + 1 frames")
     t.add_argument("--output", help=f"folder for the timeline files (default ./{o.DEFAULT_TIMELINE_OUTPUT})")
     t.add_argument("--batch-size", type=int, default=8, help="windows per forward pass (default 8)")
     groups["timeline"] = t
@@ -798,9 +803,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="vector = the pooled features (N, D); tokens = the last block's normed token grid "
                         "(N, T', H', W', D), class tokens left out (one view)")
     w = p.add_argument_group("windows (long videos)")
-    w.add_argument("--window", metavar="SPAN", help="one embedding per window of this length, seconds ('2s') or "
-                                                    "frames ('64'), as predict --timeline lays them out")
-    w.add_argument("--stride", metavar="SPAN", help="step between window starts (default half the window)")
+    _window_options(w, "one embedding per window of this length, seconds ('2s') or frames ('64'), as predict "
+                       "--timeline lays them out")
     groups["windows (long videos)"] = w
     _add(p, groups, "on_error", o.ON_ERROR_OPTION)
     _sampling_options(p, groups)
